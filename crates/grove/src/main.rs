@@ -1,0 +1,16 @@
+//! The `grove` binary: parse the command line, run it, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = grove::Cli::parse();
+    match grove::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(grove::EXIT_FAILURE)
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `grove profile resolve|query|annotate|check`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use grove_profile::{Assignment, Diagnostic, LoadOptions, Profile, Resolved};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfileCommand {
+    /// Print every section and option after substitution, sorted.
+    Resolve {
+        /// The profile: a path or an http(s) URL.
+        file: String,
+        /// Assignments `section:option=value` (also `+=` and `-=`), applied last.
+        assignments: Vec<String>,
+        /// Print one JSON object `{"section": {"option": "value"}}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one resolved value.
+    Query {
+        /// `section:option`, or `option` for the `buildout` section.
+        target: String,
+        file: String,
+        assignments: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print each raw option with where its value came from.
+    Annotate {
+        file: String,
+        assignments: Vec<String>,
+    },
+    /// Print every diagnostic as `file:line: message`; fail if there is any error.
+    Check {
+        file: String,
+        assignments: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ProfileCommand::Resolve {
+            file,
+            assignments,
+            json,
+        } => {
+            let profile = load(&file, &assignments)?;
+            let resolved = profile.resolve();
+            if report(&resolved.diagnostics) {
+                return Ok(ExitCode::from(crate::EXIT_FAILURE));
+            }
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(&mut out, &resolved.sections)?;
+                writeln!(out)?;
+            } else {
+                write_sections(&mut out, &resolved)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfileCommand::Query {
+            target,
+            file,
+            assignments,
+            json,
+        } => {
+            let (section, option) = match target.split(':').collect::<Vec<_>>()[..] {
+                [option] => ("buildout", option),
+                [section, option] => (section, option),
+                _ => anyhow::bail!("invalid option {target:?}: expected section:option"),
+            };
+            let profile = load(&file, &assignments)?;
+            let resolved = profile.resolve();
+            let Some(values) = resolved.sections.get(section) else {
+                report(&resolved.diagnostics);
+                anyhow::bail!("section not found: {section}");
+            };
+            let Some(value) = values.get(option) else {
+                anyhow::bail!("key not found: {section}:{option}");
+            };
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer(&mut out, value)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{value}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfileCommand::Annotate { file, assignments } => {
+            let profile = load(&file, &assignments)?;
+            report(&profile.diagnostics);
+            write!(std::io::stdout().lock(), "{}", profile.annotate())?;
+            Ok(if profile.diagnostics.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(crate::EXIT_FAILURE)
+            })
+        }
+        ProfileCommand::Check {
+            file,
+            assignments,
+            json,
+        } => {
+            let profile = load(&file, &assignments)?;
+            let resolved = profile.resolve();
+            let mut out = std::io::stdout().lock();
+            if json {
+                let list: Vec<_> = resolved.diagnostics.iter().map(diagnostic_json).collect();
+                serde_json::to_writer(&mut out, &list)?;
+                writeln!(out)?;
+            } else {
+                for d in &resolved.diagnostics {
+                    writeln!(out, "{d}")?;
+                }
+            }
+            Ok(if resolved.diagnostics.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(crate::EXIT_FAILURE)
+            })
+        }
+    }
+}
+
+fn load(file: &str, assignments: &[String]) -> anyhow::Result<Profile> {
+    let assignments = assignments
+        .iter()
+        .map(|a| a.parse::<Assignment>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let main = if grove_profile::is_url(file) {
+        file.to_owned()
+    } else {
+        let path = std::path::absolute(file).with_context(|| format!("bad path {file}"))?;
+        path.to_str()
+            .with_context(|| format!("path is not utf-8: {}", path.display()))?
+            .to_owned()
+    };
+    let options = LoadOptions {
+        assignments,
+        cwd: cwd.to_str().map(str::to_owned),
+        ..LoadOptions::default()
+    };
+    Ok(grove_profile::load(
+        &main,
+        &grove_fetch::Fetcher::default(),
+        &options,
+    )?)
+}
+
+/// Prints diagnostics on stderr; true if there was any.
+fn report(diagnostics: &[Diagnostic]) -> bool {
+    let mut err = std::io::stderr().lock();
+    for d in diagnostics {
+        let _ = writeln!(err, "error: {d}");
+    }
+    !diagnostics.is_empty()
+}
+
+fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "severity": "error",
+        "file": d.file,
+        "line": d.line,
+        "section": d.section,
+        "option": d.option,
+        "message": d.kind.to_string(),
+        "chain": d.chain,
+    })
+}
+
+fn write_sections(out: &mut impl Write, resolved: &Resolved) -> std::io::Result<()> {
+    for (name, options) in &resolved.sections {
+        writeln!(out, "[{name}]")?;
+        for (key, value) in options {
+            if value.contains('\n') {
+                writeln!(out, "{key} =")?;
+                for line in value.split('\n') {
+                    writeln!(out, "  {line}")?;
+                }
+            } else if value.is_empty() {
+                writeln!(out, "{key} =")?;
+            } else {
+                writeln!(out, "{key} = {value}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

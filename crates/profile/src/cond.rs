@@ -1,0 +1,961 @@
+//! Section conditions: `[name: expression]`.
+//!
+//! zc.buildout first reads the expression as a PEP 508 marker and otherwise evaluates it
+//! as Python. Grove does neither with a Python interpreter: this module is a small, safe
+//! evaluator of the subset profiles use (literals, the documented names such as `linux`,
+//! `python3` or `bits64`, `sys.version_info`, `platform.machine()`, comparisons, `and`,
+//! `or`, `not`, `in`, arithmetic). An unknown name is an error; nothing is run as code.
+
+use std::cmp::Ordering;
+
+/// The facts a condition can test. Grove is not Python: it presents itself as CPython
+/// 3.11 on the host's OS and architecture, so that profiles pinning Python 2 versions skip
+/// those sections as SlapOS's own Python 3 buildout does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub python_version: (i64, i64, i64),
+    /// `sys.platform`: `linux`, `darwin`, ...
+    pub sys_platform: String,
+    /// `os.name`: `posix` or `nt`.
+    pub os_name: String,
+    /// `platform.machine()`: `x86_64`, `aarch64`, ...
+    pub machine: String,
+    /// `platform.system()`: `Linux`, `Darwin`, ...
+    pub system: String,
+    /// `platform.release()`, the kernel release when the caller knows it.
+    pub release: String,
+    pub pointer_bits: u32,
+    pub little_endian: bool,
+}
+
+impl Environment {
+    /// The environment of the machine Grove was built for (no IO: compile-time facts).
+    pub fn host() -> Environment {
+        let (sys_platform, system) = match std::env::consts::OS {
+            "linux" => ("linux", "Linux"),
+            "macos" => ("darwin", "Darwin"),
+            "windows" => ("win32", "Windows"),
+            other => (other, other),
+        };
+        Environment {
+            python_version: (3, 11, 7),
+            sys_platform: sys_platform.to_owned(),
+            os_name: if cfg!(windows) { "nt" } else { "posix" }.to_owned(),
+            machine: std::env::consts::ARCH.to_owned(),
+            system: system.to_owned(),
+            release: String::new(),
+            pointer_bits: usize::BITS,
+            little_endian: cfg!(target_endian = "little"),
+        }
+    }
+
+    fn python_version_string(&self) -> String {
+        format!("{}.{}", self.python_version.0, self.python_version.1)
+    }
+
+    fn python_full_version(&self) -> String {
+        let (a, b, c) = self.python_version;
+        format!("{a}.{b}.{c}")
+    }
+
+    /// The value of a PEP 508 marker variable.
+    fn marker_variable(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "python_version" => self.python_version_string(),
+            "python_full_version" | "implementation_version" => self.python_full_version(),
+            "os_name" => self.os_name.clone(),
+            "sys_platform" => self.sys_platform.clone(),
+            "platform_machine" => self.machine.clone(),
+            "platform_system" => self.system.clone(),
+            "platform_release" | "platform_version" => self.release.clone(),
+            "platform_python_implementation" => "CPython".to_owned(),
+            "implementation_name" => "cpython".to_owned(),
+            "extra" => String::new(),
+            _ => return None,
+        })
+    }
+
+    /// The value of a global name of a Python-style condition.
+    fn global(&self, name: &str) -> Option<Value> {
+        let (major, minor, _) = self.python_version;
+        let b = Value::Bool;
+        Some(match name {
+            "True" => b(true),
+            "False" => b(false),
+            "None" => Value::None,
+            "sys" | "os" | "platform" | "re" => Value::Module(module_name(name)),
+            "python2" => b(major == 2),
+            "python3" => b(major == 3),
+            "cpython" => b(true),
+            "pypy" | "jython" | "ironpython" => b(false),
+            "linux" => b(self.sys_platform.contains("linux")),
+            "windows" => b(self.sys_platform.contains("win32")),
+            "cygwin" => b(self.sys_platform.contains("cygwin")),
+            "solaris" => b(self.sys_platform.contains("sunos")),
+            "macosx" => b(self.sys_platform.contains("darwin")),
+            "posix" => b(self.os_name == "posix"),
+            "bits32" => b(self.pointer_bits == 32),
+            "bits64" => b(self.pointer_bits == 64),
+            "little_endian" => b(self.little_endian),
+            "big_endian" => b(!self.little_endian),
+            _ => {
+                let digits = name.strip_prefix("python")?;
+                if digits.len() < 2 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                b(digits == format!("{major}{minor}"))
+            }
+        })
+    }
+
+    fn attribute(&self, module: &str, attr: &str) -> Option<Value> {
+        let (major, minor, micro) = self.python_version;
+        Some(match (module, attr) {
+            ("sys", "version_info") => Value::Tuple(vec![
+                Value::Int(major),
+                Value::Int(minor),
+                Value::Int(micro),
+                Value::Str("final".to_owned()),
+                Value::Int(0),
+            ]),
+            ("sys", "platform") => Value::Str(self.sys_platform.clone()),
+            ("sys", "byteorder") => {
+                Value::Str(if self.little_endian { "little" } else { "big" }.to_owned())
+            }
+            ("sys", "maxsize") => Value::Int(if self.pointer_bits == 64 {
+                i64::MAX
+            } else {
+                i64::from(i32::MAX)
+            }),
+            ("sys", "version") => Value::Str(self.python_full_version()),
+            ("os", "name") => Value::Str(self.os_name.clone()),
+            ("os", "sep") => Value::Str("/".to_owned()),
+            (
+                "platform",
+                "machine" | "system" | "release" | "python_version" | "python_implementation",
+            )
+            | ("platform", "python_version_tuple") => Value::Function(function_name(attr)),
+            _ => return None,
+        })
+    }
+
+    fn call(&self, function: &str) -> Option<Value> {
+        let (major, minor, micro) = self.python_version;
+        Some(match function {
+            "machine" => Value::Str(self.machine.clone()),
+            "system" => Value::Str(self.system.clone()),
+            "release" => Value::Str(self.release.clone()),
+            "python_version" => Value::Str(self.python_full_version()),
+            "python_implementation" => Value::Str("CPython".to_owned()),
+            "python_version_tuple" => Value::Tuple(
+                [major, minor, micro]
+                    .iter()
+                    .map(|v| Value::Str(v.to_string()))
+                    .collect(),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+fn module_name(name: &str) -> &'static str {
+    match name {
+        "sys" => "sys",
+        "os" => "os",
+        "platform" => "platform",
+        _ => "re",
+    }
+}
+
+fn function_name(name: &str) -> &'static str {
+    match name {
+        "machine" => "machine",
+        "system" => "system",
+        "release" => "release",
+        "python_version" => "python_version",
+        "python_implementation" => "python_implementation",
+        _ => "python_version_tuple",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Tuple(Vec<Value>),
+    Module(&'static str),
+    Function(&'static str),
+}
+
+impl Value {
+    fn truthy(&self) -> bool {
+        match self {
+            Value::None => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !s.is_empty(),
+            Value::Tuple(t) => !t.is_empty(),
+            Value::Module(_) | Value::Function(_) => true,
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match self {
+            Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            #[expect(clippy::cast_precision_loss, reason = "comparing small literals")]
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            Value::Bool(b) => Some(i64::from(*b)),
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Value::None => "None",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Tuple(_) => "tuple",
+            Value::Module(_) => "module",
+            Value::Function(_) => "function",
+        }
+    }
+}
+
+fn py_eq(a: &Value, b: &Value) -> bool {
+    match (a.number(), b.number()) {
+        (Some(x), Some(y)) => x == y,
+        _ => match (a, b) {
+            (Value::Tuple(x), Value::Tuple(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
+            }
+            _ => a == b,
+        },
+    }
+}
+
+fn py_cmp(a: &Value, b: &Value) -> Result<Ordering, String> {
+    if let (Some(x), Some(y)) = (a.number(), b.number()) {
+        return x
+            .partial_cmp(&y)
+            .ok_or_else(|| "cannot compare NaN".to_owned());
+    }
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
+        (Value::Tuple(x), Value::Tuple(y)) => {
+            for (p, q) in x.iter().zip(y) {
+                if !py_eq(p, q) {
+                    return py_cmp(p, q);
+                }
+            }
+            Ok(x.len().cmp(&y.len()))
+        }
+        _ => Err(format!(
+            "cannot order {} and {}",
+            a.type_name(),
+            b.type_name()
+        )),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Name(String),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Punct(&'static str),
+}
+
+const PUNCTS: &[&str] = &[
+    "===", "==", "!=", "<=", ">=", "~=", "//", "<", ">", "(", ")", "[", "]", ",", ".", "+", "-",
+    "*", "/", "%",
+];
+
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            tokens.push(Token::Name(chars[start..i].iter().collect()));
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
+                i += 1;
+            }
+            let is_float = i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit();
+            if is_float {
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            let digits: String = chars[start..i].iter().filter(|c| **c != '_').collect();
+            if is_float {
+                tokens.push(Token::Float(
+                    digits.parse().map_err(|_| format!("bad number {digits}"))?,
+                ));
+            } else {
+                tokens.push(Token::Int(
+                    digits
+                        .parse()
+                        .map_err(|_| format!("number too large: {digits}"))?,
+                ));
+            }
+        } else if c == '"' || c == '\'' {
+            let quote = c;
+            i += 1;
+            let mut s = String::new();
+            loop {
+                let Some(&ch) = chars.get(i) else {
+                    return Err("unterminated string".to_owned());
+                };
+                i += 1;
+                if ch == quote {
+                    break;
+                }
+                if ch == '\\' {
+                    let Some(&esc) = chars.get(i) else {
+                        return Err("unterminated string".to_owned());
+                    };
+                    i += 1;
+                    match esc {
+                        'n' => s.push('\n'),
+                        't' => s.push('\t'),
+                        '\\' | '\'' | '"' => s.push(esc),
+                        other => {
+                            s.push('\\');
+                            s.push(other);
+                        }
+                    }
+                } else {
+                    s.push(ch);
+                }
+            }
+            tokens.push(Token::Str(s));
+        } else {
+            let rest: String = chars[i..chars.len().min(i + 3)].iter().collect();
+            let Some(p) = PUNCTS.iter().find(|p| rest.starts_with(**p)) else {
+                return Err(format!("unexpected character {c:?}"));
+            };
+            i += p.chars().count();
+            tokens.push(Token::Punct(p));
+        }
+    }
+    Ok(tokens)
+}
+
+/// Evaluates a section condition to true or false.
+pub(crate) fn evaluate(expression: &str, env: &Environment) -> Result<bool, String> {
+    let tokens = tokenize(expression)?;
+    if tokens.is_empty() {
+        return Err("empty condition".to_owned());
+    }
+    if let Some(value) = (Marker {
+        tokens: &tokens,
+        pos: 0,
+        env,
+    })
+    .evaluate()
+    {
+        return Ok(value);
+    }
+    let mut parser = Parser {
+        tokens: &tokens,
+        pos: 0,
+        env,
+        depth: 0,
+    };
+    // zc.buildout evaluates `[expression]` and takes its first item, so a top-level
+    // comma list is allowed and only its first element counts.
+    let first = parser.expr()?;
+    while parser.eat(",") {
+        if parser.pos < tokens.len() {
+            parser.expr()?;
+        }
+    }
+    if parser.pos != tokens.len() {
+        return Err(format!(
+            "unexpected {} in condition",
+            describe(&tokens[parser.pos])
+        ));
+    }
+    Ok(first.truthy())
+}
+
+fn describe(token: &Token) -> String {
+    match token {
+        Token::Name(n) => format!("name {n}"),
+        Token::Int(i) => format!("number {i}"),
+        Token::Float(f) => format!("number {f}"),
+        Token::Str(s) => format!("string {s:?}"),
+        Token::Punct(p) => format!("'{p}'"),
+    }
+}
+
+/// PEP 508 markers: `python_version < "3.11" and platform_system == "Linux"`.
+struct Marker<'t> {
+    tokens: &'t [Token],
+    pos: usize,
+    env: &'t Environment,
+}
+
+impl Marker<'_> {
+    /// `None` when the text is not a marker (it is then tried as a Python expression).
+    fn evaluate(mut self) -> Option<bool> {
+        let value = self.or(0)?;
+        (self.pos == self.tokens.len()).then_some(value)
+    }
+
+    fn peek_name(&self, word: &str) -> bool {
+        matches!(self.tokens.get(self.pos), Some(Token::Name(n)) if n == word)
+    }
+
+    fn or(&mut self, depth: u32) -> Option<bool> {
+        let mut value = self.and(depth)?;
+        while self.peek_name("or") {
+            self.pos += 1;
+            let rhs = self.and(depth)?;
+            value = value || rhs;
+        }
+        Some(value)
+    }
+
+    fn and(&mut self, depth: u32) -> Option<bool> {
+        let mut value = self.atom(depth)?;
+        while self.peek_name("and") {
+            self.pos += 1;
+            let rhs = self.atom(depth)?;
+            value = value && rhs;
+        }
+        Some(value)
+    }
+
+    fn atom(&mut self, depth: u32) -> Option<bool> {
+        if depth > 64 {
+            return None;
+        }
+        if self.tokens.get(self.pos) == Some(&Token::Punct("(")) {
+            self.pos += 1;
+            let value = self.or(depth + 1)?;
+            if self.tokens.get(self.pos) != Some(&Token::Punct(")")) {
+                return None;
+            }
+            self.pos += 1;
+            return Some(value);
+        }
+        let lhs = self.variable()?;
+        let op = match self.tokens.get(self.pos)? {
+            Token::Punct(p @ ("<" | "<=" | "!=" | "==" | ">=" | ">" | "~=" | "===")) => {
+                (*p).to_owned()
+            }
+            Token::Name(n) if n == "in" => "in".to_owned(),
+            Token::Name(n)
+                if n == "not"
+                    && matches!(self.tokens.get(self.pos + 1), Some(Token::Name(m)) if m == "in") =>
+            {
+                self.pos += 1;
+                "not in".to_owned()
+            }
+            _ => return None,
+        };
+        self.pos += 1;
+        let rhs = self.variable()?;
+        Some(marker_compare(&lhs, &op, &rhs))
+    }
+
+    fn variable(&mut self) -> Option<String> {
+        let value = match self.tokens.get(self.pos)? {
+            Token::Str(s) => s.clone(),
+            Token::Name(n) => self.env.marker_variable(n)?,
+            _ => return None,
+        };
+        self.pos += 1;
+        Some(value)
+    }
+}
+
+fn marker_compare(lhs: &str, op: &str, rhs: &str) -> bool {
+    match op {
+        "in" => rhs.contains(lhs),
+        "not in" => !rhs.contains(lhs),
+        "===" => lhs == rhs,
+        _ => match (parse_version(lhs), parse_version(rhs)) {
+            (Some(l), Some(r)) => {
+                let ord = compare_versions(&l, &r);
+                match op {
+                    "<" => ord == Ordering::Less,
+                    "<=" => ord != Ordering::Greater,
+                    ">" => ord == Ordering::Greater,
+                    ">=" => ord != Ordering::Less,
+                    "==" => ord == Ordering::Equal,
+                    "!=" => ord != Ordering::Equal,
+                    // ~= X.Y: >= X.Y and == X.*
+                    _ => {
+                        let prefix = r.len().saturating_sub(1).max(1);
+                        ord != Ordering::Less && l.iter().take(prefix).eq(r.iter().take(prefix))
+                    }
+                }
+            }
+            _ => match op {
+                "==" => lhs == rhs,
+                "!=" => lhs != rhs,
+                "<" => lhs < rhs,
+                "<=" => lhs <= rhs,
+                ">" => lhs > rhs,
+                ">=" => lhs >= rhs,
+                _ => false,
+            },
+        },
+    }
+}
+
+fn parse_version(text: &str) -> Option<Vec<u64>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.split('.').map(|part| part.parse().ok()).collect()
+}
+
+fn compare_versions(a: &[u64], b: &[u64]) -> Ordering {
+    let len = a.len().max(b.len());
+    (0..len)
+        .map(|i| {
+            a.get(i)
+                .copied()
+                .unwrap_or(0)
+                .cmp(&b.get(i).copied().unwrap_or(0))
+        })
+        .find(|o| *o != Ordering::Equal)
+        .unwrap_or(Ordering::Equal)
+}
+
+/// A Python-expression subset parser that evaluates as it parses.
+struct Parser<'t> {
+    tokens: &'t [Token],
+    pos: usize,
+    env: &'t Environment,
+    depth: u32,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn eat(&mut self, punct: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Punct(p)) if *p == punct) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_name(&mut self, word: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Name(n)) if n == word) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, punct: &str) -> Result<(), String> {
+        if self.eat(punct) {
+            Ok(())
+        } else {
+            Err(match self.peek() {
+                Some(t) => format!("expected '{punct}', found {}", describe(t)),
+                None => format!("expected '{punct}' at the end of the condition"),
+            })
+        }
+    }
+
+    fn expr(&mut self) -> Result<Value, String> {
+        self.depth += 1;
+        if self.depth > 100 {
+            return Err("condition nested too deeply".to_owned());
+        }
+        let result = self.or();
+        self.depth -= 1;
+        result
+    }
+
+    fn or(&mut self) -> Result<Value, String> {
+        let mut value = self.and()?;
+        while self.eat_name("or") {
+            let rhs = self.and()?;
+            if !value.truthy() {
+                value = rhs;
+            }
+        }
+        Ok(value)
+    }
+
+    fn and(&mut self) -> Result<Value, String> {
+        let mut value = self.not()?;
+        while self.eat_name("and") {
+            let rhs = self.not()?;
+            if value.truthy() {
+                value = rhs;
+            }
+        }
+        Ok(value)
+    }
+
+    fn not(&mut self) -> Result<Value, String> {
+        if self.eat_name("not") {
+            self.depth += 1;
+            if self.depth > 100 {
+                return Err("condition nested too deeply".to_owned());
+            }
+            let v = self.not()?;
+            self.depth -= 1;
+            return Ok(Value::Bool(!v.truthy()));
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Value, String> {
+        let mut lhs = self.arith()?;
+        let mut result: Option<bool> = None;
+        loop {
+            let op = match self.peek() {
+                Some(Token::Punct(p @ ("<" | ">" | "==" | "!=" | "<=" | ">="))) => *p,
+                Some(Token::Name(n)) if n == "in" => "in",
+                Some(Token::Name(n)) if n == "is" => "is",
+                Some(Token::Name(n)) if n == "not" => "not in",
+                _ => break,
+            };
+            self.pos += 1;
+            let op = match op {
+                "not in" => {
+                    if !self.eat_name("in") {
+                        return Err("expected 'in' after 'not'".to_owned());
+                    }
+                    "not in"
+                }
+                "is" if self.eat_name("not") => "is not",
+                other => other,
+            };
+            let rhs = self.arith()?;
+            let holds = match op {
+                "==" | "is" => py_eq(&lhs, &rhs),
+                "!=" | "is not" => !py_eq(&lhs, &rhs),
+                "<" => py_cmp(&lhs, &rhs)? == Ordering::Less,
+                ">" => py_cmp(&lhs, &rhs)? == Ordering::Greater,
+                "<=" => py_cmp(&lhs, &rhs)? != Ordering::Greater,
+                ">=" => py_cmp(&lhs, &rhs)? != Ordering::Less,
+                _ => {
+                    let contained = match (&lhs, &rhs) {
+                        (Value::Str(needle), Value::Str(hay)) => hay.contains(needle.as_str()),
+                        (_, Value::Tuple(items)) => items.iter().any(|i| py_eq(i, &lhs)),
+                        _ => {
+                            return Err(format!(
+                                "'in' needs a str or a tuple, not {}",
+                                rhs.type_name()
+                            ));
+                        }
+                    };
+                    if op == "in" { contained } else { !contained }
+                }
+            };
+            result = Some(result.unwrap_or(true) && holds);
+            lhs = rhs;
+        }
+        Ok(match result {
+            Some(b) => Value::Bool(b),
+            None => lhs,
+        })
+    }
+
+    fn arith(&mut self) -> Result<Value, String> {
+        let mut value = self.term()?;
+        loop {
+            let plus = if self.eat("+") {
+                true
+            } else if self.eat("-") {
+                false
+            } else {
+                break;
+            };
+            let rhs = self.term()?;
+            value = match (&value, &rhs, plus) {
+                (Value::Str(a), Value::Str(b), true) => Value::Str(format!("{a}{b}")),
+                (Value::Tuple(a), Value::Tuple(b), true) => {
+                    Value::Tuple(a.iter().chain(b).cloned().collect())
+                }
+                _ => match (value.int(), rhs.int()) {
+                    (Some(a), Some(b)) => {
+                        let r = if plus {
+                            a.checked_add(b)
+                        } else {
+                            a.checked_sub(b)
+                        };
+                        Value::Int(r.ok_or("integer overflow")?)
+                    }
+                    _ => match (value.number(), rhs.number()) {
+                        (Some(a), Some(b)) => Value::Float(if plus { a + b } else { a - b }),
+                        _ => {
+                            return Err(format!(
+                                "cannot add {} and {}",
+                                value.type_name(),
+                                rhs.type_name()
+                            ));
+                        }
+                    },
+                },
+            };
+        }
+        Ok(value)
+    }
+
+    fn term(&mut self) -> Result<Value, String> {
+        let mut value = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Some(Token::Punct(p @ ("*" | "/" | "//" | "%"))) => *p,
+                _ => break,
+            };
+            self.pos += 1;
+            let rhs = self.unary()?;
+            value = match (value.int(), rhs.int(), op) {
+                (Some(a), Some(b), "*") => Value::Int(a.checked_mul(b).ok_or("integer overflow")?),
+                (Some(a), Some(b), "//") => {
+                    Value::Int(a.checked_div_euclid(b).ok_or("division by zero")?)
+                }
+                (Some(a), Some(b), "%") => {
+                    Value::Int(a.checked_rem_euclid(b).ok_or("division by zero")?)
+                }
+                _ => match (value.number(), rhs.number()) {
+                    (Some(_), Some(b)) if b == 0.0 && op != "*" => {
+                        return Err("division by zero".to_owned());
+                    }
+                    (Some(a), Some(b)) => Value::Float(match op {
+                        "*" => a * b,
+                        "/" => a / b,
+                        "//" => (a / b).floor(),
+                        _ => a % b,
+                    }),
+                    _ => {
+                        return Err(format!(
+                            "cannot apply '{op}' to {} and {}",
+                            value.type_name(),
+                            rhs.type_name()
+                        ));
+                    }
+                },
+            };
+        }
+        Ok(value)
+    }
+
+    fn unary(&mut self) -> Result<Value, String> {
+        if self.eat("-") {
+            self.depth += 1;
+            if self.depth > 100 {
+                return Err("condition nested too deeply".to_owned());
+            }
+            let v = self.unary()?;
+            self.depth -= 1;
+            return match v {
+                Value::Float(f) => Ok(Value::Float(-f)),
+                other => Ok(Value::Int(
+                    other
+                        .int()
+                        .ok_or_else(|| format!("cannot negate {}", other.type_name()))?
+                        .checked_neg()
+                        .ok_or("integer overflow")?,
+                )),
+            };
+        }
+        if self.eat("+") {
+            return self.unary();
+        }
+        self.postfix()
+    }
+
+    fn postfix(&mut self) -> Result<Value, String> {
+        let mut value = self.atom()?;
+        loop {
+            if self.eat(".") {
+                let Some(Token::Name(attr)) = self.peek().cloned() else {
+                    return Err("expected a name after '.'".to_owned());
+                };
+                self.pos += 1;
+                value = match &value {
+                    Value::Module(m) => self
+                        .env
+                        .attribute(m, &attr)
+                        .ok_or_else(|| format!("unknown name {m}.{attr}"))?,
+                    other => return Err(format!("{} has no attribute {attr}", other.type_name())),
+                };
+            } else if self.eat("(") {
+                self.expect(")")?;
+                value = match &value {
+                    Value::Function(f) => self
+                        .env
+                        .call(f)
+                        .ok_or_else(|| format!("unknown function {f}"))?,
+                    other => return Err(format!("{} is not callable", other.type_name())),
+                };
+            } else if self.eat("[") {
+                let index = self.expr()?;
+                self.expect("]")?;
+                let i = index.int().ok_or("index must be an integer")?;
+                value = match &value {
+                    Value::Tuple(items) => index_into(items, i)?.clone(),
+                    Value::Str(s) => {
+                        let chars: Vec<char> = s.chars().collect();
+                        Value::Str(index_into(&chars, i)?.to_string())
+                    }
+                    other => return Err(format!("{} cannot be indexed", other.type_name())),
+                };
+            } else {
+                return Ok(value);
+            }
+        }
+    }
+
+    fn atom(&mut self) -> Result<Value, String> {
+        let Some(token) = self.peek().cloned() else {
+            return Err("unexpected end of condition".to_owned());
+        };
+        self.pos += 1;
+        match token {
+            Token::Int(i) => Ok(Value::Int(i)),
+            Token::Float(f) => Ok(Value::Float(f)),
+            Token::Str(s) => {
+                let mut s = s;
+                // Adjacent string literals concatenate.
+                while let Some(Token::Str(next)) = self.peek() {
+                    s.push_str(next);
+                    self.pos += 1;
+                }
+                Ok(Value::Str(s))
+            }
+            Token::Name(name) => self
+                .env
+                .global(&name)
+                .ok_or_else(|| format!("unknown name {name}")),
+            Token::Punct("(") | Token::Punct("[") => {
+                let close = if token == Token::Punct("(") { ")" } else { "]" };
+                if self.eat(close) {
+                    return Ok(Value::Tuple(Vec::new()));
+                }
+                let first = self.expr()?;
+                if self.eat(close) {
+                    return Ok(if close == ")" {
+                        first
+                    } else {
+                        Value::Tuple(vec![first])
+                    });
+                }
+                let mut items = vec![first];
+                while self.eat(",") {
+                    if self.eat(close) {
+                        return Ok(Value::Tuple(items));
+                    }
+                    items.push(self.expr()?);
+                }
+                self.expect(close)?;
+                Ok(Value::Tuple(items))
+            }
+            other => Err(format!("unexpected {}", describe(&other))),
+        }
+    }
+}
+
+fn index_into<T>(items: &[T], i: i64) -> Result<&T, String> {
+    let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let idx = if i < 0 { len + i } else { i };
+    usize::try_from(idx)
+        .ok()
+        .and_then(|idx| items.get(idx))
+        .ok_or_else(|| "index out of range".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(expr: &str, expected: Result<bool, &str>) {
+        let env = Environment {
+            release: "6.1.0".to_owned(),
+            machine: "x86_64".to_owned(),
+            ..Environment::host()
+        };
+        let got = evaluate(expr, &env);
+        match expected {
+            Ok(b) => assert_eq!(got, Ok(b), "{expr}"),
+            Err(fragment) => {
+                let err = got.expect_err(expr);
+                assert!(err.contains(fragment), "{expr}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn python_expressions() {
+        check("2 + 2 == 4", Ok(true));
+        check(" 2 + 2 == 5", Ok(false));
+        check("41 + 1 == 42", Ok(true));
+        check("linux", Ok(true));
+        check("windows or macosx", Ok(false));
+        check("python3 and not python2", Ok(true));
+        check("python311", Ok(true));
+        check("python27", Ok(false));
+        check("sys.version_info < (3,8)", Ok(false));
+        check("sys.version_info >= (3, 0)", Ok(true));
+        check("linux and platform.machine() == \"x86_64\"", Ok(true));
+        check("bits64", Ok(true));
+        check("'a' in 'abc'", Ok(true));
+        check("1 < 2 < 3", Ok(true));
+        check("3 > 2 > 2", Ok(false));
+        check("sys.platform.startswith('linux')", Err("no attribute"));
+        check("import_os", Err("unknown name import_os"));
+        check(
+            "__import__('os').system('true')",
+            Err("unknown name __import__"),
+        );
+        check("(", Err("unexpected end"));
+        check("1 +", Err("unexpected end"));
+        check("True, False", Ok(true));
+    }
+
+    #[test]
+    fn markers() {
+        check("python_version < \"3.11\"", Ok(false));
+        check("python_version >= \"3.9\"", Ok(true));
+        check("platform_system == \"msdos\"", Ok(false));
+        check(
+            "python_version < \"2.6\" or platform_system == \"Linux\"",
+            Ok(true),
+        );
+        check("sys_platform == 'linux' and os_name == 'posix'", Ok(true));
+        check("'linux' in sys_platform", Ok(true));
+    }
+}

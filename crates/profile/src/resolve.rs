@@ -1,0 +1,489 @@
+//! Resolution: macros (`<=`), lazy `${section:option}` substitution with cycle detection,
+//! SlapOS's `$$` escape, and the parts to install in their order.
+//!
+//! As in zc.buildout, touching any option of a section initializes the whole section, a
+//! referenced section with a `recipe` becomes a part installed before the one referring to
+//! it, and the order of definition does not matter.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::{Diagnostic, ErrorKind};
+use crate::load::Profile;
+use crate::merge::{self, Origin, Section, SectionKey};
+use crate::parse::OptKey;
+
+/// A resolved profile: every value substituted, and the parts in install order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub sections: BTreeMap<String, BTreeMap<String, String>>,
+    /// Sections with a recipe, dependencies first, as zc.buildout installs them.
+    pub parts: Vec<String>,
+    /// Every error found; sections that failed are missing from `sections`.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Resolved {
+    pub fn get(&self, section: &str, option: &str) -> Option<&str> {
+        self.sections.get(section)?.get(option).map(String::as_str)
+    }
+}
+
+struct SectionState {
+    raw: BTreeMap<String, SectionKey>,
+    values: HashMap<String, String>,
+    failed: bool,
+}
+
+struct Resolver<'p> {
+    profile: &'p Profile,
+    states: HashMap<String, SectionState>,
+    parts: Vec<String>,
+    /// What is being done, for the chain of lookups in errors.
+    doing: Vec<String>,
+}
+
+const SIMPLE: fn(char) -> bool = |c| c.is_ascii_alphanumeric() || "-._ ".contains(c);
+
+impl Profile {
+    /// Resolves every section of the profile.
+    pub fn resolve(&self) -> Resolved {
+        let mut resolver = Resolver {
+            profile: self,
+            states: HashMap::new(),
+            parts: Vec::new(),
+            doing: Vec::new(),
+        };
+        let mut diagnostics = self.diagnostics.clone();
+        let mut record = |d: Diagnostic| {
+            if !diagnostics.contains(&d) {
+                diagnostics.push(d);
+            }
+        };
+
+        resolver.doing.push("initializing".to_owned());
+        match resolver.section("buildout") {
+            Ok(()) => {
+                if let Err(d) = resolver.finish_buildout_section() {
+                    record(d);
+                }
+            }
+            Err(d) => record(d),
+        }
+        resolver.doing.clear();
+
+        resolver.doing.push("installing".to_owned());
+        let parts = resolver
+            .states
+            .get("buildout")
+            .and_then(|s| resolver.final_value(s, "parts"));
+        for part in parts.unwrap_or_default().split_whitespace() {
+            if resolver.states.get(part).is_some_and(|s| s.failed) {
+                continue;
+            }
+            match resolver.section(part) {
+                Ok(()) => {
+                    if resolver
+                        .states
+                        .get(part)
+                        .is_some_and(|s| !s.raw.contains_key("recipe"))
+                    {
+                        let mut d = resolver.error(
+                            ErrorKind::RequiredOption(part.to_owned(), "recipe".to_owned()),
+                            None,
+                        );
+                        d.section = Some(part.to_owned());
+                        record(d);
+                    }
+                }
+                Err(d) => record(d),
+            }
+        }
+        resolver.doing.clear();
+        let install_order = resolver.parts.clone();
+
+        for name in self.sections.keys() {
+            if resolver.states.contains_key(name) {
+                continue;
+            }
+            if let Err(d) = resolver.section(name) {
+                record(d);
+            }
+        }
+
+        let mut sections = BTreeMap::new();
+        for (name, state) in &resolver.states {
+            if state.failed {
+                continue;
+            }
+            let values = state
+                .raw
+                .keys()
+                .map(|k| {
+                    (
+                        k.clone(),
+                        resolver.final_value(state, k).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            sections.insert(name.clone(), values);
+        }
+        Resolved {
+            sections,
+            parts: install_order,
+            diagnostics,
+        }
+    }
+}
+
+/// `os.path.join` of two strings: an absolute second part wins.
+fn path_join(dir: &str, name: &str) -> String {
+    if name.starts_with('/') || dir.is_empty() {
+        name.to_owned()
+    } else if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+impl Resolver<'_> {
+    fn final_value(&self, state: &SectionState, option: &str) -> Option<String> {
+        state
+            .values
+            .get(option)
+            .cloned()
+            .or_else(|| state.raw.get(option).map(|k| k.value.clone()))
+    }
+
+    fn error(&self, kind: ErrorKind, origin: Option<Origin>) -> Diagnostic {
+        let mut d = Diagnostic::new(kind);
+        if let Some(Origin::File { file, line }) = origin {
+            d.file = self
+                .profile
+                .files
+                .get(file as usize)
+                .map(|f| f.display.clone());
+            d.line = Some(line);
+        } else if origin == Some(Origin::CommandLine) {
+            d.file = Some("<command line>".to_owned());
+        }
+        d.chain = self.doing.clone();
+        d
+    }
+
+    /// Makes sure a section is initialized (or being initialized).
+    fn section(&mut self, name: &str) -> Result<(), Diagnostic> {
+        if let Some(state) = self.states.get(name) {
+            if state.failed {
+                return Err(self.error(ErrorKind::SectionFailed(name.to_owned()), None));
+            }
+            return Ok(());
+        }
+        let Some(raw) = self.profile.sections.get(name) else {
+            return Err(self.error(ErrorKind::MissingSection(name.to_owned()), None));
+        };
+        self.doing.push(format!("initializing section {name}"));
+        let result = self.initialize(name, raw);
+        self.doing.pop();
+        if result.is_err()
+            && let Some(state) = self.states.get_mut(name)
+        {
+            state.failed = true;
+        }
+        result
+    }
+
+    fn initialize(&mut self, name: &str, raw: &Section) -> Result<(), Diagnostic> {
+        let expanded = if raw.contains_key(&OptKey::set("<")) && name != "buildout" {
+            match self.expand_macros(name, raw, &mut Vec::new()) {
+                Ok(expanded) => expanded,
+                Err(e) => {
+                    self.states.insert(
+                        name.to_owned(),
+                        SectionState {
+                            raw: BTreeMap::new(),
+                            values: HashMap::new(),
+                            failed: true,
+                        },
+                    );
+                    return Err(e);
+                }
+            }
+        } else {
+            raw.clone()
+        };
+        let mut plain: BTreeMap<String, SectionKey> = expanded
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        if name == "buildout" {
+            self.absolutize_raw_directories(&mut plain);
+        }
+        let to_substitute: Vec<String> = plain
+            .iter()
+            .filter(|(_, v)| needs_substitution(&v.value))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.states.insert(
+            name.to_owned(),
+            SectionState {
+                raw: plain,
+                values: HashMap::new(),
+                failed: false,
+            },
+        );
+
+        for option in to_substitute {
+            self.get(name, &option, &mut Vec::new())?;
+        }
+        if name == "buildout" {
+            return Ok(());
+        }
+        let dependencies = self
+            .get(name, "<part-dependencies>", &mut Vec::new())?
+            .unwrap_or_default();
+        for dependency in dependencies.split_whitespace() {
+            self.section(dependency)?;
+        }
+        if self
+            .get(name, "recipe", &mut Vec::new())?
+            .is_some_and(|r| !r.is_empty())
+        {
+            self.parts.push(name.to_owned());
+        }
+        Ok(())
+    }
+
+    /// `<= a b`: the raw options of `a`, then `b`, then the section's own on top.
+    fn expand_macros(
+        &self,
+        name: &str,
+        data: &Section,
+        doing: &mut Vec<String>,
+    ) -> Result<Section, Diagnostic> {
+        if name == "buildout" {
+            return Ok(data.clone());
+        }
+        let origin = data.get(&OptKey::set("<")).map(SectionKey::origin);
+        let Some(sources) = data.get(&OptKey::set("<")) else {
+            return Ok(data.clone());
+        };
+        if doing.iter().any(|d| d == name) {
+            return Err(self.error(ErrorKind::MacroLoop(name.to_owned()), origin));
+        }
+        doing.push(name.to_owned());
+        let mut result = Section::new();
+        for source in sources
+            .value
+            .split('\n')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let Some(raw) = self.profile.sections.get(source) else {
+                return Err(self.error(ErrorKind::NoMacroSection(source.to_owned()), origin));
+            };
+            let expanded = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+                self.expand_macros(source, raw, doing)
+            })?;
+            result.extend(expanded);
+        }
+        merge::update_section(&mut result, data.clone());
+        result.remove(&OptKey::set("<"));
+        doing.pop();
+        Ok(result)
+    }
+
+    /// Before substitution, zc.buildout makes the standard directories absolute.
+    fn absolutize_raw_directories(&self, raw: &mut BTreeMap<String, SectionKey>) {
+        let Some(directory) = raw.get("directory").map(|d| d.value.clone()) else {
+            return;
+        };
+        for name in ["bin", "parts", "eggs", "develop-eggs"] {
+            if let Some(key) = raw.get_mut(&format!("{name}-directory"))
+                && !key.value.contains("${")
+            {
+                key.value = path_join(&directory, &key.value);
+            }
+        }
+    }
+
+    /// After the `[buildout]` section is substituted: absolute directories, the installed
+    /// database path and the versioned eggs directory.
+    fn finish_buildout_section(&mut self) -> Result<(), Diagnostic> {
+        let Some(state) = self.states.get("buildout") else {
+            return Ok(());
+        };
+        let Some(directory) = self.final_value(state, "directory") else {
+            let mut d = self.error(
+                ErrorKind::RequiredOption("buildout".to_owned(), "directory".to_owned()),
+                None,
+            );
+            d.section = Some("buildout".to_owned());
+            return Err(d);
+        };
+        let mut updates = Vec::new();
+        for name in ["bin", "parts", "eggs", "develop-eggs"] {
+            let key = format!("{name}-directory");
+            if let Some(v) = self.final_value(state, &key) {
+                updates.push((key, path_join(&directory, &v)));
+            }
+        }
+        if let Some(installed) = self
+            .final_value(state, "installed")
+            .filter(|v| !v.is_empty())
+        {
+            updates.push(("installed".to_owned(), path_join(&directory, &installed)));
+        }
+        let version = self
+            .final_value(state, "eggs-directory-version")
+            .unwrap_or_default();
+        if let Some(state) = self.states.get_mut("buildout") {
+            for (k, v) in updates {
+                state.values.insert(k, v);
+            }
+            if !version.is_empty()
+                && let Some(eggs) = state.values.get("eggs-directory").cloned()
+            {
+                state
+                    .values
+                    .insert("eggs-directory".to_owned(), path_join(&eggs, &version));
+            }
+        }
+        Ok(())
+    }
+
+    /// The substituted value of an option of an initialized section.
+    fn get(
+        &mut self,
+        section: &str,
+        option: &str,
+        seen: &mut Vec<(String, String)>,
+    ) -> Result<Option<String>, Diagnostic> {
+        let Some(state) = self.states.get(section) else {
+            return Err(self.error(ErrorKind::MissingSection(section.to_owned()), None));
+        };
+        if let Some(v) = state.values.get(option) {
+            return Ok(Some(v.clone()));
+        }
+        let Some(raw) = state.raw.get(option) else {
+            return Ok(None);
+        };
+        if !needs_substitution(&raw.value) {
+            return Ok(Some(raw.value.clone()));
+        }
+        let raw_value = raw.value.clone();
+        let origin = raw.file_origin().or_else(|| Some(raw.origin()));
+        let key = (section.to_owned(), option.to_owned());
+        if seen.contains(&key) {
+            let start = seen.iter().position(|k| *k == key).unwrap_or(0);
+            let mut chain: Vec<String> = seen[start..]
+                .iter()
+                .map(|(s, o)| format!("{s}:{o}"))
+                .collect();
+            chain.push(format!("{section}:{option}"));
+            let mut d = self.error(ErrorKind::CircularReference(chain), origin);
+            d.section = Some(section.to_owned());
+            d.option = Some(option.to_owned());
+            return Err(d);
+        }
+        seen.push(key);
+        self.doing
+            .push(format!("getting option {section}:{option}"));
+        let result = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+            self.substitute(section, option, &raw_value, origin, seen)
+        });
+        self.doing.pop();
+        seen.pop();
+        let value = result?;
+        if let Some(state) = self.states.get_mut(section) {
+            state.values.insert(option.to_owned(), value.clone());
+        }
+        Ok(Some(value))
+    }
+
+    fn substitute(
+        &mut self,
+        section: &str,
+        option: &str,
+        template: &str,
+        origin: Option<Origin>,
+        seen: &mut Vec<(String, String)>,
+    ) -> Result<String, Diagnostic> {
+        let locate = |mut d: Diagnostic| {
+            d.section.get_or_insert_with(|| section.to_owned());
+            d.option.get_or_insert_with(|| option.to_owned());
+            d
+        };
+        let mut out = String::with_capacity(template.len());
+        // SlapOS: `$$` escapes a `$`, so `$${a:b}` reaches a recipe as `${a:b}`.
+        for (i, piece) in template.split("$$").enumerate() {
+            if i > 0 {
+                out.push('$');
+            }
+            let mut rest = piece;
+            while let Some(start) = rest.find("${") {
+                let Some(len) = rest[start..].find('}') else {
+                    break;
+                };
+                out.push_str(&rest[..start]);
+                let reference = &rest[start..start + len + 1];
+                rest = &rest[start + len + 1..];
+                let inner = &reference[2..reference.len() - 1];
+                let fields: Vec<&str> = inner.split(':').collect();
+                let (ref_section, ref_option) = match fields[..] {
+                    [s, o] if s.chars().all(SIMPLE) && !o.is_empty() && o.chars().all(SIMPLE) => {
+                        (s, o)
+                    }
+                    [_] => {
+                        return Err(locate(
+                            self.error(ErrorKind::NoColon(reference.to_owned()), origin),
+                        ));
+                    }
+                    [s, _] if s.is_empty() || !s.chars().all(SIMPLE) => {
+                        return Err(locate(
+                            self.error(ErrorKind::BadSectionName(reference.to_owned()), origin),
+                        ));
+                    }
+                    [_, _] => {
+                        return Err(locate(
+                            self.error(ErrorKind::BadOptionName(reference.to_owned()), origin),
+                        ));
+                    }
+                    _ => {
+                        return Err(locate(
+                            self.error(ErrorKind::TooManyColons(reference.to_owned()), origin),
+                        ));
+                    }
+                };
+                let ref_section = if ref_section.is_empty() {
+                    section
+                } else {
+                    ref_section
+                };
+                if let Err(e) = self.section(ref_section) {
+                    return Err(match e.kind {
+                        ErrorKind::MissingSection(_) => locate(self.error(e.kind, origin)),
+                        _ => e,
+                    });
+                }
+                let value = match self.get(ref_section, ref_option, seen)? {
+                    Some(v) => v,
+                    // zc.buildout falls back to the name of the section doing the lookup.
+                    None if ref_option == "_buildout_section_name_" => section.to_owned(),
+                    None => {
+                        let kind =
+                            ErrorKind::MissingOption(ref_section.to_owned(), ref_option.to_owned());
+                        return Err(locate(self.error(kind, origin)));
+                    }
+                };
+                out.push_str(&value);
+            }
+            out.push_str(rest);
+        }
+        Ok(out)
+    }
+}
+
+fn needs_substitution(value: &str) -> bool {
+    value.contains("${") || value.contains("$$")
+}
