@@ -154,23 +154,28 @@ fn load(file: &str, assignments: &[String]) -> anyhow::Result<Profile> {
     )?)
 }
 
-/// Prints diagnostics on stderr; true if there was any.
+/// Prints diagnostics on stderr; true if any is an error.
 fn report(diagnostics: &[Diagnostic]) -> bool {
     let mut err = std::io::stderr().lock();
     for d in diagnostics {
-        let _ = writeln!(err, "error: {d}");
+        if d.is_error() {
+            let _ = writeln!(err, "error: {d}");
+        } else {
+            let _ = writeln!(err, "{d}");
+        }
     }
-    !diagnostics.is_empty()
+    diagnostics.iter().any(Diagnostic::is_error)
 }
 
 fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
     serde_json::json!({
-        "severity": "error",
+        "severity": if d.is_error() { "error" } else { "warning" },
         "file": d.file,
         "line": d.line,
         "section": d.section,
         "option": d.option,
         "message": d.kind.to_string(),
+        "display": d.to_string(),
         "chain": d.chain,
     })
 }

@@ -43,9 +43,17 @@ pub enum ErrorKind {
     SectionFailed(String),
 }
 
+/// How bad a diagnostic is: errors fail `resolve` and `check`, warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
 /// One error, with as much of its place as is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub kind: ErrorKind,
     /// The file (as displayed) and line the error points at.
     pub file: Option<String>,
@@ -59,6 +67,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn new(kind: ErrorKind) -> Diagnostic {
         Diagnostic {
+            severity: Severity::Error,
             kind,
             file: None,
             line: None,
@@ -68,9 +77,16 @@ impl Diagnostic {
         }
     }
 
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
     /// The message without the position prefix.
     pub fn message(&self) -> String {
         let mut out = String::new();
+        if self.severity == Severity::Warning {
+            out.push_str("warning: ");
+        }
         match (&self.section, &self.option) {
             (Some(s), Some(o)) => out.push_str(&format!("[{s}] {o}: ")),
             (Some(s), None) => out.push_str(&format!("[{s}]: ")),

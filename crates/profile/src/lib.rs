@@ -19,7 +19,7 @@ mod parse;
 mod resolve;
 
 pub use cond::Environment;
-pub use error::{Diagnostic, ErrorKind};
+pub use error::{Diagnostic, ErrorKind, Severity};
 pub use load::{Assignment, FileInfo, LoadError, LoadOptions, Loader, Profile, is_url, load};
 pub use merge::{HistoryItem, Origin, Section, SectionKey, Sections, Step};
 pub use parse::{Op, OptKey, ParseError, ParsedFile, parse};

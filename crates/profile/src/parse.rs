@@ -240,6 +240,11 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
             optname = None;
             continue;
         }
+        if !section_condition {
+            // Lines of a section whose condition is false, even when it is the first
+            // section of the file (zc.buildout 6.0.1 then wrongly reports a missing header).
+            continue;
+        }
         let Some(sect) = &cursect else {
             if !line.trim().is_empty() {
                 out.errors.push(ParseError {
@@ -257,9 +262,6 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
             line
         };
         if let Some((raw_name, raw_value)) = option_start(line_for_option) {
-            if !section_condition {
-                continue;
-            }
             let name = raw_name.trim_end();
             let value = raw_value.trim();
             let key = match name.as_bytes().last() {

@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::{Diagnostic, ErrorKind};
+use std::collections::HashSet;
+
+use crate::error::{Diagnostic, ErrorKind, Severity};
 use crate::load::Profile;
 use crate::merge::{self, Origin, Section, SectionKey};
 use crate::parse::OptKey;
@@ -101,11 +103,20 @@ impl Profile {
         resolver.doing.clear();
         let install_order = resolver.parts.clone();
 
+        // Sections nothing above touched. zc.buildout would never look at them; they are
+        // resolved for the listing, and a macro template whose references only make sense
+        // in its users (`${:port}` in `[server]`) gets warnings, not errors.
+        let templates = self.macro_sources();
         for name in self.sections.keys() {
             if resolver.states.contains_key(name) {
                 continue;
             }
-            if let Err(d) = resolver.section(name) {
+            if let Err(mut d) = resolver.section(name) {
+                if templates.contains(name.as_str())
+                    && matches!(d.kind, ErrorKind::MissingOption(..))
+                {
+                    d.severity = Severity::Warning;
+                }
                 record(d);
             }
         }
@@ -132,6 +143,17 @@ impl Profile {
             parts: install_order,
             diagnostics,
         }
+    }
+}
+
+impl Profile {
+    /// The sections some section names in its `<=`.
+    fn macro_sources(&self) -> HashSet<&str> {
+        self.sections
+            .values()
+            .filter_map(|s| s.get(&OptKey::set("<")))
+            .flat_map(|k| k.value.split('\n').map(str::trim).filter(|n| !n.is_empty()))
+            .collect()
     }
 }
 
