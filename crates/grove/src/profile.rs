@@ -18,6 +18,10 @@ pub(crate) enum ProfileCommand {
         /// Print one JSON object `{"section": {"option": "value"}}`.
         #[arg(long)]
         json: bool,
+        /// Print the sections that resolved even when others have errors (the exit
+        /// status is still 1).
+        #[arg(long)]
+        keep_going: bool,
     },
     /// Print one resolved value.
     Query {
@@ -48,10 +52,12 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             file,
             assignments,
             json,
+            keep_going,
         } => {
             let profile = load(&file, &assignments)?;
             let resolved = profile.resolve();
-            if report(&resolved.diagnostics) {
+            let failed = report(&resolved.diagnostics);
+            if failed && !keep_going {
                 return Ok(ExitCode::from(crate::EXIT_FAILURE));
             }
             let mut out = std::io::stdout().lock();
@@ -61,7 +67,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             } else {
                 write_sections(&mut out, &resolved)?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if failed { ExitCode::from(crate::EXIT_FAILURE) } else { ExitCode::SUCCESS })
         }
         ProfileCommand::Query {
             target,
