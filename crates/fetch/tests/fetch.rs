@@ -102,6 +102,6 @@ fn url_extends_resolve_against_the_url_base() {
     .expect("main profile loads");
     let resolved = profile.resolve();
     assert_eq!(resolved.diagnostics, vec![]);
-    assert_eq!(resolved.get("s", "a"), Some("from base"));
-    assert_eq!(resolved.get("s", "b"), Some(format!("{base}/sr").as_str()));
+    assert_eq!(resolved.text("s", "a").as_deref(), Some("from base"));
+    assert_eq!(resolved.text("s", "b"), Some(format!("{base}/sr")));
 }

@@ -62,12 +62,16 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             }
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(&mut out, &resolved.sections)?;
+                serde_json::to_writer(&mut out, &resolved.texts())?;
                 writeln!(out)?;
             } else {
                 write_sections(&mut out, &resolved)?;
             }
-            Ok(if failed { ExitCode::from(crate::EXIT_FAILURE) } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::from(crate::EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         ProfileCommand::Query {
             target,
@@ -91,7 +95,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             };
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer(&mut out, value)?;
+                serde_json::to_writer(&mut out, &value.as_text())?;
                 writeln!(out)?;
             } else {
                 writeln!(out, "{value}")?;
@@ -190,6 +194,7 @@ fn write_sections(out: &mut impl Write, resolved: &Resolved) -> std::io::Result<
     for (name, options) in &resolved.sections {
         writeln!(out, "[{name}]")?;
         for (key, value) in options {
+            let value = value.as_text();
             if value.contains('\n') {
                 writeln!(out, "{key} =")?;
                 for line in value.split('\n') {

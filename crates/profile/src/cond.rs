@@ -735,11 +735,8 @@ impl Parser<'_> {
 
     fn term(&mut self) -> Result<Value, String> {
         let mut value = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Some(Token::Punct(p @ ("*" | "/" | "//" | "%"))) => *p,
-                _ => break,
-            };
+        while let Some(Token::Punct(op @ ("*" | "/" | "//" | "%"))) = self.peek() {
+            let op = *op;
             self.pos += 1;
             let rhs = self.unary()?;
             value = match (value.int(), rhs.int(), op) {

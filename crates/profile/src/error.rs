@@ -39,6 +39,8 @@ pub enum ErrorKind {
     MacroLoop(String),
     #[error("the buildout section cannot use a macro")]
     MacroInBuildout,
+    #[error("recipe {recipe}: {message}")]
+    Recipe { recipe: String, message: String },
     #[error("section '{0}' cannot be resolved because of an earlier error")]
     SectionFailed(String),
 }

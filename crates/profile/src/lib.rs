@@ -17,10 +17,12 @@ mod load;
 mod merge;
 mod parse;
 mod resolve;
+mod value;
 
 pub use cond::Environment;
 pub use error::{Diagnostic, ErrorKind, Severity};
 pub use load::{Assignment, FileInfo, LoadError, LoadOptions, Loader, Profile, is_url, load};
 pub use merge::{HistoryItem, Origin, Section, SectionKey, Sections, Step};
 pub use parse::{Op, OptKey, ParseError, ParsedFile, parse};
-pub use resolve::Resolved;
+pub use resolve::{Initializer, Resolved};
+pub use value::Value;

@@ -460,8 +460,8 @@ pub fn load(main: &str, loader: &dyn Loader, options: &LoadOptions) -> Result<Pr
 
     let buildout = data.entry("buildout".to_owned()).or_default();
     let versions_key = OptKey::set("versions");
-    if !buildout.contains_key(&versions_key) {
-        buildout.insert(versions_key, SectionKey::new("versions", Origin::Default));
+    if let std::collections::btree_map::Entry::Vacant(entry) = buildout.entry(versions_key) {
+        entry.insert(SectionKey::new("versions", Origin::Default));
         data.entry("versions".to_owned()).or_default();
     }
     absolutize_directories(&mut data, &opener.files);

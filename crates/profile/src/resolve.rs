@@ -13,11 +13,12 @@ use crate::error::{Diagnostic, ErrorKind, Severity};
 use crate::load::Profile;
 use crate::merge::{self, Origin, Section, SectionKey};
 use crate::parse::OptKey;
+use crate::value::Value;
 
 /// A resolved profile: every value substituted, and the parts in install order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resolved {
-    pub sections: BTreeMap<String, BTreeMap<String, String>>,
+    pub sections: BTreeMap<String, BTreeMap<String, Value>>,
     /// Sections with a recipe, dependencies first, as zc.buildout installs them.
     pub parts: Vec<String>,
     /// Every error found; sections that failed are missing from `sections`.
@@ -25,35 +26,100 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    pub fn get(&self, section: &str, option: &str) -> Option<&str> {
-        self.sections.get(section)?.get(option).map(String::as_str)
+    pub fn get(&self, section: &str, option: &str) -> Option<&Value> {
+        self.sections.get(section)?.get(option)
     }
+
+    /// Every value as text, section by section.
+    pub fn texts(&self) -> BTreeMap<&str, BTreeMap<&str, String>> {
+        self.sections
+            .iter()
+            .map(|(s, options)| {
+                let options = options
+                    .iter()
+                    .map(|(o, v)| (o.as_str(), v.as_text().into_owned()))
+                    .collect();
+                (s.as_str(), options)
+            })
+            .collect()
+    }
+
+    /// A value as text (structured values render as JSON).
+    pub fn text(&self, section: &str, option: &str) -> Option<String> {
+        self.get(section, option).map(|v| v.as_text().into_owned())
+    }
+}
+
+/// Runs when a section with a `recipe` is initialized, after its options are substituted
+/// and before any other section reads them: where a recipe computes options of its own
+/// (as zc.buildout runs a recipe's constructor), which other sections may then refer to.
+pub trait Initializer {
+    /// `options` holds the section's substituted values; what the recipe adds or changes
+    /// there is what other sections see. An error fails the section.
+    fn initialize(
+        &mut self,
+        section: &str,
+        recipe: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String>;
+}
+
+/// Resolves without running any recipe.
+struct NoRecipes;
+
+impl Initializer for NoRecipes {
+    fn initialize(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The options being substituted, innermost last: a repeat is a circular reference.
+#[derive(Default)]
+struct Seen {
+    order: Vec<(String, String)>,
+    set: HashSet<(String, String)>,
 }
 
 struct SectionState {
     raw: BTreeMap<String, SectionKey>,
-    values: HashMap<String, String>,
+    values: HashMap<String, Value>,
     failed: bool,
 }
 
-struct Resolver<'p> {
+struct Resolver<'p, 'i> {
     profile: &'p Profile,
+    initializer: &'i mut dyn Initializer,
     states: HashMap<String, SectionState>,
     parts: Vec<String>,
     /// What is being done, for the chain of lookups in errors.
     doing: Vec<String>,
+    /// Sections with their macros expanded.
+    expanded: HashMap<String, Section>,
 }
 
 const SIMPLE: fn(char) -> bool = |c| c.is_ascii_alphanumeric() || "-._ ".contains(c);
 
 impl Profile {
-    /// Resolves every section of the profile.
+    /// Resolves every section of the profile, running no recipe.
     pub fn resolve(&self) -> Resolved {
+        self.resolve_with(&mut NoRecipes)
+    }
+
+    /// Resolves every section, letting `initializer` compute the options of sections with
+    /// a recipe as they are initialized.
+    pub fn resolve_with(&self, initializer: &mut dyn Initializer) -> Resolved {
         let mut resolver = Resolver {
             profile: self,
+            initializer,
             states: HashMap::new(),
             parts: Vec::new(),
             doing: Vec::new(),
+            expanded: HashMap::new(),
         };
         let mut diagnostics = self.diagnostics.clone();
         let mut record = |d: Diagnostic| {
@@ -78,7 +144,8 @@ impl Profile {
             .states
             .get("buildout")
             .and_then(|s| resolver.final_value(s, "parts"));
-        for part in parts.unwrap_or_default().split_whitespace() {
+        let parts = parts.map(|p| p.as_text().into_owned()).unwrap_or_default();
+        for part in parts.split_whitespace() {
             if resolver.states.get(part).is_some_and(|s| s.failed) {
                 continue;
             }
@@ -129,12 +196,8 @@ impl Profile {
             let values = state
                 .raw
                 .keys()
-                .map(|k| {
-                    (
-                        k.clone(),
-                        resolver.final_value(state, k).unwrap_or_default(),
-                    )
-                })
+                .chain(state.values.keys())
+                .filter_map(|k| Some((k.clone(), resolver.final_value(state, k)?)))
                 .collect();
             sections.insert(name.clone(), values);
         }
@@ -168,13 +231,18 @@ fn path_join(dir: &str, name: &str) -> String {
     }
 }
 
-impl Resolver<'_> {
-    fn final_value(&self, state: &SectionState, option: &str) -> Option<String> {
+impl Resolver<'_, '_> {
+    fn final_value(&self, state: &SectionState, option: &str) -> Option<Value> {
         state
             .values
             .get(option)
             .cloned()
-            .or_else(|| state.raw.get(option).map(|k| k.value.clone()))
+            .or_else(|| state.raw.get(option).map(|k| Value::Text(k.value.clone())))
+    }
+
+    fn text(&self, state: &SectionState, option: &str) -> Option<String> {
+        self.final_value(state, option)
+            .map(|v| v.as_text().into_owned())
     }
 
     fn error(&self, kind: ErrorKind, origin: Option<Origin>) -> Diagnostic {
@@ -217,7 +285,7 @@ impl Resolver<'_> {
 
     fn initialize(&mut self, name: &str, raw: &Section) -> Result<(), Diagnostic> {
         let expanded = if raw.contains_key(&OptKey::set("<")) && name != "buildout" {
-            match self.expand_macros(name, raw, &mut Vec::new()) {
+            match self.expand_macros(name, &mut Vec::new()) {
                 Ok(expanded) => expanded,
                 Err(e) => {
                     self.states.insert(
@@ -256,40 +324,74 @@ impl Resolver<'_> {
         );
 
         for option in to_substitute {
-            self.get(name, &option, &mut Vec::new())?;
+            self.get(name, &option, &mut Seen::default())?;
         }
         if name == "buildout" {
             return Ok(());
         }
         let dependencies = self
-            .get(name, "<part-dependencies>", &mut Vec::new())?
+            .get(name, "<part-dependencies>", &mut Seen::default())?
+            .map(|v| v.as_text().into_owned())
             .unwrap_or_default();
         for dependency in dependencies.split_whitespace() {
             self.section(dependency)?;
         }
-        if self
-            .get(name, "recipe", &mut Vec::new())?
-            .is_some_and(|r| !r.is_empty())
-        {
+        let recipe = self
+            .get(name, "recipe", &mut Seen::default())?
+            .map(|v| v.as_text().into_owned())
+            .filter(|r| !r.is_empty());
+        if let Some(recipe) = recipe {
+            self.run_initializer(name, &recipe)?;
             self.parts.push(name.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Lets the recipe of a section compute its options; they become the section's values.
+    fn run_initializer(&mut self, name: &str, recipe: &str) -> Result<(), Diagnostic> {
+        let Some(state) = self.states.get(name) else {
+            return Ok(());
+        };
+        let mut options: BTreeMap<String, Value> = state
+            .raw
+            .keys()
+            .chain(state.values.keys())
+            .filter_map(|k| Some((k.clone(), self.final_value(state, k)?)))
+            .collect();
+        let origin = state.raw.get("recipe").and_then(SectionKey::file_origin);
+        if let Err(message) = self.initializer.initialize(name, recipe, &mut options) {
+            let kind = ErrorKind::Recipe {
+                recipe: recipe.to_owned(),
+                message,
+            };
+            let mut d = self.error(kind, origin);
+            d.section = Some(name.to_owned());
+            return Err(d);
+        }
+        if let Some(state) = self.states.get_mut(name) {
+            state.values = options.into_iter().collect();
         }
         Ok(())
     }
 
     /// `<= a b`: the raw options of `a`, then `b`, then the section's own on top.
     fn expand_macros(
-        &self,
+        &mut self,
         name: &str,
-        data: &Section,
         doing: &mut Vec<String>,
     ) -> Result<Section, Diagnostic> {
-        if name == "buildout" {
-            return Ok(data.clone());
+        if let Some(done) = self.expanded.get(name) {
+            return Ok(done.clone());
         }
-        let origin = data.get(&OptKey::set("<")).map(SectionKey::origin);
-        let Some(sources) = data.get(&OptKey::set("<")) else {
+        let profile = self.profile;
+        let Some(data) = profile.sections.get(name) else {
+            return Err(self.error(ErrorKind::NoMacroSection(name.to_owned()), None));
+        };
+        let macro_key = OptKey::set("<");
+        let Some(sources) = data.get(&macro_key).filter(|_| name != "buildout") else {
             return Ok(data.clone());
         };
+        let origin = Some(sources.origin());
         if doing.iter().any(|d| d == name) {
             return Err(self.error(ErrorKind::MacroLoop(name.to_owned()), origin));
         }
@@ -301,17 +403,18 @@ impl Resolver<'_> {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            let Some(raw) = self.profile.sections.get(source) else {
+            if !profile.sections.contains_key(source) {
                 return Err(self.error(ErrorKind::NoMacroSection(source.to_owned()), origin));
-            };
-            let expanded = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
-                self.expand_macros(source, raw, doing)
-            })?;
+            }
+            let expanded =
+                stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.expand_macros(source, doing))?;
             result.extend(expanded);
         }
         merge::update_section(&mut result, data.clone());
-        result.remove(&OptKey::set("<"));
+        result.remove(&macro_key);
         doing.pop();
+        // A section's expansion depends only on the raw profile: expand each once.
+        self.expanded.insert(name.to_owned(), result.clone());
         Ok(result)
     }
 
@@ -335,7 +438,7 @@ impl Resolver<'_> {
         let Some(state) = self.states.get("buildout") else {
             return Ok(());
         };
-        let Some(directory) = self.final_value(state, "directory") else {
+        let Some(directory) = self.text(state, "directory") else {
             let mut d = self.error(
                 ErrorKind::RequiredOption("buildout".to_owned(), "directory".to_owned()),
                 None,
@@ -346,29 +449,27 @@ impl Resolver<'_> {
         let mut updates = Vec::new();
         for name in ["bin", "parts", "eggs", "develop-eggs"] {
             let key = format!("{name}-directory");
-            if let Some(v) = self.final_value(state, &key) {
+            if let Some(v) = self.text(state, &key) {
                 updates.push((key, path_join(&directory, &v)));
             }
         }
-        if let Some(installed) = self
-            .final_value(state, "installed")
-            .filter(|v| !v.is_empty())
-        {
+        if let Some(installed) = self.text(state, "installed").filter(|v| !v.is_empty()) {
             updates.push(("installed".to_owned(), path_join(&directory, &installed)));
         }
         let version = self
-            .final_value(state, "eggs-directory-version")
+            .text(state, "eggs-directory-version")
             .unwrap_or_default();
         if let Some(state) = self.states.get_mut("buildout") {
             for (k, v) in updates {
-                state.values.insert(k, v);
+                state.values.insert(k, Value::Text(v));
             }
             if !version.is_empty()
                 && let Some(eggs) = state.values.get("eggs-directory").cloned()
             {
+                let versioned = path_join(&eggs.as_text(), &version);
                 state
                     .values
-                    .insert("eggs-directory".to_owned(), path_join(&eggs, &version));
+                    .insert("eggs-directory".to_owned(), Value::Text(versioned));
             }
         }
         Ok(())
@@ -379,8 +480,8 @@ impl Resolver<'_> {
         &mut self,
         section: &str,
         option: &str,
-        seen: &mut Vec<(String, String)>,
-    ) -> Result<Option<String>, Diagnostic> {
+        seen: &mut Seen,
+    ) -> Result<Option<Value>, Diagnostic> {
         let Some(state) = self.states.get(section) else {
             return Err(self.error(ErrorKind::MissingSection(section.to_owned()), None));
         };
@@ -391,14 +492,14 @@ impl Resolver<'_> {
             return Ok(None);
         };
         if !needs_substitution(&raw.value) {
-            return Ok(Some(raw.value.clone()));
+            return Ok(Some(Value::Text(raw.value.clone())));
         }
         let raw_value = raw.value.clone();
         let origin = raw.file_origin().or_else(|| Some(raw.origin()));
         let key = (section.to_owned(), option.to_owned());
-        if seen.contains(&key) {
-            let start = seen.iter().position(|k| *k == key).unwrap_or(0);
-            let mut chain: Vec<String> = seen[start..]
+        if seen.set.contains(&key) {
+            let start = seen.order.iter().position(|k| *k == key).unwrap_or(0);
+            let mut chain: Vec<String> = seen.order[start..]
                 .iter()
                 .map(|(s, o)| format!("{s}:{o}"))
                 .collect();
@@ -408,14 +509,17 @@ impl Resolver<'_> {
             d.option = Some(option.to_owned());
             return Err(d);
         }
-        seen.push(key);
+        seen.set.insert(key.clone());
+        seen.order.push(key);
         self.doing
             .push(format!("getting option {section}:{option}"));
         let result = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
             self.substitute(section, option, &raw_value, origin, seen)
         });
         self.doing.pop();
-        seen.pop();
+        if let Some(key) = seen.order.pop() {
+            seen.set.remove(&key);
+        }
         let value = result?;
         if let Some(state) = self.states.get_mut(section) {
             state.values.insert(option.to_owned(), value.clone());
@@ -429,8 +533,8 @@ impl Resolver<'_> {
         option: &str,
         template: &str,
         origin: Option<Origin>,
-        seen: &mut Vec<(String, String)>,
-    ) -> Result<String, Diagnostic> {
+        seen: &mut Seen,
+    ) -> Result<Value, Diagnostic> {
         let locate = |mut d: Diagnostic| {
             d.section.get_or_insert_with(|| section.to_owned());
             d.option.get_or_insert_with(|| option.to_owned());
@@ -489,7 +593,11 @@ impl Resolver<'_> {
                     });
                 }
                 let value = match self.get(ref_section, ref_option, seen)? {
-                    Some(v) => v,
+                    // A whole value that is one reference to a structure keeps it.
+                    Some(Value::Structured(v)) if template == reference => {
+                        return Ok(Value::Structured(v));
+                    }
+                    Some(v) => v.as_text().into_owned(),
                     // zc.buildout falls back to the name of the section doing the lookup.
                     None if ref_option == "_buildout_section_name_" => section.to_owned(),
                     None => {
@@ -502,7 +610,7 @@ impl Resolver<'_> {
             }
             out.push_str(rest);
         }
-        Ok(out)
+        Ok(Value::Text(out))
     }
 }
 

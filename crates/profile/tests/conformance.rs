@@ -41,7 +41,7 @@ struct Case {
 fn read_case(text: &str) -> Result<Case, String> {
     let mut case = Case::default();
     let mut current: Option<(String, Vec<&str>)> = None;
-    let mut finish = |case: &mut Case, block: Option<(String, Vec<&str>)>| {
+    let finish = |case: &mut Case, block: Option<(String, Vec<&str>)>| {
         let Some((name, lines)) = block else { return };
         match name.as_str() {
             "args" => {
@@ -171,7 +171,7 @@ fn check(path: &Path, text: String) -> datatest_stable::Result<()> {
             let (s, o) = target
                 .split_once(':')
                 .ok_or_else(|| format!("bad expect line {line:?}"))?;
-            if let Some(v) = resolved.get(s, o) {
+            if let Some(v) = resolved.text(s, o) {
                 failures.push(format!("{s}:{o} should be absent, is {v:?}"));
             }
         } else {
@@ -183,7 +183,7 @@ fn check(path: &Path, text: String) -> datatest_stable::Result<()> {
                 .ok_or_else(|| format!("bad expect line {line:?}"))?;
             let expected: String = parse_json_string(json)
                 .ok_or_else(|| format!("bad JSON string in expect line {line:?}"))?;
-            match resolved.get(s, o) {
+            match resolved.text(s, o) {
                 Some(v) if v == expected => {}
                 Some(v) => failures.push(format!("{s}:{o}: expected {expected:?}, got {v:?}")),
                 None => failures.push(format!("{s}:{o}: expected {expected:?}, but it is missing")),
