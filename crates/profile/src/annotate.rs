@@ -41,7 +41,7 @@ impl Profile {
                     }
                 }
                 let mut steps = Vec::new();
-                for item in value.history.iter().rev() {
+                for item in value.history().rev() {
                     let source = self.describe(item.origin);
                     match item.step {
                         Step::Add => steps.push(format!("+=  {source}")),

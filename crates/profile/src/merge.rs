@@ -31,10 +31,10 @@ pub enum Step {
     Directory,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One step of a value's history: what was done, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryItem {
     pub step: Step,
-    pub value: String,
     pub origin: Origin,
 }
 
@@ -42,49 +42,57 @@ pub struct HistoryItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectionKey {
     pub value: String,
-    pub history: Vec<HistoryItem>,
+    /// The first step (always a set).
+    first: HistoryItem,
+    /// The steps after it, oldest first (empty, and so not allocated, for most values).
+    later: Vec<HistoryItem>,
 }
 
 impl SectionKey {
     pub fn new(value: impl Into<String>, origin: Origin) -> SectionKey {
         let value = value.into();
         SectionKey {
-            history: vec![HistoryItem {
+            first: HistoryItem {
                 step: Step::Set,
-                value: value.clone(),
                 origin,
-            }],
+            },
+            later: Vec::new(),
             value,
         }
     }
 
+    /// Every step that made the value, oldest first.
+    pub fn history(&self) -> impl DoubleEndedIterator<Item = &HistoryItem> {
+        std::iter::once(&self.first).chain(&self.later)
+    }
+
+    fn last(&self) -> &HistoryItem {
+        self.later.last().unwrap_or(&self.first)
+    }
+
     /// Where the current value was last set, added to or removed from.
     pub fn origin(&self) -> Origin {
-        self.history.last().map_or(Origin::Implicit, |h| h.origin)
+        self.last().origin
     }
 
     /// The file position of the line that last changed this value, if any.
     pub fn file_origin(&self) -> Option<Origin> {
-        self.history
-            .iter()
+        self.history()
             .rev()
             .map(|h| h.origin)
             .find(|o| matches!(o, Origin::File { .. }))
     }
 
     fn override_with(&mut self, other: SectionKey) {
-        let last_is_increment = other
-            .history
-            .last()
-            .is_some_and(|h| matches!(h.step, Step::Add | Step::Remove));
+        let last_is_increment = matches!(other.last().step, Step::Add | Step::Remove);
         if last_is_increment {
             self.value = other.value;
-            self.history = other.history;
+            self.first = other.first;
+            self.later = other.later;
         } else {
             let origin = other.origin();
-            self.history.push(HistoryItem {
+            self.later.push(HistoryItem {
                 step: Step::Override,
-                value: other.value.clone(),
                 origin,
             });
             self.value = other.value;
@@ -93,9 +101,8 @@ impl SectionKey {
 
     pub fn set_directory(&mut self, value: String) {
         let origin = self.origin();
-        self.history.push(HistoryItem {
+        self.later.push(HistoryItem {
             step: Step::Directory,
-            value: value.clone(),
             origin,
         });
         self.value = value;
@@ -104,9 +111,8 @@ impl SectionKey {
     fn add(&mut self, added: &str, origin: Origin) {
         self.value.push('\n');
         self.value.push_str(added);
-        self.history.push(HistoryItem {
+        self.later.push(HistoryItem {
             step: Step::Add,
-            value: added.to_owned(),
             origin,
         });
     }
@@ -119,9 +125,8 @@ impl SectionKey {
             .filter(|l| !removed_lines.contains(l))
             .collect();
         self.value = kept.join("\n");
-        self.history.push(HistoryItem {
+        self.later.push(HistoryItem {
             step: Step::Remove,
-            value: removed.to_owned(),
             origin,
         });
     }

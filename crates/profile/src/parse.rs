@@ -34,6 +34,23 @@ impl OptKey {
     }
 }
 
+impl OptKey {
+    /// The name as zc.buildout keeps a key whose increment was never applied (`x +`).
+    pub fn display_name(&self) -> String {
+        match self.op {
+            Op::Set => self.name.clone(),
+            _ => self.to_string(),
+        }
+    }
+
+    pub fn into_display_name(self) -> String {
+        match self.op {
+            Op::Set => self.name,
+            _ => self.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for OptKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.op {
@@ -56,6 +73,8 @@ pub struct RawOption {
 pub struct RawSection {
     pub line: u32,
     pub options: BTreeMap<OptKey, RawOption>,
+    /// How many `+=`/`-=` keys the section has, to skip looking for them when there are none.
+    increments: usize,
 }
 
 /// One line the parser could not read.
@@ -165,13 +184,66 @@ fn option_start(line: &str) -> Option<(&str, &str)> {
     Some((name, value))
 }
 
+/// The option being read: its value grows with continuation lines until the next option,
+/// header or the end of the file.
+struct Pending {
+    key: OptKey,
+    /// Text on the option line itself (an increment then starts on a new line).
+    inline: bool,
+    value: String,
+    line: u32,
+}
+
+/// Puts a finished option into its section.
+fn flush(out: &mut ParsedFile, section: Option<&String>, pending: Option<Pending>) {
+    let (Some(section), Some(p)) = (section, pending) else {
+        return;
+    };
+    let Some(section) = out.sections.get_mut(section) else {
+        return;
+    };
+    match section.options.get_mut(&p.key) {
+        // Several increments of one option in one file accumulate (conditional sections
+        // make this common).
+        Some(existing) if p.key.op != Op::Set => {
+            let trimmed_len = existing.value.trim_end().len();
+            existing.value.truncate(trimmed_len);
+            if p.inline {
+                existing.value.push('\n');
+            }
+            existing.value.push_str(&p.value);
+        }
+        _ => {
+            if p.key.op == Op::Set {
+                if section.increments > 0 {
+                    // An assignment after an increment in the same file replaces it.
+                    for op in [Op::Add, Op::Remove] {
+                        let key = OptKey {
+                            name: p.key.name.clone(),
+                            op,
+                        };
+                        section.options.remove(&key);
+                    }
+                }
+            } else {
+                section.increments += 1;
+            }
+            let option = RawOption {
+                value: p.value,
+                line: p.line,
+            };
+            section.options.insert(p.key, option);
+        }
+    }
+}
+
 /// Parses one file's text. Conditional sections are evaluated against `env`.
 pub fn parse(text: &str, env: &Environment) -> ParsedFile {
     let mut out = ParsedFile::default();
     // The condition of the current header; options of a false section are dropped.
     let mut section_condition = true;
     let mut cursect: Option<String> = None;
-    let mut optname: Option<OptKey> = None;
+    let mut pending: Option<Pending> = None;
     let mut blockmode = false;
 
     let text = if text.contains('\r') {
@@ -187,7 +259,7 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
         }
         // An empty line is a line holding only its newline: white space.
         let starts_with_space = first.is_none_or(char::is_whitespace);
-        if starts_with_space && cursect.is_some() && optname.is_some() {
+        if starts_with_space && cursect.is_some() && pending.is_some() {
             if !section_condition {
                 continue;
             }
@@ -199,14 +271,9 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
             if !blockmode && piece.is_empty() {
                 continue;
             }
-            if let (Some(sect), Some(key)) = (&cursect, &optname)
-                && let Some(opt) = out
-                    .sections
-                    .get_mut(sect)
-                    .and_then(|s| s.options.get_mut(key))
-            {
-                opt.value.push('\n');
-                opt.value.push_str(piece);
+            if let Some(p) = pending.as_mut() {
+                p.value.push('\n');
+                p.value.push_str(piece);
             }
             continue;
         }
@@ -230,14 +297,15 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
                     continue;
                 }
             }
-            out.sections
-                .entry(header.name.to_owned())
-                .or_insert_with(|| RawSection {
+            flush(&mut out, cursect.as_ref(), pending.take());
+            if !out.sections.contains_key(header.name) {
+                let section = RawSection {
                     line: lineno,
-                    options: BTreeMap::new(),
-                });
+                    ..RawSection::default()
+                };
+                out.sections.insert(header.name.to_owned(), section);
+            }
             cursect = Some(header.name.to_owned());
-            optname = None;
             continue;
         }
         if !section_condition {
@@ -245,7 +313,7 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
             // section of the file (zc.buildout 6.0.1 then wrongly reports a missing header).
             continue;
         }
-        let Some(sect) = &cursect else {
+        if cursect.is_none() {
             if !line.trim().is_empty() {
                 out.errors.push(ParseError {
                     line: lineno,
@@ -253,7 +321,7 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
                 });
             }
             continue;
-        };
+        }
         let rewritten;
         let line_for_option = if let Some(rest) = line.strip_prefix("=>") {
             rewritten = format!("<part-dependencies> = {rest}");
@@ -275,52 +343,24 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
                 },
                 _ => OptKey::set(name),
             };
+            flush(&mut out, cursect.as_ref(), pending.take());
             if key.name.is_empty() {
                 out.errors.push(ParseError {
                     line: lineno,
                     kind: ParseErrorKind::Unparsable(line.to_owned()),
                 });
-                optname = None;
                 continue;
             }
-            let Some(section) = out.sections.get_mut(sect) else {
-                continue;
-            };
-            match section.options.get_mut(&key) {
-                // Several increments of one option in one file accumulate
-                // (conditional sections make this common).
-                Some(existing) if key.op != Op::Set => {
-                    let trimmed_len = existing.value.trim_end().len();
-                    existing.value.truncate(trimmed_len);
-                    if !value.is_empty() {
-                        existing.value.push('\n');
-                        existing.value.push_str(value);
-                    }
-                }
-                _ => {
-                    if key.op == Op::Set {
-                        // An assignment after an increment in the same file replaces it.
-                        for op in [Op::Add, Op::Remove] {
-                            section.options.remove(&OptKey {
-                                name: key.name.clone(),
-                                op,
-                            });
-                        }
-                    }
-                    section.options.insert(
-                        key.clone(),
-                        RawOption {
-                            value: value.to_owned(),
-                            line: lineno,
-                        },
-                    );
-                }
-            }
-            optname = Some(key);
+            pending = Some(Pending {
+                key,
+                inline: !value.is_empty(),
+                value: value.to_owned(),
+                line: lineno,
+            });
             blockmode = value.is_empty();
-        } else if optname.is_none() && line.trim().is_empty() {
+        } else if pending.is_none() && line.trim().is_empty() {
             continue;
-        } else if optname.is_none() && starts_with_space {
+        } else if pending.is_none() && starts_with_space {
             out.errors.push(ParseError {
                 line: lineno,
                 kind: ParseErrorKind::ContinuationWithoutOption(line.to_owned()),
@@ -332,6 +372,7 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
             });
         }
     }
+    flush(&mut out, cursect.as_ref(), pending.take());
 
     for section in out.sections.values_mut() {
         for opt in section.options.values_mut() {

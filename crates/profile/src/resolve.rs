@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use crate::error::{Diagnostic, ErrorKind, Severity};
 use crate::load::Profile;
@@ -54,6 +55,13 @@ impl Resolved {
 /// and before any other section reads them: where a recipe computes options of its own
 /// (as zc.buildout runs a recipe's constructor), which other sections may then refer to.
 pub trait Initializer {
+    /// Whether sections with this recipe need [`Initializer::initialize`] (building the
+    /// options for a recipe that computes nothing is wasted work).
+    fn handles(&self, recipe: &str) -> bool {
+        let _ = recipe;
+        true
+    }
+
     /// `options` holds the section's substituted values; what the recipe adds or changes
     /// there is what other sections see. An error fails the section.
     fn initialize(
@@ -68,6 +76,10 @@ pub trait Initializer {
 struct NoRecipes;
 
 impl Initializer for NoRecipes {
+    fn handles(&self, _: &str) -> bool {
+        false
+    }
+
     fn initialize(
         &mut self,
         _: &str,
@@ -78,16 +90,21 @@ impl Initializer for NoRecipes {
     }
 }
 
-/// The options being substituted, innermost last: a repeat is a circular reference.
-#[derive(Default)]
-struct Seen {
-    order: Vec<(String, String)>,
-    set: HashSet<(String, String)>,
+/// A raw value after macro expansion, with the place it was written.
+struct RawValue {
+    value: Rc<str>,
+    origin: Option<Origin>,
+}
+
+/// A computed option: being substituted (meeting it again is a circular reference), or done.
+enum Slot {
+    InProgress,
+    Done(Rc<Value>),
 }
 
 struct SectionState {
-    raw: BTreeMap<String, SectionKey>,
-    values: HashMap<String, Value>,
+    raw: BTreeMap<String, RawValue>,
+    values: HashMap<String, Slot>,
     failed: bool,
 }
 
@@ -96,8 +113,6 @@ struct Resolver<'p, 'i> {
     initializer: &'i mut dyn Initializer,
     states: HashMap<String, SectionState>,
     parts: Vec<String>,
-    /// What is being done, for the chain of lookups in errors.
-    doing: Vec<String>,
     /// Sections with their macros expanded.
     expanded: HashMap<String, Section>,
 }
@@ -118,28 +133,27 @@ impl Profile {
             initializer,
             states: HashMap::new(),
             parts: Vec::new(),
-            doing: Vec::new(),
             expanded: HashMap::new(),
         };
         let mut diagnostics = self.diagnostics.clone();
-        let mut record = |d: Diagnostic| {
+        let mut record = |mut d: Diagnostic, phase: Option<&str>| {
+            if let Some(phase) = phase {
+                d.chain.insert(0, phase.to_owned());
+            }
             if !diagnostics.contains(&d) {
                 diagnostics.push(d);
             }
         };
 
-        resolver.doing.push("initializing".to_owned());
         match resolver.section("buildout") {
             Ok(()) => {
                 if let Err(d) = resolver.finish_buildout_section() {
-                    record(d);
+                    record(d, Some("initializing"));
                 }
             }
-            Err(d) => record(d),
+            Err(d) => record(d, Some("initializing")),
         }
-        resolver.doing.clear();
 
-        resolver.doing.push("installing".to_owned());
         let parts = resolver
             .states
             .get("buildout")
@@ -161,13 +175,12 @@ impl Profile {
                             None,
                         );
                         d.section = Some(part.to_owned());
-                        record(d);
+                        record(d, Some("installing"));
                     }
                 }
-                Err(d) => record(d),
+                Err(d) => record(d, Some("installing")),
             }
         }
-        resolver.doing.clear();
         let install_order = resolver.parts.clone();
 
         // Sections nothing above touched. zc.buildout would never look at them; they are
@@ -184,22 +197,26 @@ impl Profile {
                 {
                     d.severity = Severity::Warning;
                 }
-                record(d);
+                record(d, None);
             }
         }
 
         let mut sections = BTreeMap::new();
-        for (name, state) in &resolver.states {
+        for (name, state) in resolver.states {
             if state.failed {
                 continue;
             }
-            let values = state
+            let mut values: BTreeMap<String, Value> = state
                 .raw
-                .keys()
-                .chain(state.values.keys())
-                .filter_map(|k| Some((k.clone(), resolver.final_value(state, k)?)))
+                .into_iter()
+                .map(|(k, raw)| (k, Value::Text(raw.value.to_string())))
                 .collect();
-            sections.insert(name.clone(), values);
+            for (k, slot) in state.values {
+                if let Slot::Done(v) = slot {
+                    values.insert(k, Rc::unwrap_or_clone(v));
+                }
+            }
+            sections.insert(name, values);
         }
         Resolved {
             sections,
@@ -233,11 +250,10 @@ fn path_join(dir: &str, name: &str) -> String {
 
 impl Resolver<'_, '_> {
     fn final_value(&self, state: &SectionState, option: &str) -> Option<Value> {
-        state
-            .values
-            .get(option)
-            .cloned()
-            .or_else(|| state.raw.get(option).map(|k| Value::Text(k.value.clone())))
+        match state.values.get(option) {
+            Some(Slot::Done(v)) => Some(Value::clone(v)),
+            _ => state.raw.get(option).map(|k| Value::Text(k.value.to_string())),
+        }
     }
 
     fn text(&self, state: &SectionState, option: &str) -> Option<String> {
@@ -257,7 +273,6 @@ impl Resolver<'_, '_> {
         } else if origin == Some(Origin::CommandLine) {
             d.file = Some("<command line>".to_owned());
         }
-        d.chain = self.doing.clone();
         d
     }
 
@@ -272,9 +287,12 @@ impl Resolver<'_, '_> {
         let Some(raw) = self.profile.sections.get(name) else {
             return Err(self.error(ErrorKind::MissingSection(name.to_owned()), None));
         };
-        self.doing.push(format!("initializing section {name}"));
-        let result = self.initialize(name, raw);
-        self.doing.pop();
+        // The chain of lookups in an error is built as it travels up, so that the common
+        // path does no bookkeeping.
+        let result = self.initialize(name, raw).map_err(|mut d| {
+            d.chain.insert(0, format!("initializing section {name}"));
+            d
+        });
         if result.is_err()
             && let Some(state) = self.states.get_mut(name)
         {
@@ -286,7 +304,7 @@ impl Resolver<'_, '_> {
     fn initialize(&mut self, name: &str, raw: &Section) -> Result<(), Diagnostic> {
         let expanded = if raw.contains_key(&OptKey::set("<")) && name != "buildout" {
             match self.expand_macros(name, &mut Vec::new()) {
-                Ok(expanded) => expanded,
+                Ok(expanded) => Some(expanded),
                 Err(e) => {
                     self.states.insert(
                         name.to_owned(),
@@ -300,12 +318,34 @@ impl Resolver<'_, '_> {
                 }
             }
         } else {
-            raw.clone()
+            None
         };
-        let mut plain: BTreeMap<String, SectionKey> = expanded
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+        let origin = |v: &SectionKey| v.file_origin().or_else(|| Some(v.origin()));
+        let mut plain: BTreeMap<String, RawValue> = match expanded {
+            Some(expanded) => expanded
+                .into_iter()
+                .map(|(k, v)| {
+                    let origin = origin(&v);
+                    (
+                        k.into_display_name(),
+                        RawValue {
+                            value: v.value.into(),
+                            origin,
+                        },
+                    )
+                })
+                .collect(),
+            None => raw
+                .iter()
+                .map(|(k, v)| {
+                    let value = RawValue {
+                        value: v.value.as_str().into(),
+                        origin: origin(v),
+                    };
+                    (k.display_name(), value)
+                })
+                .collect(),
+        };
         if name == "buildout" {
             self.absolutize_raw_directories(&mut plain);
         }
@@ -324,20 +364,20 @@ impl Resolver<'_, '_> {
         );
 
         for option in to_substitute {
-            self.get(name, &option, &mut Seen::default())?;
+            self.get(name, &option)?;
         }
         if name == "buildout" {
             return Ok(());
         }
         let dependencies = self
-            .get(name, "<part-dependencies>", &mut Seen::default())?
+            .get(name, "<part-dependencies>")?
             .map(|v| v.as_text().into_owned())
             .unwrap_or_default();
         for dependency in dependencies.split_whitespace() {
             self.section(dependency)?;
         }
         let recipe = self
-            .get(name, "recipe", &mut Seen::default())?
+            .get(name, "recipe")?
             .map(|v| v.as_text().into_owned())
             .filter(|r| !r.is_empty());
         if let Some(recipe) = recipe {
@@ -352,13 +392,16 @@ impl Resolver<'_, '_> {
         let Some(state) = self.states.get(name) else {
             return Ok(());
         };
+        if !self.initializer.handles(recipe) {
+            return Ok(());
+        }
         let mut options: BTreeMap<String, Value> = state
             .raw
             .keys()
             .chain(state.values.keys())
             .filter_map(|k| Some((k.clone(), self.final_value(state, k)?)))
             .collect();
-        let origin = state.raw.get("recipe").and_then(SectionKey::file_origin);
+        let origin = state.raw.get("recipe").and_then(|r| r.origin);
         if let Err(message) = self.initializer.initialize(name, recipe, &mut options) {
             let kind = ErrorKind::Recipe {
                 recipe: recipe.to_owned(),
@@ -369,7 +412,10 @@ impl Resolver<'_, '_> {
             return Err(d);
         }
         if let Some(state) = self.states.get_mut(name) {
-            state.values = options.into_iter().collect();
+            state.values = options
+                .into_iter()
+                .map(|(k, v)| (k, Slot::Done(Rc::new(v))))
+                .collect();
         }
         Ok(())
     }
@@ -413,21 +459,24 @@ impl Resolver<'_, '_> {
         merge::update_section(&mut result, data.clone());
         result.remove(&macro_key);
         doing.pop();
-        // A section's expansion depends only on the raw profile: expand each once.
-        self.expanded.insert(name.to_owned(), result.clone());
+        // A section's expansion depends only on the raw profile: expand each macro source
+        // once (a section that is not a source is expanded once anyway, when initialized).
+        if !doing.is_empty() {
+            self.expanded.insert(name.to_owned(), result.clone());
+        }
         Ok(result)
     }
 
     /// Before substitution, zc.buildout makes the standard directories absolute.
-    fn absolutize_raw_directories(&self, raw: &mut BTreeMap<String, SectionKey>) {
-        let Some(directory) = raw.get("directory").map(|d| d.value.clone()) else {
+    fn absolutize_raw_directories(&self, raw: &mut BTreeMap<String, RawValue>) {
+        let Some(directory) = raw.get("directory").map(|d| d.value.to_string()) else {
             return;
         };
         for name in ["bin", "parts", "eggs", "develop-eggs"] {
             if let Some(key) = raw.get_mut(&format!("{name}-directory"))
                 && !key.value.contains("${")
             {
-                key.value = path_join(&directory, &key.value);
+                key.value = path_join(&directory, &key.value).into();
             }
         }
     }
@@ -461,70 +510,75 @@ impl Resolver<'_, '_> {
             .unwrap_or_default();
         if let Some(state) = self.states.get_mut("buildout") {
             for (k, v) in updates {
-                state.values.insert(k, Value::Text(v));
-            }
-            if !version.is_empty()
-                && let Some(eggs) = state.values.get("eggs-directory").cloned()
-            {
-                let versioned = path_join(&eggs.as_text(), &version);
-                state
-                    .values
-                    .insert("eggs-directory".to_owned(), Value::Text(versioned));
+                let v = if k == "eggs-directory" && !version.is_empty() {
+                    path_join(&v, &version)
+                } else {
+                    v
+                };
+                state.values.insert(k, Slot::Done(Rc::new(Value::Text(v))));
             }
         }
         Ok(())
     }
 
     /// The substituted value of an option of an initialized section.
-    fn get(
-        &mut self,
-        section: &str,
-        option: &str,
-        seen: &mut Seen,
-    ) -> Result<Option<Value>, Diagnostic> {
+    fn get(&mut self, section: &str, option: &str) -> Result<Option<Rc<Value>>, Diagnostic> {
         let Some(state) = self.states.get(section) else {
             return Err(self.error(ErrorKind::MissingSection(section.to_owned()), None));
         };
-        if let Some(v) = state.values.get(option) {
-            return Ok(Some(v.clone()));
-        }
         let Some(raw) = state.raw.get(option) else {
-            return Ok(None);
+            return match state.values.get(option) {
+                Some(Slot::Done(v)) => Ok(Some(Rc::clone(v))),
+                _ => Ok(None),
+            };
         };
+        let origin = raw.origin;
+        match state.values.get(option) {
+            Some(Slot::Done(v)) => return Ok(Some(Rc::clone(v))),
+            Some(Slot::InProgress) => {
+                let me = format!("{section}:{option}");
+                let mut d = self.error(ErrorKind::CircularReference(vec![me]), origin);
+                d.section = Some(section.to_owned());
+                d.option = Some(option.to_owned());
+                return Err(d);
+            }
+            None => {}
+        }
         if !needs_substitution(&raw.value) {
-            return Ok(Some(Value::Text(raw.value.clone())));
+            return Ok(Some(Rc::new(Value::Text(raw.value.to_string()))));
         }
-        let raw_value = raw.value.clone();
-        let origin = raw.file_origin().or_else(|| Some(raw.origin()));
-        let key = (section.to_owned(), option.to_owned());
-        if seen.set.contains(&key) {
-            let start = seen.order.iter().position(|k| *k == key).unwrap_or(0);
-            let mut chain: Vec<String> = seen.order[start..]
-                .iter()
-                .map(|(s, o)| format!("{s}:{o}"))
-                .collect();
-            chain.push(format!("{section}:{option}"));
-            let mut d = self.error(ErrorKind::CircularReference(chain), origin);
-            d.section = Some(section.to_owned());
-            d.option = Some(option.to_owned());
-            return Err(d);
-        }
-        seen.set.insert(key.clone());
-        seen.order.push(key);
-        self.doing
-            .push(format!("getting option {section}:{option}"));
-        let result = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
-            self.substitute(section, option, &raw_value, origin, seen)
-        });
-        self.doing.pop();
-        if let Some(key) = seen.order.pop() {
-            seen.set.remove(&key);
-        }
-        let value = result?;
+        let raw_value = Rc::clone(&raw.value);
         if let Some(state) = self.states.get_mut(section) {
-            state.values.insert(option.to_owned(), value.clone());
+            state.values.insert(option.to_owned(), Slot::InProgress);
         }
-        Ok(Some(value))
+        let result = stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+            self.substitute(section, option, &raw_value, origin)
+        });
+        let Some(state) = self.states.get_mut(section) else {
+            return result.map(|v| Some(Rc::new(v)));
+        };
+        match result {
+            Ok(value) => {
+                let value = Rc::new(value);
+                if let Some(slot) = state.values.get_mut(option) {
+                    *slot = Slot::Done(Rc::clone(&value));
+                }
+                Ok(Some(value))
+            }
+            Err(mut d) => {
+                state.values.remove(option);
+                let me = format!("{section}:{option}");
+                // A circular reference lists the lookups from the first one of the
+                // repeated option down to its repetition.
+                if let ErrorKind::CircularReference(cycle) = &mut d.kind
+                    && !(cycle.len() > 1 && cycle.first() == cycle.last())
+                {
+                    cycle.insert(0, me.clone());
+                }
+                d.chain.insert(0, format!("getting option {me}"));
+                Err(d)
+            }
+        }
     }
 
     fn substitute(
@@ -533,7 +587,6 @@ impl Resolver<'_, '_> {
         option: &str,
         template: &str,
         origin: Option<Origin>,
-        seen: &mut Seen,
     ) -> Result<Value, Diagnostic> {
         let locate = |mut d: Diagnostic| {
             d.section.get_or_insert_with(|| section.to_owned());
@@ -592,21 +645,20 @@ impl Resolver<'_, '_> {
                         _ => e,
                     });
                 }
-                let value = match self.get(ref_section, ref_option, seen)? {
+                match self.get(ref_section, ref_option)? {
                     // A whole value that is one reference to a structure keeps it.
-                    Some(Value::Structured(v)) if template == reference => {
-                        return Ok(Value::Structured(v));
+                    Some(v) if template == reference && matches!(*v, Value::Structured(_)) => {
+                        return Ok(Rc::unwrap_or_clone(v));
                     }
-                    Some(v) => v.as_text().into_owned(),
+                    Some(v) => out.push_str(&v.as_text()),
                     // zc.buildout falls back to the name of the section doing the lookup.
-                    None if ref_option == "_buildout_section_name_" => section.to_owned(),
+                    None if ref_option == "_buildout_section_name_" => out.push_str(section),
                     None => {
                         let kind =
                             ErrorKind::MissingOption(ref_section.to_owned(), ref_option.to_owned());
                         return Err(locate(self.error(kind, origin)));
                     }
-                };
-                out.push_str(&value);
+                }
             }
             out.push_str(rest);
         }

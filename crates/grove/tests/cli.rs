@@ -1,0 +1,259 @@
+//! The `grove` binary as scripts use it: outputs, formats and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn grove(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_grove"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("grove runs")
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+const PROFILE: &str = "\
+[buildout]
+extends = base.cfg
+parts = app
+[app]
+recipe = r
+url = http://${:host}:${:port}/
+host = 127.0.0.1
+port = ${base:port}
+lines += two
+";
+
+const BASE: &str = "\
+[base]
+port = 8080
+[app]
+lines = one
+";
+
+#[test]
+fn resolve_json_is_one_object_of_sections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);
+    let out = grove(
+        dir.path(),
+        &[
+            "profile",
+            "resolve",
+            "buildout.cfg",
+            "--json",
+            "base:port=9090",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    assert_eq!(json["app"]["url"], "http://127.0.0.1:9090/");
+    assert_eq!(json["app"]["lines"], "one\ntwo");
+    let root = dir.path().canonicalize().expect("canonical");
+    assert_eq!(json["buildout"]["directory"], root.to_str().expect("utf-8"));
+    assert!(json.as_object().expect("object").values().all(|s| {
+        s.as_object()
+            .is_some_and(|o| o.values().all(serde_json::Value::is_string))
+    }));
+}
+
+#[test]
+fn resolve_text_lists_sections_sorted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);
+    let out = grove(dir.path(), &["profile", "resolve", "buildout.cfg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("[app]\nhost = 127.0.0.1\nlines =\n  one\n  two\nport = 8080\nrecipe = r\nurl = http://127.0.0.1:8080/\n\n[base]\nport = 8080\n\n[buildout]\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_go_to_stderr_with_file_and_line_and_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        &[("buildout.cfg", "[s]\na = ${nope:x}\nthis is wrong\n")],
+    );
+    let out = grove(
+        dir.path(),
+        &["profile", "resolve", "buildout.cfg", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: buildout.cfg:3: unparsable line: \"this is wrong\""),
+        "{err}"
+    );
+
+    let out = grove(dir.path(), &["profile", "check", "buildout.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        vec![
+            "buildout.cfg:3: unparsable line: \"this is wrong\"",
+            "buildout.cfg:2: [s] a: the referenced section 'nope' was not defined (while initializing section s, getting option s:a)",
+        ]
+    );
+
+    let out = grove(dir.path(), &["profile", "check", "buildout.cfg", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON list");
+    assert_eq!(list[1]["file"], "buildout.cfg");
+    assert_eq!(list[1]["line"], 2);
+    assert_eq!(list[1]["section"], "s");
+    assert_eq!(list[1]["option"], "a");
+    assert_eq!(list[1]["severity"], "error");
+}
+
+#[test]
+fn check_passes_a_clean_profile_silently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);
+    let out = grove(dir.path(), &["profile", "check", "buildout.cfg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = grove(dir.path(), &["profile", "resolve", "nope.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("file not found:"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nope.cfg"), "{}", stderr(&out));
+}
+
+#[test]
+fn query_prints_one_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);
+    let out = grove(dir.path(), &["profile", "query", "app:url", "buildout.cfg"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "http://127.0.0.1:8080/\n")
+    );
+    let out = grove(
+        dir.path(),
+        &["profile", "query", "parts", "buildout.cfg", "--json"],
+    );
+    assert_eq!(stdout(&out), "\"app\"\n");
+
+    let out = grove(
+        dir.path(),
+        &["profile", "query", "app:nope", "buildout.cfg"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("key not found: app:nope"),
+        "{}",
+        stderr(&out)
+    );
+    let out = grove(
+        dir.path(),
+        &["profile", "query", "specific:x", "buildout.cfg"],
+    );
+    assert!(
+        stderr(&out).contains("section not found: specific"),
+        "{}",
+        stderr(&out)
+    );
+    let out = grove(dir.path(), &["profile", "query", "a:b:c", "buildout.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid option \"a:b:c\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn annotate_shows_where_each_value_came_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);
+    let out = grove(
+        dir.path(),
+        &["profile", "annotate", "buildout.cfg", "app:host=h"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let expected = "\nAnnotated sections\n==================\n\n[app]\nhost= h\n    COMMAND_LINE_VALUE\nlines= one\ntwo\n    base.cfg:4\n+=  buildout.cfg:9\nport= ${base:port}\n    buildout.cfg:8\nrecipe= r\n    buildout.cfg:5\nurl= http://${:host}:${:port}/\n    buildout.cfg:6\n\n[base]\nport= 8080\n    base.cfg:2\n\n[buildout]\n";
+    assert!(text.starts_with(expected), "{text}");
+    assert!(
+        text.contains("\nbin-directory= bin\n    DEFAULT_VALUE\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nparts= app\n    buildout.cfg:3\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_assignment_and_bad_usage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);
+    let out = grove(
+        dir.path(),
+        &["profile", "resolve", "buildout.cfg", "novalue"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("bad assignment \"novalue\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = grove(dir.path(), &["profile", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_shipped_example_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = grove(
+        &root,
+        &[
+            "profile",
+            "resolve",
+            "examples/profiles/software-release/software.cfg",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let base = root
+        .join("examples/profiles/software-release")
+        .canonicalize()
+        .expect("dir");
+    let base = base.to_str().expect("utf-8");
+    assert_eq!(
+        json["instance-profile"]["url"],
+        format!("{base}/instance.cfg.in")
+    );
+    assert_eq!(
+        json["instance-profile"]["redis-binary"],
+        format!("{base}/parts/redis/bin/redis-server")
+    );
+    assert_eq!(
+        json["instance-profile"]["partition-address"],
+        "${slap-configuration:ipv4-random}"
+    );
+    assert_eq!(json["buildout"]["platform-suffix"], "linux");
+}
