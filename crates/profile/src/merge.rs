@@ -142,6 +142,10 @@ pub type Sections = BTreeMap<String, Section>;
 /// Applies `s2` on top of `s1`: plain values override, increments apply to the value in
 /// `s2` if it sets one, else to the one in `s1`, else to an implicit empty value.
 pub(crate) fn update_section(s1: &mut Section, mut s2: Section) {
+    if s1.is_empty() && s2.keys().all(|k| k.op == Op::Set) {
+        *s1 = s2;
+        return;
+    }
     let increments: Vec<OptKey> = s2.keys().filter(|k| k.op != Op::Set).cloned().collect();
     // `+=` is applied before `-=` for the same name (the keys sort that way).
     for key in increments {
@@ -195,6 +199,9 @@ fn new_section(mut section: Section) -> Section {
         .filter(|k| k.op != Op::Set)
         .cloned()
         .collect();
+    if increments.is_empty() {
+        return section;
+    }
     for key in increments {
         let plain = OptKey::set(key.name.clone());
         if section.contains_key(&plain) {

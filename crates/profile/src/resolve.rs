@@ -5,7 +5,8 @@
 //! referenced section with a `recipe` becomes a part installed before the one referring to
 //! it, and the order of definition does not matter.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -90,6 +91,32 @@ impl Initializer for NoRecipes {
     }
 }
 
+/// The maps of the resolver are keyed by section and option names of the profile being
+/// resolved; a multiply-rotate hash (as rustc's) is several times cheaper than SipHash on
+/// these short keys. A crafted profile could only slow down its own resolution.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<NameHasher>>;
+
 /// A raw value after macro expansion, with the place it was written.
 struct RawValue {
     value: Rc<str>,
@@ -131,9 +158,9 @@ impl Profile {
         let mut resolver = Resolver {
             profile: self,
             initializer,
-            states: HashMap::new(),
+            states: HashMap::default(),
             parts: Vec::new(),
-            expanded: HashMap::new(),
+            expanded: HashMap::default(),
         };
         let mut diagnostics = self.diagnostics.clone();
         let mut record = |mut d: Diagnostic, phase: Option<&str>| {
@@ -310,7 +337,7 @@ impl Resolver<'_, '_> {
                         name.to_owned(),
                         SectionState {
                             raw: BTreeMap::new(),
-                            values: HashMap::new(),
+                            values: HashMap::default(),
                             failed: true,
                         },
                     );
@@ -358,7 +385,7 @@ impl Resolver<'_, '_> {
             name.to_owned(),
             SectionState {
                 raw: plain,
-                values: HashMap::new(),
+                values: HashMap::default(),
                 failed: false,
             },
         );
@@ -595,12 +622,12 @@ impl Resolver<'_, '_> {
         };
         let mut out = String::with_capacity(template.len());
         // SlapOS: `$$` escapes a `$`, so `$${a:b}` reaches a recipe as `${a:b}`.
-        for (i, piece) in template.split("$$").enumerate() {
+        for (i, piece) in split_escapes(template).enumerate() {
             if i > 0 {
                 out.push('$');
             }
             let mut rest = piece;
-            while let Some(start) = rest.find("${") {
+            while let Some(start) = find_reference(rest) {
                 let Some(len) = rest[start..].find('}') else {
                     break;
                 };
@@ -664,6 +691,25 @@ impl Resolver<'_, '_> {
         }
         Ok(Value::Text(out))
     }
+}
+
+/// The pieces between `$$` escapes (the whole text when there is none).
+fn split_escapes(text: &str) -> std::str::Split<'_, &'static str> {
+    text.split("$$")
+}
+
+/// Where the next `${` starts.
+fn find_reference(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|b| *b == b'$') {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b'{') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn needs_substitution(value: &str) -> bool {
