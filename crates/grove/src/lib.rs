@@ -5,6 +5,7 @@
 //! - 1: the command failed (a profile with errors, an unreadable file, a missing value);
 //! - 2: the command line itself is wrong (clap's usage errors).
 
+mod master;
 mod profile;
 
 use std::process::ExitCode;
@@ -27,11 +28,24 @@ enum Command {
     /// Read profiles in SlapOS's buildout dialect.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// Run the master: the HTTP API, the store and the change stream.
+    Master(master::MasterArgs),
+}
+
+/// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GROVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Profile(command) => profile::run(command),
+        Command::Master(args) => master::run(args),
     }
 }

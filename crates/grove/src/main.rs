@@ -6,6 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = grove::Cli::parse();
+    grove::init_logging();
     match grove::run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -111,6 +111,7 @@ fn load_only(bencher: divan::Bencher<'_, '_>) {
 #[divan::bench]
 fn resolve_only(bencher: divan::Bencher<'_, '_>) {
     let files = loader(&generate());
-    let profile = grove_profile::load("/bench/buildout.cfg", &files, &LoadOptions::default()).expect("loads");
+    let profile =
+        grove_profile::load("/bench/buildout.cfg", &files, &LoadOptions::default()).expect("loads");
     bencher.bench(|| profile.resolve());
 }

@@ -102,7 +102,8 @@ impl Hasher for NameHasher {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
 
@@ -279,7 +280,10 @@ impl Resolver<'_, '_> {
     fn final_value(&self, state: &SectionState, option: &str) -> Option<Value> {
         match state.values.get(option) {
             Some(Slot::Done(v)) => Some(Value::clone(v)),
-            _ => state.raw.get(option).map(|k| Value::Text(k.value.to_string())),
+            _ => state
+                .raw
+                .get(option)
+                .map(|k| Value::Text(k.value.to_string())),
         }
     }
 

@@ -1,0 +1,353 @@
+//! Grove's wire types: the JSON the master, the node agent and the client exchange under
+//! `/v1`. This is the API boundary: serialization derives live here and nowhere else, and a
+//! change here is a change of the protocol.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Instance and connection parameters: a JSON object.
+pub type Parameters = serde_json::Map<String, serde_json::Value>;
+
+/// What a user (or a parent instance) wants of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestedState {
+    Started,
+    Stopped,
+    Destroyed,
+}
+
+impl RequestedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestedState::Started => "started",
+            RequestedState::Stopped => "stopped",
+            RequestedState::Destroyed => "destroyed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RequestedState> {
+        Some(match text {
+            "started" => RequestedState::Started,
+            "stopped" => RequestedState::Stopped,
+            "destroyed" => RequestedState::Destroyed,
+            _ => return None,
+        })
+    }
+}
+
+/// What a node did with an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportedState {
+    Started,
+    Stopped,
+    Destroyed,
+    Error,
+}
+
+impl ReportedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportedState::Started => "started",
+            ReportedState::Stopped => "stopped",
+            ReportedState::Destroyed => "destroyed",
+            ReportedState::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ReportedState> {
+        Some(match text {
+            "started" => ReportedState::Started,
+            "stopped" => ReportedState::Stopped,
+            "destroyed" => ReportedState::Destroyed,
+            "error" => ReportedState::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether a node should have a software release installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SupplyState {
+    Available,
+    Destroyed,
+}
+
+impl SupplyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SupplyState::Available => "available",
+            SupplyState::Destroyed => "destroyed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SupplyState> {
+        Some(match text {
+            "available" => SupplyState::Available,
+            "destroyed" => SupplyState::Destroyed,
+            _ => return None,
+        })
+    }
+}
+
+/// What a node did with a software release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SoftwareState {
+    Building,
+    Available,
+    Destroyed,
+    Error,
+}
+
+impl SoftwareState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SoftwareState::Building => "building",
+            SoftwareState::Available => "available",
+            SoftwareState::Destroyed => "destroyed",
+            SoftwareState::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SoftwareState> {
+        Some(match text {
+            "building" => SoftwareState::Building,
+            "available" => SoftwareState::Available,
+            "destroyed" => SoftwareState::Destroyed,
+            "error" => SoftwareState::Error,
+            _ => return None,
+        })
+    }
+}
+
+fn default_software_type() -> String {
+    "default".to_owned()
+}
+
+fn started() -> RequestedState {
+    RequestedState::Started
+}
+
+/// `POST /v1/instances`: request an instance, or update the one with this title.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRequest {
+    pub title: String,
+    pub software_release: String,
+    #[serde(default = "default_software_type")]
+    pub software_type: String,
+    #[serde(default)]
+    pub parameters: Parameters,
+    #[serde(default = "started")]
+    pub state: RequestedState,
+    #[serde(default)]
+    pub shared: bool,
+    /// Placement filters: `computer_guid` (a computer reference), `instance_guid` (for a
+    /// shared instance: the host instance's id).
+    #[serde(default)]
+    pub sla: BTreeMap<String, String>,
+}
+
+/// An instance as the master knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: i64,
+    pub title: String,
+    pub software_release: String,
+    pub software_type: String,
+    pub parameters: Parameters,
+    pub requested_state: RequestedState,
+    pub shared: bool,
+    pub sla: BTreeMap<String, String>,
+    /// The computer and partition it runs in (the host's, for a shared instance).
+    pub computer: Option<String>,
+    pub partition: Option<String>,
+    /// For a shared instance, the instance hosting it.
+    pub host_instance: Option<i64>,
+    /// The instance that requested this one; none for a user's request.
+    pub parent: Option<i64>,
+    pub root: i64,
+    pub reported_state: Option<ReportedState>,
+    pub error: Option<String>,
+    pub connection: Parameters,
+    /// Changes whenever what is requested of the instance changes.
+    pub timestamp: i64,
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+}
+
+/// A created principal and its token, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub id: i64,
+    pub name: String,
+    pub token: String,
+}
+
+/// `POST /v1/computers`: register a computer (what `grove node register` calls).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewComputer {
+    pub reference: String,
+}
+
+/// A computer as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Computer {
+    pub reference: String,
+    pub owner: String,
+    pub partitions: Vec<PartitionInfo>,
+    pub software: Vec<SoftwareInstallation>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    pub reference: String,
+    pub addresses: Vec<String>,
+    pub instance: Option<i64>,
+}
+
+/// `PUT /v1/computers/{reference}/partitions`: the node declares its formatted partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionDeclaration {
+    pub reference: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// `POST /v1/computers/{reference}/supply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supply {
+    pub software_release: String,
+    #[serde(default = "available")]
+    pub state: SupplyState,
+}
+
+fn available() -> SupplyState {
+    SupplyState::Available
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftwareInstallation {
+    pub software_release: String,
+    pub requested_state: SupplyState,
+    pub reported_state: Option<SoftwareState>,
+    pub error: Option<String>,
+}
+
+/// `PUT /v1/computers/{reference}/software`: the node reports on a software release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftwareReport {
+    pub software_release: String,
+    pub state: SoftwareState,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `PUT /v1/instances/{id}/state`: the node reports what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateReport {
+    pub state: ReportedState,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `PUT /v1/instances/{id}/connection`: an instance publishes its connection parameters,
+/// for itself or (a host) for one of its shared instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    pub parameters: Parameters,
+    #[serde(default)]
+    pub shared_instance: Option<i64>,
+}
+
+/// `PUT /v1/instances/{id}/children`: the titles a parent requested in its last run; the
+/// others it had requested before are destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Children {
+    pub titles: Vec<String>,
+}
+
+/// A shared instance as its host's partition sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedInstance {
+    pub id: i64,
+    pub title: String,
+    pub software_type: String,
+    pub parameters: Parameters,
+    pub requested_state: RequestedState,
+    pub timestamp: i64,
+}
+
+/// Everything a node needs to run one partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub reference: String,
+    pub addresses: Vec<String>,
+    pub instance: Option<PartitionInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionInstance {
+    pub id: i64,
+    pub title: String,
+    pub root_title: String,
+    pub software_release: String,
+    pub software_type: String,
+    pub requested_state: RequestedState,
+    pub parameters: Parameters,
+    pub connection: Parameters,
+    pub shared_instances: Vec<SharedInstance>,
+    pub timestamp: i64,
+    /// The partition's own credentials, for the instance to publish and request as itself.
+    pub token: String,
+}
+
+/// `GET /v1/computers/{reference}/desired`: the desired state of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredState {
+    pub computer: String,
+    pub revision: i64,
+    pub software: Vec<SoftwareInstallation>,
+    pub partitions: Vec<PartitionState>,
+}
+
+/// Errors: a stable machine-readable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// The stable error codes.
+pub mod codes {
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const CONFLICT: &str = "conflict";
+    pub const NO_CAPACITY: &str = "no_capacity";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const INTERNAL: &str = "internal";
+}

@@ -1,0 +1,229 @@
+//! The master: keeps the desired state of the cloud and answers everyone over HTTP.
+//!
+//! Users request instances and supply software; nodes register, declare their partitions,
+//! follow their desired state on a long-polled change stream and report back; partitions
+//! publish connection parameters and request children as themselves. Every endpoint
+//! checks its caller ([`auth::Principal`]).
+
+pub mod auth;
+mod error;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use grove_store::{Changed, SqliteStore, Store};
+use ring::rand::SystemRandom;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+
+/// Where the master keeps its state and listens.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+/// Failures to start the master.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid key file")]
+    BadKey { path: PathBuf },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the system random source failed")]
+    Random,
+    #[error(transparent)]
+    Store(#[from] grove_store::StoreError),
+}
+
+/// Wakes the nodes waiting on a computer's desired state.
+#[derive(Debug, Default)]
+pub(crate) struct ChangeStream {
+    senders: Mutex<HashMap<i64, watch::Sender<u64>>>,
+}
+
+impl ChangeStream {
+    pub(crate) fn subscribe(&self, computer: i64) -> watch::Receiver<u64> {
+        let mut senders = self
+            .senders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        senders
+            .entry(computer)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    pub(crate) fn notify(&self, changed: &Changed) {
+        let senders = self
+            .senders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for computer in &changed.computers {
+            if let Some(sender) = senders.get(computer) {
+                sender.send_modify(|generation| *generation += 1);
+            }
+        }
+    }
+}
+
+/// The master's shared state.
+#[derive(Debug)]
+pub struct Master<S> {
+    pub(crate) store: S,
+    pub(crate) partitions: auth::PartitionKeys,
+    pub(crate) changes: ChangeStream,
+    pub(crate) rng: SystemRandom,
+}
+
+impl<S: Store> Master<S> {
+    pub(crate) fn secret(&self) -> Result<String, ApiError> {
+        auth::random_secret(&self.rng)
+            .map_err(|_| ApiError::internal("the system random source failed"))
+    }
+}
+
+/// A running master.
+#[derive(Debug)]
+pub struct RunningMaster {
+    pub addr: SocketAddr,
+    pub admin_token_path: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningMaster {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests and waits for the ones in flight.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), MasterError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let write_error = |source| MasterError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(write_error)?;
+    file.write_all(contents.as_bytes()).map_err(write_error)?;
+    file.sync_all().map_err(write_error)
+}
+
+/// The key partition tokens are derived from: created once, kept in the data directory.
+fn master_key(data_dir: &Path, rng: &SystemRandom) -> Result<Vec<u8>, MasterError> {
+    let path = data_dir.join("master.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = text.trim();
+            if text.len() < 64 {
+                return Err(MasterError::BadKey { path });
+            }
+            Ok(text.as_bytes().to_vec())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = auth::random_secret(rng).map_err(|_| MasterError::Random)?;
+            write_private(&path, &format!("{secret}\n"))?;
+            Ok(secret.into_bytes())
+        }
+        Err(source) => Err(MasterError::Read { path, source }),
+    }
+}
+
+/// Opens the store in `data_dir`, creating the admin token at first start.
+pub async fn open(data_dir: &Path) -> Result<Arc<Master<SqliteStore>>, MasterError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| MasterError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    let rng = SystemRandom::new();
+    let key = master_key(data_dir, &rng)?;
+    let store = SqliteStore::open(&data_dir.join("master.sqlite")).await?;
+    let token_path = data_dir.join("admin.token");
+    let secret = auth::random_secret(&rng).map_err(|_| MasterError::Random)?;
+    if let Some(admin) = store.ensure_admin(auth::hash_secret(&secret)).await? {
+        write_private(
+            &token_path,
+            &format!("{}\n", auth::user_token(admin, &secret)),
+        )?;
+        tracing::info!(path = %token_path.display(), "admin token written");
+    } else if !token_path.exists() {
+        tracing::warn!(path = %token_path.display(), "the admin token file is missing; the admin token cannot be shown again");
+    }
+    Ok(Arc::new(Master {
+        store,
+        partitions: auth::PartitionKeys::new(&key),
+        changes: ChangeStream::default(),
+        rng,
+    }))
+}
+
+/// Starts the master on `config.listen` and returns once it accepts connections.
+pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> {
+    let master = open(&config.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| MasterError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| MasterError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = routes::router(master);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "the master's server failed");
+        }
+    });
+    tracing::info!(%addr, "master listening");
+    Ok(RunningMaster {
+        addr,
+        admin_token_path: config.data_dir.join("admin.token"),
+        shutdown: Some(tx),
+        task,
+    })
+}

@@ -1,0 +1,583 @@
+//! The HTTP API under `/v1`: routes, extractors and handlers. Each handler starts by
+//! checking that its caller may do what it asks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use grove_api as api;
+use grove_store::{Changed, Requester, Store};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::Master;
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+
+/// Requests carry small JSON documents; anything larger is refused before parsing.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The longest a node may wait on its change stream in one call.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+type App<S> = State<Arc<Master<S>>>;
+
+pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/users", post(create_user::<S>))
+        .route(
+            "/v1/computers",
+            post(register_computer::<S>).get(list_computers::<S>),
+        )
+        .route("/v1/computers/{reference}", get(show_computer::<S>))
+        .route(
+            "/v1/computers/{reference}/partitions",
+            put(declare_partitions::<S>),
+        )
+        .route("/v1/computers/{reference}/supply", post(supply::<S>))
+        .route(
+            "/v1/computers/{reference}/software",
+            put(report_software::<S>),
+        )
+        .route("/v1/computers/{reference}/desired", get(desired_state::<S>))
+        .route(
+            "/v1/instances",
+            post(request_instance::<S>).get(list_instances::<S>),
+        )
+        .route("/v1/instances/{id}", get(show_instance::<S>))
+        .route("/v1/instances/{id}/state", put(report_state::<S>))
+        .route("/v1/instances/{id}/connection", put(publish::<S>))
+        .route("/v1/instances/{id}/children", put(set_children::<S>))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(master)
+}
+
+/// A JSON body whose errors are API errors (400 with the parser's message, 413).
+pub(crate) struct Body<T>(T);
+
+impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &St) -> Result<Body<T>, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(json_error(&rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: &JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            api::codes::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::bad_request("expected a body with content-type application/json")
+        }
+        _ => ApiError::bad_request(rejection.body_text()),
+    }
+}
+
+/// The authenticated caller.
+pub(crate) struct Caller(Principal);
+
+impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        master: &Arc<Master<S>>,
+    ) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing authorization header: send `Authorization: Bearer <token>`",
+                )
+            })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("the authorization header is not `Bearer <token>`")
+            })?;
+        let invalid = || ApiError::unauthorized("invalid token");
+        let parts = auth::parse_token(token.trim()).ok_or_else(invalid)?;
+        let principal = match parts.kind {
+            "u" => {
+                let row = master
+                    .store
+                    .principal(parts.id)
+                    .await?
+                    .ok_or_else(invalid)?;
+                if !auth::constant_time_eq(&row.token_hash, &auth::hash_secret(parts.secret)) {
+                    return Err(invalid());
+                }
+                if row.admin {
+                    Principal::Admin { id: row.id }
+                } else {
+                    Principal::User { id: row.id }
+                }
+            }
+            "n" => {
+                let row = master.store.computer(parts.id).await?.ok_or_else(invalid)?;
+                if !auth::constant_time_eq(&row.token_hash, &auth::hash_secret(parts.secret)) {
+                    return Err(invalid());
+                }
+                Principal::Node { computer: row.id }
+            }
+            "p" => {
+                if !master.partitions.verify(parts.id, parts.secret) {
+                    return Err(invalid());
+                }
+                let instance = master.store.instance(parts.id).await?.ok_or_else(invalid)?;
+                let owner = instance_owner(&master.store, &instance).await?;
+                Principal::Partition {
+                    instance: instance.id,
+                    owner,
+                }
+            }
+            _ => return Err(invalid()),
+        };
+        Ok(Caller(principal))
+    }
+}
+
+/// The user an instance belongs to (the owner of its tree's root request).
+async fn instance_owner<S: Store>(store: &S, instance: &api::Instance) -> Result<i64, ApiError> {
+    store
+        .instance_owner(instance.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("instance {}", instance.id)))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn create_user<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Body(user): Body<api::NewUser>,
+) -> Result<(StatusCode, Json<api::Credentials>), ApiError> {
+    if !matches!(caller, Principal::Admin { .. }) {
+        return Err(ApiError::forbidden("only the admin creates users"));
+    }
+    validate_name("name", &user.name)?;
+    let secret = m.secret()?;
+    let id = m
+        .store
+        .create_user(user.name.clone(), auth::hash_secret(&secret))
+        .await?;
+    let token = auth::user_token(id, &secret);
+    Ok((
+        StatusCode::CREATED,
+        Json(api::Credentials {
+            id,
+            name: user.name,
+            token,
+        }),
+    ))
+}
+
+/// Names and references: 1 to 128 characters from `[A-Za-z0-9._-]`, so they are safe in
+/// paths, URLs and logs.
+fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !name.starts_with('.');
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid {what} {name:?}: use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'"
+        )))
+    }
+}
+
+fn user_of(caller: &Principal) -> Option<i64> {
+    match caller {
+        Principal::Admin { id } | Principal::User { id } => Some(*id),
+        _ => None,
+    }
+}
+
+async fn register_computer<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Body(new): Body<api::NewComputer>,
+) -> Result<(StatusCode, Json<api::Credentials>), ApiError> {
+    let owner = user_of(&caller)
+        .ok_or_else(|| ApiError::forbidden("only users and the admin register computers"))?;
+    validate_name("computer reference", &new.reference)?;
+    let secret = m.secret()?;
+    let id = m
+        .store
+        .create_computer(new.reference.clone(), owner, auth::hash_secret(&secret))
+        .await?;
+    let token = auth::node_token(id, &secret);
+    Ok((
+        StatusCode::CREATED,
+        Json(api::Credentials {
+            id,
+            name: new.reference,
+            token,
+        }),
+    ))
+}
+
+async fn list_computers<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<api::Computer>>, ApiError> {
+    let owner = match caller {
+        Principal::Admin { .. } => None,
+        Principal::User { id } => Some(id),
+        _ => {
+            return Err(ApiError::forbidden(
+                "only users and the admin list computers",
+            ));
+        }
+    };
+    Ok(Json(m.store.computers(owner).await?))
+}
+
+/// The computer, if the caller may see it: the admin, its owner, or its own node.
+async fn visible_computer<S: Store>(
+    m: &Master<S>,
+    caller: &Principal,
+    reference: &str,
+) -> Result<grove_store::ComputerRow, ApiError> {
+    let not_found = || ApiError::not_found(format!("no computer {reference:?}"));
+    let row = m
+        .store
+        .computer_by_reference(reference.to_owned())
+        .await?
+        .ok_or_else(not_found)?;
+    let allowed = match caller {
+        Principal::Admin { .. } => true,
+        Principal::User { id } => row.owner_id == *id,
+        Principal::Node { computer } => row.id == *computer,
+        Principal::Partition { .. } => false,
+    };
+    if allowed {
+        Ok(row)
+    } else {
+        Err(ApiError::forbidden(format!(
+            "computer {reference:?} is not yours"
+        )))
+    }
+}
+
+/// The computer, if the caller is its node.
+async fn own_computer<S: Store>(
+    m: &Master<S>,
+    caller: &Principal,
+    reference: &str,
+) -> Result<grove_store::ComputerRow, ApiError> {
+    let row = visible_computer(m, caller, reference).await?;
+    match caller {
+        Principal::Node { computer } if *computer == row.id => Ok(row),
+        _ => Err(ApiError::forbidden(format!(
+            "only the node of computer {reference:?} does this"
+        ))),
+    }
+}
+
+/// The computer, if the caller is the admin or its owner.
+async fn managed_computer<S: Store>(
+    m: &Master<S>,
+    caller: &Principal,
+    reference: &str,
+) -> Result<grove_store::ComputerRow, ApiError> {
+    let row = visible_computer(m, caller, reference).await?;
+    match caller {
+        Principal::Admin { .. } | Principal::User { .. } => Ok(row),
+        _ => Err(ApiError::forbidden(format!(
+            "only the owner of computer {reference:?} does this"
+        ))),
+    }
+}
+
+async fn show_computer<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+) -> Result<Json<api::Computer>, ApiError> {
+    let row = visible_computer(&m, &caller, &reference).await?;
+    let computers = m.store.computers(Some(row.owner_id)).await?;
+    computers
+        .into_iter()
+        .find(|c| c.reference == reference)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no computer {reference:?}")))
+}
+
+async fn declare_partitions<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+    Body(partitions): Body<Vec<api::PartitionDeclaration>>,
+) -> Result<StatusCode, ApiError> {
+    let row = own_computer(&m, &caller, &reference).await?;
+    for p in &partitions {
+        validate_name("partition reference", &p.reference)?;
+    }
+    let changed = m.store.declare_partitions(row.id, partitions).await?;
+    m.changes.notify(&changed);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn supply<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+    Body(supply): Body<api::Supply>,
+) -> Result<StatusCode, ApiError> {
+    let row = managed_computer(&m, &caller, &reference).await?;
+    if supply.software_release.trim().is_empty() {
+        return Err(ApiError::bad_request("software_release is empty"));
+    }
+    let changed = m.store.supply(row.id, supply).await?;
+    m.changes.notify(&changed);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn report_software<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+    Body(report): Body<api::SoftwareReport>,
+) -> Result<StatusCode, ApiError> {
+    let row = own_computer(&m, &caller, &reference).await?;
+    m.store.report_software(row.id, report).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DesiredQuery {
+    /// Answer only once the revision is newer than this one (or the wait is over).
+    #[serde(default)]
+    after: Option<i64>,
+    /// How long to wait, in seconds (at most 60).
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+async fn desired_state<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+    query: Result<Query<DesiredQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<api::DesiredState>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let row = own_computer(&m, &caller, &reference).await?;
+    // Subscribe before reading, so that a change between the two is not missed.
+    let mut changes = m.changes.subscribe(row.id);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
+    loop {
+        let mut state = m.store.desired_state(row.id).await?;
+        let fresh = query.after.is_none_or(|after| state.revision > after);
+        if fresh || tokio::time::Instant::now() >= deadline {
+            for partition in &mut state.partitions {
+                if let Some(instance) = &mut partition.instance {
+                    instance.token = m.partitions.token(instance.id);
+                }
+            }
+            return Ok(Json(state));
+        }
+        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+    }
+}
+
+async fn request_instance<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Body(request): Body<api::InstanceRequest>,
+) -> Result<Json<api::Instance>, ApiError> {
+    let (owner, requester) = match caller {
+        Principal::Admin { id } | Principal::User { id } => (id, Requester::User(id)),
+        Principal::Partition { instance, owner } => (owner, Requester::Instance(instance)),
+        Principal::Node { .. } => {
+            return Err(ApiError::forbidden("nodes do not request instances"));
+        }
+    };
+    if request.title.len() > 256 || request.title.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "title: at most 256 characters, no control characters",
+        ));
+    }
+    let (instance, changed) = m.store.request(owner, requester, request).await?;
+    m.changes.notify(&changed);
+    Ok(Json(instance))
+}
+
+async fn list_instances<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<api::Instance>>, ApiError> {
+    let owner = match caller {
+        Principal::Admin { .. } => None,
+        Principal::User { id } => Some(id),
+        _ => {
+            return Err(ApiError::forbidden(
+                "only users and the admin list instances",
+            ));
+        }
+    };
+    Ok(Json(m.store.instances(owner).await?))
+}
+
+/// What the caller may do with an instance.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    /// Read it: its owner, the admin, its parent's partition.
+    Read,
+    /// Report on it: the node it runs on.
+    Host,
+    /// Act as it: its own partition.
+    Itself,
+}
+
+async fn access<S: Store>(
+    m: &Master<S>,
+    caller: &Principal,
+    id: i64,
+) -> Result<(api::Instance, Vec<Access>), ApiError> {
+    let instance = m
+        .store
+        .instance(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no instance {id}")))?;
+    let mut rights = Vec::new();
+    match caller {
+        Principal::Admin { .. } => rights.push(Access::Read),
+        Principal::User { id: user } => {
+            if m.store.instance_owner(id).await? == Some(*user) {
+                rights.push(Access::Read);
+            }
+        }
+        Principal::Node { computer } => {
+            if let Some(reference) = &instance.computer
+                && let Some(row) = m.store.computer(*computer).await?
+                && row.reference == *reference
+            {
+                rights.extend([Access::Read, Access::Host]);
+            }
+        }
+        Principal::Partition { instance: me, .. } => {
+            if *me == id {
+                rights.extend([Access::Read, Access::Itself]);
+            } else if instance.parent == Some(*me) {
+                rights.push(Access::Read);
+            }
+        }
+    }
+    if rights.is_empty() {
+        return Err(ApiError::forbidden(format!("instance {id} is not yours")));
+    }
+    Ok((instance, rights))
+}
+
+async fn show_instance<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<api::Instance>, ApiError> {
+    let (instance, _) = access(&m, &caller, id).await?;
+    Ok(Json(instance))
+}
+
+async fn report_state<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+    Body(report): Body<api::StateReport>,
+) -> Result<StatusCode, ApiError> {
+    let (instance, rights) = access(&m, &caller, id).await?;
+    if !rights.contains(&Access::Host) {
+        return Err(ApiError::forbidden(format!(
+            "only the node running instance {id} reports its state"
+        )));
+    }
+    if instance.shared {
+        return Err(ApiError::bad_request(format!(
+            "instance {id} is shared: its host reports for it"
+        )));
+    }
+    let changed = m.store.report_instance(id, report).await?;
+    m.changes.notify(&changed);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn publish<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+    Body(publish): Body<api::Publish>,
+) -> Result<StatusCode, ApiError> {
+    let (_, rights) = access(&m, &caller, id).await?;
+    if !rights
+        .iter()
+        .any(|r| matches!(r, Access::Itself | Access::Host))
+    {
+        return Err(ApiError::forbidden(format!(
+            "only instance {id} publishes its parameters"
+        )));
+    }
+    let target = match publish.shared_instance {
+        None => id,
+        Some(shared) => {
+            let hosted = m
+                .store
+                .instance(shared)
+                .await?
+                .is_some_and(|s| s.host_instance == Some(id));
+            if !hosted {
+                return Err(ApiError::forbidden(format!(
+                    "instance {id} does not host instance {shared}"
+                )));
+            }
+            shared
+        }
+    };
+    let changed: Changed = m.store.publish(target, publish.parameters).await?;
+    m.changes.notify(&changed);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_children<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+    Body(children): Body<api::Children>,
+) -> Result<StatusCode, ApiError> {
+    let (_, rights) = access(&m, &caller, id).await?;
+    if !rights
+        .iter()
+        .any(|r| matches!(r, Access::Itself | Access::Host))
+    {
+        return Err(ApiError::forbidden(format!(
+            "only instance {id} reports its children"
+        )));
+    }
+    let changed = m.store.set_children(id, children.titles).await?;
+    m.changes.notify(&changed);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,741 @@
+//! The master over real HTTP on loopback, with a real SQLite file.
+
+use std::time::Duration;
+
+use grove_master::{MasterConfig, RunningMaster};
+use serde_json::{Value, json};
+
+struct TestMaster {
+    runtime: tokio::runtime::Runtime,
+    master: Option<RunningMaster>,
+    dir: tempfile::TempDir,
+    url: String,
+    admin: String,
+    agent: ureq::Agent,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+impl TestMaster {
+    fn start() -> TestMaster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestMaster::start_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> TestMaster {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let config = MasterConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().to_owned(),
+        };
+        let master = runtime
+            .block_on(grove_master::start(&config))
+            .expect("master starts");
+        let admin = std::fs::read_to_string(&master.admin_token_path)
+            .expect("admin token")
+            .trim()
+            .to_owned();
+        let url = master.url();
+        TestMaster {
+            runtime,
+            master: Some(master),
+            dir,
+            url,
+            admin,
+            agent: agent(),
+        }
+    }
+
+    fn restart(mut self) -> TestMaster {
+        if let Some(master) = self.master.take() {
+            self.runtime.block_on(master.stop());
+        }
+        let TestMaster { runtime, dir, .. } = self;
+        drop(runtime);
+        TestMaster::start_in(dir)
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let response = match (method, body) {
+            ("GET", _) => {
+                let mut req = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            }
+            (_, body) => {
+                let text = body.map(Value::to_string).unwrap_or_default();
+                let mut req = match method {
+                    "POST" => self.agent.post(&url),
+                    "PUT" => self.agent.put(&url),
+                    other => panic!("method {other}"),
+                };
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.header("Content-Type", "application/json").send(text)
+            }
+        };
+        let mut response = response.expect("the master answers");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        (status, json)
+    }
+
+    fn ok(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
+        let (status, json) = self.call(method, path, Some(token), body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {json}"
+        );
+        json
+    }
+
+    fn user(&self, name: &str) -> String {
+        let created = self.ok(
+            "POST",
+            "/v1/users",
+            &self.admin,
+            Some(&json!({"name": name})),
+        );
+        created["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Registers a computer owned by `owner`, declares `partitions` partitions and supplies
+    /// `software` to it; returns the node's token.
+    fn computer(&self, owner: &str, reference: &str, partitions: usize, software: &str) -> String {
+        let created = self.ok(
+            "POST",
+            "/v1/computers",
+            owner,
+            Some(&json!({"reference": reference})),
+        );
+        let node = created["token"].as_str().expect("token").to_owned();
+        let declared: Vec<Value> = (0..partitions)
+            .map(|i| json!({"reference": format!("slappart{i}"), "addresses": [format!("127.0.1.{}", i + 1)]}))
+            .collect();
+        self.ok(
+            "PUT",
+            &format!("/v1/computers/{reference}/partitions"),
+            &node,
+            Some(&json!(declared)),
+        );
+        self.ok(
+            "POST",
+            &format!("/v1/computers/{reference}/supply"),
+            owner,
+            Some(&json!({"software_release": software})),
+        );
+        node
+    }
+
+    fn desired(&self, node: &str, reference: &str) -> Value {
+        self.ok(
+            "GET",
+            &format!("/v1/computers/{reference}/desired"),
+            node,
+            None,
+        )
+    }
+}
+
+const SR: &str = "https://example.test/hello/software.cfg";
+
+fn request(title: &str, params: Value) -> Value {
+    json!({"title": title, "software_release": SR, "parameters": params})
+}
+
+#[test]
+fn requesting_again_updates_in_place() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    t.computer(&alice, "COMP-1", 2, SR);
+    let first = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({"name": "a"}))),
+    );
+    assert_eq!(first["computer"], "COMP-1");
+    assert_eq!(first["partition"], "slappart0");
+    assert_eq!(first["software_type"], "default");
+    assert_eq!(first["requested_state"], "started");
+    let same = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({"name": "a"}))),
+    );
+    assert_eq!(same["id"], first["id"]);
+    assert_eq!(
+        same["timestamp"], first["timestamp"],
+        "nothing changed, no new timestamp"
+    );
+    let changed = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({"name": "b"}))),
+    );
+    assert_eq!(changed["id"], first["id"]);
+    assert_eq!(changed["partition"], "slappart0");
+    assert!(changed["timestamp"].as_i64() > first["timestamp"].as_i64());
+    assert_eq!(changed["parameters"], json!({"name": "b"}));
+    // Another user's instance of the same title is another instance.
+    let bob = t.user("bob");
+    let (status, body) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&bob),
+        Some(&request("web", json!({}))),
+    );
+    assert_eq!(status, 503, "bob has no computer with the software: {body}");
+}
+
+#[test]
+fn allocation_fills_partitions_then_answers_no_capacity() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 2, SR);
+    t.ok(
+        "POST",
+        "/v1/computers/COMP-1/supply",
+        &alice,
+        Some(&json!({"software_release": "other.cfg"})),
+    );
+    let a = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("a", json!({}))),
+    );
+    let b = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("b", json!({}))),
+    );
+    assert_eq!(
+        (a["partition"].as_str(), b["partition"].as_str()),
+        (Some("slappart0"), Some("slappart1"))
+    );
+    let (status, body) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&alice),
+        Some(&request("c", json!({}))),
+    );
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "no_capacity");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains(SR),
+        "{body}"
+    );
+    // An SLA naming another computer finds nothing either.
+    let mut pinned = request("d", json!({}));
+    pinned["sla"] = json!({"computer_guid": "COMP-2"});
+    let (status, _) = t.call("POST", "/v1/instances", Some(&alice), Some(&pinned));
+    assert_eq!(status, 503);
+
+    // Destroying frees the partition only once the node reports it destroyed.
+    let mut destroy = request("a", json!({}));
+    destroy["state"] = json!("destroyed");
+    t.ok("POST", "/v1/instances", &alice, Some(&destroy));
+    let (status, _) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&alice),
+        Some(&request("c", json!({}))),
+    );
+    assert_eq!(status, 503, "slappart0 is still being destroyed");
+    let id = a["id"].as_i64().expect("id");
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{id}/state"),
+        &node,
+        Some(&json!({"state": "destroyed"})),
+    );
+    let c = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("c", json!({}))),
+    );
+    assert_eq!(c["partition"], "slappart0", "the freed partition is reused");
+}
+
+#[test]
+fn supply_and_remove_follow_the_node_reports() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 1, SR);
+    let desired = t.desired(&node, "COMP-1");
+    assert_eq!(desired["software"][0]["software_release"], SR);
+    assert_eq!(desired["software"][0]["requested_state"], "available");
+    t.ok(
+        "PUT",
+        "/v1/computers/COMP-1/software",
+        &node,
+        Some(&json!({"software_release": SR, "state": "building"})),
+    );
+    t.ok(
+        "PUT",
+        "/v1/computers/COMP-1/software",
+        &node,
+        Some(
+            &json!({"software_release": SR, "state": "error", "error": "make: *** [all] Error 2"}),
+        ),
+    );
+    let computer = t.ok("GET", "/v1/computers/COMP-1", &alice, None);
+    assert_eq!(computer["software"][0]["reported_state"], "error");
+    assert_eq!(computer["software"][0]["error"], "make: *** [all] Error 2");
+    t.ok(
+        "POST",
+        "/v1/computers/COMP-1/supply",
+        &alice,
+        Some(&json!({"software_release": SR, "state": "destroyed"})),
+    );
+    assert_eq!(
+        t.desired(&node, "COMP-1")["software"][0]["requested_state"],
+        "destroyed"
+    );
+    t.ok(
+        "PUT",
+        "/v1/computers/COMP-1/software",
+        &node,
+        Some(&json!({"software_release": SR, "state": "destroyed"})),
+    );
+    assert_eq!(t.desired(&node, "COMP-1")["software"], json!([]));
+    let (status, _) = t.call(
+        "PUT",
+        "/v1/computers/COMP-1/software",
+        Some(&node),
+        Some(&json!({"software_release": "never-supplied", "state": "available"})),
+    );
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn shared_instances_attach_to_a_host_which_publishes_for_them() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 1, SR);
+    let mut shared = request("site", json!({"domain": "a.example"}));
+    shared["shared"] = json!(true);
+    let (status, body) = t.call("POST", "/v1/instances", Some(&alice), Some(&shared));
+    assert_eq!(status, 503, "no host yet: {body}");
+    let host = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("frontend", json!({}))),
+    );
+    let site = t.ok("POST", "/v1/instances", &alice, Some(&shared));
+    assert_eq!(site["host_instance"], host["id"]);
+    assert_eq!(site["partition"], "slappart0");
+    let desired = t.desired(&node, "COMP-1");
+    let partition = &desired["partitions"][0]["instance"];
+    assert_eq!(partition["shared_instances"][0]["title"], "site");
+    assert_eq!(
+        partition["shared_instances"][0]["parameters"],
+        json!({"domain": "a.example"})
+    );
+    let host_token = partition["token"]
+        .as_str()
+        .expect("partition token")
+        .to_owned();
+    let host_id = host["id"].as_i64().expect("id");
+    let site_id = site["id"].as_i64().expect("id");
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{host_id}/connection"),
+        &host_token,
+        Some(&json!({"parameters": {"url": "https://a.example"}, "shared_instance": site_id})),
+    );
+    let site = t.ok("GET", &format!("/v1/instances/{site_id}"), &alice, None);
+    assert_eq!(site["connection"], json!({"url": "https://a.example"}));
+}
+
+#[test]
+fn children_follow_their_root_and_are_collected() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 3, SR);
+    let root = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("app", json!({}))),
+    );
+    let root_id = root["id"].as_i64().expect("id");
+    let token = t.desired(&node, "COMP-1")["partitions"][0]["instance"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let child = t.ok(
+        "POST",
+        "/v1/instances",
+        &token,
+        Some(&request("db", json!({"size": 1}))),
+    );
+    assert_eq!(child["parent"], root["id"]);
+    assert_eq!(child["root"], root["id"]);
+    assert_eq!(child["partition"], "slappart1");
+    // The child publishes; the parent reads it, and runs again (new timestamp).
+    let child_id = child["id"].as_i64().expect("id");
+    let child_token = t.desired(&node, "COMP-1")["partitions"][1]["instance"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{child_id}/connection"),
+        &child_token,
+        Some(&json!({"parameters": {"url": "redis://x"}})),
+    );
+    let seen = t.ok("GET", &format!("/v1/instances/{child_id}"), &token, None);
+    assert_eq!(seen["connection"]["url"], "redis://x");
+    let root_after = t.ok("GET", &format!("/v1/instances/{root_id}"), &alice, None);
+    assert!(root_after["timestamp"].as_i64() > root["timestamp"].as_i64());
+
+    // Stopping the root stops the child; a child requested while the root is stopped is
+    // stopped too.
+    let mut stop = request("app", json!({}));
+    stop["state"] = json!("stopped");
+    t.ok("POST", "/v1/instances", &alice, Some(&stop));
+    assert_eq!(
+        t.ok("GET", &format!("/v1/instances/{child_id}"), &alice, None)["requested_state"],
+        "stopped"
+    );
+    let other = t.ok(
+        "POST",
+        "/v1/instances",
+        &token,
+        Some(&request("cache", json!({}))),
+    );
+    assert_eq!(other["requested_state"], "stopped");
+
+    // The parent's last run requested only `db`: `cache` is destroyed.
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{root_id}/children"),
+        &token,
+        Some(&json!({"titles": ["db"]})),
+    );
+    let other_id = other["id"].as_i64().expect("id");
+    assert_eq!(
+        t.ok("GET", &format!("/v1/instances/{other_id}"), &alice, None)["requested_state"],
+        "destroyed"
+    );
+    assert_eq!(
+        t.ok("GET", &format!("/v1/instances/{child_id}"), &alice, None)["requested_state"],
+        "stopped"
+    );
+}
+
+#[test]
+fn the_change_stream_wakes_a_waiting_node() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 1, SR);
+    let revision = t.desired(&node, "COMP-1")["revision"]
+        .as_i64()
+        .expect("revision");
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            t.ok(
+                "GET",
+                &format!("/v1/computers/COMP-1/desired?after={revision}&wait=30"),
+                &node,
+                None,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        t.ok(
+            "POST",
+            "/v1/instances",
+            &alice,
+            Some(&request("web", json!({}))),
+        );
+        let woken = waiter.join().expect("waiter");
+        assert!(woken["revision"].as_i64() > Some(revision));
+        assert_eq!(woken["partitions"][0]["instance"]["title"], "web");
+    });
+    // With nothing new, a short wait answers with the same revision.
+    let now = t.desired(&node, "COMP-1")["revision"]
+        .as_i64()
+        .expect("revision");
+    let same = t.ok(
+        "GET",
+        &format!("/v1/computers/COMP-1/desired?after={now}&wait=1"),
+        &node,
+        None,
+    );
+    assert_eq!(same["revision"].as_i64(), Some(now));
+}
+
+#[test]
+fn a_restart_keeps_everything() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 1, SR);
+    let web = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({"name": "x"}))),
+    );
+    let admin = t.admin.clone();
+    let t = t.restart();
+    assert_eq!(t.admin, admin, "the admin token file is kept");
+    let again = t.ok("GET", &format!("/v1/instances/{}", web["id"]), &alice, None);
+    assert_eq!(again, web);
+    let desired = t.desired(&node, "COMP-1");
+    let token = desired["partitions"][0]["instance"]["token"]
+        .as_str()
+        .expect("token");
+    t.ok("GET", &format!("/v1/instances/{}", web["id"]), token, None);
+}
+
+#[test]
+fn malformed_and_oversized_requests_are_refused_with_json() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    t.computer(&alice, "COMP-1", 1, SR);
+    let mut bad_state = request("web", json!({}));
+    bad_state["state"] = json!("running");
+    let (status, body) = t.call("POST", "/v1/instances", Some(&alice), Some(&bad_state));
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("started") && message.contains("stopped") && message.contains("destroyed"),
+        "{message}"
+    );
+    let (status, body) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&alice),
+        Some(&json!({"title": "x"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    let mut unknown = request("web", json!({}));
+    unknown["colour"] = json!("blue");
+    let (status, body) = t.call("POST", "/v1/instances", Some(&alice), Some(&unknown));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let mut bad_sla = request("web", json!({}));
+    bad_sla["sla"] = json!({"flavour": "large"});
+    let (status, body) = t.call("POST", "/v1/instances", Some(&alice), Some(&bad_sla));
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("computer_guid"),
+        "{body}"
+    );
+    let huge = request("web", json!({"blob": "x".repeat(2 * 1024 * 1024)}));
+    let (status, body) = t.call("POST", "/v1/instances", Some(&alice), Some(&huge));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let (status, body) = t.call(
+        "POST",
+        "/v1/computers",
+        Some(&alice),
+        Some(&json!({"reference": "../etc"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = t.call("GET", "/v1/nothing", Some(&alice), None);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    // Nothing stored was lost.
+    assert_eq!(t.ok("GET", "/v1/instances", &alice, None), json!([]));
+}
+
+/// Every principal against every endpoint: allowed ones succeed, the others get 401/403.
+#[test]
+fn authorization_matrix() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let bob = t.user("bob");
+    let node_a = t.computer(&alice, "COMP-A", 2, SR);
+    let node_b = t.computer(&bob, "COMP-B", 2, SR);
+    let web = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({}))),
+    );
+    let web_id = web["id"].as_i64().expect("id");
+    let part_a = t.desired(&node_a, "COMP-A")["partitions"][0]["instance"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let bobs = t.ok(
+        "POST",
+        "/v1/instances",
+        &bob,
+        Some(&request("web", json!({}))),
+    );
+    let bobs_id = bobs["id"].as_i64().expect("id");
+    let part_b = t.desired(&node_b, "COMP-B")["partitions"][0]["instance"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let forged = format!("g1.p.{web_id}.{}", "0".repeat(64));
+
+    let admin = t.admin.clone();
+    let who: Vec<(&str, Option<&str>)> = vec![
+        ("anonymous", None),
+        ("garbage", Some("not-a-token")),
+        ("forged partition", Some(&forged)),
+        ("admin", Some(&admin)),
+        ("alice", Some(&alice)),
+        ("bob", Some(&bob)),
+        ("node A", Some(&node_a)),
+        ("node B", Some(&node_b)),
+        ("partition A", Some(&part_a)),
+        ("partition B", Some(&part_b)),
+    ];
+    let user = json!({"name": "carol"});
+    let report = json!({"state": "started"});
+    let publish = json!({"parameters": {"url": "http://x"}});
+    let children = json!({"titles": []});
+    let supply = json!({"software_release": SR});
+    let software = json!({"software_release": SR, "state": "available"});
+    let declare = json!([{"reference": "slappart0"}]);
+    let child = request("child", json!({}));
+    // (method, path, body, who may)
+    let endpoints: Vec<(&str, String, Option<&Value>, &[&str])> = vec![
+        ("POST", "/v1/users".into(), Some(&user), &["admin"]),
+        (
+            "GET",
+            "/v1/computers".into(),
+            None,
+            &["admin", "alice", "bob"],
+        ),
+        (
+            "GET",
+            "/v1/computers/COMP-A".into(),
+            None,
+            &["admin", "alice", "node A"],
+        ),
+        (
+            "PUT",
+            "/v1/computers/COMP-A/partitions".into(),
+            Some(&declare),
+            &["node A"],
+        ),
+        (
+            "POST",
+            "/v1/computers/COMP-A/supply".into(),
+            Some(&supply),
+            &["admin", "alice"],
+        ),
+        (
+            "PUT",
+            "/v1/computers/COMP-A/software".into(),
+            Some(&software),
+            &["node A"],
+        ),
+        (
+            "GET",
+            "/v1/computers/COMP-A/desired".into(),
+            None,
+            &["node A"],
+        ),
+        (
+            "GET",
+            "/v1/instances".into(),
+            None,
+            &["admin", "alice", "bob"],
+        ),
+        (
+            "GET",
+            format!("/v1/instances/{web_id}"),
+            None,
+            &["admin", "alice", "node A", "partition A"],
+        ),
+        (
+            "PUT",
+            format!("/v1/instances/{web_id}/state"),
+            Some(&report),
+            &["node A"],
+        ),
+        (
+            "PUT",
+            format!("/v1/instances/{web_id}/connection"),
+            Some(&publish),
+            &["node A", "partition A"],
+        ),
+        (
+            "PUT",
+            format!("/v1/instances/{web_id}/children"),
+            Some(&children),
+            &["node A", "partition A"],
+        ),
+        (
+            "GET",
+            format!("/v1/instances/{bobs_id}"),
+            None,
+            &["admin", "bob", "node B", "partition B"],
+        ),
+        (
+            "POST",
+            "/v1/instances".into(),
+            Some(&child),
+            &["admin", "alice", "bob", "partition A", "partition B"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, allowed) in &endpoints {
+        for (name, token) in &who {
+            let (status, reply) = t.call(method, path, *token, *body);
+            let expect_ok = allowed.contains(name);
+            let fine = if expect_ok {
+                (200..300).contains(&status) || status == 503 || status == 409
+            } else {
+                (status == 401 || status == 403) && reply["error"]["code"].is_string()
+            };
+            if !fine {
+                failures.push(format!("{name} {method} {path}: {status} {reply}"));
+            }
+            let anonymous = token.is_none() || *name == "garbage" || *name == "forged partition";
+            if anonymous && status != 401 {
+                failures.push(format!("{name} {method} {path}: expected 401, got {status}"));
+            }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

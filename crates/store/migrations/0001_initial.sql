@@ -1,0 +1,78 @@
+-- Principals that hold tokens: the admin and users. Only SHA-256 hashes of tokens are kept.
+CREATE TABLE principals (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('admin', 'user')),
+    name TEXT NOT NULL UNIQUE,
+    token_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE computers (
+    id INTEGER PRIMARY KEY,
+    reference TEXT NOT NULL UNIQUE,
+    owner_id INTEGER NOT NULL REFERENCES principals (id),
+    token_hash BLOB NOT NULL,
+    -- Bumped whenever the desired state of the computer changes (the change stream).
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE partitions (
+    computer_id INTEGER NOT NULL REFERENCES computers (id),
+    reference TEXT NOT NULL,
+    addresses TEXT NOT NULL DEFAULT '[]',
+    -- The instance allocated here; NULL when the partition is free.
+    instance_id INTEGER REFERENCES instances (id),
+    PRIMARY KEY (computer_id, reference)
+);
+CREATE INDEX partitions_free ON partitions (computer_id, instance_id);
+CREATE UNIQUE INDEX partitions_instance ON partitions (instance_id) WHERE instance_id IS NOT NULL;
+
+CREATE TABLE software (
+    computer_id INTEGER NOT NULL REFERENCES computers (id),
+    url TEXT NOT NULL,
+    requested_state TEXT NOT NULL CHECK (requested_state IN ('available', 'destroyed')),
+    reported_state TEXT CHECK (reported_state IN ('building', 'available', 'destroyed', 'error')),
+    error TEXT,
+    PRIMARY KEY (computer_id, url)
+);
+CREATE INDEX software_by_url ON software (url, requested_state);
+
+CREATE TABLE instances (
+    id INTEGER PRIMARY KEY,
+    owner_id INTEGER NOT NULL REFERENCES principals (id),
+    -- Identity: (requester, title). The requester is `user:<id>` or `instance:<id>`.
+    requester TEXT NOT NULL,
+    title TEXT NOT NULL,
+    parent_id INTEGER REFERENCES instances (id),
+    root_id INTEGER,
+    software_release TEXT NOT NULL,
+    software_type TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    requested_state TEXT NOT NULL CHECK (requested_state IN ('started', 'stopped', 'destroyed')),
+    shared INTEGER NOT NULL,
+    sla TEXT NOT NULL,
+    computer_id INTEGER REFERENCES computers (id),
+    partition_reference TEXT,
+    host_instance_id INTEGER REFERENCES instances (id),
+    reported_state TEXT CHECK (reported_state IN ('started', 'stopped', 'destroyed', 'error')),
+    error TEXT,
+    connection TEXT NOT NULL DEFAULT '{}',
+    timestamp INTEGER NOT NULL,
+    UNIQUE (requester, title)
+);
+CREATE INDEX instances_by_owner ON instances (owner_id);
+CREATE INDEX instances_by_parent ON instances (parent_id);
+CREATE INDEX instances_by_root ON instances (root_id);
+CREATE INDEX instances_by_host ON instances (host_instance_id);
+CREATE INDEX instances_hosts ON instances (software_release, software_type, shared);
+
+CREATE TABLE usage (
+    id INTEGER PRIMARY KEY,
+    computer_id INTEGER NOT NULL REFERENCES computers (id),
+    instance_id INTEGER REFERENCES instances (id),
+    partition_reference TEXT NOT NULL,
+    cpu_seconds REAL NOT NULL,
+    memory_bytes INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);

@@ -1,0 +1,146 @@
+//! The master's durable store.
+//!
+//! [`Store`] is what the master needs of a store; [`SqliteStore`] implements it on SQLite
+//! (WAL, `synchronous = FULL`). A mutation returns only once it is durable. Concurrent
+//! mutations are queued to one writer that applies all the waiting ones in one
+//! transaction, each in its own savepoint, and commits once: one fsync for a whole batch
+//! (group commit), and a failing mutation does not undo its neighbours.
+
+mod sqlite;
+
+use std::future::Future;
+
+pub use grove_api as api;
+pub use sqlite::SqliteStore;
+
+/// Store errors. Messages are lowercase fragments.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("no capacity: {0}")]
+    NoCapacity(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("the store is shut down")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A principal holding a token: the admin or a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRow {
+    pub id: i64,
+    pub admin: bool,
+    pub name: String,
+    pub token_hash: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputerRow {
+    pub id: i64,
+    pub reference: String,
+    pub owner_id: i64,
+    pub token_hash: Vec<u8>,
+    pub revision: i64,
+}
+
+/// Who requests an instance: a user, or an instance requesting a child as itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    User(i64),
+    Instance(i64),
+}
+
+/// What a mutation changed, for the change stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Computers whose desired state has a new revision.
+    pub computers: Vec<i64>,
+}
+
+/// The master's store. Every mutation is durable when its future resolves.
+pub trait Store: Send + Sync + 'static {
+    /// Creates the admin if there is none; its id when it was created.
+    fn ensure_admin(&self, token_hash: Vec<u8>)
+    -> impl Future<Output = Result<Option<i64>>> + Send;
+    fn create_user(
+        &self,
+        name: String,
+        token_hash: Vec<u8>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    fn principal(&self, id: i64) -> impl Future<Output = Result<Option<PrincipalRow>>> + Send;
+
+    fn create_computer(
+        &self,
+        reference: String,
+        owner_id: i64,
+        token_hash: Vec<u8>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    fn computer(&self, id: i64) -> impl Future<Output = Result<Option<ComputerRow>>> + Send;
+    fn computer_by_reference(
+        &self,
+        reference: String,
+    ) -> impl Future<Output = Result<Option<ComputerRow>>> + Send;
+    fn computers(
+        &self,
+        owner: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<api::Computer>>> + Send;
+    fn declare_partitions(
+        &self,
+        computer_id: i64,
+        partitions: Vec<api::PartitionDeclaration>,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    fn supply(
+        &self,
+        computer_id: i64,
+        supply: api::Supply,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    fn report_software(
+        &self,
+        computer_id: i64,
+        report: api::SoftwareReport,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn request(
+        &self,
+        owner_id: i64,
+        requester: Requester,
+        request: api::InstanceRequest,
+    ) -> impl Future<Output = Result<(api::Instance, Changed)>> + Send;
+    fn instance(&self, id: i64) -> impl Future<Output = Result<Option<api::Instance>>> + Send;
+    /// The user an instance belongs to.
+    fn instance_owner(&self, id: i64) -> impl Future<Output = Result<Option<i64>>> + Send;
+    fn instances(
+        &self,
+        owner: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<api::Instance>>> + Send;
+    fn report_instance(
+        &self,
+        instance_id: i64,
+        report: api::StateReport,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    fn publish(
+        &self,
+        instance_id: i64,
+        parameters: api::Parameters,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+    fn set_children(
+        &self,
+        parent_id: i64,
+        titles: Vec<String>,
+    ) -> impl Future<Output = Result<Changed>> + Send;
+
+    /// The desired state of a computer; partition tokens are left empty for the caller.
+    fn desired_state(
+        &self,
+        computer_id: i64,
+    ) -> impl Future<Output = Result<api::DesiredState>> + Send;
+}
