@@ -732,8 +732,9 @@ fn authorization_matrix() {
             }
             let anonymous = token.is_none() || *name == "garbage" || *name == "forged partition";
             if anonymous && status != 401 {
-                failures.push(format!("{name} {method} {path}: expected 401, got {status}"));
-            }
+                failures.push(format!(
+                    "{name} {method} {path}: expected 401, got {status}"
+                ));
             }
         }
     }
