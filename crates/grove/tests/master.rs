@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn new_agent() -> ureq::Agent {
@@ -22,7 +26,12 @@ fn new_agent() -> ureq::Agent {
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_grove"))
-        .args(["master", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "master",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -31,7 +40,11 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
     let deadline = Instant::now() + Duration::from_secs(30);
     let agent = new_agent();
     while Instant::now() < deadline {
-        if agent.get(format!("http://127.0.0.1:{port}/v1/health")).call().is_ok() {
+        if agent
+            .get(format!("http://127.0.0.1:{port}/v1/health"))
+            .call()
+            .is_ok()
+        {
             return child;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -39,7 +52,12 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
     panic!("the master did not come up");
 }
 
-fn call(agent: &ureq::Agent, url: &str, token: &str, body: Option<&Value>) -> Result<(u16, Value), ureq::Error> {
+fn call(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), ureq::Error> {
     let auth = format!("Bearer {token}");
     let mut response = match body {
         Some(b) => agent
@@ -63,10 +81,17 @@ fn kill_9_loses_no_acknowledged_request() {
     let admin = std::fs::read_to_string(dir.path().join("admin.token")).expect("admin token");
     let admin = admin.trim();
     let agent = new_agent();
-    let (_, computer) =
-        call(&agent, &format!("{base}/v1/computers"), admin, Some(&json!({"reference": "COMP-1"}))).expect("register");
+    let (_, computer) = call(
+        &agent,
+        &format!("{base}/v1/computers"),
+        admin,
+        Some(&json!({"reference": "COMP-1"})),
+    )
+    .expect("register");
     let node = computer["token"].as_str().expect("node token").to_owned();
-    let partitions: Vec<Value> = (0..2000).map(|i| json!({"reference": format!("slappart{i}")})).collect();
+    let partitions: Vec<Value> = (0..2000)
+        .map(|i| json!({"reference": format!("slappart{i}")}))
+        .collect();
     let declared = agent
         .put(format!("{base}/v1/computers/COMP-1/partitions"))
         .header("Authorization", &format!("Bearer {node}"))
@@ -75,8 +100,13 @@ fn kill_9_loses_no_acknowledged_request() {
         .expect("declare");
     assert_eq!(declared.status().as_u16(), 204);
     let sr = "https://example.test/sr.cfg";
-    call(&agent, &format!("{base}/v1/computers/COMP-1/supply"), admin, Some(&json!({"software_release": sr})))
-        .expect("supply");
+    call(
+        &agent,
+        &format!("{base}/v1/computers/COMP-1/supply"),
+        admin,
+        Some(&json!({"software_release": sr})),
+    )
+    .expect("supply");
 
     let acknowledged = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -102,13 +132,25 @@ fn kill_9_loses_no_acknowledged_request() {
     });
 
     let acknowledged = acknowledged.into_inner().expect("lock");
-    assert!(acknowledged.len() > 10, "the burst did run: {} requests", acknowledged.len());
+    assert!(
+        acknowledged.len() > 10,
+        "the burst did run: {} requests",
+        acknowledged.len()
+    );
     let mut master = start(dir.path(), port);
-    let (status, instances) = call(&agent, &format!("{base}/v1/instances"), admin, None).expect("list");
+    let (status, instances) =
+        call(&agent, &format!("{base}/v1/instances"), admin, None).expect("list");
     assert_eq!(status, 200);
-    let stored: std::collections::HashSet<&str> =
-        instances.as_array().expect("list").iter().filter_map(|i| i["title"].as_str()).collect();
-    let lost: Vec<&String> = acknowledged.iter().filter(|t| !stored.contains(t.as_str())).collect();
+    let stored: std::collections::HashSet<&str> = instances
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|i| i["title"].as_str())
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|t| !stored.contains(t.as_str()))
+        .collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     master.kill().expect("kill");
     let _ = master.wait();

@@ -66,27 +66,56 @@ pub(crate) struct ChangeStream {
 
 impl ChangeStream {
     pub(crate) fn subscribe(&self, computer: i64) -> watch::Receiver<u64> {
-        let mut senders = self
-            .senders
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut senders = lock(&self.senders);
         senders
             .entry(computer)
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
 
+    /// Marks the desired state of these computers as changed: wakes their waiting nodes
+    /// and invalidates their cached documents.
     pub(crate) fn notify(&self, changed: &Changed) {
-        let senders = self
-            .senders
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for computer in &changed.computers {
-            if let Some(sender) = senders.get(computer) {
-                sender.send_modify(|generation| *generation += 1);
-            }
+            self.touch(*computer);
         }
     }
+
+    pub(crate) fn touch(&self, computer: i64) {
+        let mut senders = lock(&self.senders);
+        let sender = senders
+            .entry(computer)
+            .or_insert_with(|| watch::channel(0).0);
+        sender.send_modify(|generation| *generation += 1);
+    }
+
+    /// How many times this computer's desired state changed since the master started.
+    pub(crate) fn generation(&self, computer: i64) -> u64 {
+        *self.subscribe(computer).borrow()
+    }
+}
+
+/// What the hot paths read again and again: the desired state documents of computers (by
+/// change generation) and the rows behind tokens and references (which never change).
+#[derive(Debug, Default)]
+pub(crate) struct Caches {
+    desired: Mutex<HashMap<i64, CachedDesired>>,
+    principals: Mutex<HashMap<i64, grove_store::PrincipalRow>>,
+    computers: Mutex<HashMap<i64, grove_store::ComputerRow>>,
+    references: Mutex<HashMap<String, i64>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CachedDesired {
+    pub(crate) generation: u64,
+    pub(crate) revision: i64,
+    pub(crate) body: axum::body::Bytes,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The master's shared state.
@@ -95,6 +124,7 @@ pub struct Master<S> {
     pub(crate) store: S,
     pub(crate) partitions: auth::PartitionKeys,
     pub(crate) changes: ChangeStream,
+    pub(crate) caches: Caches,
     pub(crate) rng: SystemRandom,
 }
 
@@ -102,6 +132,72 @@ impl<S: Store> Master<S> {
     pub(crate) fn secret(&self) -> Result<String, ApiError> {
         auth::random_secret(&self.rng)
             .map_err(|_| ApiError::internal("the system random source failed"))
+    }
+
+    /// A user or the admin (their token hash never changes, so it is cached).
+    pub(crate) async fn principal(
+        &self,
+        id: i64,
+    ) -> Result<Option<grove_store::PrincipalRow>, ApiError> {
+        if let Some(row) = lock(&self.caches.principals).get(&id) {
+            return Ok(Some(row.clone()));
+        }
+        let row = self.store.principal(id).await?;
+        if let Some(row) = &row {
+            lock(&self.caches.principals).insert(id, row.clone());
+        }
+        Ok(row)
+    }
+
+    /// A computer's identity: id, reference, owner and token hash (its revision is not
+    /// kept up to date here).
+    pub(crate) async fn computer(
+        &self,
+        id: i64,
+    ) -> Result<Option<grove_store::ComputerRow>, ApiError> {
+        if let Some(row) = lock(&self.caches.computers).get(&id) {
+            return Ok(Some(row.clone()));
+        }
+        let row = self.store.computer(id).await?;
+        if let Some(row) = &row {
+            lock(&self.caches.computers).insert(id, row.clone());
+            lock(&self.caches.references).insert(row.reference.clone(), id);
+        }
+        Ok(row)
+    }
+
+    pub(crate) async fn computer_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<grove_store::ComputerRow>, ApiError> {
+        let known = lock(&self.caches.references).get(reference).copied();
+        if let Some(id) = known {
+            return self.computer(id).await;
+        }
+        match self
+            .store
+            .computer_by_reference(reference.to_owned())
+            .await?
+        {
+            Some(row) => self.computer(row.id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn cached_desired(&self, computer: i64, generation: u64) -> Option<CachedDesired> {
+        lock(&self.caches.desired)
+            .get(&computer)
+            .filter(|c| c.generation == generation)
+            .cloned()
+    }
+
+    /// Keeps a document unless its computer changed while it was built.
+    pub(crate) fn cache_desired(&self, computer: i64, document: CachedDesired) {
+        let generation = document.generation;
+        lock(&self.caches.desired).insert(computer, document);
+        if self.changes.generation(computer) != generation {
+            lock(&self.caches.desired).remove(&computer);
+        }
     }
 }
 
@@ -190,6 +286,7 @@ pub async fn open(data_dir: &Path) -> Result<Arc<Master<SqliteStore>>, MasterErr
         store,
         partitions: auth::PartitionKeys::new(&key),
         changes: ChangeStream::default(),
+        caches: Caches::default(),
         rng,
     }))
 }

@@ -8,6 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use grove_api as api;
@@ -15,9 +16,9 @@ use grove_store::{Changed, Requester, Store};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::Master;
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
+use crate::{CachedDesired, Master};
 
 /// Requests carry small JSON documents; anything larger is refused before parsing.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -116,11 +117,7 @@ impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
         let parts = auth::parse_token(token.trim()).ok_or_else(invalid)?;
         let principal = match parts.kind {
             "u" => {
-                let row = master
-                    .store
-                    .principal(parts.id)
-                    .await?
-                    .ok_or_else(invalid)?;
+                let row = master.principal(parts.id).await?.ok_or_else(invalid)?;
                 if !auth::constant_time_eq(&row.token_hash, &auth::hash_secret(parts.secret)) {
                     return Err(invalid());
                 }
@@ -131,7 +128,7 @@ impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
                 }
             }
             "n" => {
-                let row = master.store.computer(parts.id).await?.ok_or_else(invalid)?;
+                let row = master.computer(parts.id).await?.ok_or_else(invalid)?;
                 if !auth::constant_time_eq(&row.token_hash, &auth::hash_secret(parts.secret)) {
                     return Err(invalid());
                 }
@@ -264,8 +261,7 @@ async fn visible_computer<S: Store>(
 ) -> Result<grove_store::ComputerRow, ApiError> {
     let not_found = || ApiError::not_found(format!("no computer {reference:?}"));
     let row = m
-        .store
-        .computer_by_reference(reference.to_owned())
+        .computer_by_reference(reference)
         .await?
         .ok_or_else(not_found)?;
     let allowed = match caller {
@@ -365,6 +361,8 @@ async fn report_software<S: Store>(
 ) -> Result<StatusCode, ApiError> {
     let row = own_computer(&m, &caller, &reference).await?;
     m.store.report_software(row.id, report).await?;
+    // The report is part of the computer's desired state document (no new revision).
+    m.changes.touch(row.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -384,7 +382,7 @@ async fn desired_state<S: Store>(
     Caller(caller): Caller,
     Path(reference): Path<String>,
     query: Result<Query<DesiredQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<api::DesiredState>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let row = own_computer(&m, &caller, &reference).await?;
     // Subscribe before reading, so that a change between the two is not missed.
@@ -392,18 +390,40 @@ async fn desired_state<S: Store>(
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
     loop {
-        let mut state = m.store.desired_state(row.id).await?;
-        let fresh = query.after.is_none_or(|after| state.revision > after);
+        let document = desired_document(&m, row.id).await?;
+        let fresh = query.after.is_none_or(|after| document.revision > after);
         if fresh || tokio::time::Instant::now() >= deadline {
-            for partition in &mut state.partitions {
-                if let Some(instance) = &mut partition.instance {
-                    instance.token = m.partitions.token(instance.id);
-                }
-            }
-            return Ok(Json(state));
+            let headers = [(axum::http::header::CONTENT_TYPE, "application/json")];
+            return Ok((headers, document.body).into_response());
         }
         let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
     }
+}
+
+/// The desired state of a computer as JSON, with its partitions' tokens: from the cache
+/// while nothing changed for that computer, else built from the store.
+async fn desired_document<S: Store>(
+    m: &Master<S>,
+    computer: i64,
+) -> Result<CachedDesired, ApiError> {
+    let generation = m.changes.generation(computer);
+    if let Some(cached) = m.cached_desired(computer, generation) {
+        return Ok(cached);
+    }
+    let mut state = m.store.desired_state(computer).await?;
+    for partition in &mut state.partitions {
+        if let Some(instance) = &mut partition.instance {
+            instance.token = m.partitions.token(instance.id);
+        }
+    }
+    let body = serde_json::to_vec(&state).map_err(|e| ApiError::internal(e.to_string()))?;
+    let document = CachedDesired {
+        generation,
+        revision: state.revision,
+        body: body.into(),
+    };
+    m.cache_desired(computer, document.clone());
+    Ok(document)
 }
 
 async fn request_instance<S: Store>(
@@ -475,7 +495,7 @@ async fn access<S: Store>(
         }
         Principal::Node { computer } => {
             if let Some(reference) = &instance.computer
-                && let Some(row) = m.store.computer(*computer).await?
+                && let Some(row) = m.computer(*computer).await?
                 && row.reference == *reference
             {
                 rights.extend([Access::Read, Access::Host]);
@@ -559,6 +579,12 @@ async fn publish<S: Store>(
     };
     let changed: Changed = m.store.publish(target, publish.parameters).await?;
     m.changes.notify(&changed);
+    // The parameters are part of the desired state document of the instance's computer.
+    if let Some(reference) = m.store.instance(target).await?.and_then(|i| i.computer)
+        && let Some(row) = m.computer_by_reference(&reference).await?
+    {
+        m.changes.touch(row.id);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

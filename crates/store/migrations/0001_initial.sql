@@ -25,7 +25,8 @@ CREATE TABLE partitions (
     instance_id INTEGER REFERENCES instances (id),
     PRIMARY KEY (computer_id, reference)
 );
-CREATE INDEX partitions_free ON partitions (computer_id, instance_id);
+-- Free partitions only, in declaration order: where allocation looks.
+CREATE INDEX partitions_free ON partitions (computer_id) WHERE instance_id IS NULL;
 CREATE UNIQUE INDEX partitions_instance ON partitions (instance_id) WHERE instance_id IS NOT NULL;
 
 CREATE TABLE software (

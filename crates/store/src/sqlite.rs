@@ -592,12 +592,12 @@ async fn allocate(
 ) -> Result<()> {
     let computer_filter = instance.sla.get("computer_guid").cloned();
     let row = sqlx::query(
-        "SELECT p.computer_id, p.reference FROM software s \
-         JOIN computers c ON c.id = s.computer_id \
-         JOIN partitions p ON p.computer_id = s.computer_id AND p.instance_id IS NULL \
-         WHERE s.url = ? AND s.requested_state = 'available' AND (? IS NULL OR c.reference = ?) \
+        "SELECT p.computer_id, p.reference FROM partitions p INDEXED BY partitions_free \
+         JOIN software s ON s.computer_id = p.computer_id AND s.url = ? AND s.requested_state = 'available' \
+         JOIN computers c ON c.id = p.computer_id \
+         WHERE p.instance_id IS NULL AND (? IS NULL OR c.reference = ?) \
          AND (c.owner_id = ? OR c.owner_id IN (SELECT id FROM principals WHERE kind = 'admin')) \
-         ORDER BY s.computer_id, length(p.reference), p.reference LIMIT 1",
+         LIMIT 1",
     )
     .bind(&instance.software_release)
     .bind(&computer_filter)

@@ -1,0 +1,256 @@
+//! Load on a real master over loopback HTTP (keep-alive clients on their own threads; the
+//! master on a one-worker runtime, so on one core). Results go to BENCHMARKS.md.
+//!
+//! `cargo bench -p grove-master --bench api` (set `GROVE_BENCH_SECONDS`, default 5, and
+//! `GROVE_BENCH_COMPUTERS`, default 10000).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const SR: &str = "https://example.test/bench/software.cfg";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+}
+
+impl Client {
+    fn new(base: &str, token: &str) -> Client {
+        Client {
+            agent: agent(),
+            base: base.to_owned(),
+            auth: format!("Bearer {token}"),
+        }
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut response = match (method, body) {
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", &self.auth)
+                .call(),
+            ("PUT", Some(b)) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &self.auth)
+                .header("Content-Type", "application/json")
+                .send(b.to_string()),
+            (_, b) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &self.auth)
+                .header("Content-Type", "application/json")
+                .send(b.map(Value::to_string).unwrap_or_default()),
+        }
+        .expect("the master answers");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index"
+    )]
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Runs `threads` clients doing `op` until `seconds` pass; returns the rate and latencies.
+fn load(threads: usize, seconds: u64, op: impl Fn(usize, usize) + Sync) -> (f64, Vec<Duration>) {
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let op = &op;
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut i = 0;
+                    while Instant::now() < stop {
+                        let start = Instant::now();
+                        op(t, i);
+                        mine.push(start.elapsed());
+                        i += 1;
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    latencies.sort_unstable();
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    (rate, latencies)
+}
+
+fn report(what: &str, rate: f64, latencies: &[Duration]) {
+    println!(
+        "{what}: {rate:.0}/s, p50 {:.2?}, p99 {:.2?}",
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99)
+    );
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("GROVE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let computers: usize = std::env::var("GROVE_BENCH_COMPUTERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = grove_master::MasterConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().to_owned(),
+    };
+    let master = runtime
+        .block_on(grove_master::start(&config))
+        .expect("master");
+    let base = master.url();
+    let admin = std::fs::read_to_string(&master.admin_token_path)
+        .expect("token")
+        .trim()
+        .to_owned();
+    let admin_client = Client::new(&base, &admin);
+
+    // A node with 10 partitions, all in use.
+    let (_, created) = admin_client.send(
+        "POST",
+        "/v1/computers",
+        Some(&json!({"reference": "NODE-0"})),
+    );
+    let node_token = created["token"].as_str().expect("token").to_owned();
+    let node = Client::new(&base, &node_token);
+    let parts: Vec<Value> = (0..10)
+        .map(|i| json!({"reference": format!("slappart{i}")}))
+        .collect();
+    node.send(
+        "PUT",
+        "/v1/computers/NODE-0/partitions",
+        Some(&json!(parts)),
+    );
+    admin_client.send(
+        "POST",
+        "/v1/computers/NODE-0/supply",
+        Some(&json!({"software_release": SR})),
+    );
+    for i in 0..10 {
+        let body =
+            json!({"title": format!("seed{i}"), "software_release": SR, "parameters": {"i": i}});
+        admin_client.send("POST", "/v1/instances", Some(&body));
+    }
+    let clients: Vec<Client> = (0..8).map(|_| Client::new(&base, &node_token)).collect();
+    let (rate, lat) = load(8, seconds, |t, _| {
+        let (status, _) = clients[t].send("GET", "/v1/computers/NODE-0/desired", None);
+        assert_eq!(status, 200);
+    });
+    report(
+        "desired-state reads, node of 10 partitions, 8 keep-alive clients, master on 1 core",
+        rate,
+        &lat,
+    );
+
+    // Durable requests: each a new instance on a big node (allocation, insert, commit).
+    let (_, created) =
+        admin_client.send("POST", "/v1/computers", Some(&json!({"reference": "BIG"})));
+    let big = Client::new(&base, created["token"].as_str().expect("token"));
+    for chunk in 0..20 {
+        let parts: Vec<Value> = (0..5_000)
+            .map(|i| json!({"reference": format!("p{chunk}-{i}")}))
+            .collect();
+        let (status, reply) = big.send("PUT", "/v1/computers/BIG/partitions", Some(&json!(parts)));
+        assert_eq!(status, 204, "{reply}");
+    }
+    admin_client.send(
+        "POST",
+        "/v1/computers/BIG/supply",
+        Some(&json!({"software_release": "big.cfg"})),
+    );
+    let users: Vec<Client> = (0..8).map(|_| Client::new(&base, &admin)).collect();
+    let (rate, lat) = load(8, seconds, |t, i| {
+        let body = json!({"title": format!("r{t}-{i}"), "software_release": "big.cfg", "parameters": {"n": i}});
+        let (status, reply) = users[t].send("POST", "/v1/instances", Some(&body));
+        assert_eq!(status, 200, "{reply}");
+    });
+    report("durable requests, 8 concurrent clients", rate, &lat);
+
+    // Placements among many computers: register them, then request.
+    let setup = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (base, admin) = (&base, &admin);
+            scope.spawn(move || {
+                let user = Client::new(base, admin);
+                for c in (t..computers).step_by(8) {
+                    let reference = format!("C{c}");
+                    let (_, created) = user.send(
+                        "POST",
+                        "/v1/computers",
+                        Some(&json!({"reference": reference})),
+                    );
+                    let node = Client::new(base, created["token"].as_str().expect("token"));
+                    let parts: Vec<Value> = (0..10)
+                        .map(|i| json!({"reference": format!("slappart{i}")}))
+                        .collect();
+                    node.send(
+                        "PUT",
+                        &format!("/v1/computers/{reference}/partitions"),
+                        Some(&json!(parts)),
+                    );
+                    let supply = json!({"software_release": "fleet.cfg"});
+                    user.send(
+                        "POST",
+                        &format!("/v1/computers/{reference}/supply"),
+                        Some(&supply),
+                    );
+                }
+            });
+        }
+    });
+    println!(
+        "(registered {computers} computers of 10 partitions in {:.1?})",
+        setup.elapsed()
+    );
+    let (rate, lat) = load(8, seconds, |t, i| {
+        let body = json!({"title": format!("f{t}-{i}"), "software_release": "fleet.cfg"});
+        let (status, reply) = users[t].send("POST", "/v1/instances", Some(&body));
+        assert_eq!(status, 200, "{reply}");
+    });
+    report(
+        &format!("placements among {computers} computers of 10 partitions"),
+        rate,
+        &lat,
+    );
+    runtime.block_on(master.stop());
+}
