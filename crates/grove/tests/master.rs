@@ -25,7 +25,7 @@ fn new_agent() -> ureq::Agent {
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_grove"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
         .args([
             "master",
             "--listen",
@@ -49,6 +49,8 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the master did not come up");
 }
 

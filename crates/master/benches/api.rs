@@ -1,10 +1,10 @@
 //! Load on a real master over loopback HTTP (keep-alive clients on their own threads; the
-
-#![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 //! master on a one-worker runtime, so on one core). Results go to BENCHMARKS.md.
 //!
 //! `cargo bench -p grove-master --bench api` (set `GROVE_BENCH_SECONDS`, default 5, and
 //! `GROVE_BENCH_COMPUTERS`, default 10000).
+
+#![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::time::{Duration, Instant};
 
