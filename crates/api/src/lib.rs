@@ -284,6 +284,33 @@ pub struct Children {
     pub titles: Vec<String>,
 }
 
+/// `POST /v1/computers/{reference}/usage`: what each partition consumed, measured by the
+/// node (cumulative CPU time, current memory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageReport {
+    pub partitions: Vec<PartitionUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionUsage {
+    pub reference: String,
+    pub cpu_seconds: f64,
+    pub memory_bytes: u64,
+}
+
+/// One usage sample of an instance (`GET /v1/instances/{id}/usage`, newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageSample {
+    pub computer: String,
+    pub partition: String,
+    pub cpu_seconds: f64,
+    pub memory_bytes: u64,
+    /// Seconds since the epoch.
+    pub at: i64,
+}
+
 /// A shared instance as its host's partition sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedInstance {

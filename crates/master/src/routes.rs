@@ -47,6 +47,7 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
             put(report_software::<S>),
         )
         .route("/v1/computers/{reference}/desired", get(desired_state::<S>))
+        .route("/v1/computers/{reference}/usage", post(report_usage::<S>))
         .route(
             "/v1/instances",
             post(request_instance::<S>).get(list_instances::<S>),
@@ -55,6 +56,7 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
         .route("/v1/instances/{id}/state", put(report_state::<S>))
         .route("/v1/instances/{id}/connection", put(publish::<S>))
         .route("/v1/instances/{id}/children", put(set_children::<S>))
+        .route("/v1/instances/{id}/usage", get(instance_usage::<S>))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(master)
@@ -606,4 +608,33 @@ async fn set_children<S: Store>(
     let changed = m.store.set_children(id, children.titles).await?;
     m.changes.notify(&changed);
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn report_usage<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+    Body(report): Body<api::UsageReport>,
+) -> Result<StatusCode, ApiError> {
+    let row = own_computer(&m, &caller, &reference).await?;
+    if report
+        .partitions
+        .iter()
+        .any(|p| !p.cpu_seconds.is_finite() || p.cpu_seconds < 0.0)
+    {
+        return Err(ApiError::bad_request(
+            "cpu_seconds must be a non-negative number",
+        ));
+    }
+    m.store.record_usage(row.id, report).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn instance_usage<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<api::UsageSample>>, ApiError> {
+    access(&m, &caller, id).await?;
+    Ok(Json(m.store.usage(id, 100).await?))
 }

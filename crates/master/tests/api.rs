@@ -740,3 +740,55 @@ fn authorization_matrix() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn usage_is_kept_per_instance() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let bob = t.user("bob");
+    let node = t.computer(&alice, "COMP-1", 2, SR);
+    let web = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({}))),
+    );
+    let id = web["id"].as_i64().expect("id");
+    let report = json!({"partitions": [
+        {"reference": "slappart0", "cpu_seconds": 1.5, "memory_bytes": 1_048_576},
+        {"reference": "slappart1", "cpu_seconds": 0.0, "memory_bytes": 0},
+    ]});
+    t.ok("POST", "/v1/computers/COMP-1/usage", &node, Some(&report));
+    let later = json!({"partitions": [{"reference": "slappart0", "cpu_seconds": 2.5, "memory_bytes": 2_097_152}]});
+    t.ok("POST", "/v1/computers/COMP-1/usage", &node, Some(&later));
+    let samples = t.ok("GET", &format!("/v1/instances/{id}/usage"), &alice, None);
+    let samples = samples.as_array().expect("list");
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[0]["cpu_seconds"], 2.5);
+    assert_eq!(samples[0]["memory_bytes"], 2_097_152);
+    assert_eq!(samples[0]["partition"], "slappart0");
+    assert_eq!(samples[1]["cpu_seconds"], 1.5);
+    let (status, _) = t.call(
+        "GET",
+        &format!("/v1/instances/{id}/usage"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(status, 403);
+    let unknown =
+        json!({"partitions": [{"reference": "slappart9", "cpu_seconds": 1.0, "memory_bytes": 1}]});
+    let (status, _) = t.call(
+        "POST",
+        "/v1/computers/COMP-1/usage",
+        Some(&node),
+        Some(&unknown),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = t.call(
+        "POST",
+        "/v1/computers/COMP-1/usage",
+        Some(&alice),
+        Some(&report),
+    );
+    assert_eq!(status, 403, "only the node reports usage");
+}

@@ -138,6 +138,19 @@ pub trait Store: Send + Sync + 'static {
         titles: Vec<String>,
     ) -> impl Future<Output = Result<Changed>> + Send;
 
+    /// Records usage samples, each against the instance its partition holds now.
+    fn record_usage(
+        &self,
+        computer_id: i64,
+        report: api::UsageReport,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The latest usage samples of an instance, newest first.
+    fn usage(
+        &self,
+        instance_id: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<api::UsageSample>>> + Send;
+
     /// The desired state of a computer; partition tokens are left empty for the caller.
     fn desired_state(
         &self,

@@ -40,6 +40,7 @@ enum Op {
     ReportInstance(i64, api::StateReport),
     Publish(i64, api::Parameters),
     SetChildren(i64, Vec<String>),
+    Usage(i64, api::UsageReport),
 }
 
 enum Outcome {
@@ -361,7 +362,38 @@ async fn apply(conn: &mut SqliteConnection, op: Op, clock: &mut Clock) -> Result
         Op::SetChildren(parent, titles) => set_children(conn, clock, parent, titles)
             .await
             .map(Outcome::Changed),
+        Op::Usage(computer, report) => record_usage(conn, computer, report).await,
     }
+}
+
+async fn record_usage(
+    conn: &mut SqliteConnection,
+    computer: i64,
+    report: api::UsageReport,
+) -> Result<Outcome> {
+    let at = now_seconds();
+    for p in &report.partitions {
+        let memory = i64::try_from(p.memory_bytes).unwrap_or(i64::MAX);
+        let inserted = sqlx::query(
+            "INSERT INTO usage (computer_id, instance_id, partition_reference, cpu_seconds, \
+             memory_bytes, at) SELECT computer_id, instance_id, reference, ?, ?, ? FROM partitions \
+             WHERE computer_id = ? AND reference = ?",
+        )
+        .bind(p.cpu_seconds)
+        .bind(memory)
+        .bind(at)
+        .bind(computer)
+        .bind(&p.reference)
+        .execute(&mut *conn)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "partition {} of this computer",
+                p.reference
+            )));
+        }
+    }
+    Ok(Outcome::Nothing)
 }
 
 async fn bump(conn: &mut SqliteConnection, computer: i64) -> Result<()> {
@@ -1065,6 +1097,32 @@ impl Store for SqliteStore {
 
     async fn set_children(&self, parent_id: i64, titles: Vec<String>) -> Result<Changed> {
         self.write_changed(Op::SetChildren(parent_id, titles)).await
+    }
+
+    async fn record_usage(&self, computer_id: i64, report: api::UsageReport) -> Result<()> {
+        self.write(Op::Usage(computer_id, report)).await.map(|_| ())
+    }
+
+    async fn usage(&self, instance_id: i64, limit: u32) -> Result<Vec<api::UsageSample>> {
+        let rows = sqlx::query(
+            "SELECT c.reference, u.partition_reference, u.cpu_seconds, u.memory_bytes, u.at FROM usage u \
+             JOIN computers c ON c.id = u.computer_id WHERE u.instance_id = ? ORDER BY u.id DESC LIMIT ?",
+        )
+        .bind(instance_id)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(api::UsageSample {
+                    computer: row.try_get(0)?,
+                    partition: row.try_get(1)?,
+                    cpu_seconds: row.try_get(2)?,
+                    memory_bytes: u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0),
+                    at: row.try_get(4)?,
+                })
+            })
+            .collect()
     }
 
     async fn desired_state(&self, computer_id: i64) -> Result<api::DesiredState> {
