@@ -9,6 +9,8 @@ pub mod auth;
 mod error;
 mod routes;
 
+pub use routes::ENDPOINTS;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router};
 use grove_api as api;
 use grove_store::{Changed, Requester, Store};
@@ -28,35 +28,69 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 
 type App<S> = State<Arc<Master<S>>>;
 
+/// Every endpoint: method, path and operation id, as `openapi.json` documents them (a test
+/// holds the two equal).
+pub const ENDPOINTS: &[(&str, &str, &str)] = &[
+    ("GET", "/v1/health", "health"),
+    ("POST", "/v1/users", "createUser"),
+    ("POST", "/v1/computers", "registerComputer"),
+    ("GET", "/v1/computers", "listComputers"),
+    ("GET", "/v1/computers/{reference}", "showComputer"),
+    (
+        "PUT",
+        "/v1/computers/{reference}/partitions",
+        "declarePartitions",
+    ),
+    ("POST", "/v1/computers/{reference}/supply", "supply"),
+    (
+        "PUT",
+        "/v1/computers/{reference}/software",
+        "reportSoftware",
+    ),
+    ("GET", "/v1/computers/{reference}/desired", "desiredState"),
+    ("POST", "/v1/computers/{reference}/usage", "reportUsage"),
+    ("POST", "/v1/instances", "requestInstance"),
+    ("GET", "/v1/instances", "listInstances"),
+    ("GET", "/v1/instances/{id}", "showInstance"),
+    ("PUT", "/v1/instances/{id}/state", "reportState"),
+    ("PUT", "/v1/instances/{id}/connection", "publish"),
+    ("PUT", "/v1/instances/{id}/children", "setChildren"),
+    ("GET", "/v1/instances/{id}/usage", "instanceUsage"),
+];
+
+/// The handler of an operation.
+fn handler<S: Store>(operation: &str) -> Option<MethodRouter<Arc<Master<S>>>> {
+    Some(match operation {
+        "health" => get(health),
+        "createUser" => post(create_user::<S>),
+        "registerComputer" => post(register_computer::<S>),
+        "listComputers" => get(list_computers::<S>),
+        "showComputer" => get(show_computer::<S>),
+        "declarePartitions" => put(declare_partitions::<S>),
+        "supply" => post(supply::<S>),
+        "reportSoftware" => put(report_software::<S>),
+        "desiredState" => get(desired_state::<S>),
+        "reportUsage" => post(report_usage::<S>),
+        "requestInstance" => post(request_instance::<S>),
+        "listInstances" => get(list_instances::<S>),
+        "showInstance" => get(show_instance::<S>),
+        "reportState" => put(report_state::<S>),
+        "publish" => put(publish::<S>),
+        "setChildren" => put(set_children::<S>),
+        "instanceUsage" => get(instance_usage::<S>),
+        _ => return None,
+    })
+}
+
 pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/users", post(create_user::<S>))
-        .route(
-            "/v1/computers",
-            post(register_computer::<S>).get(list_computers::<S>),
-        )
-        .route("/v1/computers/{reference}", get(show_computer::<S>))
-        .route(
-            "/v1/computers/{reference}/partitions",
-            put(declare_partitions::<S>),
-        )
-        .route("/v1/computers/{reference}/supply", post(supply::<S>))
-        .route(
-            "/v1/computers/{reference}/software",
-            put(report_software::<S>),
-        )
-        .route("/v1/computers/{reference}/desired", get(desired_state::<S>))
-        .route("/v1/computers/{reference}/usage", post(report_usage::<S>))
-        .route(
-            "/v1/instances",
-            post(request_instance::<S>).get(list_instances::<S>),
-        )
-        .route("/v1/instances/{id}", get(show_instance::<S>))
-        .route("/v1/instances/{id}/state", put(report_state::<S>))
-        .route("/v1/instances/{id}/connection", put(publish::<S>))
-        .route("/v1/instances/{id}/children", put(set_children::<S>))
-        .route("/v1/instances/{id}/usage", get(instance_usage::<S>))
+    let mut router = Router::new();
+    for (_, path, operation) in ENDPOINTS {
+        match handler::<S>(operation) {
+            Some(method) => router = router.route(path, method),
+            None => tracing::error!(operation, "an endpoint has no handler"),
+        }
+    }
+    router
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(master)

@@ -1,0 +1,141 @@
+//! `openapi.json` is the committed contract: these tests fail when it drifts from the code.
+
+use std::collections::BTreeSet;
+
+use grove_api as api;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn document() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .expect("openapi.json");
+    serde_json::from_str(&text).expect("openapi.json is JSON")
+}
+
+#[test]
+fn every_endpoint_is_documented_and_every_documented_operation_exists() {
+    let doc = document();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let id = operation["operationId"].as_str().expect("operationId");
+            documented.insert((method.to_uppercase(), path.clone(), id.to_owned()));
+        }
+    }
+    let code: BTreeSet<(String, String, String)> = grove_master::ENDPOINTS
+        .iter()
+        .map(|(m, p, o)| ((*m).to_owned(), (*p).to_owned(), (*o).to_owned()))
+        .collect();
+    let only_doc: Vec<_> = documented.difference(&code).collect();
+    let only_code: Vec<_> = code.difference(&documented).collect();
+    assert!(
+        only_doc.is_empty() && only_code.is_empty(),
+        "documented only: {only_doc:?}\nin code only: {only_code:?}"
+    );
+}
+
+/// The example of a schema reads into the Rust type, and the type writes back exactly the
+/// documented properties.
+fn check<T: DeserializeOwned + Serialize>(doc: &Value, name: &str) {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "schema {name} is documented");
+    let example = schema["example"].clone();
+    let value: T =
+        serde_json::from_value(example).unwrap_or_else(|e| panic!("example of {name}: {e}"));
+    let written = serde_json::to_value(&value).expect("serializes");
+    let written: BTreeSet<&str> = written
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let documented: BTreeSet<&str> = schema["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(written, documented, "properties of {name}");
+    for required in schema["required"].as_array().expect("required") {
+        assert!(
+            documented.contains(required.as_str().expect("name")),
+            "{name}: required {required} is a property"
+        );
+    }
+}
+
+#[test]
+fn schemas_match_the_wire_types() {
+    let doc = document();
+    check::<api::InstanceRequest>(&doc, "InstanceRequest");
+    check::<api::Instance>(&doc, "Instance");
+    check::<api::NewUser>(&doc, "NewUser");
+    check::<api::Credentials>(&doc, "Credentials");
+    check::<api::NewComputer>(&doc, "NewComputer");
+    check::<api::Computer>(&doc, "Computer");
+    check::<api::PartitionInfo>(&doc, "PartitionInfo");
+    check::<api::SoftwareInstallation>(&doc, "SoftwareInstallation");
+    check::<api::PartitionDeclaration>(&doc, "PartitionDeclaration");
+    check::<api::Supply>(&doc, "Supply");
+    check::<api::SoftwareReport>(&doc, "SoftwareReport");
+    check::<api::StateReport>(&doc, "StateReport");
+    check::<api::Publish>(&doc, "Publish");
+    check::<api::Children>(&doc, "Children");
+    check::<api::SharedInstance>(&doc, "SharedInstance");
+    check::<api::PartitionInstance>(&doc, "PartitionInstance");
+    check::<api::PartitionState>(&doc, "PartitionState");
+    check::<api::DesiredState>(&doc, "DesiredState");
+    check::<api::PartitionUsage>(&doc, "PartitionUsage");
+    check::<api::UsageReport>(&doc, "UsageReport");
+    check::<api::UsageSample>(&doc, "UsageSample");
+    check::<api::ErrorBody>(&doc, "ErrorBody");
+    let documented = doc["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+        .len();
+    assert_eq!(
+        documented, 22,
+        "a schema was added or removed: check it here too"
+    );
+}
+
+#[test]
+fn every_documented_operation_is_routed_and_guarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = grove_master::MasterConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().to_owned(),
+    };
+    let master = runtime
+        .block_on(grove_master::start(&config))
+        .expect("master");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for (method, path, operation) in grove_master::ENDPOINTS {
+        let url = format!(
+            "{}{}",
+            master.url(),
+            path.replace("{reference}", "COMP-1").replace("{id}", "1")
+        );
+        let response = match *method {
+            "GET" => agent.get(&url).call(),
+            "POST" => agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send("{}"),
+            _ => agent
+                .put(&url)
+                .header("Content-Type", "application/json")
+                .send("{}"),
+        }
+        .expect("answer");
+        let status = response.status().as_u16();
+        let expected = if *operation == "health" { 200 } else { 401 };
+        assert_eq!(status, expected, "{method} {path}");
+    }
+    runtime.block_on(master.stop());
+}
