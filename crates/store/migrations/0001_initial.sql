@@ -64,7 +64,6 @@ CREATE TABLE instances (
 );
 CREATE INDEX instances_by_owner ON instances (owner_id);
 CREATE INDEX instances_by_parent ON instances (parent_id);
-CREATE INDEX instances_by_root ON instances (root_id);
 CREATE INDEX instances_by_host ON instances (host_instance_id);
 CREATE INDEX instances_hosts ON instances (software_release, software_type, shared);
 

@@ -562,11 +562,19 @@ async fn request_instance(
                     request.title
                 )));
             }
+            // A root's root_id stays NULL: it is its own root.
             let root = parent.as_ref().map(|p| p.root);
+            // Place first, so that the instance is inserted where it runs.
+            let placement = if request.shared {
+                None
+            } else {
+                Some(find_partition(conn, owner, &request.software_release, &request.sla).await?)
+            };
+            let timestamp = clock.next();
             let result = sqlx::query(
                 "INSERT INTO instances (owner_id, requester, title, parent_id, root_id, software_release, \
-                 software_type, parameters, requested_state, shared, sla, timestamp) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 software_type, parameters, requested_state, shared, sla, timestamp, computer_id, \
+                 partition_reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(owner)
             .bind(&requester_key)
@@ -579,16 +587,34 @@ async fn request_instance(
             .bind(state.as_str())
             .bind(i64::from(request.shared))
             .bind(&sla)
-            .bind(clock.next())
+            .bind(timestamp)
+            .bind(placement.as_ref().map(|p| p.0))
+            .bind(placement.as_ref().map(|p| p.1.as_str()))
             .execute(&mut *conn)
             .await?;
             let id = result.last_insert_rowid();
-            if root.is_none() {
-                sqlx::query("UPDATE instances SET root_id = ? WHERE id = ?")
-                    .bind(id)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+            if let Some((computer, partition, reference)) = placement {
+                take_partition(conn, id, computer, &partition, &mut changed).await?;
+                let instance = api::Instance {
+                    id,
+                    title: request.title,
+                    software_release: request.software_release,
+                    software_type: request.software_type,
+                    parameters: request.parameters,
+                    requested_state: state,
+                    shared: false,
+                    sla: request.sla,
+                    computer: Some(reference),
+                    partition: Some(partition),
+                    host_instance: None,
+                    parent: parent.as_ref().map(|p| p.id),
+                    root: root.unwrap_or(id),
+                    reported_state: None,
+                    error: None,
+                    connection: api::Parameters::new(),
+                    timestamp,
+                };
+                return Ok((instance, changed));
             }
             id
         }
@@ -611,27 +637,27 @@ async fn request_instance(
     Ok((instance, changed))
 }
 
-/// Gives a free partition, on a computer that has the software release supplied and
-/// matches the filters, to an instance.
+/// A free partition on a computer that has the software release supplied and matches the
+/// filters: computer id, partition reference, computer reference.
 ///
 /// A user's instances go to the user's own computers and to the admin's, which are the
 /// cloud's shared capacity.
-async fn allocate(
+async fn find_partition(
     conn: &mut SqliteConnection,
     owner: i64,
-    instance: &api::Instance,
-    changed: &mut Changed,
-) -> Result<()> {
-    let computer_filter = instance.sla.get("computer_guid").cloned();
+    software_release: &str,
+    sla: &BTreeMap<String, String>,
+) -> Result<(i64, String, String)> {
+    let computer_filter = sla.get("computer_guid").cloned();
     let row = sqlx::query(
-        "SELECT p.computer_id, p.reference FROM partitions p INDEXED BY partitions_free \
+        "SELECT p.computer_id, p.reference, c.reference FROM partitions p INDEXED BY partitions_free \
          JOIN software s ON s.computer_id = p.computer_id AND s.url = ? AND s.requested_state = 'available' \
          JOIN computers c ON c.id = p.computer_id \
          WHERE p.instance_id IS NULL AND (? IS NULL OR c.reference = ?) \
          AND (c.owner_id = ? OR c.owner_id IN (SELECT id FROM principals WHERE kind = 'admin')) \
          LIMIT 1",
     )
-    .bind(&instance.software_release)
+    .bind(software_release)
     .bind(&computer_filter)
     .bind(&computer_filter)
     .bind(owner)
@@ -642,27 +668,47 @@ async fn allocate(
             .map(|c| format!(" on computer {c:?}"))
             .unwrap_or_default();
         return Err(StoreError::NoCapacity(format!(
-            "no free partition{where_} with {} supplied",
-            instance.software_release
+            "no free partition{where_} with {software_release} supplied"
         )));
     };
-    let computer: i64 = row.try_get(0)?;
-    let partition: String = row.try_get(1)?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
+/// Gives the partition to the instance.
+async fn take_partition(
+    conn: &mut SqliteConnection,
+    instance: i64,
+    computer: i64,
+    partition: &str,
+    changed: &mut Changed,
+) -> Result<()> {
     sqlx::query("UPDATE partitions SET instance_id = ? WHERE computer_id = ? AND reference = ?")
-        .bind(instance.id)
+        .bind(instance)
         .bind(computer)
-        .bind(&partition)
+        .bind(partition)
         .execute(&mut *conn)
         .await?;
+    bump(conn, computer).await?;
+    changed.computers.push(computer);
+    Ok(())
+}
+
+/// Allocates a partition to an existing instance that has none.
+async fn allocate(
+    conn: &mut SqliteConnection,
+    owner: i64,
+    instance: &api::Instance,
+    changed: &mut Changed,
+) -> Result<()> {
+    let (computer, partition, _) =
+        find_partition(conn, owner, &instance.software_release, &instance.sla).await?;
     sqlx::query("UPDATE instances SET computer_id = ?, partition_reference = ? WHERE id = ?")
         .bind(computer)
         .bind(&partition)
         .bind(instance.id)
         .execute(&mut *conn)
         .await?;
-    bump(conn, computer).await?;
-    changed.computers.push(computer);
-    Ok(())
+    take_partition(conn, instance.id, computer, &partition, changed).await
 }
 
 /// A shared instance gets no partition: it is attached to a started instance of the same
@@ -1134,7 +1180,7 @@ impl Store for SqliteStore {
             "SELECT p.reference AS p_reference, p.addresses, i.id, i.title, i.software_release, i.software_type, \
              i.parameters, i.requested_state, i.connection, i.timestamp, r.title AS root_title \
              FROM partitions p LEFT JOIN instances i ON i.id = p.instance_id \
-             LEFT JOIN instances r ON r.id = i.root_id \
+             LEFT JOIN instances r ON r.id = COALESCE(i.root_id, i.id) \
              WHERE p.computer_id = ? ORDER BY length(p.reference), p.reference",
         )
         .bind(computer_id)
