@@ -28,6 +28,10 @@ CREATE TABLE partitions (
 -- Free partitions only, in declaration order: where allocation looks.
 CREATE INDEX partitions_free ON partitions (computer_id) WHERE instance_id IS NULL;
 CREATE UNIQUE INDEX partitions_instance ON partitions (instance_id) WHERE instance_id IS NOT NULL;
+-- A partition taken or freed changes its computer's desired state.
+CREATE TRIGGER partitions_revision AFTER UPDATE OF instance_id ON partitions BEGIN
+    UPDATE computers SET revision = revision + 1 WHERE id = NEW.computer_id;
+END;
 
 CREATE TABLE software (
     computer_id INTEGER NOT NULL REFERENCES computers (id),

@@ -112,7 +112,22 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
         let (writer, queue) = mpsc::channel(4096);
-        tokio::spawn(write_loop(conn, queue, Clock { last }));
+        // The writer has a thread of its own, so that the requests it serializes do not
+        // wait behind the HTTP work of the runtime that serves them.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                source: sqlx::Error::Io(e),
+            })?;
+        std::thread::Builder::new()
+            .name("grove-store-writer".to_owned())
+            .spawn(move || runtime.block_on(write_loop(conn, queue, Clock { last })))
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                source: sqlx::Error::Io(e),
+            })?;
         Ok(SqliteStore { writer, readers })
     }
 
@@ -688,7 +703,7 @@ async fn take_partition(
         .bind(partition)
         .execute(&mut *conn)
         .await?;
-    bump(conn, computer).await?;
+    // The revision is bumped by the `partitions_revision` trigger.
     changed.computers.push(computer);
     Ok(())
 }
@@ -854,8 +869,8 @@ async fn report_instance(
         .bind(id)
         .execute(&mut *conn)
         .await?;
+        // Freeing the partition bumped the revision (trigger `partitions_revision`).
         if let Some(computer) = computer {
-            bump(conn, computer).await?;
             changed.computers.push(computer);
         }
     }
