@@ -820,3 +820,109 @@ fn usage_is_kept_per_instance() {
     );
     assert_eq!(status, 403, "only the node reports usage");
 }
+
+/// Capacity is tracked whatever the order of supply and format, and across full computers
+/// and freed partitions.
+#[test]
+fn capacity_follows_supply_format_and_frees() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let created = t.ok(
+        "POST",
+        "/v1/computers",
+        &alice,
+        Some(&json!({"reference": "LATE"})),
+    );
+    let node = created["token"].as_str().expect("token").to_owned();
+    t.ok(
+        "POST",
+        "/v1/computers/LATE/supply",
+        &alice,
+        Some(&json!({"software_release": SR})),
+    );
+    let (status, _) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&alice),
+        Some(&request("a", json!({}))),
+    );
+    assert_eq!(status, 503, "no partition declared yet");
+    t.ok(
+        "PUT",
+        "/v1/computers/LATE/partitions",
+        &node,
+        Some(&json!([{"reference": "slappart0"}])),
+    );
+    let a = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("a", json!({}))),
+    );
+    assert_eq!(a["computer"], "LATE");
+    // Full: a second computer takes the next one; a later supply elsewhere counts too.
+    let other = t.computer(&alice, "NEXT", 1, "other.cfg");
+    let (status, _) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&alice),
+        Some(&request("b", json!({}))),
+    );
+    assert_eq!(status, 503);
+    t.ok(
+        "POST",
+        "/v1/computers/NEXT/supply",
+        &alice,
+        Some(&json!({"software_release": SR})),
+    );
+    let b = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("b", json!({}))),
+    );
+    assert_eq!(b["computer"], "NEXT");
+    // Removing the supply takes the computer out of the candidates.
+    let mut gone = request("b", json!({}));
+    gone["state"] = json!("destroyed");
+    t.ok("POST", "/v1/instances", &alice, Some(&gone));
+    let id = b["id"].as_i64().expect("id");
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{id}/state"),
+        &other,
+        Some(&json!({"state": "destroyed"})),
+    );
+    t.ok(
+        "POST",
+        "/v1/computers/NEXT/supply",
+        &alice,
+        Some(&json!({"software_release": SR, "state": "destroyed"})),
+    );
+    let (status, _) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&alice),
+        Some(&request("c", json!({}))),
+    );
+    assert_eq!(
+        status, 503,
+        "NEXT has a free partition but no longer the software"
+    );
+    t.ok(
+        "POST",
+        "/v1/computers/NEXT/supply",
+        &alice,
+        Some(&json!({"software_release": SR})),
+    );
+    let c = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("c", json!({}))),
+    );
+    assert_eq!(
+        (c["computer"].as_str(), c["partition"].as_str()),
+        (Some("NEXT"), Some("slappart0"))
+    );
+}

@@ -14,6 +14,8 @@ CREATE TABLE computers (
     token_hash BLOB NOT NULL,
     -- Bumped whenever the desired state of the computer changes (the change stream).
     revision INTEGER NOT NULL DEFAULT 1,
+    -- Kept by triggers: how many of its partitions are free.
+    free_partitions INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
 
@@ -28,6 +30,17 @@ CREATE TABLE partitions (
 -- Free partitions only, in declaration order: where allocation looks.
 CREATE INDEX partitions_free ON partitions (computer_id) WHERE instance_id IS NULL;
 CREATE UNIQUE INDEX partitions_instance ON partitions (instance_id) WHERE instance_id IS NOT NULL;
+CREATE TRIGGER partitions_added AFTER INSERT ON partitions WHEN NEW.instance_id IS NULL BEGIN
+    UPDATE computers SET free_partitions = free_partitions + 1 WHERE id = NEW.computer_id;
+END;
+CREATE TRIGGER partitions_taken AFTER UPDATE OF instance_id ON partitions
+WHEN OLD.instance_id IS NULL AND NEW.instance_id IS NOT NULL BEGIN
+    UPDATE computers SET free_partitions = free_partitions - 1 WHERE id = NEW.computer_id;
+END;
+CREATE TRIGGER partitions_freed AFTER UPDATE OF instance_id ON partitions
+WHEN OLD.instance_id IS NOT NULL AND NEW.instance_id IS NULL BEGIN
+    UPDATE computers SET free_partitions = free_partitions + 1 WHERE id = NEW.computer_id;
+END;
 -- A partition taken or freed changes its computer's desired state.
 CREATE TRIGGER partitions_revision AFTER UPDATE OF instance_id ON partitions BEGIN
     UPDATE computers SET revision = revision + 1 WHERE id = NEW.computer_id;
@@ -39,9 +52,13 @@ CREATE TABLE software (
     requested_state TEXT NOT NULL CHECK (requested_state IN ('available', 'destroyed')),
     reported_state TEXT CHECK (reported_state IN ('building', 'available', 'destroyed', 'error')),
     error TEXT,
+    -- Kept by triggers: whether the computer has a free partition. With the index below,
+    -- allocation finds a computer with capacity for a software release in one seek, however
+    -- many computers are full or lack that release.
+    has_free INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (computer_id, url)
 );
-CREATE INDEX software_by_url ON software (url, requested_state);
+CREATE INDEX software_capacity ON software (url, requested_state, has_free);
 
 CREATE TABLE instances (
     id INTEGER PRIMARY KEY,
@@ -66,6 +83,15 @@ CREATE TABLE instances (
     timestamp INTEGER NOT NULL,
     UNIQUE (requester, title)
 );
+CREATE TRIGGER computers_capacity AFTER UPDATE OF free_partitions ON computers
+WHEN (OLD.free_partitions > 0) != (NEW.free_partitions > 0) BEGIN
+    UPDATE software SET has_free = (NEW.free_partitions > 0) WHERE computer_id = NEW.id;
+END;
+CREATE TRIGGER software_added AFTER INSERT ON software BEGIN
+    UPDATE software SET has_free = (SELECT free_partitions > 0 FROM computers WHERE id = NEW.computer_id)
+    WHERE computer_id = NEW.computer_id AND url = NEW.url;
+END;
+
 CREATE INDEX instances_by_owner ON instances (owner_id);
 CREATE INDEX instances_by_parent ON instances (parent_id);
 CREATE INDEX instances_by_host ON instances (host_instance_id);

@@ -665,10 +665,11 @@ async fn find_partition(
 ) -> Result<(i64, String, String)> {
     let computer_filter = sla.get("computer_guid").cloned();
     let row = sqlx::query(
-        "SELECT p.computer_id, p.reference, c.reference FROM partitions p INDEXED BY partitions_free \
-         JOIN software s ON s.computer_id = p.computer_id AND s.url = ? AND s.requested_state = 'available' \
-         JOIN computers c ON c.id = p.computer_id \
-         WHERE p.instance_id IS NULL AND (? IS NULL OR c.reference = ?) \
+        "SELECT s.computer_id, (SELECT p.reference FROM partitions p INDEXED BY partitions_free \
+         WHERE p.computer_id = s.computer_id AND p.instance_id IS NULL LIMIT 1), c.reference \
+         FROM software s INDEXED BY software_capacity JOIN computers c ON c.id = s.computer_id \
+         WHERE s.url = ? AND s.requested_state = 'available' AND s.has_free = 1 \
+         AND (? IS NULL OR c.reference = ?) \
          AND (c.owner_id = ? OR c.owner_id IN (SELECT id FROM principals WHERE kind = 'admin')) \
          LIMIT 1",
     )
