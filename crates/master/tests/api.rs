@@ -926,3 +926,57 @@ fn capacity_follows_supply_format_and_frees() {
         (Some("NEXT"), Some("slappart0"))
     );
 }
+
+/// Concurrent requests share transactions: the ones that find no capacity fail alone.
+#[test]
+fn concurrent_requests_fail_alone() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    t.computer(&alice, "COMP-1", 5, SR);
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for worker in 0..8 {
+            let (t, alice, outcomes) = (&t, &alice, &outcomes);
+            scope.spawn(move || {
+                for i in 0..2 {
+                    let title = format!("w{worker}-{i}");
+                    let (status, body) = t.call(
+                        "POST",
+                        "/v1/instances",
+                        Some(alice),
+                        Some(&request(&title, json!({}))),
+                    );
+                    outcomes.lock().expect("lock").push((title, status, body));
+                }
+            });
+        }
+    });
+    let outcomes = outcomes.into_inner().expect("lock");
+    let placed: Vec<&Value> = outcomes
+        .iter()
+        .filter(|(_, s, _)| *s == 200)
+        .map(|(_, _, b)| b)
+        .collect();
+    let refused = outcomes
+        .iter()
+        .filter(|(_, s, b)| *s == 503 && b["error"]["code"] == "no_capacity")
+        .count();
+    assert_eq!((placed.len(), refused), (5, 11), "{outcomes:?}");
+    let mut partitions: Vec<&str> = placed
+        .iter()
+        .filter_map(|b| b["partition"].as_str())
+        .collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    assert_eq!(
+        partitions.len(),
+        5,
+        "each placed instance has its own partition"
+    );
+    let stored = t.ok("GET", "/v1/instances", &alice, None);
+    assert_eq!(
+        stored.as_array().map(Vec::len),
+        Some(5),
+        "refused requests left nothing behind"
+    );
+}

@@ -29,6 +29,7 @@ pub struct SqliteStore {
     readers: SqlitePool,
 }
 
+#[derive(Clone)]
 enum Op {
     EnsureAdmin(Vec<u8>),
     CreateUser(String, Vec<u8>),
@@ -176,8 +177,12 @@ async fn exec(
     sqlx::query(sql).execute(conn).await.map(|_| ())
 }
 
-/// The writer: takes every waiting mutation, applies each in its own savepoint inside one
-/// transaction, commits once, then answers.
+/// The writer: takes every waiting mutation, applies them in one transaction, commits
+/// once, then answers.
+///
+/// A batch is first applied as is; if one of its mutations fails (no capacity, a
+/// conflict), the transaction is rolled back and the batch applied again with a savepoint
+/// around each mutation, so that the failing one alone is undone.
 async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, mut clock: Clock) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -187,57 +192,76 @@ async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, 
                 Err(_) => break,
             }
         }
-        if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE").await {
-            for job in batch {
-                let _ = job.reply.send(Err(StoreError::Database(clone_error(&e))));
-            }
-            continue;
-        }
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut failed: Option<sqlx::Error> = None;
-        for job in batch {
-            if failed.is_some() {
-                answers.push((job.reply, Err(StoreError::Closed)));
-                continue;
-            }
-            if let Err(e) = exec(&mut conn, "SAVEPOINT op").await {
-                failed = Some(e);
-                answers.push((job.reply, Err(StoreError::Closed)));
-                continue;
-            }
-            let result = apply(&mut conn, job.op, &mut clock).await;
-            let cleanup = if result.is_err() {
-                match exec(&mut conn, "ROLLBACK TO op").await {
-                    Ok(()) => exec(&mut conn, "RELEASE op").await,
-                    Err(e) => Err(e),
-                }
-            } else {
-                exec(&mut conn, "RELEASE op").await
-            };
-            if let Err(e) = cleanup {
-                failed = Some(e);
-            }
-            answers.push((job.reply, result));
-        }
-        let committed = match failed {
-            Some(e) => Err(e),
-            None => exec(&mut conn, "COMMIT").await,
+        let ops: Vec<Op> = batch.iter().map(|job| job.op.clone()).collect();
+        let results = match run_batch(&mut conn, &ops, &mut clock, false).await {
+            Ok(Some(results)) => Ok(results),
+            Ok(None) => match run_batch(&mut conn, &ops, &mut clock, true).await {
+                Ok(Some(results)) => Ok(results),
+                Ok(None) => Err(sqlx::Error::Protocol(
+                    "a savepoint did not isolate a failure".to_owned(),
+                )),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
         };
-        match committed {
-            Ok(()) => {
-                for (reply, result) in answers {
-                    let _ = reply.send(result);
+        match results {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "store transaction failed");
-                let _ = exec(&mut conn, "ROLLBACK").await;
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(StoreError::Database(clone_error(&e))));
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError::Database(clone_error(&e))));
                 }
             }
         }
     }
+}
+
+/// Applies `ops` in one committed transaction and returns each result; `None` when, without
+/// savepoints, one of them failed (the transaction is then rolled back).
+async fn run_batch(
+    conn: &mut SqliteConnection,
+    ops: &[Op],
+    clock: &mut Clock,
+    savepoints: bool,
+) -> std::result::Result<Option<Vec<Result<Outcome>>>, sqlx::Error> {
+    exec(conn, "BEGIN IMMEDIATE").await?;
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        if savepoints {
+            if let Err(e) = exec(conn, "SAVEPOINT op").await {
+                let _ = exec(conn, "ROLLBACK").await;
+                return Err(e);
+            }
+        }
+        let result = apply(conn, op.clone(), clock).await;
+        if savepoints {
+            let cleanup = if result.is_err() {
+                match exec(conn, "ROLLBACK TO op").await {
+                    Ok(()) => exec(conn, "RELEASE op").await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                exec(conn, "RELEASE op").await
+            };
+            if let Err(e) = cleanup {
+                let _ = exec(conn, "ROLLBACK").await;
+                return Err(e);
+            }
+        } else if result.is_err() {
+            exec(conn, "ROLLBACK").await?;
+            return Ok(None);
+        }
+        results.push(result);
+    }
+    if let Err(e) = exec(conn, "COMMIT").await {
+        let _ = exec(conn, "ROLLBACK").await;
+        return Err(e);
+    }
+    Ok(Some(results))
 }
 
 fn clone_error(e: &sqlx::Error) -> sqlx::Error {
@@ -519,15 +543,38 @@ async fn request_instance(
     }
     let parameters = serde_json::to_string(&request.parameters).unwrap_or_else(|_| "{}".to_owned());
     let sla = serde_json::to_string(&request.sla).unwrap_or_else(|_| "{}".to_owned());
-    let existing = sqlx::query("SELECT id FROM instances WHERE requester = ? AND title = ?")
-        .bind(&requester_key)
-        .bind(&request.title)
-        .fetch_optional(&mut *conn)
-        .await?;
+    // One statement finds both the instance if it exists and, in case it does not, where
+    // a new one would go.
+    let found = sqlx::query(
+        "SELECT (SELECT id FROM instances WHERE requester = ?1 AND title = ?2), \
+         cap.computer_id, cap.partition, cap.reference FROM (SELECT 1) AS one LEFT JOIN ( \
+         SELECT s.computer_id AS computer_id, (SELECT p.reference FROM partitions p \
+         INDEXED BY partitions_free WHERE p.computer_id = s.computer_id AND p.instance_id IS NULL \
+         LIMIT 1) AS partition, c.reference AS reference \
+         FROM software s INDEXED BY software_capacity JOIN computers c ON c.id = s.computer_id \
+         WHERE s.url = ?3 AND s.requested_state = 'available' AND s.has_free = 1 \
+         AND (?4 IS NULL OR c.reference = ?4) \
+         AND (c.owner_id = ?5 OR c.owner_id IN (SELECT id FROM principals WHERE kind = 'admin')) \
+         LIMIT 1) AS cap ON 1",
+    )
+    .bind(&requester_key)
+    .bind(&request.title)
+    .bind(&request.software_release)
+    .bind(request.sla.get("computer_guid"))
+    .bind(owner)
+    .fetch_one(&mut *conn)
+    .await?;
+    let existing: Option<i64> = found.try_get(0)?;
+    let candidate: Option<(i64, String, String)> =
+        match (found.try_get(1)?, found.try_get(2)?, found.try_get(3)?) {
+            (Some(computer), Some(partition), Some(reference)) => {
+                Some((computer, partition, reference))
+            }
+            _ => None,
+        };
     let mut changed = Changed::default();
     let id = match existing {
-        Some(row) => {
-            let id: i64 = row.try_get(0)?;
+        Some(id) => {
             let Some((current, computer)) = load_instance(conn, id).await? else {
                 return Err(StoreError::NotFound(format!("instance {id}")));
             };
@@ -583,7 +630,10 @@ async fn request_instance(
             let placement = if request.shared {
                 None
             } else {
-                Some(find_partition(conn, owner, &request.software_release, &request.sla).await?)
+                Some(
+                    candidate
+                        .ok_or_else(|| no_capacity(&request.software_release, &request.sla))?,
+                )
             };
             let timestamp = clock.next();
             let result = sqlx::query(
@@ -680,14 +730,19 @@ async fn find_partition(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let where_ = computer_filter
-            .map(|c| format!(" on computer {c:?}"))
-            .unwrap_or_default();
-        return Err(StoreError::NoCapacity(format!(
-            "no free partition{where_} with {software_release} supplied"
-        )));
+        return Err(no_capacity(software_release, sla));
     };
     Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
+fn no_capacity(software_release: &str, sla: &BTreeMap<String, String>) -> StoreError {
+    let where_ = sla
+        .get("computer_guid")
+        .map(|c| format!(" on computer {c:?}"))
+        .unwrap_or_default();
+    StoreError::NoCapacity(format!(
+        "no free partition{where_} with {software_release} supplied"
+    ))
 }
 
 /// Gives the partition to the instance.
