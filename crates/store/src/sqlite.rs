@@ -231,11 +231,9 @@ async fn run_batch(
     exec(conn, "BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
-        if savepoints {
-            if let Err(e) = exec(conn, "SAVEPOINT op").await {
-                let _ = exec(conn, "ROLLBACK").await;
-                return Err(e);
-            }
+        if savepoints && let Err(e) = exec(conn, "SAVEPOINT op").await {
+            let _ = exec(conn, "ROLLBACK").await;
+            return Err(e);
         }
         let result = apply(conn, op.clone(), clock).await;
         if savepoints {
