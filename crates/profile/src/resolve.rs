@@ -50,6 +50,42 @@ impl Resolved {
     pub fn text(&self, section: &str, option: &str) -> Option<String> {
         self.get(section, option).map(|v| v.as_text().into_owned())
     }
+
+    /// Renders a buildout-syntax template (what `slapos.recipe.template` does with a file):
+    /// `${section:option}` is replaced by the resolved value (`${:option}` reads `section`)
+    /// and `$${...}` becomes `${...}`, left for a later pass. An unknown reference is an error
+    /// naming it.
+    pub fn render(&self, template: &str, section: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(template.len());
+        for (i, piece) in split_escapes(template).enumerate() {
+            if i > 0 {
+                out.push('$');
+            }
+            let mut rest = piece;
+            while let Some(start) = find_reference(rest) {
+                let Some(len) = rest[start..].find('}') else {
+                    break;
+                };
+                out.push_str(&rest[..start]);
+                let reference = &rest[start..start + len + 1];
+                rest = &rest[start + len + 1..];
+                let inner = &reference[2..reference.len() - 1];
+                let Some((s, o)) = inner.split_once(':') else {
+                    return Err(format!(
+                        "the substitution {reference} doesn't contain a colon"
+                    ));
+                };
+                let s = if s.is_empty() { section } else { s };
+                match self.get(s, o) {
+                    Some(value) => out.push_str(&value.as_text()),
+                    None if o == "_buildout_section_name_" => out.push_str(section),
+                    None => return Err(format!("referenced option does not exist: {s}:{o}")),
+                }
+            }
+            out.push_str(rest);
+        }
+        Ok(out)
+    }
 }
 
 /// Runs when a section with a `recipe` is initialized, after its options are substituted

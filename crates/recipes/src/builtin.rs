@@ -1,0 +1,455 @@
+//! The recipes Grove ships, under SlapOS's names.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use grove_profile::{Resolved, Value};
+use ring::rand::SecureRandom;
+
+use crate::{Context, Options, Recipe, Registry};
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.add("slapos.cookbook:mkdirectory", Box::new(MkDirectory));
+    registry.add("slapos.cookbook:wrapper", Box::new(Wrapper));
+    registry.add(
+        "slapos.cookbook:generate.password",
+        Box::new(GeneratePassword),
+    );
+    registry.add("slapos.cookbook:free_port", Box::new(FreePort));
+    registry.add("slapos.cookbook:symbolic.link", Box::new(SymbolicLink));
+    registry.add(
+        "slapos.cookbook:check_port_listening",
+        Box::new(CheckPortListening),
+    );
+    registry.add("slapos.recipe.template", Box::new(Template));
+    registry.add("plone.recipe.command", Box::new(Command));
+}
+
+fn io(what: &str, path: &Path, e: &std::io::Error) -> String {
+    format!("cannot {what} {}: {e}", path.display())
+}
+
+/// Writes a file in one step (temporary file, then rename) with the given mode.
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io("create", dir, &e))?;
+    }
+    let temporary = path.with_extension("grove-new");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temporary)
+        .map_err(|e| io("write", &temporary, &e))?;
+    file.write_all(contents)
+        .map_err(|e| io("write", &temporary, &e))?;
+    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| io("set the mode of", &temporary, &e))?;
+    std::fs::rename(&temporary, path).map_err(|e| io("write", path, &e))
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.trim().trim_start_matches("0o");
+    u32::from_str_radix(digits, 8).map_err(|_| format!("mode {text:?} is not an octal number"))
+}
+
+/// Options that only feed substitutions, never what a recipe does.
+fn is_bookkeeping(name: &str) -> bool {
+    name == "recipe" || name.starts_with('_') || name.starts_with('<')
+}
+
+/// `slapos.cookbook:mkdirectory`: every other option is a directory to create.
+struct MkDirectory;
+
+impl Recipe for MkDirectory {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let mode = options
+            .get("mode")
+            .map(|m| parse_mode(&m))
+            .transpose()?
+            .unwrap_or(0o700);
+        for (name, value) in options.values {
+            if is_bookkeeping(name) || name == "mode" {
+                continue;
+            }
+            let path = ctx.inside(Path::new(&*value.as_text()))?;
+            if !path.exists() {
+                std::fs::create_dir_all(&path).map_err(|e| io("create", &path, &e))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| io("set the mode of", &path, &e))?;
+            }
+        }
+        // Directories hold data: uninstalling the part never deletes them.
+        Ok(Vec::new())
+    }
+
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        self.install(ctx, options, resolved).map(|_| ())
+    }
+}
+
+/// Single-quotes a value for `sh`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// `slapos.cookbook:wrapper`: an executable script running `command-line` with an
+/// environment.
+struct Wrapper;
+
+impl Recipe for Wrapper {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        options.refuse(&[
+            "pidfile",
+            "private-tmp",
+            "reserve-cpu",
+            "sig-ign",
+            "hash-files",
+            "hash-existing-files",
+            "wait-for-files",
+            "private-dev-shm",
+        ])?;
+        let command = options.required("command-line")?;
+        let path = ctx.inside(Path::new(&options.required("wrapper-path")?))?;
+        let mut script = String::from("#!/bin/sh\n");
+        for line in options.get("environment").unwrap_or_default().lines() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(format!("environment line {line:?} is not KEY=VALUE"));
+            };
+            let key = key.trim();
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("environment variable name {key:?} is invalid"));
+            }
+            script.push_str(&format!("export {key}={}\n", shell_quote(value.trim())));
+        }
+        let command = command.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        script.push_str(&format!("exec {command} \"$@\"\n"));
+        write_file(&path, script.as_bytes(), 0o755)?;
+        Ok(vec![path])
+    }
+}
+
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+fn parts_directory(ctx: &Context<'_>, options: &BTreeMap<String, Value>) -> PathBuf {
+    let _ = options;
+    ctx.directory.join("parts")
+}
+
+/// `slapos.cookbook:generate.password`: a random password, kept in `storage-path` so that
+/// it is the same on every run.
+struct GeneratePassword;
+
+impl Recipe for GeneratePassword {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let storage = match options.get("storage-path") {
+            Some(path) => PathBuf::from(&*path.as_text()),
+            None => parts_directory(ctx, options).join(part),
+        };
+        let storage = ctx.inside(&storage)?;
+        let password = match std::fs::read_to_string(&storage) {
+            Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
+            _ => {
+                let length: usize = match options.get("bytes") {
+                    Some(b) => b
+                        .as_text()
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("bytes {b} is not a number"))?,
+                    None => 16,
+                };
+                if !(4..=1024).contains(&length) {
+                    return Err(format!("bytes must be between 4 and 1024, not {length}"));
+                }
+                let rng = ring::rand::SystemRandom::new();
+                let mut raw = vec![0u8; length];
+                rng.fill(&mut raw)
+                    .map_err(|_| "the system random source failed".to_owned())?;
+                let password: String = raw
+                    .iter()
+                    .map(|b| {
+                        char::from(PASSWORD_ALPHABET[usize::from(*b) % PASSWORD_ALPHABET.len()])
+                    })
+                    .collect();
+                write_file(&storage, password.as_bytes(), 0o600)?;
+                password
+            }
+        };
+        options.insert(
+            "storage-path".to_owned(),
+            Value::Text(storage.display().to_string()),
+        );
+        options.insert("passwd".to_owned(), Value::Text(password.clone()));
+        options.insert("password".to_owned(), Value::Text(password));
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        // The stored password outlives the part: uninstalling must not change it.
+        Ok(Vec::new())
+    }
+}
+
+/// `slapos.cookbook:free_port`: a TCP port nothing listens on, between `minimum` and
+/// `maximum` on `ip`; kept so that it stays the same once the service uses it.
+struct FreePort;
+
+impl Recipe for FreePort {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let ip = options
+            .get("ip")
+            .map_or_else(|| "127.0.0.1".to_owned(), |v| v.as_text().trim().to_owned());
+        let number = |name: &str, default: u16| -> Result<u16, String> {
+            match options.get(name) {
+                Some(v) => v
+                    .as_text()
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name} {v} is not a port number")),
+                None => Ok(default),
+            }
+        };
+        let (minimum, maximum) = (number("minimum", 1024)?, number("maximum", 65535)?);
+        let storage = ctx.inside(&parts_directory(ctx, options).join(format!("{part}.port")))?;
+        let kept: Option<u16> = std::fs::read_to_string(&storage)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        let port = match kept.filter(|p| (minimum..=maximum).contains(p)) {
+            Some(port) => port,
+            None => {
+                let free = (minimum..=maximum)
+                    .find(|p| std::net::TcpListener::bind((ip.as_str(), *p)).is_ok())
+                    .ok_or_else(|| {
+                        format!("no free port on {ip} between {minimum} and {maximum}")
+                    })?;
+                write_file(&storage, free.to_string().as_bytes(), 0o600)?;
+                free
+            }
+        };
+        options.insert("port".to_owned(), Value::Text(port.to_string()));
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// `slapos.cookbook:symbolic.link`: links to each of `link-binary` in `target-directory`.
+struct SymbolicLink;
+
+impl Recipe for SymbolicLink {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let directory = ctx.inside(Path::new(&options.required("target-directory")?))?;
+        std::fs::create_dir_all(&directory).map_err(|e| io("create", &directory, &e))?;
+        let mut created = Vec::new();
+        for target in options.required("link-binary")?.split_whitespace() {
+            let target = Path::new(target);
+            let name = target
+                .file_name()
+                .ok_or_else(|| format!("{} names no file", target.display()))?;
+            let link = directory.join(name);
+            if link.symlink_metadata().is_ok() {
+                std::fs::remove_file(&link).map_err(|e| io("replace", &link, &e))?;
+            }
+            std::os::unix::fs::symlink(target, &link).map_err(|e| io("link", &link, &e))?;
+            created.push(link);
+        }
+        Ok(created)
+    }
+}
+
+/// `slapos.cookbook:check_port_listening`: a promise that succeeds when something listens
+/// on `hostname`:`port`.
+struct CheckPortListening;
+
+impl Recipe for CheckPortListening {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let path = ctx.inside(Path::new(&options.required("path")?))?;
+        let host = options.required("hostname")?;
+        let port: u16 = options
+            .required("port")?
+            .trim()
+            .parse()
+            .map_err(|_| "port is not a port number".to_owned())?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let script = format!(
+            "#!/bin/bash\n# Succeeds when {host} port {port} accepts connections.\n\
+             if exec 3<>/dev/tcp/{}/{port}; then exec 3>&-; exit 0; fi\n\
+             echo \"nothing listens on {host} port {port}\" >&2\nexit 1\n",
+            shell_quote(host)
+        );
+        write_file(&path, script.as_bytes(), 0o755)?;
+        Ok(vec![path])
+    }
+}
+
+/// `slapos.recipe.template`: `output` from `inline` text or from the file at `url`,
+/// rendered as a buildout template (`${...}` now, `$${...}` left as `${...}`).
+struct Template;
+
+impl Recipe for Template {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let output = ctx.inside(Path::new(&options.required("output")?))?;
+        let mode = options
+            .get("mode")
+            .map(|m| parse_mode(&m))
+            .transpose()?
+            .unwrap_or(0o644);
+        let text = match (options.get("inline"), options.get("url")) {
+            // The profile engine has already substituted inline text.
+            (Some(inline), None) => inline,
+            (None, Some(url)) => {
+                let location = if grove_profile::is_url(&url) || url.starts_with('/') {
+                    url.clone()
+                } else {
+                    ctx.directory.join(&url).display().to_string()
+                };
+                let template = ctx
+                    .loader
+                    .load(&location)
+                    .map_err(|e| format!("cannot read {url}: {e:?}"))?;
+                if let Some(expected) = options.get("md5sum") {
+                    let actual = md5_hex(template.as_bytes());
+                    if !actual.eq_ignore_ascii_case(expected.trim()) {
+                        return Err(format!(
+                            "md5sum of {url} is {actual}, expected {}",
+                            expected.trim()
+                        ));
+                    }
+                }
+                resolved
+                    .render(&template, options.part)
+                    .map_err(|e| format!("{url}: {e}"))?
+            }
+            (Some(_), Some(_)) => return Err("give url or inline, not both".to_owned()),
+            (None, None) => return Err("missing option url or inline".to_owned()),
+        };
+        write_file(&output, text.as_bytes(), mode)?;
+        Ok(vec![output])
+    }
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `plone.recipe.command`: runs `command` when the part installs, `update-command` when it
+/// is unchanged; `location` lists what to remove when the part goes.
+struct Command;
+
+fn run_shell(ctx: &Context<'_>, command: &str, stop_on_error: bool) -> Result<(), String> {
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(&ctx.directory)
+        .status()
+        .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
+    if !status.success() && stop_on_error {
+        return Err(format!("command failed ({status}): {command}"));
+    }
+    if !status.success() {
+        tracing::warn!(%command, %status, "command failed (stop-on-error is off)");
+    }
+    Ok(())
+}
+
+fn stop_on_error(options: &Options<'_>) -> bool {
+    options
+        .get("stop-on-error")
+        .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"))
+}
+
+impl Recipe for Command {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let command = options.required("command")?;
+        run_shell(ctx, &command, stop_on_error(options))?;
+        options
+            .get("location")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|p| ctx.inside(Path::new(p)))
+            .collect()
+    }
+
+    fn update(&self, ctx: &Context<'_>, options: &Options<'_>, _: &Resolved) -> Result<(), String> {
+        match options.get("update-command") {
+            Some(command) => run_shell(ctx, &command, stop_on_error(options)),
+            None => Ok(()),
+        }
+    }
+}

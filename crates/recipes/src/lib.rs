@@ -1,0 +1,185 @@
+//! Native recipes under the names SlapOS profiles use, and the installer that runs a
+//! profile's parts with them.
+//!
+//! A recipe may compute options when its section is initialized ([`Recipe::init`], as a
+//! zc.buildout recipe's constructor does: a generated password, a free port), and creates
+//! what its part provides in [`Recipe::install`]. The installer remembers, in
+//! `.installed.json` in the profile's directory, each part's options and the paths it
+//! created: an unchanged part is not installed again, a changed one is uninstalled first,
+//! and a part that left the profile is uninstalled.
+//!
+//! A recipe, or an option of a recipe, that Grove does not implement is an error naming the
+//! part and the recipe, never a silent skip. Nothing is written outside the profile's
+//! directory.
+
+mod builtin;
+mod install;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use grove_profile::{Loader, Resolved, Value};
+
+pub use install::{InstallError, Report, install};
+
+/// Where a profile runs.
+pub struct Context<'a> {
+    /// The profile's directory (`buildout:directory`): a software release's directory or a
+    /// partition. Recipes write only below it.
+    pub directory: PathBuf,
+    /// Reads the files and URLs that recipes fetch (templates).
+    pub loader: &'a dyn Loader,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("directory", &self.directory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context<'_> {
+    /// `path` if it lies below the profile's directory (lexically, and through the links
+    /// of its existing parents), else an error.
+    pub fn inside(&self, path: &Path) -> Result<PathBuf, String> {
+        let path = if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.directory.join(path)
+        };
+        let mut normal = PathBuf::new();
+        for component in path.components() {
+            match component {
+                Component::ParentDir => {
+                    normal.pop();
+                }
+                Component::CurDir => {}
+                other => normal.push(other),
+            }
+        }
+        let root = self
+            .directory
+            .canonicalize()
+            .unwrap_or_else(|_| self.directory.clone());
+        // The deepest existing ancestor, resolved, must be inside too (no escape by link).
+        let mut existing = normal.clone();
+        while !existing.exists() {
+            if !existing.pop() {
+                break;
+            }
+        }
+        let resolved = existing.canonicalize().unwrap_or(existing);
+        let lexical_root = &self.directory;
+        if (normal.starts_with(lexical_root) || normal.starts_with(&root))
+            && (resolved.starts_with(&root) || resolved.starts_with(lexical_root))
+        {
+            Ok(normal)
+        } else {
+            Err(format!(
+                "{} is outside {}",
+                normal.display(),
+                self.directory.display()
+            ))
+        }
+    }
+}
+
+/// The options of a part, with helpers that report missing ones by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options<'a> {
+    pub part: &'a str,
+    pub recipe: &'a str,
+    pub values: &'a BTreeMap<String, Value>,
+}
+
+impl Options<'_> {
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.values.get(name).map(|v| v.as_text().into_owned())
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, String> {
+        self.get(name)
+            .ok_or_else(|| format!("missing option {name}"))
+    }
+
+    /// Refuses options of the real recipe that Grove does not implement.
+    pub fn refuse(&self, unsupported: &[&str]) -> Result<(), String> {
+        match unsupported.iter().find(|o| self.values.contains_key(**o)) {
+            Some(option) => Err(format!("option {option} is not implemented by Grove")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A recipe.
+pub trait Recipe: Send + Sync {
+    /// Whether [`Recipe::init`] computes anything (most recipes do not).
+    fn computes_options(&self) -> bool {
+        false
+    }
+
+    /// Computes options when the section is initialized; other sections see them.
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let _ = (ctx, part, options);
+        Ok(())
+    }
+
+    /// Creates what the part provides; returns the paths to remove when it is uninstalled.
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<Vec<PathBuf>, String>;
+
+    /// Runs instead of `install` when the part did not change.
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        let _ = (ctx, options, resolved);
+        Ok(())
+    }
+}
+
+/// Recipes by name.
+pub struct Registry {
+    recipes: BTreeMap<&'static str, Box<dyn Recipe>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.recipes.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// The recipes Grove ships.
+    pub fn builtin() -> Registry {
+        let mut registry = Registry {
+            recipes: BTreeMap::new(),
+        };
+        builtin::register(&mut registry);
+        registry
+    }
+
+    pub fn add(&mut self, name: &'static str, recipe: Box<dyn Recipe>) {
+        self.recipes.insert(name, recipe);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn Recipe> {
+        self.recipes.get(name).map(Box::as_ref)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.recipes.keys().copied().collect()
+    }
+}

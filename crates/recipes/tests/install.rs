@@ -1,0 +1,273 @@
+//! Installing profiles with the built-in recipes, in a real directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use grove_fetch::Fetcher;
+use grove_profile::LoadOptions;
+use grove_recipes::{Context, InstallError, Registry, Report, install};
+
+fn run(dir: &Path, profile: &str) -> Result<Report, InstallError> {
+    std::fs::write(dir.join("buildout.cfg"), profile).expect("write profile");
+    let fetcher = Fetcher::default();
+    let main = dir.join("buildout.cfg");
+    let profile = grove_profile::load(
+        main.to_str().expect("utf-8"),
+        &fetcher,
+        &LoadOptions::default(),
+    )
+    .expect("profile loads");
+    let ctx = Context {
+        directory: dir.to_owned(),
+        loader: &fetcher,
+    };
+    install(&profile, &Registry::builtin(), &ctx)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+const INSTANCE: &str = "\
+[buildout]
+parts = directory service promise config links
+
+[directory]
+recipe = slapos.cookbook:mkdirectory
+etc = ${buildout:directory}/etc
+service = ${:etc}/service
+promise = ${:etc}/promise
+var = ${buildout:directory}/var
+
+[password]
+recipe = slapos.cookbook:generate.password
+bytes = 12
+
+[port]
+recipe = slapos.cookbook:free_port
+minimum = 20000
+maximum = 20100
+
+[service]
+recipe = slapos.cookbook:wrapper
+wrapper-path = ${directory:service}/hello
+command-line = /bin/echo hello ${port:port}
+environment =
+  SECRET=${password:passwd}
+  GREETING=it's me
+
+[promise]
+recipe = slapos.cookbook:check_port_listening
+path = ${directory:promise}/port-listening
+hostname = 127.0.0.1
+port = ${port:port}
+
+[config]
+recipe = slapos.recipe.template
+output = ${directory:etc}/app.conf
+inline =
+  port = ${port:port}
+  password = ${password:passwd}
+  later = $${slap-connection:partition-id}
+
+[links]
+recipe = slapos.cookbook:symbolic.link
+target-directory = ${buildout:directory}/bin
+link-binary = /bin/true /bin/echo
+";
+
+#[test]
+fn an_instance_profile_installs_and_reinstalls_only_what_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let report = run(root, INSTANCE).expect("installs");
+    assert_eq!(
+        report.installed,
+        vec![
+            "directory",
+            "port",
+            "password",
+            "service",
+            "promise",
+            "config",
+            "links"
+        ]
+    );
+    assert_eq!(mode(&root.join("etc/service")), 0o700);
+
+    let wrapper = root.join("etc/service/hello");
+    assert_eq!(mode(&wrapper), 0o755);
+    let output = std::process::Command::new(&wrapper)
+        .arg("world")
+        .output()
+        .expect("wrapper runs");
+    let port = std::fs::read_to_string(root.join("parts/port.port")).expect("port kept");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("hello {} world\n", port.trim())
+    );
+
+    let config = std::fs::read_to_string(root.join("etc/app.conf")).expect("config");
+    let password = std::fs::read_to_string(root.join("parts/password")).expect("password kept");
+    assert_eq!(mode(&root.join("parts/password")), 0o600);
+    assert_eq!(password.len(), 12);
+    assert_eq!(
+        config,
+        format!(
+            "port = {}\npassword = {password}\nlater = ${{slap-connection:partition-id}}",
+            port.trim()
+        )
+    );
+    assert!(std::fs::read_link(root.join("bin/echo")).is_ok_and(|t| t == Path::new("/bin/echo")));
+
+    // Again: nothing changed, nothing is installed again; the password and port are stable.
+    let again = run(root, INSTANCE).expect("installs again");
+    assert!(again.installed.is_empty(), "{again:?}");
+    assert_eq!(again.updated.len(), 7);
+    assert_eq!(
+        std::fs::read_to_string(root.join("parts/password")).expect("password"),
+        password
+    );
+
+    // A changed part is uninstalled, then installed; a part that left is uninstalled.
+    let changed = INSTANCE
+        .replace(
+            "wrapper-path = ${directory:service}/hello",
+            "wrapper-path = ${directory:service}/hello2",
+        )
+        .replace(
+            "parts = directory service promise config links",
+            "parts = directory service promise config",
+        );
+    let third = run(root, &changed).expect("installs the change");
+    assert_eq!(third.installed, vec!["service"]);
+    assert_eq!(third.uninstalled, vec!["links"]);
+    assert!(
+        !wrapper.exists(),
+        "the old wrapper went with its old options"
+    );
+    assert!(root.join("etc/service/hello2").exists());
+    assert!(
+        !root.join("bin/echo").exists(),
+        "the links went with their part"
+    );
+}
+
+#[test]
+fn the_port_promise_tells_listening_from_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let profile = format!(
+        "[buildout]\nparts = promise\n[promise]\nrecipe = slapos.cookbook:check_port_listening\n\
+         path = ${{buildout:directory}}/promise\nhostname = 127.0.0.1\nport = {port}\n"
+    );
+    run(dir.path(), &profile).expect("installs");
+    let promise = dir.path().join("promise");
+    assert!(
+        std::process::Command::new(&promise)
+            .status()
+            .expect("runs")
+            .success()
+    );
+    drop(listener);
+    let failed = std::process::Command::new(&promise).output().expect("runs");
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr)
+            .contains(&format!("nothing listens on 127.0.0.1 port {port}"))
+    );
+}
+
+#[test]
+fn templates_from_files_are_rendered_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template =
+        "name = ${app:name}\nsection = ${:_buildout_section_name_}\nkept = $${instance:value}\n";
+    std::fs::write(dir.path().join("instance.cfg.in"), template).expect("write");
+    let md5 = "0".repeat(32);
+    let profile = format!(
+        "[buildout]\nparts = instance\n[app]\nname = hello\n[instance]\nrecipe = slapos.recipe.template\n\
+         url = ${{buildout:directory}}/instance.cfg.in\noutput = ${{buildout:directory}}/instance.cfg\nmd5sum = {md5}\n"
+    );
+    let error = run(dir.path(), &profile).expect_err("bad checksum");
+    assert!(error.to_string().contains("md5sum of"), "{error}");
+    assert!(
+        !dir.path().join("instance.cfg").exists(),
+        "nothing written on a bad checksum"
+    );
+    let profile = profile.replace(&format!("md5sum = {md5}\n"), "");
+    run(dir.path(), &profile).expect("installs");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("instance.cfg")).expect("output"),
+        "name = hello\nsection = instance\nkept = ${instance:value}\n"
+    );
+}
+
+#[test]
+fn unknown_recipes_and_options_are_errors_naming_the_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let error = run(
+        dir.path(),
+        "[buildout]\nparts = egg\n[egg]\nrecipe = zc.recipe.egg\neggs = pyramid\n",
+    )
+    .expect_err("unknown recipe");
+    let message = error.to_string();
+    assert!(
+        message.contains("zc.recipe.egg") && message.contains("not implemented by Grove"),
+        "{message}"
+    );
+    assert!(message.contains("[egg]"), "{message}");
+
+    let profile = "[buildout]\nparts = w\n[w]\nrecipe = slapos.cookbook:wrapper\n\
+                   wrapper-path = ${buildout:directory}/w\ncommand-line = true\npidfile = /tmp/x.pid\n";
+    let error = run(dir.path(), profile).expect_err("unsupported option");
+    assert_eq!(
+        error.to_string(),
+        "part w (recipe slapos.cookbook:wrapper): option pidfile is not implemented by Grove"
+    );
+}
+
+#[test]
+fn nothing_is_written_outside_the_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("tempdir");
+    let target = outside.path().join("evil");
+    let profile = format!(
+        "[buildout]\nparts = w\n[w]\nrecipe = slapos.cookbook:wrapper\nwrapper-path = {}\ncommand-line = true\n",
+        target.display()
+    );
+    let error = run(dir.path(), &profile).expect_err("outside");
+    assert!(error.to_string().contains("is outside"), "{error}");
+    let sneaky = "[buildout]\nparts = w\n[w]\nrecipe = slapos.cookbook:wrapper\n\
+                  wrapper-path = ${buildout:directory}/../../evil\ncommand-line = true\n";
+    assert!(run(dir.path(), sneaky).is_err());
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).expect("link");
+    let through_link = "[buildout]\nparts = w\n[w]\nrecipe = slapos.cookbook:wrapper\n\
+                        wrapper-path = ${buildout:directory}/link/evil\ncommand-line = true\n";
+    let error = run(dir.path(), through_link).expect_err("through a link");
+    assert!(error.to_string().contains("is outside"), "{error}");
+    assert!(!target.exists());
+}
+
+#[test]
+fn commands_run_and_their_locations_are_removed_with_the_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = "[buildout]\nparts = build\n[build]\nrecipe = plone.recipe.command\n\
+                   command = mkdir -p out && echo built > out/file\nlocation = ${buildout:directory}/out\n\
+                   stop-on-error = true\n";
+    run(dir.path(), profile).expect("installs");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/file")).expect("built"),
+        "built\n"
+    );
+    run(dir.path(), "[buildout]\nparts =\n").expect("uninstalls");
+    assert!(!dir.path().join("out").exists());
+    let failing = "[buildout]\nparts = build\n[build]\nrecipe = plone.recipe.command\ncommand = exit 3\nstop-on-error = yes\n";
+    let error = run(dir.path(), failing).expect_err("fails");
+    assert!(error.to_string().contains("command failed"), "{error}");
+}
