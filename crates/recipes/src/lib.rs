@@ -13,7 +13,9 @@
 //! directory.
 
 mod builtin;
+mod cookbook;
 mod install;
+pub mod slap;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -29,6 +31,8 @@ pub struct Context<'a> {
     pub directory: PathBuf,
     /// Reads the files and URLs that recipes fetch (templates).
     pub loader: &'a dyn Loader,
+    /// For an instance profile: the partition it runs in and the master it talks to.
+    pub partition: Option<&'a slap::Partition<'a>>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -168,6 +172,7 @@ impl Registry {
             recipes: BTreeMap::new(),
         };
         builtin::register(&mut registry);
+        cookbook::register(&mut registry);
         registry
     }
 

@@ -20,6 +20,7 @@ fn run(dir: &Path, profile: &str) -> Result<Report, InstallError> {
     let ctx = Context {
         directory: dir.to_owned(),
         loader: &fetcher,
+        partition: None,
     };
     install(&profile, &Registry::builtin(), &ctx)
 }

@@ -1,0 +1,386 @@
+//! The recipes of `slapos.cookbook` that talk to the partition and its master:
+//! `slapconfiguration`, `publish` and `request` (each with its `.serialised` variant, which
+//! packs the parameters as one JSON document under `_`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use grove_api as api;
+use grove_profile::{Resolved, Value};
+
+use crate::slap::Partition;
+use crate::{Context, Options, Recipe, Registry};
+
+/// The key SlapOS's serialised recipes put the JSON document under.
+const SERIALISED: &str = "_";
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.add(
+        "slapos.cookbook:slapconfiguration",
+        Box::new(SlapConfiguration { serialised: false }),
+    );
+    registry.add(
+        "slapos.cookbook:slapconfiguration.serialised",
+        Box::new(SlapConfiguration { serialised: true }),
+    );
+    registry.add(
+        "slapos.cookbook:publish",
+        Box::new(Publish { serialised: false }),
+    );
+    registry.add(
+        "slapos.cookbook:publish.serialised",
+        Box::new(Publish { serialised: true }),
+    );
+    registry.add(
+        "slapos.cookbook:request",
+        Box::new(Request {
+            serialised: false,
+            optional: false,
+        }),
+    );
+    registry.add(
+        "slapos.cookbook:request.serialised",
+        Box::new(Request {
+            serialised: true,
+            optional: false,
+        }),
+    );
+    registry.add(
+        "slapos.cookbook:requestoptional",
+        Box::new(Request {
+            serialised: false,
+            optional: true,
+        }),
+    );
+    registry.add(
+        "slapos.cookbook:requestoptional.serialised",
+        Box::new(Request {
+            serialised: true,
+            optional: true,
+        }),
+    );
+}
+
+fn partition<'a>(ctx: &'a Context<'_>) -> Result<&'a Partition<'a>, String> {
+    ctx.partition
+        .ok_or_else(|| "needs a partition: this is not an instance profile".to_owned())
+}
+
+/// Unpacks `{"_": "<json object>"}` into the object.
+fn unserialise(parameters: &api::Parameters) -> Result<api::Parameters, String> {
+    match parameters.get(SERIALISED) {
+        Some(serde_json::Value::String(text)) => serde_json::from_str(text)
+            .map_err(|e| format!("the serialised parameters are not a JSON object: {e}")),
+        Some(_) => Err("the serialised parameters are not a JSON string".to_owned()),
+        None => Ok(api::Parameters::new()),
+    }
+}
+
+fn serialise(parameters: &api::Parameters) -> api::Parameters {
+    let mut packed = api::Parameters::new();
+    let text = serde_json::Value::Object(parameters.clone()).to_string();
+    packed.insert(SERIALISED.to_owned(), serde_json::Value::String(text));
+    packed
+}
+
+fn as_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `slapos.cookbook:slapconfiguration`: the instance's parameters as `configuration.<key>`
+/// (and `configuration` whole), its addresses, title, type and shared instances.
+struct SlapConfiguration {
+    serialised: bool,
+}
+
+impl Recipe for SlapConfiguration {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        _: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let partition = partition(ctx)?;
+        let instance = &partition.instance;
+        let parameters = if self.serialised {
+            unserialise(&instance.parameters)?
+        } else {
+            instance.parameters.clone()
+        };
+        for (key, value) in &parameters {
+            options.insert(format!("configuration.{key}"), Value::Text(as_text(value)));
+        }
+        options.insert(
+            "configuration".to_owned(),
+            Value::Structured(serde_json::Value::Object(parameters)),
+        );
+        let mut ipv4: Vec<&String> = partition
+            .addresses
+            .iter()
+            .filter(|a| !a.contains(':'))
+            .collect();
+        let mut ipv6: Vec<&String> = partition
+            .addresses
+            .iter()
+            .filter(|a| a.contains(':'))
+            .collect();
+        ipv4.sort();
+        ipv6.sort();
+        let first = |list: &[&String]| list.first().map(|a| (*a).clone()).unwrap_or_default();
+        options.insert("ipv4-random".to_owned(), Value::Text(first(&ipv4)));
+        options.insert("ipv6-random".to_owned(), Value::Text(first(&ipv6)));
+        options.insert(
+            "ipv4".to_owned(),
+            Value::Structured(serde_json::json!(ipv4)),
+        );
+        options.insert(
+            "ipv6".to_owned(),
+            Value::Structured(serde_json::json!(ipv6)),
+        );
+        options.insert(
+            "instance-title".to_owned(),
+            Value::Text(instance.title.clone()),
+        );
+        options.insert(
+            "root-instance-title".to_owned(),
+            Value::Text(instance.root_title.clone()),
+        );
+        options.insert(
+            "slap-software-type".to_owned(),
+            Value::Text(instance.software_type.clone()),
+        );
+        options.insert(
+            "instance-guid".to_owned(),
+            Value::Text(instance.id.to_string()),
+        );
+        options.insert(
+            "instance-state".to_owned(),
+            Value::Text(instance.requested_state.as_str().to_owned()),
+        );
+        options.insert(
+            "computer-id".to_owned(),
+            Value::Text(partition.computer.clone()),
+        );
+        options.insert(
+            "partition-id".to_owned(),
+            Value::Text(partition.reference.clone()),
+        );
+        let mut shared = Vec::new();
+        for s in &instance.shared_instances {
+            let mut entry = if self.serialised {
+                unserialise(&s.parameters)?
+            } else {
+                s.parameters.clone()
+            };
+            entry.insert(
+                "slave_reference".to_owned(),
+                serde_json::json!(s.id.to_string()),
+            );
+            entry.insert("slave_title".to_owned(), serde_json::json!(s.title));
+            entry.insert(
+                "slap_software_type".to_owned(),
+                serde_json::json!(s.software_type),
+            );
+            shared.push(serde_json::Value::Object(entry));
+        }
+        options.insert(
+            "slave-instance-list".to_owned(),
+            Value::Structured(serde_json::Value::Array(shared)),
+        );
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// `slapos.cookbook:publish`: every option but `recipe` and those starting with `-`
+/// becomes a connection parameter; `-slave-reference` publishes for a shared instance.
+struct Publish {
+    serialised: bool,
+}
+
+impl Publish {
+    fn publish(&self, ctx: &Context<'_>, options: &Options<'_>) -> Result<(), String> {
+        options.refuse(&["-extends"])?;
+        let partition = partition(ctx)?;
+        let mut parameters = api::Parameters::new();
+        for (key, value) in options.values {
+            if key == "recipe"
+                || key.starts_with('-')
+                || key.starts_with('_')
+                || key.starts_with('<')
+            {
+                continue;
+            }
+            parameters.insert(
+                key.clone(),
+                serde_json::Value::String(value.as_text().into_owned()),
+            );
+        }
+        let shared_instance = match options.get("-slave-reference") {
+            Some(text) => Some(
+                text.trim()
+                    .parse()
+                    .map_err(|_| format!("-slave-reference {text:?} is not an instance id"))?,
+            ),
+            None => None,
+        };
+        let parameters = if self.serialised {
+            serialise(&parameters)
+        } else {
+            parameters
+        };
+        partition.master.publish(
+            partition.instance.id,
+            &api::Publish {
+                parameters,
+                shared_instance,
+            },
+        )
+    }
+}
+
+impl Recipe for Publish {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        self.publish(ctx, options).map(|()| Vec::new())
+    }
+
+    /// Published on every run: the master keeps what did not change as it is.
+    fn update(&self, ctx: &Context<'_>, options: &Options<'_>, _: &Resolved) -> Result<(), String> {
+        self.publish(ctx, options)
+    }
+}
+
+/// `slapos.cookbook:request`: requests a child instance as this partition; `config-<key>`
+/// are its parameters, `sla-<key>` its filters, and each key of `return` comes back as
+/// `connection-<key>` once the child published it (`request` fails until then,
+/// `requestoptional` leaves it empty).
+struct Request {
+    serialised: bool,
+    optional: bool,
+}
+
+impl Recipe for Request {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let partition = partition(ctx)?;
+        let text = |name: &str| options.get(name).map(|v| v.as_text().trim().to_owned());
+        let title = text("name").ok_or("missing option name")?;
+        let software_release = text("software-url").ok_or("missing option software-url")?;
+        let software_type = text("software-type").unwrap_or_else(|| "default".to_owned());
+        let shared =
+            text("shared").is_some_and(|v| matches!(v.as_str(), "true" | "yes" | "on" | "1"));
+        let state = match text("state") {
+            Some(s) => api::RequestedState::parse(&s)
+                .ok_or_else(|| format!("state {s:?} is not one of started, stopped, destroyed"))?,
+            None => partition.instance.requested_state,
+        };
+        let mut parameters = api::Parameters::new();
+        let mut sla = BTreeMap::new();
+        for (key, value) in options.iter() {
+            if let Some(name) = key.strip_prefix("config-") {
+                parameters.insert(
+                    name.to_owned(),
+                    serde_json::Value::String(value.as_text().into_owned()),
+                );
+            } else if let Some(name) = key.strip_prefix("sla-") {
+                sla.insert(name.to_owned(), value.as_text().trim().to_owned());
+            }
+        }
+        let parameters = if self.serialised {
+            serialise(&parameters)
+        } else {
+            parameters
+        };
+        let request = api::InstanceRequest {
+            title: title.clone(),
+            software_release,
+            software_type,
+            parameters,
+            state,
+            shared,
+            sla,
+        };
+        let child = partition.master.request(&request)?;
+        if let Ok(mut requested) = partition.requested.lock() {
+            requested.push(title.clone());
+        }
+        let connection = if self.serialised {
+            unserialise(&child.connection)?
+        } else {
+            child.connection.clone()
+        };
+        let wanted: Vec<String> = text("return")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        for key in wanted {
+            match connection.get(&key) {
+                Some(value) => {
+                    options.insert(format!("connection-{key}"), Value::Text(as_text(value)));
+                }
+                None if self.optional => {
+                    tracing::warn!(part, %key, child = %title, "connection parameter not published yet");
+                    options.insert(format!("connection-{key}"), Value::Text(String::new()));
+                }
+                None => {
+                    return Err(format!(
+                        "connection parameter {key} of {title} is not published yet; the instance \
+                         runs again when it is"
+                    ));
+                }
+            }
+        }
+        options.insert(
+            "instance-guid".to_owned(),
+            Value::Text(child.id.to_string()),
+        );
+        options.insert(
+            "requested-state".to_owned(),
+            Value::Text(child.requested_state.as_str().to_owned()),
+        );
+        let reported = child
+            .reported_state
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        options.insert("instance-state".to_owned(), Value::Text(reported));
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,243 @@
+//! The recipes that talk to the master, against a real master on loopback.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use grove_api as api;
+use grove_fetch::Fetcher;
+use grove_profile::LoadOptions;
+use grove_recipes::slap::{HttpMaster, Master, Partition};
+use grove_recipes::{Context, Registry, install};
+use serde_json::{Value, json};
+
+fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let auth = format!("Bearer {token}");
+    let full = format!("{url}{path}");
+    let mut response = match method {
+        "GET" => agent.get(&full).header("Authorization", &auth).call(),
+        "PUT" => agent
+            .put(&full)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body.unwrap_or_default().to_string()),
+        _ => agent
+            .post(&full)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body.unwrap_or_default().to_string()),
+    }
+    .expect("master answers");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {text}"
+    );
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+const PROFILE: &str = "\
+[buildout]
+parts = publish
+
+[slap-configuration]
+recipe = slapos.cookbook:slapconfiguration
+configuration.colour = blue
+
+[db]
+recipe = slapos.cookbook:request
+name = db
+software-url = child.cfg
+config-size = 2
+return = url
+
+[publish]
+recipe = slapos.cookbook:publish
+greeting = Hello ${slap-configuration:configuration.name}!
+colour = ${slap-configuration:configuration.colour}
+address = ${slap-configuration:ipv4-random}
+db = ${db:connection-url}
+";
+
+#[test]
+fn configuration_request_and_publish_go_through_the_master() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = grove_master::MasterConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().join("master"),
+    };
+    let master = runtime
+        .block_on(grove_master::start(&config))
+        .expect("master");
+    let url = master.url();
+    let admin = std::fs::read_to_string(&master.admin_token_path)
+        .expect("token")
+        .trim()
+        .to_owned();
+    let node = call(
+        &url,
+        &admin,
+        "POST",
+        "/v1/computers",
+        Some(json!({"reference": "COMP-1"})),
+    );
+    let node = node["token"].as_str().expect("node token").to_owned();
+    call(
+        &url,
+        &node,
+        "PUT",
+        "/v1/computers/COMP-1/partitions",
+        Some(json!([
+            {"reference": "slappart0", "addresses": ["127.0.1.1", "fd00::1"]},
+            {"reference": "slappart1", "addresses": ["127.0.1.2"]},
+        ])),
+    );
+    for sr in ["parent.cfg", "child.cfg"] {
+        call(
+            &url,
+            &admin,
+            "POST",
+            "/v1/computers/COMP-1/supply",
+            Some(json!({"software_release": sr})),
+        );
+    }
+    call(
+        &url,
+        &admin,
+        "POST",
+        "/v1/instances",
+        Some(json!({
+            "title": "app", "software_release": "parent.cfg", "parameters": {"name": "Alice"}
+        })),
+    );
+
+    let desired: api::DesiredState = serde_json::from_value(call(
+        &url,
+        &node,
+        "GET",
+        "/v1/computers/COMP-1/desired",
+        None,
+    ))
+    .expect("desired");
+    let slot = &desired.partitions[0];
+    let instance = slot.instance.clone().expect("app runs in slappart0");
+    let app_id = instance.id;
+    let client = HttpMaster::new(&url, &instance.token);
+    let partition = Partition {
+        computer: "COMP-1".to_owned(),
+        reference: slot.reference.clone(),
+        addresses: slot.addresses.clone(),
+        instance,
+        master: &client,
+        requested: Mutex::new(Vec::new()),
+    };
+    let work = dir.path().join("slappart0");
+    std::fs::create_dir_all(&work).expect("partition dir");
+    std::fs::write(work.join("buildout.cfg"), PROFILE).expect("profile");
+    let fetcher = Fetcher::default();
+    let run = || {
+        let main = work.join("buildout.cfg");
+        let profile = grove_profile::load(
+            main.to_str().expect("utf-8"),
+            &fetcher,
+            &LoadOptions::default(),
+        )
+        .expect("loads");
+        let ctx = Context {
+            directory: work.clone(),
+            loader: &fetcher,
+            partition: Some(&partition),
+        };
+        install(&profile, &Registry::builtin(), &ctx)
+    };
+
+    // The child is requested, but has published nothing: the run fails, saying so.
+    let error = run().expect_err("the child has not published yet");
+    assert!(
+        error
+            .to_string()
+            .contains("connection parameter url of db is not published yet"),
+        "{error}"
+    );
+    assert_eq!(*partition.requested.lock().expect("lock"), vec!["db"]);
+    let child = call(&url, &admin, "GET", "/v1/instances", None);
+    let child = child
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|i| i["title"] == "db")
+        .expect("db requested")
+        .clone();
+    assert_eq!(child["parent"], json!(app_id));
+    assert_eq!(child["parameters"], json!({"size": "2"}));
+    assert_eq!(child["partition"], "slappart1");
+
+    // The child publishes; the parent's next run reads it and publishes its own.
+    let desired: api::DesiredState = serde_json::from_value(call(
+        &url,
+        &node,
+        "GET",
+        "/v1/computers/COMP-1/desired",
+        None,
+    ))
+    .expect("desired");
+    let child_slot = desired.partitions[1]
+        .instance
+        .clone()
+        .expect("db runs in slappart1");
+    let mut published = api::Parameters::new();
+    published.insert("url".to_owned(), json!("redis://127.0.1.2:6379"));
+    HttpMaster::new(&url, &child_slot.token)
+        .publish(
+            child_slot.id,
+            &api::Publish {
+                parameters: published,
+                shared_instance: None,
+            },
+        )
+        .expect("child publishes");
+    run().expect("the parent converges");
+    let app = call(
+        &url,
+        &admin,
+        "GET",
+        &format!("/v1/instances/{app_id}"),
+        None,
+    );
+    assert_eq!(
+        app["connection"],
+        json!({"greeting": "Hello Alice!", "colour": "blue", "address": "127.0.1.1", "db": "redis://127.0.1.2:6379"})
+    );
+    runtime.block_on(master.stop());
+}
+
+#[test]
+fn instance_recipes_need_a_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("buildout.cfg"),
+        "[buildout]\nparts = c\n[c]\nrecipe = slapos.cookbook:slapconfiguration\n",
+    )
+    .expect("write");
+    let fetcher = Fetcher::default();
+    let main = dir.path().join("buildout.cfg");
+    let profile = grove_profile::load(
+        main.to_str().expect("utf-8"),
+        &fetcher,
+        &LoadOptions::default(),
+    )
+    .expect("loads");
+    let ctx = Context {
+        directory: dir.path().to_owned(),
+        loader: &fetcher,
+        partition: None,
+    };
+    let error = install(&profile, &Registry::builtin(), &ctx).expect_err("no partition");
+    assert!(error.to_string().contains("needs a partition"), "{error}");
+}
