@@ -24,6 +24,7 @@ pub(crate) fn register(registry: &mut Registry) {
         Box::new(CheckPortListening),
     );
     registry.add("slapos.recipe.template", Box::new(Template));
+    registry.add("slapos.recipe.template:jinja2", Box::new(Jinja2));
     registry.add("plone.recipe.command", Box::new(Command));
 }
 
@@ -391,6 +392,159 @@ impl Recipe for Template {
             (None, None) => return Err("missing option url or inline".to_owned()),
         };
         write_file(&output, text.as_bytes(), mode)?;
+        Ok(vec![output])
+    }
+}
+
+enum Source {
+    Inline(String),
+    File { url: String, text: String },
+}
+
+/// The template of `slapos.recipe.template` and its jinja2 variant: `inline`, or the file at
+/// `url` checked against `md5sum`.
+fn template_source(ctx: &Context<'_>, options: &Options<'_>) -> Result<Source, String> {
+    match (options.get("inline"), options.get("url")) {
+        (Some(inline), None) => Ok(Source::Inline(inline)),
+        (None, Some(url)) => {
+            let location = if grove_profile::is_url(&url) || url.starts_with('/') {
+                url.clone()
+            } else {
+                ctx.directory.join(&url).display().to_string()
+            };
+            let text = ctx
+                .loader
+                .load(&location)
+                .map_err(|e| format!("cannot read {url}: {e:?}"))?;
+            if let Some(expected) = options.get("md5sum") {
+                let actual = md5_hex(text.as_bytes());
+                if !actual.eq_ignore_ascii_case(expected.trim()) {
+                    return Err(format!(
+                        "md5sum of {url} is {actual}, expected {}",
+                        expected.trim()
+                    ));
+                }
+            }
+            Ok(Source::File { url, text })
+        }
+        (Some(_), Some(_)) => Err("give url or inline, not both".to_owned()),
+        (None, None) => Err("missing option url or inline".to_owned()),
+    }
+}
+
+fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Text(s) => serde_json::Value::String(s.clone()),
+        Value::Structured(v) => v.clone(),
+    }
+}
+
+/// `slapos.recipe.template:jinja2`: `output` rendered from a Jinja2 template with the
+/// variables of `context` (and `extra-context`) lines: `key NAME SECTION:OPTION`,
+/// `section NAME SECTION`, `raw NAME VALUE`, `json NAME JSON`, `jsonkey NAME SECTION:OPTION`.
+/// An undefined variable is an error. `${...}` in the output is left for the instance.
+struct Jinja2;
+
+fn jinja_context(
+    options: &Options<'_>,
+    resolved: &Resolved,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let lines = format!(
+        "{}\n{}",
+        options.get("context").unwrap_or_default(),
+        options.get("extra-context").unwrap_or_default()
+    );
+    let lookup = |target: &str| -> Result<&Value, String> {
+        let (section, option) = target
+            .split_once(':')
+            .ok_or_else(|| format!("{target:?} is not SECTION:OPTION"))?;
+        let section = if section.is_empty() {
+            options.part
+        } else {
+            section
+        };
+        resolved
+            .get(section, option)
+            .ok_or_else(|| format!("no option {section}:{option}"))
+    };
+    let mut context = serde_json::Map::new();
+    for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut words = line.splitn(3, char::is_whitespace);
+        let (kind, name, rest) = (
+            words.next().unwrap_or_default(),
+            words.next(),
+            words.next().map(str::trim),
+        );
+        let (Some(name), Some(rest)) = (name, rest) else {
+            return Err(format!("context line {line:?} is not TYPE NAME VALUE"));
+        };
+        let value = match kind {
+            "key" => to_json(lookup(rest)?),
+            "section" => {
+                let section = resolved
+                    .sections
+                    .get(rest)
+                    .ok_or_else(|| format!("no section {rest}"))?;
+                serde_json::Value::Object(
+                    section
+                        .iter()
+                        .map(|(k, v)| (k.clone(), to_json(v)))
+                        .collect(),
+                )
+            }
+            "raw" => serde_json::Value::String(rest.to_owned()),
+            "json" => {
+                serde_json::from_str(rest).map_err(|e| format!("context {name}: not JSON: {e}"))?
+            }
+            "jsonkey" => {
+                let text = lookup(rest)?.as_text().into_owned();
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("context {name}: {rest} is not JSON: {e}"))?
+            }
+            other => {
+                return Err(format!(
+                    "context type {other} is not implemented by Grove (key, section, raw, json, jsonkey are)"
+                ));
+            }
+        };
+        context.insert(name.to_owned(), value);
+    }
+    Ok(context)
+}
+
+impl Recipe for Jinja2 {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        options.refuse(&[
+            "extensions",
+            "import-delimiter",
+            "import-list",
+            "once",
+            "rendered",
+            "template",
+        ])?;
+        let output = ctx.inside(Path::new(&options.required("output")?))?;
+        let mode = options
+            .get("mode")
+            .map(|m| parse_mode(&m))
+            .transpose()?
+            .unwrap_or(0o644);
+        let (name, text) = match template_source(ctx, options)? {
+            Source::Inline(text) => (format!("[{}] inline", options.part), text),
+            Source::File { url, text } => (url, text),
+        };
+        let context = jinja_context(options, resolved)?;
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        let rendered = env
+            .render_str(&text, minijinja::value::Serde(&context))
+            .map_err(|e| format!("{name}: {e:#}"))?;
+        write_file(&output, rendered.as_bytes(), mode)?;
         Ok(vec![output])
     }
 }

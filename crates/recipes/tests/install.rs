@@ -272,3 +272,57 @@ fn commands_run_and_their_locations_are_removed_with_the_part() {
     let error = run(dir.path(), failing).expect_err("fails");
     assert!(error.to_string().contains("command failed"), "{error}");
 }
+
+#[test]
+fn jinja2_templates_render_with_their_context() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = "\
+[buildout]
+parts = {{ parts | join(' ') }}
+{% for name, port in ports.items() -%}
+[{{ name }}]
+port = {{ port }}
+bin = {{ redis_location }}/bin
+address = ${slap-configuration:ipv4-random}
+{% endfor -%}
+mode = {{ settings.get('mode', 'default') }} of {{ app['name'] }} by {{ who }}
+";
+    std::fs::write(dir.path().join("instance.cfg.in"), template).expect("write");
+    let profile = "\
+[buildout]
+parts = instance
+[redis]
+location = /opt/redis
+[app]
+name = hello
+[instance]
+recipe = slapos.recipe.template:jinja2
+url = ${buildout:directory}/instance.cfg.in
+output = ${buildout:directory}/instance.cfg
+context =
+  key redis_location redis:location
+  section app app
+  raw who   the builder
+  json parts [\"a\", \"b\"]
+  json ports {\"a\": 6379, \"b\": 6380}
+  json settings {}
+";
+    run(dir.path(), profile).expect("renders");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("instance.cfg")).expect("output"),
+        "[buildout]\nparts = a b\n[a]\nport = 6379\nbin = /opt/redis/bin\naddress = ${slap-configuration:ipv4-random}\n\
+         [b]\nport = 6380\nbin = /opt/redis/bin\naddress = ${slap-configuration:ipv4-random}\n\
+         mode = default of hello by the builder"
+    );
+    let undefined = profile.replace("  raw who   the builder\n", "");
+    let error = run(dir.path(), &undefined).expect_err("undefined variable");
+    assert!(error.to_string().contains("undefined"), "{error}");
+    let imports = profile.replace("  raw who   the builder\n", "  import who json\n");
+    let error = run(dir.path(), &imports).expect_err("import");
+    assert!(
+        error
+            .to_string()
+            .contains("context type import is not implemented by Grove"),
+        "{error}"
+    );
+}
