@@ -36,6 +36,31 @@ impl Fetcher {
         }
     }
 
+    /// Copies what `location` (a path, `file://` or `http(s)://` URL) holds into `writer`;
+    /// returns the number of bytes.
+    pub fn download(&self, location: &str, writer: &mut dyn std::io::Write) -> Result<u64, String> {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            let response = self
+                .agent
+                .get(location)
+                .call()
+                .map_err(|e| format!("cannot fetch {location}: {e}"))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("cannot fetch {location}: http status {status}"));
+            }
+            let mut reader = response.into_body().into_reader();
+            return std::io::copy(&mut reader, writer)
+                .map_err(|e| format!("cannot fetch {location}: {e}"));
+        }
+        let path = location.strip_prefix("file://").unwrap_or(location);
+        if grove_profile::is_url(path) {
+            return Err(format!("cannot fetch {location}: unsupported url scheme"));
+        }
+        let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        std::io::copy(&mut file, writer).map_err(|e| format!("cannot read {path}: {e}"))
+    }
+
     fn fetch_http(&self, url: &str) -> Result<String, LoadError> {
         let response = self
             .agent

@@ -362,34 +362,12 @@ impl Recipe for Template {
             .map(|m| parse_mode(&m))
             .transpose()?
             .unwrap_or(0o644);
-        let text = match (options.get("inline"), options.get("url")) {
+        let text = match template_source(ctx, options)? {
             // The profile engine has already substituted inline text.
-            (Some(inline), None) => inline,
-            (None, Some(url)) => {
-                let location = if grove_profile::is_url(&url) || url.starts_with('/') {
-                    url.clone()
-                } else {
-                    ctx.directory.join(&url).display().to_string()
-                };
-                let template = ctx
-                    .loader
-                    .load(&location)
-                    .map_err(|e| format!("cannot read {url}: {e:?}"))?;
-                if let Some(expected) = options.get("md5sum") {
-                    let actual = md5_hex(template.as_bytes());
-                    if !actual.eq_ignore_ascii_case(expected.trim()) {
-                        return Err(format!(
-                            "md5sum of {url} is {actual}, expected {}",
-                            expected.trim()
-                        ));
-                    }
-                }
-                resolved
-                    .render(&template, options.part)
-                    .map_err(|e| format!("{url}: {e}"))?
-            }
-            (Some(_), Some(_)) => return Err("give url or inline, not both".to_owned()),
-            (None, None) => return Err("missing option url or inline".to_owned()),
+            Source::Inline(text) => text,
+            Source::File { url, text } => resolved
+                .render(&text, options.part)
+                .map_err(|e| format!("{url}: {e}"))?,
         };
         write_file(&output, text.as_bytes(), mode)?;
         Ok(vec![output])
@@ -412,9 +390,7 @@ fn template_source(ctx: &Context<'_>, options: &Options<'_>) -> Result<Source, S
             } else {
                 ctx.directory.join(&url).display().to_string()
             };
-            let text = ctx
-                .loader
-                .load(&location)
+            let text = grove_profile::Loader::load(ctx.fetcher, &location)
                 .map_err(|e| format!("cannot read {url}: {e:?}"))?;
             if let Some(expected) = options.get("md5sum") {
                 let actual = md5_hex(text.as_bytes());

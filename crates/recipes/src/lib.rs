@@ -14,13 +14,14 @@
 
 mod builtin;
 mod cookbook;
+mod download;
 mod install;
 pub mod slap;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use grove_profile::{Loader, Resolved, Value};
+use grove_profile::{Resolved, Value};
 
 pub use install::{InstallError, Report, install};
 
@@ -29,8 +30,8 @@ pub struct Context<'a> {
     /// The profile's directory (`buildout:directory`): a software release's directory or a
     /// partition. Recipes write only below it.
     pub directory: PathBuf,
-    /// Reads the files and URLs that recipes fetch (templates).
-    pub loader: &'a dyn Loader,
+    /// Reads and downloads the files and URLs recipes fetch (templates, archives).
+    pub fetcher: &'a grove_fetch::Fetcher,
     /// For an instance profile: the partition it runs in and the master it talks to.
     pub partition: Option<&'a slap::Partition<'a>>,
 }
@@ -173,6 +174,7 @@ impl Registry {
         };
         builtin::register(&mut registry);
         cookbook::register(&mut registry);
+        download::register(&mut registry);
         registry
     }
 

@@ -19,7 +19,7 @@ fn run(dir: &Path, profile: &str) -> Result<Report, InstallError> {
     .expect("profile loads");
     let ctx = Context {
         directory: dir.to_owned(),
-        loader: &fetcher,
+        fetcher: &fetcher,
         partition: None,
     };
     install(&profile, &Registry::builtin(), &ctx)
@@ -325,4 +325,100 @@ context =
             .contains("context type import is not implemented by Grove"),
         "{error}"
     );
+}
+
+fn md5_of(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A .tar.gz of `(path, contents, mode)` entries; paths are written as given, even `..`.
+fn tarball(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(encoder);
+    for (path, contents, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        let name = &mut header.as_gnu_mut().expect("gnu header").name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_size(contents.len() as u64);
+        header.set_mode(*mode);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        builder.append(&header, *contents).expect("append");
+    }
+    builder.into_inner().expect("tar").finish().expect("gzip")
+}
+
+#[test]
+fn downloads_are_checked_before_they_are_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source.bin");
+    std::fs::write(&source, b"payload").expect("write");
+    let good = md5_of(b"payload");
+    let profile = format!(
+        "[buildout]\nparts = user\n[file]\nrecipe = slapos.recipe.build:download\nurl = {}\nmd5sum = {good}\n\
+         [user]\nrecipe = plone.recipe.command\ncommand = cat ${{file:target}} > copied\nstop-on-error = true\n",
+        source.display()
+    );
+    run(dir.path(), &profile).expect("installs");
+    assert_eq!(
+        std::fs::read(dir.path().join("parts/file/source.bin")).expect("kept"),
+        b"payload"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("copied")).expect("used"),
+        b"payload"
+    );
+
+    let other = tempfile::tempdir().expect("tempdir");
+    let bad = profile.replace(&good, &"f".repeat(32));
+    let error = run(other.path(), &bad).expect_err("bad checksum");
+    assert!(error.to_string().contains("md5sum of"), "{error}");
+    let kept: Vec<_> = std::fs::read_dir(other.path().join("parts/file"))
+        .expect("dir")
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "nothing is kept after a bad checksum: {kept:?}"
+    );
+}
+
+#[test]
+fn archives_unpack_inside_their_destination_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("pkg.tar.gz");
+    std::fs::write(
+        &archive,
+        tarball(&[
+            ("pkg-1.0/bin/tool", b"#!/bin/sh\necho tool\n", 0o755),
+            ("pkg-1.0/README", b"hello", 0o644),
+        ]),
+    )
+    .expect("write");
+    let profile = format!(
+        "[buildout]\nparts = pkg\n[pkg]\nrecipe = slapos.recipe.build:download-unpacked\nurl = {}\n",
+        archive.display()
+    );
+    run(dir.path(), &profile).expect("installs");
+    let tool = dir.path().join("parts/pkg/bin/tool");
+    assert_eq!(mode(&tool), 0o755);
+    let output = std::process::Command::new(&tool).output().expect("runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "tool\n");
+    assert_eq!(
+        std::fs::read(dir.path().join("parts/pkg/README")).expect("readme"),
+        b"hello"
+    );
+
+    let evil = dir.path().join("evil.tar.gz");
+    std::fs::write(&evil, tarball(&[("../../escaped", b"gotcha", 0o644)])).expect("write");
+    let profile = format!(
+        "[buildout]\nparts = evil\n[evil]\nrecipe = slapos.recipe.build:download-unpacked\nurl = {}\n",
+        evil.display()
+    );
+    let error = run(dir.path(), &profile).expect_err("escaping entry");
+    assert!(error.to_string().contains("outside"), "{error}");
+    assert!(!dir.path().join("../escaped").exists() && !dir.path().join("escaped").exists());
 }

@@ -151,7 +151,7 @@ fn configuration_request_and_publish_go_through_the_master() {
         .expect("loads");
         let ctx = Context {
             directory: work.clone(),
-            loader: &fetcher,
+            fetcher: &fetcher,
             partition: Some(&partition),
         };
         install(&profile, &Registry::builtin(), &ctx)
@@ -235,7 +235,7 @@ fn instance_recipes_need_a_partition() {
     .expect("loads");
     let ctx = Context {
         directory: dir.path().to_owned(),
-        loader: &fetcher,
+        fetcher: &fetcher,
         partition: None,
     };
     let error = install(&profile, &Registry::builtin(), &ctx).expect_err("no partition");

@@ -1,0 +1,280 @@
+//! `slapos.recipe.build:download` and `:download-unpacked`: a file or an archive, checked
+//! against its `md5sum` (or `sha256`) before anything is kept.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use grove_profile::{Resolved, Value};
+
+use crate::{Context, Options, Recipe, Registry};
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.add("slapos.recipe.build:download", Box::new(Download));
+    registry.add(
+        "slapos.recipe.build:download-unpacked",
+        Box::new(DownloadUnpacked),
+    );
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    md5: md5::Md5,
+    sha256: ring::digest::Context,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        md5::Digest::update(&mut self.md5, &buf[..n]);
+        self.sha256.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn destination(
+    ctx: &Context<'_>,
+    part: &str,
+    options: &BTreeMap<String, Value>,
+) -> Result<PathBuf, String> {
+    let path = match options.get("destination") {
+        Some(d) => PathBuf::from(&*d.as_text()),
+        None => ctx.directory.join("parts").join(part),
+    };
+    ctx.inside(&path)
+}
+
+/// Downloads `url` into `into` (a new file), checking the checksums the options give; on
+/// any failure the file is removed.
+fn fetch_checked(ctx: &Context<'_>, options: &Options<'_>, into: &Path) -> Result<(), String> {
+    let url = options.required("url")?;
+    let (md5_expected, sha_expected) = (options.get("md5sum"), options.get("sha256"));
+    let result = (|| {
+        let file = std::fs::File::create(into)
+            .map_err(|e| format!("cannot write {}: {e}", into.display()))?;
+        let mut hashing = Hashing {
+            inner: std::io::BufWriter::new(file),
+            md5: <md5::Md5 as md5::Digest>::new(),
+            sha256: ring::digest::Context::new(&ring::digest::SHA256),
+        };
+        ctx.fetcher.download(url.trim(), &mut hashing)?;
+        hashing
+            .flush()
+            .map_err(|e| format!("cannot write {}: {e}", into.display()))?;
+        let md5 = hex(&md5::Digest::finalize(hashing.md5));
+        let sha256 = hex(hashing.sha256.finish().as_ref());
+        if let Some(expected) = &md5_expected
+            && !md5.eq_ignore_ascii_case(expected.trim())
+        {
+            return Err(format!(
+                "md5sum of {url} is {md5}, expected {}",
+                expected.trim()
+            ));
+        }
+        if let Some(expected) = &sha_expected
+            && !sha256.eq_ignore_ascii_case(expected.trim())
+        {
+            return Err(format!(
+                "sha256 of {url} is {sha256}, expected {}",
+                expected.trim()
+            ));
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(into);
+    }
+    result
+}
+
+/// `slapos.recipe.build:download`: the file at `url` as `<destination>/<filename>`
+/// (`target` names it, `location` the directory).
+struct Download;
+
+fn file_name(options: &BTreeMap<String, Value>) -> Result<String, String> {
+    if let Some(name) = options.get("filename") {
+        return Ok(name.as_text().trim().to_owned());
+    }
+    let url = options
+        .get("url")
+        .map(|u| u.as_text().trim().to_owned())
+        .ok_or("missing option url")?;
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default();
+    if name.is_empty() || name == ".." || name == "." {
+        return Err(format!("cannot name the file of {url}: give filename"));
+    }
+    Ok(name.to_owned())
+}
+
+impl Recipe for Download {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let location = destination(ctx, part, options)?;
+        let target = ctx.inside(&location.join(file_name(options)?))?;
+        options.insert(
+            "location".to_owned(),
+            Value::Text(location.display().to_string()),
+        );
+        options.insert(
+            "target".to_owned(),
+            Value::Text(target.display().to_string()),
+        );
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        options.refuse(&["alternate-url", "shared"])?;
+        let location = ctx.inside(Path::new(&options.required("location")?))?;
+        let target = ctx.inside(Path::new(&options.required("target")?))?;
+        std::fs::create_dir_all(&location)
+            .map_err(|e| format!("cannot create {}: {e}", location.display()))?;
+        let partial = target.with_extension("grove-download");
+        fetch_checked(ctx, options, &partial)?;
+        if let Some(mode) = options.get("mode") {
+            let mode = u32::from_str_radix(mode.trim().trim_start_matches("0o"), 8)
+                .map_err(|_| format!("mode {mode:?} is not octal"))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("cannot set the mode of {}: {e}", partial.display()))?;
+        }
+        std::fs::rename(&partial, &target)
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        Ok(vec![location])
+    }
+}
+
+/// `slapos.recipe.build:download-unpacked`: the archive at `url` (tar, tar.gz) unpacked in
+/// `destination` (`location`), its single top directory stripped unless
+/// `strip-top-level-dir = false`. No entry is written outside the destination.
+struct DownloadUnpacked;
+
+fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
+    let mut file = std::fs::File::open(archive)
+        .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+    let mut magic = [0u8; 2];
+    let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let file = std::fs::File::open(archive)
+        .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut tar = tar::Archive::new(reader);
+    tar.set_preserve_permissions(true);
+    for entry in tar
+        .entries()
+        .map_err(|e| format!("cannot read the archive: {e}"))?
+    {
+        let mut entry = entry.map_err(|e| format!("cannot read the archive: {e}"))?;
+        let path = entry
+            .path()
+            .map_err(|e| format!("bad entry name: {e}"))?
+            .into_owned();
+        // `unpack_in` refuses entries that would land outside `into` (`..`, links).
+        let inside = entry
+            .unpack_in(into)
+            .map_err(|e| format!("cannot unpack {}: {e}", path.display()))?;
+        if !inside {
+            return Err(format!(
+                "the archive entry {} points outside its destination",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Recipe for DownloadUnpacked {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let location = destination(ctx, part, options)?;
+        options.insert(
+            "location".to_owned(),
+            Value::Text(location.display().to_string()),
+        );
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        options.refuse(&["alternate-url", "shared", "format"])?;
+        let location = ctx.inside(Path::new(&options.required("location")?))?;
+        let strip = options
+            .get("strip-top-level-dir")
+            .is_none_or(|v| !matches!(v.trim(), "false" | "no" | "off" | "0"));
+        let parent = location
+            .parent()
+            .ok_or("the destination has no parent")?
+            .to_owned();
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let name = location
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let archive = parent.join(format!(".{name}.grove-download"));
+        let staging = parent.join(format!(".{name}.grove-unpack"));
+        let _ = std::fs::remove_dir_all(&staging);
+        let result = (|| {
+            fetch_checked(ctx, options, &archive)?;
+            std::fs::create_dir_all(&staging)
+                .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+            unpack(&archive, &staging)?;
+            let entries: Vec<PathBuf> = std::fs::read_dir(&staging)
+                .map_err(|e| format!("cannot list {}: {e}", staging.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            let top = match entries.as_slice() {
+                [single] if strip && single.is_dir() && !single.is_symlink() => single.clone(),
+                _ => staging.clone(),
+            };
+            let _ = std::fs::remove_dir_all(&location);
+            std::fs::rename(&top, &location)
+                .map_err(|e| format!("cannot move into {}: {e}", location.display()))
+        })();
+        let _ = std::fs::remove_file(&archive);
+        let _ = std::fs::remove_dir_all(&staging);
+        result.map(|()| vec![location])
+    }
+}
