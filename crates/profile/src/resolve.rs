@@ -57,32 +57,26 @@ impl Resolved {
     /// naming it.
     pub fn render(&self, template: &str, section: &str) -> Result<String, String> {
         let mut out = String::with_capacity(template.len());
-        for (i, piece) in split_escapes(template).enumerate() {
-            if i > 0 {
-                out.push('$');
-            }
-            let mut rest = piece;
-            while let Some(start) = find_reference(rest) {
-                let Some(len) = rest[start..].find('}') else {
-                    break;
-                };
-                out.push_str(&rest[..start]);
-                let reference = &rest[start..start + len + 1];
-                rest = &rest[start + len + 1..];
-                let inner = &reference[2..reference.len() - 1];
-                let Some((s, o)) = inner.split_once(':') else {
-                    return Err(format!(
-                        "the substitution {reference} doesn't contain a colon"
-                    ));
-                };
-                let s = if s.is_empty() { section } else { s };
-                match self.get(s, o) {
-                    Some(value) => out.push_str(&value.as_text()),
-                    None if o == "_buildout_section_name_" => out.push_str(section),
-                    None => return Err(format!("referenced option does not exist: {s}:{o}")),
+        for piece in pieces(template) {
+            let reference = match piece {
+                Piece::Text(text) => {
+                    out.push_str(text);
+                    continue;
                 }
+                Piece::Reference(reference) => reference,
+            };
+            let inner = &reference[2..reference.len() - 1];
+            let Some((s, o)) = inner.split_once(':') else {
+                return Err(format!(
+                    "the substitution {reference} doesn't contain a colon"
+                ));
+            };
+            let s = if s.is_empty() { section } else { s };
+            match self.get(s, o) {
+                Some(value) => out.push_str(&value.as_text()),
+                None if o == "_buildout_section_name_" => out.push_str(section),
+                None => return Err(format!("referenced option does not exist: {s}:{o}")),
             }
-            out.push_str(rest);
         }
         Ok(out)
     }
@@ -661,76 +655,95 @@ impl Resolver<'_, '_> {
             d
         };
         let mut out = String::with_capacity(template.len());
-        // SlapOS: `$$` escapes a `$`, so `$${a:b}` reaches a recipe as `${a:b}`.
-        for (i, piece) in split_escapes(template).enumerate() {
-            if i > 0 {
-                out.push('$');
-            }
-            let mut rest = piece;
-            while let Some(start) = find_reference(rest) {
-                let Some(len) = rest[start..].find('}') else {
-                    break;
-                };
-                out.push_str(&rest[..start]);
-                let reference = &rest[start..start + len + 1];
-                rest = &rest[start + len + 1..];
-                let inner = &reference[2..reference.len() - 1];
-                let fields: Vec<&str> = inner.split(':').collect();
-                let (ref_section, ref_option) = match fields[..] {
-                    [s, o] if s.chars().all(SIMPLE) && !o.is_empty() && o.chars().all(SIMPLE) => {
-                        (s, o)
-                    }
-                    [_] => {
-                        return Err(locate(
-                            self.error(ErrorKind::NoColon(reference.to_owned()), origin),
-                        ));
-                    }
-                    [s, _] if s.is_empty() || !s.chars().all(SIMPLE) => {
-                        return Err(locate(
-                            self.error(ErrorKind::BadSectionName(reference.to_owned()), origin),
-                        ));
-                    }
-                    [_, _] => {
-                        return Err(locate(
-                            self.error(ErrorKind::BadOptionName(reference.to_owned()), origin),
-                        ));
-                    }
-                    _ => {
-                        return Err(locate(
-                            self.error(ErrorKind::TooManyColons(reference.to_owned()), origin),
-                        ));
-                    }
-                };
-                let ref_section = if ref_section.is_empty() {
-                    section
-                } else {
-                    ref_section
-                };
-                if let Err(e) = self.section(ref_section) {
-                    return Err(match e.kind {
-                        ErrorKind::MissingSection(_) => locate(self.error(e.kind, origin)),
-                        _ => e,
-                    });
+        for piece in pieces(template) {
+            let reference = match piece {
+                Piece::Text(text) => {
+                    out.push_str(text);
+                    continue;
                 }
-                match self.get(ref_section, ref_option)? {
-                    // A whole value that is one reference to a structure keeps it.
-                    Some(v) if template == reference && matches!(*v, Value::Structured(_)) => {
-                        return Ok(Rc::unwrap_or_clone(v));
-                    }
-                    Some(v) => out.push_str(&v.as_text()),
-                    // zc.buildout falls back to the name of the section doing the lookup.
-                    None if ref_option == "_buildout_section_name_" => out.push_str(section),
-                    None => {
-                        let kind =
-                            ErrorKind::MissingOption(ref_section.to_owned(), ref_option.to_owned());
-                        return Err(locate(self.error(kind, origin)));
-                    }
+                Piece::Reference(reference) => reference,
+            };
+            let inner = &reference[2..reference.len() - 1];
+            let fields: Vec<&str> = inner.split(':').collect();
+            let (ref_section, ref_option) = match fields[..] {
+                [s, o] if s.chars().all(SIMPLE) && !o.is_empty() && o.chars().all(SIMPLE) => (s, o),
+                [_] => {
+                    return Err(locate(
+                        self.error(ErrorKind::NoColon(reference.to_owned()), origin),
+                    ));
+                }
+                [s, _] if s.is_empty() || !s.chars().all(SIMPLE) => {
+                    return Err(locate(
+                        self.error(ErrorKind::BadSectionName(reference.to_owned()), origin),
+                    ));
+                }
+                [_, _] => {
+                    return Err(locate(
+                        self.error(ErrorKind::BadOptionName(reference.to_owned()), origin),
+                    ));
+                }
+                _ => {
+                    return Err(locate(
+                        self.error(ErrorKind::TooManyColons(reference.to_owned()), origin),
+                    ));
+                }
+            };
+            let ref_section = if ref_section.is_empty() {
+                section
+            } else {
+                ref_section
+            };
+            if let Err(e) = self.section(ref_section) {
+                return Err(match e.kind {
+                    ErrorKind::MissingSection(_) => locate(self.error(e.kind, origin)),
+                    _ => e,
+                });
+            }
+            match self.get(ref_section, ref_option)? {
+                // A whole value that is one reference to a structure keeps it.
+                Some(v) if template == reference && matches!(*v, Value::Structured(_)) => {
+                    return Ok(Rc::unwrap_or_clone(v));
+                }
+                Some(v) => out.push_str(&v.as_text()),
+                // zc.buildout falls back to the name of the section doing the lookup.
+                None if ref_option == "_buildout_section_name_" => out.push_str(section),
+                None => {
+                    let kind =
+                        ErrorKind::MissingOption(ref_section.to_owned(), ref_option.to_owned());
+                    return Err(locate(self.error(kind, origin)));
                 }
             }
-            out.push_str(rest);
         }
         Ok(Value::Text(out))
     }
+}
+
+/// A template cut into literal text and `${...}` references.
+enum Piece<'a> {
+    Text(&'a str),
+    Reference(&'a str),
+}
+
+/// SlapOS: `$$` escapes a `$`, so `$${a:b}` becomes the text `${a:b}`; an unterminated
+/// `${` is text.
+fn pieces(template: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    for (i, piece) in split_escapes(template).enumerate() {
+        if i > 0 {
+            out.push(Piece::Text("$"));
+        }
+        let mut rest = piece;
+        while let Some(start) = find_reference(rest) {
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
+            out.push(Piece::Text(&rest[..start]));
+            out.push(Piece::Reference(&rest[start..start + len + 1]));
+            rest = &rest[start + len + 1..];
+        }
+        out.push(Piece::Text(rest));
+    }
+    out
 }
 
 /// The pieces between `$$` escapes (the whole text when there is none).
