@@ -490,10 +490,35 @@ async fn load_instance(
 }
 
 /// One instance with its computer's reference, as `row_to_instance` reads it.
-const INSTANCE_BY_ID: &str = "SELECT i.id, i.title, i.software_release, i.software_type, i.parameters, \
-     i.requested_state, i.shared, i.sla, c.reference AS computer, i.partition_reference, \
-     i.host_instance_id, i.parent_id, i.root_id, i.reported_state, i.error, i.connection, i.timestamp, \
-     i.computer_id FROM instances i LEFT JOIN computers c ON c.id = i.computer_id WHERE i.id = ?";
+/// The instance columns `row_to_instance` reads, with the computer's reference (a macro,
+/// so that queries can be built from it at compile time).
+macro_rules! select_instances {
+    () => {
+        "SELECT i.id, i.title, i.software_release, i.software_type, i.parameters, \
+         i.requested_state, i.shared, i.sla, c.reference AS computer, i.partition_reference, \
+         i.host_instance_id, i.parent_id, i.root_id, i.reported_state, i.error, i.connection, \
+         i.timestamp, i.computer_id FROM instances i LEFT JOIN computers c ON c.id = i.computer_id "
+    };
+}
+
+const INSTANCE_BY_ID: &str = concat!(select_instances!(), "WHERE i.id = ?");
+
+/// A computer with a free partition for a software release: computer id, partition,
+/// computer reference. Parameters: `?1` the release, `?2` the `computer_guid` filter or
+/// NULL, `?3` the owner. A user's instances go to the user's own computers and to the
+/// admin's, which are the cloud's shared capacity.
+macro_rules! capacity {
+    () => {
+        "SELECT s.computer_id AS computer_id, (SELECT p.reference FROM partitions p \
+         INDEXED BY partitions_free WHERE p.computer_id = s.computer_id AND p.instance_id IS NULL \
+         LIMIT 1) AS partition, c.reference AS reference \
+         FROM software s INDEXED BY software_capacity JOIN computers c ON c.id = s.computer_id \
+         WHERE s.url = ?1 AND s.requested_state = 'available' AND s.has_free = 1 \
+         AND (?2 IS NULL OR c.reference = ?2) \
+         AND (c.owner_id = ?3 OR c.owner_id IN (SELECT id FROM principals WHERE kind = 'admin')) \
+         LIMIT 1"
+    };
+}
 
 const SLA_KEYS: &[&str] = &["computer_guid", "instance_guid"];
 
@@ -543,23 +568,17 @@ async fn request_instance(
     let sla = serde_json::to_string(&request.sla).unwrap_or_else(|_| "{}".to_owned());
     // One statement finds both the instance if it exists and, in case it does not, where
     // a new one would go.
-    let found = sqlx::query(
-        "SELECT (SELECT id FROM instances WHERE requester = ?1 AND title = ?2), \
-         cap.computer_id, cap.partition, cap.reference FROM (SELECT 1) AS one LEFT JOIN ( \
-         SELECT s.computer_id AS computer_id, (SELECT p.reference FROM partitions p \
-         INDEXED BY partitions_free WHERE p.computer_id = s.computer_id AND p.instance_id IS NULL \
-         LIMIT 1) AS partition, c.reference AS reference \
-         FROM software s INDEXED BY software_capacity JOIN computers c ON c.id = s.computer_id \
-         WHERE s.url = ?3 AND s.requested_state = 'available' AND s.has_free = 1 \
-         AND (?4 IS NULL OR c.reference = ?4) \
-         AND (c.owner_id = ?5 OR c.owner_id IN (SELECT id FROM principals WHERE kind = 'admin')) \
-         LIMIT 1) AS cap ON 1",
-    )
-    .bind(&requester_key)
-    .bind(&request.title)
+    let found = sqlx::query(concat!(
+        "SELECT (SELECT id FROM instances WHERE requester = ?4 AND title = ?5), \
+         cap.computer_id, cap.partition, cap.reference FROM (SELECT 1) AS one LEFT JOIN (",
+        capacity!(),
+        ") AS cap ON 1"
+    ))
     .bind(&request.software_release)
     .bind(request.sla.get("computer_guid"))
     .bind(owner)
+    .bind(&requester_key)
+    .bind(&request.title)
     .fetch_one(&mut *conn)
     .await?;
     let existing: Option<i64> = found.try_get(0)?;
@@ -702,31 +721,18 @@ async fn request_instance(
 
 /// A free partition on a computer that has the software release supplied and matches the
 /// filters: computer id, partition reference, computer reference.
-///
-/// A user's instances go to the user's own computers and to the admin's, which are the
-/// cloud's shared capacity.
 async fn find_partition(
     conn: &mut SqliteConnection,
     owner: i64,
     software_release: &str,
     sla: &BTreeMap<String, String>,
 ) -> Result<(i64, String, String)> {
-    let computer_filter = sla.get("computer_guid").cloned();
-    let row = sqlx::query(
-        "SELECT s.computer_id, (SELECT p.reference FROM partitions p INDEXED BY partitions_free \
-         WHERE p.computer_id = s.computer_id AND p.instance_id IS NULL LIMIT 1), c.reference \
-         FROM software s INDEXED BY software_capacity JOIN computers c ON c.id = s.computer_id \
-         WHERE s.url = ? AND s.requested_state = 'available' AND s.has_free = 1 \
-         AND (? IS NULL OR c.reference = ?) \
-         AND (c.owner_id = ? OR c.owner_id IN (SELECT id FROM principals WHERE kind = 'admin')) \
-         LIMIT 1",
-    )
-    .bind(software_release)
-    .bind(&computer_filter)
-    .bind(&computer_filter)
-    .bind(owner)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = sqlx::query(capacity!())
+        .bind(software_release)
+        .bind(sla.get("computer_guid"))
+        .bind(owner)
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(row) = row else {
         return Err(no_capacity(software_release, sla));
     };
@@ -1186,13 +1192,10 @@ impl Store for SqliteStore {
     }
 
     async fn instances(&self, owner: Option<i64>) -> Result<Vec<api::Instance>> {
-        let rows = sqlx::query(
-            "SELECT i.id, i.title, i.software_release, i.software_type, i.parameters, \
-             i.requested_state, i.shared, i.sla, c.reference AS computer, i.partition_reference, \
-             i.host_instance_id, i.parent_id, i.root_id, i.reported_state, i.error, i.connection, i.timestamp, \
-             i.computer_id FROM instances i LEFT JOIN computers c ON c.id = i.computer_id \
-             WHERE (? IS NULL OR i.owner_id = ?) ORDER BY i.id",
-        )
+        let rows = sqlx::query(concat!(
+            select_instances!(),
+            "WHERE (? IS NULL OR i.owner_id = ?) ORDER BY i.id"
+        ))
         .bind(owner)
         .bind(owner)
         .fetch_all(&self.readers)
