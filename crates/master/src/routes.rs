@@ -551,6 +551,13 @@ async fn access<S: Store>(
     Ok((instance, rights))
 }
 
+/// Whether the caller may act for the instance: its partition, or the node running it.
+fn acts_as(rights: &[Access]) -> bool {
+    rights
+        .iter()
+        .any(|r| matches!(r, Access::Itself | Access::Host))
+}
+
 async fn show_instance<S: Store>(
     State(m): App<S>,
     Caller(caller): Caller,
@@ -588,36 +595,28 @@ async fn publish<S: Store>(
     Path(id): Path<i64>,
     Body(publish): Body<api::Publish>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, rights) = access(&m, &caller, id).await?;
-    if !rights
-        .iter()
-        .any(|r| matches!(r, Access::Itself | Access::Host))
-    {
+    let (instance, rights) = access(&m, &caller, id).await?;
+    if !acts_as(&rights) {
         return Err(ApiError::forbidden(format!(
             "only instance {id} publishes its parameters"
         )));
     }
     let target = match publish.shared_instance {
-        None => id,
-        Some(shared) => {
-            let hosted = m
-                .store
-                .instance(shared)
-                .await?
-                .is_some_and(|s| s.host_instance == Some(id));
-            if !hosted {
+        None => instance,
+        Some(shared) => match m.store.instance(shared).await? {
+            Some(s) if s.host_instance == Some(id) => s,
+            _ => {
                 return Err(ApiError::forbidden(format!(
                     "instance {id} does not host instance {shared}"
                 )));
             }
-            shared
-        }
+        },
     };
-    let changed: Changed = m.store.publish(target, publish.parameters).await?;
+    let changed: Changed = m.store.publish(target.id, publish.parameters).await?;
     m.changes.notify(&changed);
     // The parameters are part of the desired state document of the instance's computer.
-    if let Some(reference) = m.store.instance(target).await?.and_then(|i| i.computer)
-        && let Some(row) = m.computer_by_reference(&reference).await?
+    if let Some(reference) = &target.computer
+        && let Some(row) = m.computer_by_reference(reference).await?
     {
         m.changes.touch(row.id);
     }
@@ -631,10 +630,7 @@ async fn set_children<S: Store>(
     Body(children): Body<api::Children>,
 ) -> Result<StatusCode, ApiError> {
     let (_, rights) = access(&m, &caller, id).await?;
-    if !rights
-        .iter()
-        .any(|r| matches!(r, Access::Itself | Access::Host))
-    {
+    if !acts_as(&rights) {
         return Err(ApiError::forbidden(format!(
             "only instance {id} reports its children"
         )));

@@ -154,8 +154,8 @@ impl Recipe for Wrapper {
 
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-fn parts_directory(ctx: &Context<'_>, options: &BTreeMap<String, Value>) -> PathBuf {
-    let _ = options;
+/// Where recipes keep what must outlive a run (`buildout:parts-directory`).
+fn parts_directory(ctx: &Context<'_>) -> PathBuf {
     ctx.directory.join("parts")
 }
 
@@ -176,7 +176,7 @@ impl Recipe for GeneratePassword {
     ) -> Result<(), String> {
         let storage = match options.get("storage-path") {
             Some(path) => PathBuf::from(&*path.as_text()),
-            None => parts_directory(ctx, options).join(part),
+            None => parts_directory(ctx).join(part),
         };
         let storage = ctx.inside(&storage)?;
         let password = match std::fs::read_to_string(&storage) {
@@ -256,7 +256,7 @@ impl Recipe for FreePort {
             }
         };
         let (minimum, maximum) = (number("minimum", 1024)?, number("maximum", 65535)?);
-        let storage = ctx.inside(&parts_directory(ctx, options).join(format!("{part}.port")))?;
+        let storage = ctx.inside(&parts_directory(ctx).join(format!("{part}.port")))?;
         let kept: Option<u16> = std::fs::read_to_string(&storage)
             .ok()
             .and_then(|t| t.trim().parse().ok());
