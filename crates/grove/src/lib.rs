@@ -5,8 +5,11 @@
 //! - 1: the command failed (a profile with errors, an unreadable file, a missing value);
 //! - 2: the command line itself is wrong (clap's usage errors).
 
+mod client;
 mod master;
+mod node;
 mod profile;
+mod up;
 
 use std::process::ExitCode;
 
@@ -30,6 +33,25 @@ enum Command {
     Profile(profile::ProfileCommand),
     /// Run the master: the HTTP API, the store and the change stream.
     Master(master::MasterArgs),
+    /// Run the node agent (`grove node --config FILE`), or one of its passes.
+    Node(node::NodeArgs),
+    /// A master and a node in one process: the embedded cloud of one machine.
+    Up(up::UpArgs),
+    /// Make a software release available on a computer.
+    Supply(client::SupplyArgs),
+    /// Remove a software release from a computer.
+    Remove(client::SupplyArgs),
+    /// Request an instance (or change it) and print its connection parameters.
+    Request(client::RequestArgs),
+    /// Your instances.
+    #[command(subcommand)]
+    Service(client::ServiceCommand),
+    /// Computers.
+    #[command(subcommand)]
+    Computer(client::ComputerCommand),
+    /// Users (admin).
+    #[command(subcommand)]
+    User(client::UserCommand),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -47,5 +69,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Profile(command) => profile::run(command),
         Command::Master(args) => master::run(args),
+        Command::Node(args) => node::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Supply(args) => client::supply(args, grove_api::SupplyState::Available),
+        Command::Remove(args) => client::supply(args, grove_api::SupplyState::Destroyed),
+        Command::Request(args) => client::request(args),
+        Command::Service(command) => client::service(command),
+        Command::Computer(command) => client::computer(command),
+        Command::User(command) => client::user(command),
     }
 }

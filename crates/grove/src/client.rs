@@ -1,0 +1,526 @@
+//! The client commands, with SlapOS's verbs: supply, remove, request, service, computer,
+//! user. Each prints people's text, or JSON with `--json`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use grove_api as api;
+use grove_node::Client;
+use serde::Deserialize;
+
+/// Where the master is and who is asking.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Connection {
+    /// The master's URL (else GROVE_MASTER_URL, else the client configuration file).
+    #[arg(long, env = "GROVE_MASTER_URL", global = true)]
+    master_url: Option<String>,
+    /// A user's or the admin's token (else GROVE_TOKEN, else the configuration file).
+    #[arg(long, env = "GROVE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// `client.toml`: what `grove up` writes in its data directory, and what a user may keep
+/// in `~/.config/grove/client.toml`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientFile {
+    pub(crate) master_url: String,
+    pub(crate) token: String,
+}
+
+fn client_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(path) = std::env::var("GROVE_CLIENT_CONFIG") {
+        files.push(PathBuf::from(path));
+    }
+    if let Some(config) = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+    {
+        files.push(config.join("grove/client.toml"));
+    }
+    files.push(crate::up::default_data_dir().join("client.toml"));
+    files
+}
+
+impl Connection {
+    fn client(&self) -> anyhow::Result<Client> {
+        if let (Some(url), Some(token)) = (&self.master_url, &self.token) {
+            return Ok(Client::new(url, token.trim()));
+        }
+        for path in client_files() {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let file: ClientFile = toml::from_str(&text)
+                .with_context(|| format!("{} is not a client configuration", path.display()))?;
+            let url = self.master_url.clone().unwrap_or(file.master_url);
+            let token = self.token.clone().unwrap_or(file.token);
+            return Ok(Client::new(&url, token.trim()));
+        }
+        bail!(
+            "no master given: pass --master-url and --token, set GROVE_MASTER_URL and \
+             GROVE_TOKEN, or start one with `grove up`"
+        )
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SupplyArgs {
+    /// The software release: a URL, or a path to its software.cfg.
+    software_release: String,
+    /// The computer's reference.
+    computer: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RequestArgs {
+    /// The instance's title: requesting it again updates it.
+    title: String,
+    /// The software release: a URL, or a path to its software.cfg.
+    software_release: String,
+    #[arg(long = "type", default_value = "default")]
+    software_type: String,
+    #[arg(long, default_value = "started", value_parser = ["started", "stopped", "destroyed"])]
+    state: String,
+    /// A shared instance (a slave in SlapOS): hosted by an instance of this release.
+    #[arg(long)]
+    shared: bool,
+    /// An instance parameter, KEY=VALUE (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Parameters as a JSON object in a file.
+    #[arg(long)]
+    params_file: Option<PathBuf>,
+    /// A placement filter, KEY=VALUE: computer_guid, instance_guid.
+    #[arg(long = "sla", value_name = "KEY=VALUE")]
+    sla: Vec<String>,
+    /// Return once the instance has published its connection parameters.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Every instance you requested.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// One instance, by title.
+    Info {
+        title: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ComputerCommand {
+    /// Every computer you may see.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// One computer: its partitions and software.
+    Info {
+        reference: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user and print its token (admin only).
+    Create {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// A software release named by a local path becomes that file's absolute path.
+fn release_url(text: &str) -> anyhow::Result<String> {
+    if grove_profile::is_url(text) || Path::new(text).is_absolute() {
+        return Ok(text.to_owned());
+    }
+    let path = std::fs::canonicalize(text)
+        .with_context(|| format!("software release {text}: not a URL, and no such file"))?;
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("{} is not UTF-8", path.display()))
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_lines(lines: &[String]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn supply(args: SupplyArgs, state: api::SupplyState) -> anyhow::Result<ExitCode> {
+    let client = args.connection.client()?;
+    let supply = api::Supply {
+        software_release: release_url(&args.software_release)?,
+        state,
+    };
+    client.call::<serde_json::Value>(
+        "POST",
+        &format!("/v1/computers/{}/supply", args.computer),
+        Some(&supply),
+        grove_node::client::SHORT,
+    )?;
+    if args.connection.json {
+        print_json(&supply)?;
+    } else {
+        let verb = match state {
+            api::SupplyState::Available => "supplied to",
+            api::SupplyState::Destroyed => "removed from",
+        };
+        eprintln!("{} {verb} {}", supply.software_release, args.computer);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_values(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| anyhow!("{what} {pair:?}: KEY=VALUE expected"))
+        })
+        .collect()
+}
+
+pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
+    let client = args.connection.client()?;
+    let mut parameters = api::Parameters::new();
+    if let Some(file) = &args.params_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        parameters = serde_json::from_str(&text)
+            .with_context(|| format!("{}: a JSON object expected", file.display()))?;
+    }
+    for (key, value) in key_values(&args.params, "--param")? {
+        parameters.insert(key, serde_json::Value::String(value));
+    }
+    let request = api::InstanceRequest {
+        title: args.title.clone(),
+        software_release: release_url(&args.software_release)?,
+        software_type: args.software_type,
+        parameters,
+        state: api::RequestedState::parse(&args.state)
+            .ok_or_else(|| anyhow!("unknown state {}", args.state))?,
+        shared: args.shared,
+        sla: key_values(&args.sla, "--sla")?,
+    };
+    let instance = request_instance(&client, &request)?;
+    let connection = if args.wait && request.state == api::RequestedState::Started {
+        let progress = !args.connection.json && std::io::stderr().is_terminal();
+        wait_for_connection(
+            &client,
+            instance.id,
+            Duration::from_secs(args.timeout),
+            progress,
+        )?
+        .connection
+    } else {
+        instance.connection
+    };
+    if args.connection.json {
+        print_json(&connection)?;
+    } else {
+        print_lines(&connection_lines(&connection))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn request_instance(
+    client: &Client,
+    request: &api::InstanceRequest,
+) -> anyhow::Result<api::Instance> {
+    client
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(request),
+            grove_node::client::SHORT,
+        )?
+        .ok_or_else(|| anyhow!("the master answered nothing"))
+}
+
+pub(crate) fn connection_lines(connection: &api::Parameters) -> Vec<String> {
+    connection
+        .iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(text) => format!("{key} = {text}"),
+            other => format!("{key} = {other}"),
+        })
+        .collect()
+}
+
+/// How long an instance may stay in error before a wait gives up: a parent is in error
+/// while its children have not published yet.
+const ERROR_GRACE: Duration = Duration::from_secs(15);
+
+/// Polls the instance until it has published connection parameters.
+pub(crate) fn wait_for_connection(
+    client: &Client,
+    id: i64,
+    timeout: Duration,
+    progress: bool,
+) -> anyhow::Result<api::Instance> {
+    let start = Instant::now();
+    let mut error_since: Option<Instant> = None;
+    let mut shown = String::new();
+    loop {
+        let instance: api::Instance = client
+            .call(
+                "GET",
+                &format!("/v1/instances/{id}"),
+                None,
+                grove_node::client::SHORT,
+            )?
+            .ok_or_else(|| anyhow!("the master answered nothing"))?;
+        if !instance.connection.is_empty() {
+            if progress {
+                eprintln!();
+            }
+            return Ok(instance);
+        }
+        let status = match (&instance.reported_state, &instance.error) {
+            (Some(api::ReportedState::Error), Some(error)) => {
+                let since = *error_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > ERROR_GRACE {
+                    bail!("instance {} failed: {error}", instance.title);
+                }
+                format!("error (retrying): {}", error.lines().next().unwrap_or(""))
+            }
+            (state, _) => {
+                error_since = None;
+                match (state, &instance.partition) {
+                    (_, None) => "waiting for a partition".to_owned(),
+                    (None, Some(p)) => format!("deploying in {p}"),
+                    (Some(s), Some(p)) => format!("{} in {p}", s.as_str()),
+                }
+            }
+        };
+        if progress && status != shown {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\r\x1b[K{} [{:.1}s] {status}",
+                instance.title,
+                start.elapsed().as_secs_f64()
+            );
+            let _ = err.flush();
+            shown = status;
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "instance {} has published nothing after {} s (last: {shown})",
+                instance.title,
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn instances(client: &Client) -> anyhow::Result<Vec<api::Instance>> {
+    Ok(client
+        .call("GET", "/v1/instances", None, grove_node::client::SHORT)?
+        .unwrap_or_default())
+}
+
+pub(crate) fn service(command: ServiceCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ServiceCommand::List { connection } => {
+            let list = instances(&connection.client()?)?;
+            if connection.json {
+                return print_json(&list).map(|()| ExitCode::SUCCESS);
+            }
+            let mut lines = vec![format!(
+                "{:<24} {:<10} {:<10} {:<22} {}",
+                "TITLE", "REQUESTED", "REPORTED", "WHERE", "SOFTWARE RELEASE"
+            )];
+            for i in &list {
+                let place = match (&i.computer, &i.partition) {
+                    (Some(c), Some(p)) => format!("{c}/{p}"),
+                    _ => "-".to_owned(),
+                };
+                lines.push(format!(
+                    "{:<24} {:<10} {:<10} {:<22} {}",
+                    i.title,
+                    i.requested_state.as_str(),
+                    i.reported_state.map_or("-", |s| s.as_str()),
+                    place,
+                    i.software_release
+                ));
+            }
+            print_lines(&lines)?;
+        }
+        ServiceCommand::Info { title, connection } => {
+            let list = instances(&connection.client()?)?;
+            let instance = list
+                .into_iter()
+                .find(|i| i.title == title)
+                .ok_or_else(|| anyhow!("no instance titled {title}"))?;
+            if connection.json {
+                return print_json(&instance).map(|()| ExitCode::SUCCESS);
+            }
+            let mut lines = vec![
+                format!("title: {}", instance.title),
+                format!("id: {}", instance.id),
+                format!("software release: {}", instance.software_release),
+                format!("software type: {}", instance.software_type),
+                format!("requested state: {}", instance.requested_state.as_str()),
+                format!(
+                    "reported state: {}",
+                    instance.reported_state.map_or("-", |s| s.as_str())
+                ),
+            ];
+            if let (Some(c), Some(p)) = (&instance.computer, &instance.partition) {
+                lines.push(format!("runs in: {c}/{p}"));
+            }
+            if let Some(error) = &instance.error {
+                lines.push(format!("error: {error}"));
+            }
+            lines.push(format!(
+                "parameters: {}",
+                serde_json::Value::Object(instance.parameters.clone())
+            ));
+            lines.push("connection:".to_owned());
+            lines.extend(
+                connection_lines(&instance.connection)
+                    .into_iter()
+                    .map(|l| format!("  {l}")),
+            );
+            print_lines(&lines)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ComputerCommand::List { connection } => {
+            let list: Vec<api::Computer> = connection
+                .client()?
+                .call("GET", "/v1/computers", None, grove_node::client::SHORT)?
+                .unwrap_or_default();
+            if connection.json {
+                return print_json(&list).map(|()| ExitCode::SUCCESS);
+            }
+            let mut lines = vec![format!(
+                "{:<20} {:<12} {:>10} {:>5} {:>9}",
+                "REFERENCE", "OWNER", "PARTITIONS", "FREE", "SOFTWARE"
+            )];
+            for c in &list {
+                let free = c.partitions.iter().filter(|p| p.instance.is_none()).count();
+                lines.push(format!(
+                    "{:<20} {:<12} {:>10} {:>5} {:>9}",
+                    c.reference,
+                    c.owner,
+                    c.partitions.len(),
+                    free,
+                    c.software.len()
+                ));
+            }
+            print_lines(&lines)?;
+        }
+        ComputerCommand::Info {
+            reference,
+            connection,
+        } => {
+            let computer: api::Computer = connection
+                .client()?
+                .call(
+                    "GET",
+                    &format!("/v1/computers/{reference}"),
+                    None,
+                    grove_node::client::SHORT,
+                )?
+                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            if connection.json {
+                return print_json(&computer).map(|()| ExitCode::SUCCESS);
+            }
+            let mut lines = vec![
+                format!("reference: {}", computer.reference),
+                format!("owner: {}", computer.owner),
+                "partitions:".to_owned(),
+            ];
+            for p in &computer.partitions {
+                lines.push(format!(
+                    "  {} {} {}",
+                    p.reference,
+                    p.addresses.join(","),
+                    p.instance
+                        .map_or("free".to_owned(), |i| format!("instance {i}"))
+                ));
+            }
+            lines.push("software:".to_owned());
+            for s in &computer.software {
+                lines.push(format!(
+                    "  {} requested {} reported {}{}",
+                    s.software_release,
+                    s.requested_state.as_str(),
+                    s.reported_state.map_or("-", |r| r.as_str()),
+                    s.error
+                        .as_deref()
+                        .map(|e| format!(": {}", e.lines().last().unwrap_or("")))
+                        .unwrap_or_default()
+                ));
+            }
+            print_lines(&lines)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Create { name, connection } => {
+            let credentials: api::Credentials = connection
+                .client()?
+                .call(
+                    "POST",
+                    "/v1/users",
+                    Some(&api::NewUser { name }),
+                    grove_node::client::SHORT,
+                )?
+                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            if connection.json {
+                print_json(&credentials)?;
+            } else {
+                print_lines(&[credentials.token])?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

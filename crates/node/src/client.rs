@@ -1,0 +1,205 @@
+//! The master over HTTP, as any principal (the node with its token, the client commands
+//! with a user's). Blocking: the agent calls it from blocking tasks.
+
+use std::time::Duration;
+
+use grove_api as api;
+use serde::de::DeserializeOwned;
+
+/// Why a call to the master failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// No answer: the master is down or unreachable (the agent goes on offline).
+    #[error("cannot reach the master at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the master answered {status} ({code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the master's answer is not understood: {0}")]
+    Answer(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    url: String,
+    authorization: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(url: &str, token: &str) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        Client {
+            url: url.trim_end_matches('/').to_owned(),
+            authorization: format!("Bearer {token}"),
+            agent,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Calls the API: `body` is sent as JSON, the answer parsed as JSON (`None` for an
+    /// empty answer).
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&dyn Body>,
+        timeout: Duration,
+    ) -> Result<Option<T>, ClientError> {
+        let url = format!("{}{path}", self.url);
+        let unreachable = |e: ureq::Error| ClientError::Unreachable {
+            url: self.url.clone(),
+            message: e.to_string(),
+        };
+        let result = match (method, body) {
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .header("Authorization", &self.authorization)
+                .call(),
+            (method, body) => {
+                let json = body.map(Body::json).transpose()?.unwrap_or_default();
+                let builder = match method {
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.post(&url),
+                };
+                builder
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build()
+                    .header("Authorization", &self.authorization)
+                    .header("Content-Type", "application/json")
+                    .send(json)
+            }
+        };
+        let mut response = result.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Answer(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            let (code, message) = match serde_json::from_str::<api::ErrorBody>(&text) {
+                Ok(body) => (body.error.code, body.error.message),
+                Err(_) => (String::new(), text),
+            };
+            return Err(ClientError::Refused {
+                status,
+                code,
+                message,
+            });
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ClientError::Answer(format!("{method} {path}: {e}")))
+    }
+
+    fn send(&self, method: &str, path: &str, body: &dyn Body) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>(method, path, Some(body), SHORT)
+            .map(|_| ())
+    }
+
+    /// The desired state, once it is newer than `after` (waiting up to `wait` for it).
+    pub fn desired(
+        &self,
+        computer: &str,
+        after: Option<i64>,
+        wait: Duration,
+    ) -> Result<api::DesiredState, ClientError> {
+        let path = match after {
+            Some(after) => format!(
+                "/v1/computers/{computer}/desired?after={after}&wait={}",
+                wait.as_secs()
+            ),
+            None => format!("/v1/computers/{computer}/desired"),
+        };
+        self.call("GET", &path, None, wait + Duration::from_secs(10))?
+            .ok_or_else(|| ClientError::Answer("empty desired state".to_owned()))
+    }
+
+    pub fn declare_partitions(
+        &self,
+        computer: &str,
+        partitions: &[api::PartitionDeclaration],
+    ) -> Result<(), ClientError> {
+        self.send(
+            "PUT",
+            &format!("/v1/computers/{computer}/partitions"),
+            &partitions,
+        )
+    }
+
+    pub fn report_software(
+        &self,
+        computer: &str,
+        report: &api::SoftwareReport,
+    ) -> Result<(), ClientError> {
+        self.send("PUT", &format!("/v1/computers/{computer}/software"), report)
+    }
+
+    pub fn report_state(
+        &self,
+        instance: i64,
+        report: &api::StateReport,
+    ) -> Result<(), ClientError> {
+        self.send("PUT", &format!("/v1/instances/{instance}/state"), report)
+    }
+
+    pub fn set_children(&self, instance: i64, children: &api::Children) -> Result<(), ClientError> {
+        self.send(
+            "PUT",
+            &format!("/v1/instances/{instance}/children"),
+            children,
+        )
+    }
+
+    pub fn report_usage(
+        &self,
+        computer: &str,
+        usage: &api::UsageReport,
+    ) -> Result<(), ClientError> {
+        self.send("POST", &format!("/v1/computers/{computer}/usage"), usage)
+    }
+
+    /// Registers a computer (with a user's or the admin's token).
+    pub fn register(&self, reference: &str) -> Result<api::Credentials, ClientError> {
+        self.call(
+            "POST",
+            "/v1/computers",
+            Some(&api::NewComputer {
+                reference: reference.to_owned(),
+            }),
+            SHORT,
+        )?
+        .ok_or_else(|| ClientError::Answer("empty registration".to_owned()))
+    }
+}
+
+pub const SHORT: Duration = Duration::from_secs(30);
+
+/// A request body: anything serializable, behind an object-safe trait.
+pub trait Body {
+    fn json(&self) -> Result<String, ClientError>;
+}
+
+impl<T: serde::Serialize + ?Sized> Body for T {
+    fn json(&self) -> Result<String, ClientError> {
+        serde_json::to_string(self).map_err(|e| ClientError::Answer(e.to_string()))
+    }
+}

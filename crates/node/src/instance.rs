@@ -1,0 +1,312 @@
+//! Deploying an instance in its partition: the profile run (in the agent, or in a child
+//! process as the partition's user), the services and promises it leaves, and destruction.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use grove_api as api;
+use grove_fetch::Fetcher;
+use grove_profile::LoadOptions;
+use grove_recipes::slap::{HttpMaster, Partition};
+use grove_recipes::{Context, Registry, install};
+use serde::{Deserialize, Serialize};
+
+/// Everything one run of an instance profile needs: what the agent hands to
+/// `grove node run-instance` on its standard input when the run is done as the partition's
+/// user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub computer: String,
+    pub partition: String,
+    pub path: PathBuf,
+    pub addresses: Vec<String>,
+    pub software_dir: PathBuf,
+    pub master_url: String,
+    pub instance: api::PartitionInstance,
+}
+
+/// What a successful run leaves: the titles of the children it requested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub children: Vec<String>,
+}
+
+/// The section the agent appends to the instance profile.
+fn slap_connection(job: &Job) -> String {
+    let escape = |text: &str| text.replace('$', "$$").replace('\n', " ");
+    format!(
+        "\n\n# Added by grove for this partition.\n[slap-connection]\n\
+         computer-id = {}\npartition-id = {}\nserver-url = {}\nsoftware-release-url = {}\n\
+         requested-state = {}\ninstance-id = {}\npartition-token = {}\n",
+        escape(&job.computer),
+        escape(&job.partition),
+        escape(&job.master_url),
+        escape(&job.instance.software_release),
+        job.instance.requested_state.as_str(),
+        job.instance.id,
+        escape(&job.instance.token),
+    )
+}
+
+/// Runs the instance profile of `job` in its partition.
+pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome, String> {
+    let source = ["instance.cfg", "template.cfg"]
+        .iter()
+        .map(|name| job.software_dir.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            format!(
+                "the software release {} has no instance.cfg (looked in {})",
+                job.instance.software_release,
+                job.software_dir.display()
+            )
+        })?;
+    let text = std::fs::read_to_string(&source)
+        .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+    let main = job.path.join("buildout.cfg");
+    std::fs::write(&main, text + &slap_connection(job))
+        .map_err(|e| format!("cannot write {}: {e}", main.display()))?;
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot protect {}: {e}", main.display()))?;
+    let link = job.path.join("software_release");
+    if std::fs::read_link(&link).ok().as_deref() != Some(job.software_dir.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&job.software_dir, &link)
+            .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    }
+    let main = main
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", job.path.display()))?;
+    let profile =
+        grove_profile::load(main, fetcher, &LoadOptions::default()).map_err(|d| d.to_string())?;
+    if let Some(error) = profile.diagnostics.iter().find(|d| d.is_error()) {
+        return Err(error.to_string());
+    }
+    let master = HttpMaster::new(&job.master_url, &job.instance.token);
+    let partition = Partition {
+        computer: job.computer.clone(),
+        reference: job.partition.clone(),
+        addresses: job.addresses.clone(),
+        instance: job.instance.clone(),
+        master: &master,
+        requested: Mutex::new(Vec::new()),
+    };
+    let ctx = Context {
+        directory: job.path.clone(),
+        fetcher,
+        partition: Some(&partition),
+    };
+    install(&profile, registry, &ctx).map_err(|e| e.to_string())?;
+    let children = partition
+        .requested
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(Outcome { children })
+}
+
+/// Runs the job in `grove node run-instance` as the partition's user.
+pub fn run_as(job: &Job, program: &Path, uid: u32, gid: u32) -> Result<Outcome, String> {
+    let mut child = Command::new(program)
+        .args(["node", "run-instance"])
+        .current_dir(&job.path)
+        .env_clear()
+        .env("PATH", SERVICE_PATH)
+        .env("HOME", &job.path)
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let input = serde_json::to_vec(job).map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(&input)
+            .map_err(|e| format!("cannot hand the job over: {e}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot wait for the instance run: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(match stderr.trim() {
+            "" => format!("the instance run failed ({})", output.status),
+            message => message.to_owned(),
+        });
+    }
+    serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!(
+            "the instance run answered {:?} ({e}); its errors: {}",
+            stdout.trim(),
+            stderr.trim()
+        )
+    })
+}
+
+/// What services and promises run with.
+pub const SERVICE_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
+/// The executables of a partition's `etc/service` and `etc/run`, by name.
+pub fn services(partition: &Path) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    for dir in ["etc/service", "etc/run"] {
+        found.extend(executables(&partition.join(dir)));
+    }
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    found
+}
+
+fn executables(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::metadata(e.path())
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    found.sort();
+    found
+}
+
+/// A promise that did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromiseFailure {
+    pub name: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for PromiseFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "promise {} failed: {}", self.name, self.message)
+    }
+}
+
+/// Runs every promise of `etc/promise`, each with `timeout`, as `user`.
+pub fn check_promises(
+    partition: &Path,
+    user: Option<(u32, u32)>,
+    timeout: Duration,
+) -> Vec<PromiseFailure> {
+    executables(&partition.join("etc/promise"))
+        .into_iter()
+        .filter_map(|(name, path)| {
+            run_bounded(&path, partition, user, timeout)
+                .err()
+                .map(|message| PromiseFailure { name, message })
+        })
+        .collect()
+}
+
+/// Runs a program in its own process group with a deadline; its output is the error when
+/// it fails.
+pub fn run_bounded(
+    program: &Path,
+    cwd: &Path,
+    user: Option<(u32, u32)>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut command = Command::new(program);
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", SERVICE_PATH)
+        .env("HOME", cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    // Readers on their own threads, so that a chatty program never blocks on a full pipe.
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(64 * 1024).read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("cannot wait for {}: {e}", program.display())),
+        }
+    };
+    let Some(status) = status else {
+        let group = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+        return Err(format!("timed out after {} s", timeout.as_secs_f64()));
+    };
+    let mut output = stdout.join().unwrap_or_default();
+    output.push_str(&stderr.join().unwrap_or_default());
+    if status.success() {
+        Ok(())
+    } else {
+        let output = output.trim();
+        Err(if output.is_empty() {
+            format!("{status}")
+        } else {
+            format!("{status}: {output}")
+        })
+    }
+}
+
+/// Runs `sbin/destroy` if the instance has one, then empties the partition (keeping the
+/// directory itself and its resource file).
+pub fn wipe(partition: &Path, user: Option<(u32, u32)>, timeout: Duration) -> Result<(), String> {
+    let destroy = partition.join("sbin/destroy");
+    if destroy.is_file()
+        && let Err(e) = run_bounded(&destroy, partition, user, timeout)
+    {
+        tracing::warn!(partition = %partition.display(), error = %e, "sbin/destroy failed");
+    }
+    let entries = std::fs::read_dir(partition)
+        .map_err(|e| format!("cannot list {}: {e}", partition.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_name() == crate::format::RESOURCE_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        removed.map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,778 @@
+//! The node agent: turns the master's desired state for this computer into installed
+//! software and running, supervised instances.
+//!
+//! One task follows the master's change stream (a long poll that returns as soon as the
+//! desired state changes) and reconciles after each answer: software first (bounded
+//! parallel builds), then every partition that is due (its timestamp changed, a retry is
+//! due, or the periodicity passed). Profile runs, which block, go to blocking threads; as
+//! root with isolation they run in `grove node run-instance` as the partition's user.
+//! When the master cannot be reached nothing is stopped: services keep running and the
+//! agent catches up when the master answers again.
+
+pub mod client;
+pub mod config;
+pub mod format;
+pub mod instance;
+pub mod os;
+pub mod software;
+mod status;
+mod usage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use grove_api as api;
+use grove_fetch::Fetcher;
+use grove_recipes::Registry;
+use grove_supervisor::{Policy, ServiceSpec, Supervisor};
+
+pub use client::{Client, ClientError};
+pub use config::Config;
+pub use format::Slot;
+pub use os::{Host, Os};
+pub use status::{ServiceStatus, query_status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("the partition count cannot shrink from {before} to {now}")]
+    Shrink { before: u32, now: u32 },
+    #[error("{message}")]
+    Os { message: String },
+    #[error(transparent)]
+    Master(#[from] ClientError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What the embedding program decides, beside the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// The `grove` binary, to run instance profiles as partition users (`grove node
+    /// run-instance`); needed only when partitions are isolated.
+    pub runner: Option<PathBuf>,
+    pub policy: Policy,
+}
+
+/// A retry of something that failed: when, and the delay after that.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    at: Instant,
+    backoff: Duration,
+}
+
+impl Retry {
+    fn after(previous: Option<Retry>, first: Duration, max: Duration) -> Retry {
+        let backoff = previous.map_or(first, |r| (r.backoff * 2).min(max));
+        Retry {
+            at: Instant::now() + backoff,
+            backoff,
+        }
+    }
+}
+
+/// What the agent knows it did with a partition.
+#[derive(Debug, Clone)]
+struct Done {
+    instance: i64,
+    timestamp: i64,
+    state: api::RequestedState,
+    at: Instant,
+    /// Set when the last processing failed.
+    retry: Option<Retry>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    /// The last desired state the master sent.
+    desired: Option<api::DesiredState>,
+    /// Software releases that failed to build, with their next attempt.
+    software_retry: HashMap<String, Retry>,
+    /// Software states reported since the desired state last said otherwise.
+    software_reported: HashMap<String, api::SoftwareState>,
+    partitions: HashMap<String, Done>,
+    /// A digest of each service's program, to restart it when its launcher changes.
+    programs: HashMap<String, String>,
+    /// Whether the master was unreachable at the last call (to log outages once).
+    offline: bool,
+}
+
+struct Shared {
+    config: Config,
+    options: AgentOptions,
+    client: Client,
+    fetcher: Fetcher,
+    registry: Registry,
+    os: Arc<dyn Os>,
+    slots: Mutex<Vec<Slot>>,
+    supervisor: tokio::sync::Mutex<Supervisor>,
+    memory: Mutex<Memory>,
+}
+
+/// The agent. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("computer", &self.shared.config.computer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs a blocking closure on the blocking pool; a panic there becomes an error.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(format!("internal error: {e}")))
+}
+
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+const SOFTWARE_FIRST_RETRY: Duration = Duration::from_secs(10);
+const SOFTWARE_MAX_RETRY: Duration = Duration::from_secs(600);
+/// How much of a failing build's message goes to the master.
+const ERROR_TAIL: usize = 4000;
+
+fn tail(text: &str) -> String {
+    if text.len() <= ERROR_TAIL {
+        return text.to_owned();
+    }
+    let mut start = text.len() - ERROR_TAIL;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &text[start..])
+}
+
+impl Agent {
+    pub fn new(config: Config, options: AgentOptions, os: Arc<dyn Os>) -> Agent {
+        let client = Client::new(&config.master_url, &config.token);
+        let policy = options.policy;
+        Agent {
+            shared: Arc::new(Shared {
+                client,
+                options,
+                fetcher: Fetcher::new(Duration::from_secs(60)),
+                registry: Registry::builtin(),
+                os,
+                slots: Mutex::new(Vec::new()),
+                supervisor: tokio::sync::Mutex::new(Supervisor::new(policy)),
+                memory: Mutex::new(Memory::default()),
+                config,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Formats the partitions and declares them to the master.
+    pub async fn format(&self) -> Result<Vec<Slot>, NodeError> {
+        let shared = Arc::clone(&self.shared);
+        let slots = tokio::task::spawn_blocking(move || -> Result<Vec<Slot>, NodeError> {
+            let slots = format::format(&shared.config, shared.os.as_ref())?;
+            let declaration: Vec<api::PartitionDeclaration> = slots
+                .iter()
+                .map(|s| api::PartitionDeclaration {
+                    reference: s.reference.clone(),
+                    addresses: s.addresses.clone(),
+                })
+                .collect();
+            shared
+                .client
+                .declare_partitions(&shared.config.computer, &declaration)?;
+            Ok(slots)
+        })
+        .await
+        .map_err(|e| NodeError::Failed(e.to_string()))??;
+        *lock(&self.shared.slots) = slots.clone();
+        Ok(slots)
+    }
+
+    /// Asks the master for the desired state (newer than what the agent has, waiting up
+    /// to `wait`), and remembers it. An unreachable master is not an error here: the last
+    /// known state stays.
+    async fn refresh(&self, wait: Duration) -> Result<bool, NodeError> {
+        let after = lock(&self.shared.memory)
+            .desired
+            .as_ref()
+            .map(|d| d.revision);
+        let shared = Arc::clone(&self.shared);
+        let answer = tokio::task::spawn_blocking(move || {
+            shared.client.desired(&shared.config.computer, after, wait)
+        })
+        .await
+        .map_err(|e| NodeError::Failed(e.to_string()))?;
+        let mut memory = lock(&self.shared.memory);
+        match answer {
+            Ok(desired) => {
+                if memory.offline {
+                    tracing::info!("the master answers again");
+                    memory.offline = false;
+                }
+                let newer = memory
+                    .desired
+                    .as_ref()
+                    .is_none_or(|d| d.revision != desired.revision);
+                if newer {
+                    memory.software_reported.clear();
+                }
+                memory.desired = Some(desired);
+                Ok(newer)
+            }
+            Err(ClientError::Unreachable { url, message }) => {
+                if !memory.offline {
+                    tracing::warn!(%url, %message, "the master is unreachable; services keep running");
+                    memory.offline = true;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs the daemon until `shutdown` completes, then stops every service.
+    pub async fn run(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        tokio::pin!(shutdown);
+        // Formatting needs the master (to declare); wait for it without giving up.
+        let mut delay = FIRST_RETRY;
+        loop {
+            match self.format().await {
+                Ok(_) => break,
+                Err(NodeError::Master(e @ ClientError::Unreachable { .. })) => {
+                    tracing::warn!(error = %e, "cannot declare the partitions yet");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_RETRY);
+        }
+        let status = status::serve(self.clone())?;
+        let usage = tokio::spawn(usage::report_every(self.clone()));
+        let result = self.follow(&mut shutdown).await;
+        status.abort();
+        usage.abort();
+        let _ = std::fs::remove_file(self.shared.config.status_socket());
+        self.stop_services().await;
+        result
+    }
+
+    async fn follow(
+        &self,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<(), NodeError> {
+        let mut delay = FIRST_RETRY;
+        loop {
+            let wait = self.next_wait();
+            let refreshed = tokio::select! {
+                () = shutdown.as_mut() => return Ok(()),
+                r = self.refresh(wait) => r,
+            };
+            if let Err(e) = refreshed {
+                tracing::warn!(error = %e, "cannot read the desired state");
+            }
+            let offline = lock(&self.shared.memory).offline;
+            tokio::select! {
+                () = shutdown.as_mut() => return Ok(()),
+                () = self.reconcile() => {}
+            }
+            if offline {
+                // The long poll did not wait: pause before asking again.
+                tokio::select! {
+                    () = shutdown.as_mut() => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            } else {
+                delay = FIRST_RETRY;
+            }
+        }
+    }
+
+    /// How long the next long poll may wait: until the earliest retry or periodic run.
+    fn next_wait(&self) -> Duration {
+        let config = &self.shared.config;
+        let memory = lock(&self.shared.memory);
+        let now = Instant::now();
+        let periodic = memory
+            .partitions
+            .values()
+            .map(|d| d.retry.map_or(d.at + config.periodicity(), |r| r.at));
+        let software = memory.software_retry.values().map(|r| r.at);
+        let next = periodic.chain(software).min();
+        let limit = Duration::from_secs(config.poll_wait_seconds.max(1));
+        let wait = next.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
+        // The master counts in whole seconds; never ask for a busy loop.
+        Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    /// One full pass over the last known desired state.
+    pub async fn reconcile(&self) {
+        self.software_pass().await;
+        self.instance_pass().await;
+    }
+
+    fn desired(&self) -> Option<api::DesiredState> {
+        lock(&self.shared.memory).desired.clone()
+    }
+
+    /// Reports to the master; an unreachable master is logged, not fatal.
+    async fn report(
+        &self,
+        what: &'static str,
+        call: impl FnOnce(&Client) -> Result<(), ClientError> + Send + 'static,
+    ) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let result = tokio::task::spawn_blocking(move || call(&shared.client)).await;
+        match result {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot report {what}");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot report {what}");
+                false
+            }
+        }
+    }
+
+    async fn report_software(&self, url: &str, state: api::SoftwareState, error: Option<String>) {
+        let computer = self.shared.config.computer.clone();
+        let report = api::SoftwareReport {
+            software_release: url.to_owned(),
+            state,
+            error,
+        };
+        if self
+            .report("software state", move |c| {
+                c.report_software(&computer, &report)
+            })
+            .await
+        {
+            lock(&self.shared.memory)
+                .software_reported
+                .insert(url.to_owned(), state);
+        }
+    }
+
+    /// Installs and removes software releases as the desired state says.
+    pub async fn software_pass(&self) {
+        let Some(desired) = self.desired() else {
+            return;
+        };
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.shared.config.parallel_builds,
+        ));
+        let mut builds = tokio::task::JoinSet::new();
+        for software in desired.software {
+            let agent = self.clone();
+            let limit = Arc::clone(&limit);
+            builds.spawn(async move {
+                let _permit = limit.acquire().await;
+                agent.one_software(software).await;
+            });
+        }
+        while builds.join_next().await.is_some() {}
+    }
+
+    async fn one_software(&self, software: api::SoftwareInstallation) {
+        let url = software.software_release.clone();
+        let root = self.shared.config.software_root.clone();
+        let reported = lock(&self.shared.memory)
+            .software_reported
+            .get(&url)
+            .copied()
+            .or(software.reported_state);
+        match software.requested_state {
+            api::SupplyState::Available => {
+                if software::is_installed(&root, &url) {
+                    if reported != Some(api::SoftwareState::Available) {
+                        self.report_software(&url, api::SoftwareState::Available, None)
+                            .await;
+                    }
+                    return;
+                }
+                let due = lock(&self.shared.memory)
+                    .software_retry
+                    .get(&url)
+                    .is_none_or(|r| r.at <= Instant::now());
+                if !due {
+                    return;
+                }
+                tracing::info!(software = %url, "building");
+                self.report_software(&url, api::SoftwareState::Building, None)
+                    .await;
+                let shared = Arc::clone(&self.shared);
+                let target = url.clone();
+                let built = blocking(move || {
+                    software::install_software(&root, &target, &shared.fetcher, &shared.registry)
+                })
+                .await;
+                match built {
+                    Ok(_) => {
+                        lock(&self.shared.memory).software_retry.remove(&url);
+                        self.report_software(&url, api::SoftwareState::Available, None)
+                            .await;
+                    }
+                    Err(message) => {
+                        tracing::warn!(software = %url, error = %message, "build failed");
+                        {
+                            let mut memory = lock(&self.shared.memory);
+                            let previous = memory.software_retry.get(&url).copied();
+                            memory.software_retry.insert(
+                                url.clone(),
+                                Retry::after(previous, SOFTWARE_FIRST_RETRY, SOFTWARE_MAX_RETRY),
+                            );
+                        }
+                        self.report_software(&url, api::SoftwareState::Error, Some(tail(&message)))
+                            .await;
+                    }
+                }
+            }
+            api::SupplyState::Destroyed => {
+                let present = software::software_path(&root, &url).exists();
+                if !present && reported == Some(api::SoftwareState::Destroyed) {
+                    return;
+                }
+                let target = url.clone();
+                match blocking(move || software::remove_software(&root, &target)).await {
+                    Ok(()) => {
+                        self.report_software(&url, api::SoftwareState::Destroyed, None)
+                            .await;
+                    }
+                    Err(message) => tracing::warn!(software = %url, error = %message),
+                }
+            }
+        }
+    }
+
+    /// Processes every partition that is due.
+    pub async fn instance_pass(&self) {
+        let Some(desired) = self.desired() else {
+            return;
+        };
+        let mut runs = tokio::task::JoinSet::new();
+        for partition in desired.partitions {
+            let Some(slot) = self.slot(&partition.reference) else {
+                continue;
+            };
+            match partition.instance {
+                Some(instance) => {
+                    if self.due(&partition.reference, &instance) {
+                        let agent = self.clone();
+                        runs.spawn(async move { agent.process(slot, instance).await });
+                    }
+                }
+                None => {
+                    // Freed at the master: whatever ran there is gone.
+                    let known = lock(&self.shared.memory)
+                        .partitions
+                        .remove(&partition.reference);
+                    if known.is_some() {
+                        self.stop_partition(&partition.reference).await;
+                    }
+                }
+            }
+        }
+        while runs.join_next().await.is_some() {}
+    }
+
+    fn slot(&self, reference: &str) -> Option<Slot> {
+        lock(&self.shared.slots)
+            .iter()
+            .find(|s| s.reference == reference)
+            .cloned()
+    }
+
+    fn due(&self, reference: &str, instance: &api::PartitionInstance) -> bool {
+        let memory = lock(&self.shared.memory);
+        let Some(done) = memory.partitions.get(reference) else {
+            return true;
+        };
+        if done.instance != instance.id
+            || done.timestamp != instance.timestamp
+            || done.state != instance.requested_state
+        {
+            return true;
+        }
+        match done.retry {
+            Some(retry) => retry.at <= Instant::now(),
+            None => done.at + self.shared.config.periodicity() <= Instant::now(),
+        }
+    }
+
+    fn remember(&self, reference: &str, instance: &api::PartitionInstance, failed: bool) {
+        let mut memory = lock(&self.shared.memory);
+        let previous = memory
+            .partitions
+            .get(reference)
+            .filter(|d| d.instance == instance.id)
+            .and_then(|d| d.retry);
+        let retry = failed.then(|| Retry::after(previous, FIRST_RETRY, MAX_RETRY));
+        memory.partitions.insert(
+            reference.to_owned(),
+            Done {
+                instance: instance.id,
+                timestamp: instance.timestamp,
+                state: instance.requested_state,
+                at: Instant::now(),
+                retry,
+            },
+        );
+    }
+
+    async fn report_state(
+        &self,
+        instance: i64,
+        state: api::ReportedState,
+        error: Option<String>,
+    ) -> bool {
+        let report = api::StateReport { state, error };
+        self.report("instance state", move |c| c.report_state(instance, &report))
+            .await
+    }
+
+    async fn process(&self, slot: Slot, instance: api::PartitionInstance) {
+        let reference = slot.reference.clone();
+        tracing::info!(partition = %reference, instance = instance.id, state = instance.requested_state.as_str(), "processing");
+        let ok = match instance.requested_state {
+            api::RequestedState::Started => self.deploy(&slot, &instance).await,
+            api::RequestedState::Stopped => {
+                self.stop_partition(&reference).await;
+                self.report_state(instance.id, api::ReportedState::Stopped, None)
+                    .await
+            }
+            api::RequestedState::Destroyed => self.destroy(&slot, &instance).await,
+        };
+        self.remember(&reference, &instance, !ok);
+    }
+
+    /// Runs the profile, starts the services, checks the promises, reports.
+    async fn deploy(&self, slot: &Slot, instance: &api::PartitionInstance) -> bool {
+        let config = &self.shared.config;
+        let software_dir =
+            software::software_path(&config.software_root, &instance.software_release);
+        if !software_dir.join(software::COMPLETED).is_file() {
+            tracing::debug!(partition = %slot.reference, "its software release is not installed yet");
+            // Counted as a failure, to be looked at again soon.
+            return false;
+        }
+        let job = instance::Job {
+            computer: config.computer.clone(),
+            partition: slot.reference.clone(),
+            path: slot.path.clone(),
+            addresses: slot.addresses.clone(),
+            software_dir,
+            master_url: config.master_url.clone(),
+            instance: instance.clone(),
+        };
+        let shared = Arc::clone(&self.shared);
+        let user = slot.ids();
+        let outcome = blocking(move || match (user, &shared.options.runner) {
+            (Some((uid, gid)), Some(runner)) => instance::run_as(&job, runner, uid, gid),
+            (Some(_), None) => {
+                Err("isolated partitions need the grove binary to run profiles".to_owned())
+            }
+            (None, _) => instance::run(&job, &shared.fetcher, &shared.registry),
+        })
+        .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(message) => {
+                tracing::warn!(partition = %slot.reference, error = %message, "instance profile failed");
+                self.report_state(instance.id, api::ReportedState::Error, Some(tail(&message)))
+                    .await;
+                return false;
+            }
+        };
+        let id = instance.id;
+        let children = api::Children {
+            titles: outcome.children,
+        };
+        if !self
+            .report("children", move |c| c.set_children(id, &children))
+            .await
+        {
+            return false;
+        }
+        if let Err(message) = self.sync_services(slot).await {
+            self.report_state(instance.id, api::ReportedState::Error, Some(message))
+                .await;
+            return false;
+        }
+        let path = slot.path.clone();
+        let user = slot.ids();
+        let timeout = config.promise_timeout();
+        let failures = blocking(move || Ok(instance::check_promises(&path, user, timeout)))
+            .await
+            .unwrap_or_default();
+        if failures.is_empty() {
+            self.report_state(instance.id, api::ReportedState::Started, None)
+                .await
+        } else {
+            let message: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            let message = message.join("\n");
+            tracing::warn!(partition = %slot.reference, error = %message, "promises failed");
+            self.report_state(instance.id, api::ReportedState::Error, Some(tail(&message)))
+                .await;
+            false
+        }
+    }
+
+    /// Starts what `etc/service` and `etc/run` hold, restarts what changed, stops the rest.
+    async fn sync_services(&self, slot: &Slot) -> Result<(), String> {
+        let config = &self.shared.config;
+        let prefix = format!("{}/", slot.reference);
+        let found = instance::services(&slot.path);
+        let mut wanted = BTreeMap::new();
+        for (name, program) in found {
+            let digest = std::fs::read(&program)
+                .map(|bytes| software::md5_hex(&String::from_utf8_lossy(&bytes)))
+                .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
+            let env: BTreeMap<OsString, OsString> = [
+                ("PATH", instance::SERVICE_PATH.into()),
+                ("HOME", slot.path.clone().into_os_string()),
+                ("LANG", "C.UTF-8".into()),
+            ]
+            .into_iter()
+            .map(|(k, v): (&str, OsString)| (OsString::from(k), v))
+            .collect();
+            let spec = ServiceSpec {
+                name: format!("{prefix}{name}"),
+                program,
+                args: Vec::new(),
+                cwd: slot.path.clone(),
+                env,
+                log: config.service_log(&slot.reference, &name),
+                user: slot.ids(),
+            };
+            wanted.insert(spec.name.clone(), (spec, digest));
+        }
+        let mut supervisor = self.shared.supervisor.lock().await;
+        for name in supervisor.names() {
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            let keep = wanted.get(&name).is_some_and(|(spec, digest)| {
+                supervisor.runs(spec)
+                    && lock(&self.shared.memory).programs.get(&name) == Some(digest)
+            });
+            if keep {
+                wanted.remove(&name);
+            } else {
+                tracing::info!(service = %name, "stopping");
+                let _ = supervisor.stop(&name).await;
+                lock(&self.shared.memory).programs.remove(&name);
+            }
+        }
+        for (name, (spec, digest)) in wanted {
+            tracing::info!(service = %name, "starting");
+            supervisor
+                .start(spec)
+                .map_err(|e| format!("cannot start {name}: {e}"))?;
+            lock(&self.shared.memory).programs.insert(name, digest);
+        }
+        Ok(())
+    }
+
+    async fn stop_partition(&self, reference: &str) {
+        let prefix = format!("{reference}/");
+        let mut supervisor = self.shared.supervisor.lock().await;
+        for name in supervisor.names() {
+            if name.starts_with(&prefix) {
+                let _ = supervisor.stop(&name).await;
+                lock(&self.shared.memory).programs.remove(&name);
+            }
+        }
+    }
+
+    async fn destroy(&self, slot: &Slot, instance: &api::PartitionInstance) -> bool {
+        self.stop_partition(&slot.reference).await;
+        let path = slot.path.clone();
+        let user = slot.ids();
+        let timeout = self.shared.config.promise_timeout();
+        if let Err(message) = blocking(move || instance::wipe(&path, user, timeout)).await {
+            tracing::warn!(partition = %slot.reference, error = %message, "cannot wipe");
+            return false;
+        }
+        self.report_state(instance.id, api::ReportedState::Destroyed, None)
+            .await
+    }
+
+    /// Stops every service (the agent is shutting down, or a one-shot pass ends).
+    pub async fn stop_services(&self) {
+        self.shared.supervisor.lock().await.stop_all().await;
+    }
+
+    /// One pass for scripts: read the desired state once, then the software or instance
+    /// pass.
+    pub async fn once(&self, software: bool, instances: bool) -> Result<(), NodeError> {
+        self.format().await?;
+        self.refresh(Duration::ZERO).await?;
+        if lock(&self.shared.memory).offline {
+            return Err(NodeError::Failed(format!(
+                "cannot reach the master at {}",
+                self.shared.config.master_url
+            )));
+        }
+        if software {
+            self.software_pass().await;
+        }
+        if instances {
+            self.instance_pass().await;
+        }
+        Ok(())
+    }
+
+    /// Whether the last pass left any partition or software release failed.
+    pub fn failures(&self) -> Vec<String> {
+        let memory = lock(&self.shared.memory);
+        let mut failed: Vec<String> = memory
+            .partitions
+            .iter()
+            .filter(|(_, d)| d.retry.is_some())
+            .map(|(p, _)| p.clone())
+            .chain(memory.software_retry.keys().cloned())
+            .collect();
+        failed.sort();
+        failed
+    }
+
+    /// Sends one usage report now.
+    pub async fn report_usage(&self) -> Result<(), NodeError> {
+        usage::report_once(self).await
+    }
+
+    /// Every supervised service's status.
+    pub async fn service_status(&self) -> Vec<ServiceStatus> {
+        let statuses = self.shared.supervisor.lock().await.status();
+        statuses.into_iter().map(ServiceStatus::from).collect()
+    }
+}
