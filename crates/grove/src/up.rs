@@ -91,6 +91,9 @@ fn node_config(
         config.instance_root = data_dir.join("instance");
         config
     };
+    config
+        .apply_env(std::env::vars())
+        .map_err(|message| anyhow!("{}: {message}", path.display()))?;
     config.master_url = master_url.to_owned();
     config.partitions = config.partitions.max(partitions);
     crate::node::write_config(&path, &config)?;

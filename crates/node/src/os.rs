@@ -51,7 +51,9 @@ impl Os for Host {
             let home = home
                 .to_str()
                 .ok_or_else(|| format!("{} is not UTF-8", home.display()))?;
-            run(
+            // useradd fails while another one holds the lock on /etc/passwd.
+            let mut attempt = 0;
+            while let Err(e) = run(
                 "useradd",
                 &[
                     "--system",
@@ -63,7 +65,16 @@ impl Os for Host {
                     "/usr/sbin/nologin",
                     name,
                 ],
-            )?;
+            ) {
+                attempt += 1;
+                if lookup()?.is_some() {
+                    break;
+                }
+                if attempt >= 20 {
+                    return Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+            }
         }
         let user = lookup()?.ok_or_else(|| format!("user {name} was not created"))?;
         Ok((user.uid.as_raw(), user.gid.as_raw()))

@@ -24,6 +24,10 @@ pub(crate) fn register(registry: &mut Registry) {
         Box::new(SlapConfiguration { serialised: true }),
     );
     registry.add(
+        "slapos.cookbook:switch-softwaretype",
+        Box::new(SwitchSoftwareType),
+    );
+    registry.add(
         "slapos.cookbook:publish",
         Box::new(Publish { serialised: false }),
     );
@@ -214,11 +218,29 @@ struct Publish {
 }
 
 impl Publish {
-    fn publish(&self, ctx: &Context<'_>, options: &Options<'_>) -> Result<(), String> {
-        options.refuse(&["-extends"])?;
+    fn publish(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
         let partition = partition(ctx)?;
         let mut parameters = api::Parameters::new();
-        for (key, value) in options.values {
+        // `-extends`: other sections' options first, this section's own win.
+        let mut sources = Vec::new();
+        for section in options
+            .get("-extends")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let values = resolved
+                .sections
+                .get(section)
+                .ok_or_else(|| format!("-extends names section {section}, which does not exist"))?;
+            sources.push(values);
+        }
+        sources.push(options.values);
+        for (key, value) in sources.into_iter().flatten() {
             if key == "recipe"
                 || key.starts_with('-')
                 || key.starts_with('_')
@@ -259,14 +281,19 @@ impl Recipe for Publish {
         &self,
         ctx: &Context<'_>,
         options: &Options<'_>,
-        _: &Resolved,
+        resolved: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
-        self.publish(ctx, options).map(|()| Vec::new())
+        self.publish(ctx, options, resolved).map(|()| Vec::new())
     }
 
     /// Published on every run: the master keeps what did not change as it is.
-    fn update(&self, ctx: &Context<'_>, options: &Options<'_>, _: &Resolved) -> Result<(), String> {
-        self.publish(ctx, options)
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        self.publish(ctx, options, resolved)
     }
 }
 
@@ -382,5 +409,102 @@ impl Recipe for Request {
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
         Ok(Vec::new())
+    }
+}
+
+/// `slapos.cookbook:switch-softwaretype`: runs the profile named for the instance's software
+/// type (`<type> = /path/to/profile` or `<type> = section:option` naming one) as a
+/// sub-profile in the same partition, with `[slap-connection]` and the computed
+/// `[slap-configuration]` passed through. It runs on every run, since the instance's
+/// parameters reach the sub-profile without changing this part's options.
+struct SwitchSoftwareType;
+
+const SWITCH_PROFILE: &str = "buildout-switch.cfg";
+const SWITCH_STATE: &str = ".installed-switch.json";
+
+impl SwitchSoftwareType {
+    fn run(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let partition = partition(ctx)?;
+        let software_type = partition.instance.software_type.as_str();
+        // SlapOS's former name of the default type.
+        let chosen = options
+            .get(software_type)
+            .or_else(|| {
+                (software_type == "RootSoftwareInstance")
+                    .then(|| options.get("default"))
+                    .flatten()
+            })
+            .ok_or_else(|| format!("no profile for software type {software_type}"))?;
+        let chosen = chosen.trim();
+        let path = match chosen.split_once(':') {
+            Some((section, option)) if !chosen.contains('/') => resolved
+                .text(section, option)
+                .ok_or_else(|| format!("{chosen} names no option"))?,
+            _ => chosen.to_owned(),
+        };
+        let mut text = format!(
+            "# Written by grove for software type {software_type}.\n[buildout]\nextends = {}\n",
+            escape(&path)
+        );
+        for section in ["slap-connection", "slap-configuration"] {
+            let Some(values) = resolved.sections.get(section) else {
+                continue;
+            };
+            text.push_str(&format!("\n[{section}]\n"));
+            for (key, value) in values {
+                if key == "recipe" || key.starts_with('_') {
+                    continue;
+                }
+                let value = escape(&value.as_text());
+                text.push_str(&format!("{key} = {}\n", value.replace('\n', "\n  ")));
+            }
+        }
+        let main = ctx.inside(std::path::Path::new(SWITCH_PROFILE))?;
+        std::fs::write(&main, text).map_err(|e| format!("cannot write {}: {e}", main.display()))?;
+        let location = main
+            .to_str()
+            .ok_or_else(|| format!("{} is not UTF-8", main.display()))?;
+        let profile = grove_profile::load(
+            location,
+            ctx.fetcher,
+            &grove_profile::LoadOptions::default(),
+        )
+        .map_err(|d| d.to_string())?;
+        if let Some(error) = profile.diagnostics.iter().find(|d| d.is_error()) {
+            return Err(error.to_string());
+        }
+        crate::install::install_recording(&profile, &Registry::builtin(), ctx, SWITCH_STATE)
+            .map_err(|e| format!("software type {software_type}: {e}"))?;
+        Ok(vec![main])
+    }
+}
+
+/// A value written into a profile stays literal.
+fn escape(text: &str) -> String {
+    text.replace('$', "$$")
+}
+
+impl Recipe for SwitchSoftwareType {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        self.run(ctx, options, resolved)
+    }
+
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        self.run(ctx, options, resolved).map(|_| ())
     }
 }

@@ -50,22 +50,22 @@ struct State {
 
 const STATE_FILE: &str = ".installed.json";
 
-fn read_state(dir: &Path) -> State {
-    std::fs::read(dir.join(STATE_FILE))
+fn read_state(dir: &Path, file: &str) -> State {
+    std::fs::read(dir.join(file))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }
 
 /// Written to a temporary file and renamed, so that a crash leaves the old or the new state.
-fn write_state(dir: &Path, state: &State) -> Result<(), InstallError> {
-    let path = dir.join(STATE_FILE);
+fn write_state(dir: &Path, file: &str, state: &State) -> Result<(), InstallError> {
+    let path = dir.join(file);
     let error = |source| InstallError::State {
         path: path.clone(),
         source,
     };
     let bytes = serde_json::to_vec_pretty(state).map_err(|e| error(std::io::Error::other(e)))?;
-    let temporary = dir.join(format!("{STATE_FILE}.new"));
+    let temporary = dir.join(format!("{file}.new"));
     std::fs::write(&temporary, bytes).map_err(error)?;
     std::fs::rename(&temporary, &path).map_err(error)
 }
@@ -118,6 +118,16 @@ pub fn install(
     registry: &Registry,
     ctx: &Context<'_>,
 ) -> Result<Report, InstallError> {
+    install_recording(profile, registry, ctx, STATE_FILE)
+}
+
+/// Installs, recording what was installed in `state_file` (a sub-profile keeps its own).
+pub(crate) fn install_recording(
+    profile: &Profile,
+    registry: &Registry,
+    ctx: &Context<'_>,
+    state_file: &str,
+) -> Result<Report, InstallError> {
     let resolved = profile.resolve_with(&mut Init { registry, ctx });
     let errors: Vec<Diagnostic> = resolved
         .diagnostics
@@ -128,7 +138,7 @@ pub fn install(
     if !errors.is_empty() {
         return Err(InstallError::Profile(errors));
     }
-    let mut state = read_state(&ctx.directory);
+    let mut state = read_state(&ctx.directory, state_file);
     let mut report = Report::default();
 
     // Parts that left the profile go first, last installed first.
@@ -144,7 +154,7 @@ pub fn install(
         if let Some(index) = state.parts.iter().position(|(n, _)| *n == name) {
             let (_, old) = state.parts.remove(index);
             remove_paths(&old.paths);
-            write_state(&ctx.directory, &state)?;
+            write_state(&ctx.directory, state_file, &state)?;
             report.uninstalled.push(name);
         }
     }
@@ -186,7 +196,7 @@ pub fn install(
             // Changed: what the old options made goes before the new options install.
             let (_, old) = state.parts.remove(index);
             remove_paths(&old.paths);
-            write_state(&ctx.directory, &state)?;
+            write_state(&ctx.directory, state_file, &state)?;
         }
         let paths = recipe.install(ctx, &options, &resolved).map_err(failed)?;
         state.parts.push((
@@ -197,7 +207,7 @@ pub fn install(
                 paths,
             },
         ));
-        write_state(&ctx.directory, &state)?;
+        write_state(&ctx.directory, state_file, &state)?;
         report.installed.push(part.clone());
     }
     Ok(report)
