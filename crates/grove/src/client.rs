@@ -110,6 +110,10 @@ pub(crate) struct RequestArgs {
     /// How long --wait waits.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// How long --wait lets the instance stay in error before failing (a parent is in
+    /// error until its children publish).
+    #[arg(long, default_value_t = 15)]
+    error_grace: u64,
     #[command(flatten)]
     connection: Connection,
 }
@@ -242,13 +246,12 @@ pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
     let instance = request_instance(&client, &request)?;
     let connection = if args.wait && request.state == api::RequestedState::Started {
         let progress = !args.connection.json && std::io::stderr().is_terminal();
-        wait_for_connection(
-            &client,
-            instance.id,
-            Duration::from_secs(args.timeout),
+        let wait = Wait {
+            timeout: Duration::from_secs(args.timeout),
+            error_grace: Duration::from_secs(args.error_grace),
             progress,
-        )?
-        .connection
+        };
+        wait_for_connection(&client, instance.id, &wait)?.connection
     } else {
         instance.connection
     };
@@ -284,17 +287,28 @@ pub(crate) fn connection_lines(connection: &api::Parameters) -> Vec<String> {
         .collect()
 }
 
-/// How long an instance may stay in error before a wait gives up: a parent is in error
-/// while its children have not published yet.
-const ERROR_GRACE: Duration = Duration::from_secs(15);
+/// How to wait for an instance.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wait {
+    pub(crate) timeout: Duration,
+    /// How long the instance may stay in error before the wait fails: a parent is in error
+    /// while its children have not published yet.
+    pub(crate) error_grace: Duration,
+    /// Show the instance's progress on stderr.
+    pub(crate) progress: bool,
+}
 
-/// Polls the instance until it has published connection parameters.
+/// Polls the instance until it has published connection parameters and reported started.
 pub(crate) fn wait_for_connection(
     client: &Client,
     id: i64,
-    timeout: Duration,
-    progress: bool,
+    wait: &Wait,
 ) -> anyhow::Result<api::Instance> {
+    let Wait {
+        timeout,
+        error_grace,
+        progress,
+    } = *wait;
     let start = Instant::now();
     let mut error_since: Option<Instant> = None;
     let mut shown = String::new();
@@ -307,7 +321,10 @@ pub(crate) fn wait_for_connection(
                 grove_node::client::SHORT,
             )?
             .ok_or_else(|| anyhow!("the master answered nothing"))?;
-        if !instance.connection.is_empty() {
+        // Published, and its services up (the promises passed).
+        if !instance.connection.is_empty()
+            && instance.reported_state == Some(api::ReportedState::Started)
+        {
             if progress {
                 eprintln!();
             }
@@ -316,7 +333,7 @@ pub(crate) fn wait_for_connection(
         let status = match (&instance.reported_state, &instance.error) {
             (Some(api::ReportedState::Error), Some(error)) => {
                 let since = *error_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > ERROR_GRACE {
+                if since.elapsed() > error_grace {
                     bail!("instance {} failed: {error}", instance.title);
                 }
                 format!("error (retrying): {}", error.lines().next().unwrap_or(""))

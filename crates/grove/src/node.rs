@@ -158,12 +158,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let agent = agent(config);
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let code = runtime.block_on(async {
         tracing::info!(computer = %agent.config().computer, master = %agent.config().master_url, "node agent starting");
         agent.run(crate::master::shutdown_signal()).await?;
         tracing::info!("node agent stopped");
-        Ok(ExitCode::SUCCESS)
-    })
+        anyhow::Ok(ExitCode::SUCCESS)
+    });
+    // A long poll may still hold a blocking thread: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 enum Pass {

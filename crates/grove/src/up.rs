@@ -109,7 +109,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
     let example = args.example.as_deref().map(example_release).transpose()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let master = grove_master::start(&grove_master::MasterConfig {
             listen: args.listen,
             data_dir: data_dir.join("master"),
@@ -125,7 +125,6 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || node_config(&dir, &url, &admin, args.partitions))
                 .await??
         };
-        write_client_file(&data_dir, &url, &admin)?;
         eprintln!("grove is up: master {url}");
         eprintln!("admin token: {}", master.admin_token_path.display());
         eprintln!(
@@ -136,6 +135,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let agent = crate::node::agent(config);
         // Partitions are declared before anything is requested of them.
         agent.format().await?;
+        write_client_file(&data_dir, &url, &admin)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = {
             let agent = agent.clone();
@@ -171,8 +171,11 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             Err(e) => eprintln!("error: the node agent failed: {e}"),
         }
         master.stop().await;
-        Ok(ExitCode::SUCCESS)
-    })
+        anyhow::Ok(ExitCode::SUCCESS)
+    });
+    // A long poll may still hold a blocking thread: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 /// Lets the client commands find this master without flags.
@@ -216,12 +219,12 @@ fn deploy_example(client: &Client, name: &str, release: &str, json: bool) -> any
     };
     let instance = crate::client::request_instance(client, &request)?;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let instance = crate::client::wait_for_connection(
-        client,
-        instance.id,
-        Duration::from_secs(600),
+    let wait = crate::client::Wait {
+        timeout: Duration::from_secs(600),
+        error_grace: Duration::from_secs(60),
         progress,
-    )?;
+    };
+    let instance = crate::client::wait_for_connection(client, instance.id, &wait)?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, &instance.connection)?;

@@ -128,6 +128,9 @@ pub struct Master<S> {
     pub(crate) changes: ChangeStream,
     pub(crate) caches: Caches,
     pub(crate) rng: SystemRandom,
+    /// Set when the master stops, so that long polls answer at once instead of holding
+    /// the shutdown up.
+    pub(crate) closing: Arc<watch::Sender<bool>>,
 }
 
 impl<S: Store> Master<S> {
@@ -209,6 +212,7 @@ pub struct RunningMaster {
     pub addr: SocketAddr,
     pub admin_token_path: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    closing: Arc<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -219,6 +223,7 @@ impl RunningMaster {
 
     /// Stops accepting requests and waits for the ones in flight.
     pub async fn stop(mut self) {
+        self.closing.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -290,6 +295,7 @@ pub async fn open(data_dir: &Path) -> Result<Arc<Master<SqliteStore>>, MasterErr
         changes: ChangeStream::default(),
         caches: Caches::default(),
         rng,
+        closing: Arc::new(watch::channel(false).0),
     }))
 }
 
@@ -309,6 +315,7 @@ pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> 
             source,
         })?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let closing = Arc::clone(&master.closing);
     let app = routes::router(master);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -323,6 +330,7 @@ pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> 
         addr,
         admin_token_path: config.data_dir.join("admin.token"),
         shutdown: Some(tx),
+        closing,
         task,
     })
 }

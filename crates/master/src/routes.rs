@@ -423,16 +423,20 @@ async fn desired_state<S: Store>(
     let row = own_computer(&m, &caller, &reference).await?;
     // Subscribe before reading, so that a change between the two is not missed.
     let mut changes = m.changes.subscribe(row.id);
+    let mut closing = m.closing.subscribe();
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
     loop {
         let document = desired_document(&m, row.id).await?;
         let fresh = query.after.is_none_or(|after| document.revision > after);
-        if fresh || tokio::time::Instant::now() >= deadline {
+        if fresh || tokio::time::Instant::now() >= deadline || *closing.borrow() {
             let headers = [(axum::http::header::CONTENT_TYPE, "application/json")];
             return Ok((headers, document.body).into_response());
         }
-        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, changes.changed()) => {}
+            _ = closing.changed() => {}
+        }
     }
 }
 

@@ -145,6 +145,8 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(format!("internal error: {e}")))
 }
 
+/// How long promises may fail after their services were started, before it counts.
+const PROMISE_GRACE: Duration = Duration::from_secs(3);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 const SOFTWARE_FIRST_RETRY: Duration = Duration::from_secs(10);
@@ -622,17 +624,35 @@ impl Agent {
         {
             return false;
         }
-        if let Err(message) = self.sync_services(slot).await {
-            self.report_state(instance.id, api::ReportedState::Error, Some(message))
-                .await;
-            return false;
-        }
+        let started = match self.sync_services(slot).await {
+            Ok(started) => started,
+            Err(message) => {
+                self.report_state(instance.id, api::ReportedState::Error, Some(message))
+                    .await;
+                return false;
+            }
+        };
         let path = slot.path.clone();
         let user = slot.ids();
         let timeout = config.promise_timeout();
-        let failures = blocking(move || Ok(instance::check_promises(&path, user, timeout)))
-            .await
-            .unwrap_or_default();
+        // Services started just now get a moment to come up before a failure counts.
+        let grace = if started {
+            PROMISE_GRACE
+        } else {
+            Duration::ZERO
+        };
+        let failures = blocking(move || {
+            let deadline = Instant::now() + grace;
+            loop {
+                let failures = instance::check_promises(&path, user, timeout);
+                if failures.is_empty() || Instant::now() >= deadline {
+                    return Ok(failures);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .await
+        .unwrap_or_default();
         if failures.is_empty() {
             self.report_state(instance.id, api::ReportedState::Started, None)
                 .await
@@ -647,7 +667,8 @@ impl Agent {
     }
 
     /// Starts what `etc/service` and `etc/run` hold, restarts what changed, stops the rest.
-    async fn sync_services(&self, slot: &Slot) -> Result<(), String> {
+    /// Returns whether anything was started.
+    async fn sync_services(&self, slot: &Slot) -> Result<bool, String> {
         let config = &self.shared.config;
         let prefix = format!("{}/", slot.reference);
         let found = instance::services(&slot.path);
@@ -692,6 +713,7 @@ impl Agent {
                 lock(&self.shared.memory).programs.remove(&name);
             }
         }
+        let started = !wanted.is_empty();
         for (name, (spec, digest)) in wanted {
             tracing::info!(service = %name, "starting");
             supervisor
@@ -699,7 +721,7 @@ impl Agent {
                 .map_err(|e| format!("cannot start {name}: {e}"))?;
             lock(&self.shared.memory).programs.insert(name, digest);
         }
-        Ok(())
+        Ok(started)
     }
 
     async fn stop_partition(&self, reference: &str) {

@@ -6,6 +6,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use grove_profile::{Resolved, Value};
+use md5::{Digest, Md5};
 use ring::rand::SecureRandom;
 
 use crate::{Context, Options, Recipe, Registry};
@@ -108,8 +109,31 @@ fn shell_quote(text: &str) -> String {
 }
 
 /// `slapos.cookbook:wrapper`: an executable script running `command-line` with an
-/// environment.
+/// environment. `hash-files` (and `hash-existing-files`, which skips missing ones) put a
+/// digest of those files in the script, so that the service is restarted when they change;
+/// the script is written again on every run for that reason.
 struct Wrapper;
+
+/// The md5 of the listed files' contents, in order.
+fn files_digest(ctx: &Context<'_>, list: &str, skip_missing: bool) -> Result<String, String> {
+    let mut hasher = Md5::new();
+    for name in list.split_whitespace() {
+        let path = ctx.inside(Path::new(name))?;
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                hasher.update(name.as_bytes());
+                hasher.update(&bytes);
+            }
+            Err(e) if skip_missing && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("hash-files: cannot read {}: {e}", path.display())),
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
 
 impl Recipe for Wrapper {
     fn install(
@@ -123,14 +147,18 @@ impl Recipe for Wrapper {
             "private-tmp",
             "reserve-cpu",
             "sig-ign",
-            "hash-files",
-            "hash-existing-files",
             "wait-for-files",
             "private-dev-shm",
         ])?;
         let command = options.required("command-line")?;
         let path = ctx.inside(Path::new(&options.required("wrapper-path")?))?;
         let mut script = String::from("#!/bin/sh\n");
+        for (option, skip_missing) in [("hash-files", false), ("hash-existing-files", true)] {
+            if let Some(list) = options.get(option) {
+                let digest = files_digest(ctx, &list, skip_missing)?;
+                script.push_str(&format!("# {option}: {digest}\n"));
+            }
+        }
         for line in options.get("environment").unwrap_or_default().lines() {
             let line = line.trim();
             if line.is_empty() {
@@ -149,6 +177,15 @@ impl Recipe for Wrapper {
         script.push_str(&format!("exec {command} \"$@\"\n"));
         write_file(&path, script.as_bytes(), 0o755)?;
         Ok(vec![path])
+    }
+
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        self.install(ctx, options, resolved).map(|_| ())
     }
 }
 
@@ -350,6 +387,16 @@ impl Recipe for CheckPortListening {
 struct Template;
 
 impl Recipe for Template {
+    /// Rendered again on every run: what it reads can change while its options do not.
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        self.install(ctx, options, resolved).map(|_| ())
+    }
+
     fn install(
         &self,
         ctx: &Context<'_>,
@@ -489,6 +536,16 @@ fn jinja_context(
 }
 
 impl Recipe for Jinja2 {
+    /// Rendered again on every run: what it reads can change while its options do not.
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        self.install(ctx, options, resolved).map(|_| ())
+    }
+
     fn install(
         &self,
         ctx: &Context<'_>,

@@ -1,0 +1,641 @@
+//! End to end, with the `grove` binary: a real master and a real node on loopback, real
+//! software releases (the examples), real services, the client commands.
+//!
+//! Each test has its own data directory, loopback network (`127.78.<n>.0`) and, as root,
+//! its own partition users, so that tests run in parallel.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn grove() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_grove"));
+    command.env("GROVE_LOG", "info,grove_store=warn");
+    command
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .join("software.cfg")
+        .canonicalize()
+        .expect("example exists")
+        .display()
+        .to_string()
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A test's own place: data directory, addresses and user names.
+struct Place {
+    dir: tempfile::TempDir,
+    net: u8,
+}
+
+impl Place {
+    fn new(net: u8) -> Place {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Partition users must traverse it when the tests run as root.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        Place { dir, net }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn node_env(&self, command: &mut Command) {
+        command
+            .env("GROVE_NODE_IPV4_BASE", format!("127.78.{}.1", self.net))
+            .env("GROVE_NODE_USER_BASE", format!("gt{}u", self.net))
+            .env("GROVE_NODE_POLL_WAIT_SECONDS", "5")
+            .env("GROVE_NODE_PROMISE_TIMEOUT_SECONDS", "5");
+    }
+
+    fn address(&self, partition: u8) -> String {
+        format!("127.78.{}.{}", self.net, partition + 1)
+    }
+
+    /// A client command against the `grove up` of this place.
+    fn client(&self, args: &[&str]) -> Output {
+        let output = grove()
+            .args(args)
+            .env("GROVE_CLIENT_CONFIG", self.path().join("up/client.toml"))
+            .env_remove("GROVE_MASTER_URL")
+            .env_remove("GROVE_TOKEN")
+            .output()
+            .expect("grove runs");
+        assert!(
+            output.status.success(),
+            "grove {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn client_json(&self, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let output = self.client(&all);
+        serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+    }
+
+    fn instance(&self, title: &str) -> Value {
+        self.client_json(&["service", "info", title])
+    }
+}
+
+/// A running daemon (`grove up`, `grove master`, `grove node`), stopped with SIGINT (and
+/// waited for) when dropped.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn spawn(mut command: Command, log: PathBuf) -> Daemon {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(file)
+            .spawn()
+            .expect("grove starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, log, lines }
+    }
+
+    /// The next line it prints on stdout.
+    fn line(&self, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("no output ({e}); log:\n{}", self.log_text()))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+
+    /// SIGINT, then waits for it to exit.
+    fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        self.signal(nix::sys::signal::Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// `grove up` in this place, with an example deployed; returns its connection parameters.
+fn up(place: &Place, example: Option<&str>) -> (Daemon, Option<Value>) {
+    let mut command = grove();
+    command.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--partitions",
+        "3",
+        "--json",
+    ]);
+    command.arg("--data-dir").arg(place.path().join("up"));
+    if let Some(name) = example {
+        command.args(["--example", name]);
+    }
+    place.node_env(&mut command);
+    let daemon = Daemon::spawn(command, place.path().join("up.log"));
+    let connection = example.map(|_| {
+        let line = daemon.line(Duration::from_secs(120));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    });
+    if example.is_none() {
+        // Up once the client file is written.
+        eventually("grove up to start", || {
+            place.path().join("up/client.toml").exists().then_some(())
+        });
+    }
+    (daemon, connection)
+}
+
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(url: &str) -> Option<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    agent.get(url).call().ok()?.body_mut().read_to_string().ok()
+}
+
+fn text(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
+        .to_owned()
+}
+
+#[test]
+fn hello_answers_and_follows_its_parameters() {
+    let place = Place::new(1);
+    let (daemon, connection) = up(&place, Some("hello"));
+    let url = text(&connection.expect("published"), "url");
+    assert_eq!(url, format!("http://{}:8000/", place.address(0)));
+    assert_eq!(get(&url).as_deref(), Some("Hello World!\n"));
+
+    let sr = example("hello");
+    place.client(&["request", "hello", &sr, "--param", "name=Alice"]);
+    eventually("the new greeting", || {
+        (get(&url).as_deref() == Some("Hello Alice!\n")).then_some(())
+    });
+    eventually("the instance to report started", || {
+        (place.instance("hello")["reported_state"] == "started").then_some(())
+    });
+    daemon.stop();
+}
+
+#[test]
+fn redis_keeps_what_is_written_with_the_published_password() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("redis-server is needed (apt-get install redis-server)");
+    }
+    let place = Place::new(2);
+    let (daemon, connection) = up(&place, Some("redis"));
+    let connection = connection.expect("published");
+    let url = text(&connection, "url");
+    let password = text(&connection, "password");
+    assert!(password.len() >= 16, "{password}");
+    let (host, port) = url
+        .strip_prefix("redis://")
+        .and_then(|a| a.rsplit_once(':'))
+        .expect("redis://host:port");
+    assert_eq!(host, place.address(0));
+    let cli = |args: &[&str], auth: bool| {
+        let mut command = Command::new("redis-cli");
+        command.args(["-h", host, "-p", port, "--no-auth-warning"]);
+        if auth {
+            command.args(["-a", &password]);
+        }
+        let output = command.args(args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    eventually("redis to accept connections", || {
+        (cli(&["PING"], true) == "PONG").then_some(())
+    });
+    assert_eq!(cli(&["SET", "grove", "works"], true), "OK");
+    assert_eq!(cli(&["GET", "grove"], true), "works");
+    assert!(cli(&["GET", "grove"], false).contains("NOAUTH"));
+    daemon.stop();
+}
+
+#[test]
+fn webapp_requests_its_redis_child_and_uses_it() {
+    let place = Place::new(3);
+    let (daemon, connection) = up(&place, Some("webapp"));
+    let url = text(&connection.expect("published"), "url");
+    assert_eq!(get(&url).as_deref(), Some("Hello, visitor number 1!\n"));
+    assert_eq!(get(&url).as_deref(), Some("Hello, visitor number 2!\n"));
+    let list = place.client_json(&["service", "list"]);
+    let child = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["title"] == "redis")
+        .expect("the child is listed")
+        .clone();
+    assert_eq!(child["software_type"], "redis");
+    assert!(!child["parent"].is_null());
+    assert!(
+        text(&child["connection"], "url").starts_with(&format!("redis://{}:", place.address(1)))
+    );
+    daemon.stop();
+}
+
+#[test]
+fn stop_start_destroy_and_the_partition_is_reused() {
+    let place = Place::new(4);
+    let (daemon, connection) = up(&place, Some("hello"));
+    let url = text(&connection.expect("published"), "url");
+    let sr = example("hello");
+
+    place.client(&["request", "hello", &sr, "--state", "stopped"]);
+    eventually("the service to stop", || {
+        (get(&url).is_none() && place.instance("hello")["reported_state"] == "stopped")
+            .then_some(())
+    });
+
+    place.client(&["request", "hello", &sr, "--state", "started"]);
+    eventually("the service to start again", || {
+        (get(&url).as_deref() == Some("Hello World!\n")).then_some(())
+    });
+
+    place.client(&["request", "hello", &sr, "--state", "destroyed"]);
+    eventually("the partition to be freed", || {
+        let computer = place.client_json(&["computer", "info", "local"]);
+        let slot = computer["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .find(|p| p["reference"] == "slappart0")
+            .expect("slappart0")
+            .clone();
+        slot["instance"].is_null().then_some(())
+    });
+    assert!(get(&url).is_none());
+    let left: Vec<String> = std::fs::read_dir(place.path().join("up/instance/slappart0"))
+        .expect("partition")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [".grove-resource.json"]);
+
+    let again = place.client_json(&[
+        "request",
+        "hello-again",
+        &sr,
+        "--param",
+        "name=Bob",
+        "--wait",
+    ]);
+    let again_url = text(&again, "url");
+    assert!(
+        again_url.starts_with(&format!("http://{}:", place.address(0))),
+        "slappart0 is reused: {again_url}"
+    );
+    eventually("the new instance to answer", || {
+        (get(&again_url).as_deref() == Some("Hello Bob!\n")).then_some(())
+    });
+    daemon.stop();
+}
+
+#[test]
+fn grove_up_resumes_every_instance_after_a_restart() {
+    let place = Place::new(5);
+    let (daemon, connection) = up(&place, Some("hello"));
+    let url = text(&connection.expect("published"), "url");
+    assert!(get(&url).is_some());
+    daemon.stop();
+    assert!(get(&url).is_none(), "services stop with grove up");
+
+    let (daemon, _) = up(&place, None);
+    eventually("the service to be back", || {
+        (get(&url).as_deref() == Some("Hello World!\n")).then_some(())
+    });
+    daemon.stop();
+}
+
+#[test]
+fn a_failing_promise_puts_the_instance_in_error_with_its_output() {
+    let place = Place::new(6);
+    let sr = place.path().join("broken.cfg");
+    std::fs::write(
+        &sr,
+        "[buildout]\nparts = instance\n\n[instance]\nrecipe = slapos.recipe.template\n\
+         output = ${buildout:directory}/instance.cfg\ninline =\n  [buildout]\n  parts = promise\n  \
+         [promise]\n  recipe = slapos.recipe.template\n  output = $${buildout:directory}/etc/promise/disk\n  \
+         mode = 0755\n  inline =\n    #!/bin/sh\n    echo the disk is on fire\n    exit 1\n",
+    )
+    .expect("write");
+    let sr = sr.display().to_string();
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    place.client(&["request", "broken", &sr]);
+    let error = eventually("the error to be reported", || {
+        let instance = place.instance("broken");
+        (instance["reported_state"] == "error").then(|| text(&instance, "error"))
+    });
+    assert_eq!(
+        error,
+        "promise disk failed: exit status: 1: the disk is on fire"
+    );
+
+    let waited = grove()
+        .args(["request", "broken", &sr, "--wait", "--error-grace", "1"])
+        .env("GROVE_CLIENT_CONFIG", place.path().join("up/client.toml"))
+        .output()
+        .expect("runs");
+    assert!(!waited.status.success());
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert!(
+        stderr.contains("instance broken failed: promise disk failed"),
+        "{stderr}"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn a_broken_software_release_is_reported_with_its_error() {
+    let place = Place::new(7);
+    let sr = place.path().join("broken-software.cfg");
+    std::fs::write(
+        &sr,
+        "[buildout]\nparts = x\n\n[x]\nrecipe = no.such:recipe\n",
+    )
+    .expect("write");
+    let sr = sr.display().to_string();
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    let error = eventually("the software error", || {
+        let computer = place.client_json(&["computer", "info", "local"]);
+        computer["software"]
+            .as_array()
+            .expect("software")
+            .iter()
+            .find(|s| s["reported_state"] == "error")
+            .map(|s| text(s, "error"))
+    });
+    assert!(
+        error.contains(
+            "broken-software.cfg:5: [x]: recipe no.such:recipe: not implemented by Grove"
+        ),
+        "{error}"
+    );
+    daemon.stop();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn master_and_node_apart_survive_each_others_restarts() {
+    let place = Place::new(8);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let master_url = format!("http://{listen}");
+    let start_master = || {
+        let mut command = grove();
+        command.args(["master", "--listen", &listen]);
+        command.arg("--data-dir").arg(place.path().join("master"));
+        let daemon = Daemon::spawn(command, place.path().join("master.log"));
+        eventually("the master to answer", || {
+            get(&format!("{master_url}/v1/health"))
+        });
+        daemon
+    };
+    let master = start_master();
+    let admin = std::fs::read_to_string(place.path().join("master/admin.token"))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+    let config = place.path().join("node.toml");
+    let client = |args: &[&str]| -> Value {
+        let output = grove()
+            .args(args)
+            .arg("--json")
+            .env("GROVE_MASTER_URL", &master_url)
+            .env("GROVE_TOKEN", &admin)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("json")
+    };
+    let registered = grove()
+        .args(["node", "register", "node-1", "--partitions", "2"])
+        .args(["--master-url", &master_url, "--token", &admin])
+        .arg("--config")
+        .arg(&config)
+        .arg("--software-root")
+        .arg(place.path().join("software"))
+        .arg("--instance-root")
+        .arg(place.path().join("instance"))
+        .status()
+        .expect("runs");
+    assert!(registered.success());
+    let start_node = || {
+        let mut command = grove();
+        command.arg("node").arg("--config").arg(&config);
+        place.node_env(&mut command);
+        Daemon::spawn(command, place.path().join("node.log"))
+    };
+    let node = start_node();
+    eventually("the node to declare its partitions", || {
+        let computer = client(&["computer", "info", "node-1"]);
+        (computer["partitions"].as_array().map(Vec::len) == Some(2)).then_some(())
+    });
+
+    let computers = client(&["computer", "list"]);
+    assert_eq!(computers[0]["reference"], "node-1");
+    let sr = example("hello");
+    client(&["supply", &sr, "node-1"]);
+    let first = client(&["request", "first", &sr, "--wait", "--param", "name=one"]);
+    let first_url = text(&first, "url");
+    assert_eq!(get(&first_url).as_deref(), Some("Hello one!\n"));
+
+    let status = grove()
+        .args(["node", "status", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!(status[0]["partition"], "slappart0");
+    assert_eq!(status[0]["service"], "hello");
+    assert_eq!(status[0]["state"], "running");
+
+    // The master goes away: the service keeps running.
+    master.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(get(&first_url).as_deref(), Some("Hello one!\n"));
+    // It comes back: the node catches up with what is asked afterwards.
+    let master = start_master();
+    let second = client(&["request", "second", &sr, "--wait", "--param", "name=two"]);
+    assert_eq!(get(&text(&second, "url")).as_deref(), Some("Hello two!\n"));
+
+    // The node restarts: its services come back.
+    node.stop();
+    assert!(get(&first_url).is_none());
+    let node = start_node();
+    eventually("the first service to be back", || {
+        (get(&first_url).as_deref() == Some("Hello one!\n")).then_some(())
+    });
+    node.stop();
+    master.stop();
+}
+
+/// Partition `n`'s user, from its resource file.
+fn partition_user(place: &Place, partition: u8) -> (u32, u32) {
+    let resource: Value = serde_json::from_slice(
+        &std::fs::read(place.path().join(format!(
+            "up/instance/slappart{partition}/.grove-resource.json"
+        )))
+        .expect("resource file"),
+    )
+    .expect("json");
+    let user = &resource["user"];
+    (
+        user["uid"].as_u64().expect("uid") as u32,
+        user["gid"].as_u64().expect("gid") as u32,
+    )
+}
+
+#[test]
+fn as_root_partitions_are_isolated_from_each_other() {
+    if !is_root() {
+        eprintln!("skipped: isolation needs root");
+        return;
+    }
+    let place = Place::new(9);
+    let (daemon, _) = up(&place, Some("hello"));
+    let sr = example("hello");
+    place.client(&["request", "other", &sr, "--wait"]);
+    let (uid0, gid0) = partition_user(&place, 0);
+    let (uid1, _) = partition_user(&place, 1);
+    assert_ne!(uid0, uid1);
+
+    let as_partition0 = |program: &str, args: &[&str]| {
+        use std::os::unix::process::CommandExt;
+        Command::new(program)
+            .args(args)
+            .uid(uid0)
+            .gid(gid0)
+            .output()
+            .expect("runs")
+    };
+    let own = place.path().join("up/instance/slappart0/buildout.cfg");
+    let other = place.path().join("up/instance/slappart1/buildout.cfg");
+    let other_dir = place.path().join("up/instance/slappart1");
+    assert!(
+        as_partition0("cat", &[own.to_str().expect("utf-8")])
+            .status
+            .success()
+    );
+    let read = as_partition0("cat", &[other.to_str().expect("utf-8")]);
+    assert!(!read.status.success());
+    assert!(String::from_utf8_lossy(&read.stderr).contains("Permission denied"));
+    let write = as_partition0(
+        "touch",
+        &[other_dir.join("intruder").to_str().expect("utf-8")],
+    );
+    assert!(!write.status.success());
+    let software = place.path().join("up/software");
+    let write = as_partition0(
+        "touch",
+        &[software.join("intruder").to_str().expect("utf-8")],
+    );
+    assert!(
+        !write.status.success(),
+        "software is read-only for partitions"
+    );
+
+    // The services run as their partition's user.
+    let status = grove()
+        .args(["node", "status", "--json", "--config"])
+        .arg(place.path().join("up/node.toml"))
+        .output()
+        .expect("runs");
+    let status: Value = serde_json::from_slice(&status.stdout).expect("json");
+    for service in status.as_array().expect("array") {
+        let pid = service["pid"].as_u64().expect("pid");
+        let owner = std::fs::metadata(format!("/proc/{pid}"))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .expect("process");
+        let expected = if service["partition"] == "slappart0" {
+            uid0
+        } else {
+            uid1
+        };
+        assert_eq!(owner, expected, "{service}");
+    }
+    daemon.stop();
+}
