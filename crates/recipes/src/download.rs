@@ -55,7 +55,11 @@ fn destination(
 
 /// Downloads `url` into `into` (a new file), checking the checksums the options give; on
 /// any failure the file is removed.
-fn fetch_checked(ctx: &Context<'_>, options: &Options<'_>, into: &Path) -> Result<(), String> {
+pub(crate) fn fetch_checked(
+    ctx: &Context<'_>,
+    options: &Options<'_>,
+    into: &Path,
+) -> Result<(), String> {
     let url = options.required("url")?;
     let (md5_expected, sha_expected) = (options.get("md5sum"), options.get("sha256"));
     let result = (|| {
@@ -176,7 +180,7 @@ impl Recipe for Download {
 /// `strip-top-level-dir = false`. No entry is written outside the destination.
 struct DownloadUnpacked;
 
-fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
+pub(crate) fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
     let mut file = std::fs::File::open(archive)
         .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
     let mut magic = [0u8; 2];

@@ -13,6 +13,7 @@
 //! directory.
 
 mod builtin;
+mod cmmi;
 mod cookbook;
 mod download;
 mod install;
@@ -173,6 +174,7 @@ impl Registry {
             recipes: BTreeMap::new(),
         };
         builtin::register(&mut registry);
+        cmmi::register(&mut registry);
         cookbook::register(&mut registry);
         download::register(&mut registry);
         registry

@@ -1,0 +1,258 @@
+//! `slapos.recipe.cmmi`: configure, make, make install of a source archive (or a local
+//! source tree) into the part's directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use grove_profile::{Resolved, Value};
+
+use crate::download::{fetch_checked, unpack};
+use crate::{Context, Options, Recipe, Registry};
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.add("slapos.recipe.cmmi", Box::new(Cmmi));
+}
+
+struct Cmmi;
+
+/// How many lines of a failing build's output go into the error.
+const LOG_TAIL_LINES: usize = 30;
+
+fn truthy(value: Option<String>) -> bool {
+    value.is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"))
+}
+
+/// `environment` lines, `KEY=VALUE` each.
+fn environment(options: &Options<'_>, location: &Path) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    for line in located(options, "environment", location)
+        .unwrap_or_default()
+        .lines()
+    {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("environment line {line:?} is not KEY=VALUE"))?;
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("environment variable name {key:?} is invalid"));
+        }
+        pairs.push((key.to_owned(), value.trim().to_owned()));
+    }
+    Ok(pairs)
+}
+
+/// An option with `@@LOCATION@@` replaced by the part's location (what SlapOS profiles
+/// write where `${:location}` cannot be used, the location being computed by the recipe).
+fn located(options: &Options<'_>, name: &str, location: &Path) -> Option<String> {
+    options
+        .get(name)
+        .map(|v| v.replace("@@LOCATION@@", &location.display().to_string()))
+}
+
+/// The last lines of a log, for an error message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+/// One build step: `sh -c command` in `dir`, output appended to `log`.
+fn step(
+    name: &str,
+    command: &str,
+    dir: &Path,
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<(), String> {
+    tracing::info!(step = name, %command, "cmmi");
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let errors = output
+        .try_clone()
+        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(errors)
+        .status()
+        .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} failed ({status}): {command}\n{}",
+            log_tail(log)
+        ))
+    }
+}
+
+impl Recipe for Cmmi {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let location = match options.get("location") {
+            Some(l) => PathBuf::from(l.as_text().trim()),
+            None => ctx.directory.join("parts").join(part),
+        };
+        let location = ctx.inside(&location)?;
+        options.insert(
+            "location".to_owned(),
+            Value::Text(location.display().to_string()),
+        );
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        options.refuse(&[
+            "patches",
+            "patch-options",
+            "patch-binary",
+            "promises",
+            "autogen",
+        ])?;
+        if truthy(options.get("shared")) {
+            return Err("option shared is not implemented by Grove".to_owned());
+        }
+        let location = ctx.inside(Path::new(&options.required("location")?))?;
+        let prefix = match options.get("prefix") {
+            Some(p) => ctx.inside(Path::new(p.trim()))?,
+            None => location.clone(),
+        };
+        let env = environment(options, &location)?;
+        let parent = location
+            .parent()
+            .ok_or("the location has no parent")?
+            .to_owned();
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let name = location
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let build = parent.join(format!(".{name}.grove-build"));
+        let log = parent.join(format!(".{name}.build.log"));
+        let _ = std::fs::remove_dir_all(&build);
+        let _ = std::fs::remove_file(&log);
+        let result = (|| {
+            let source = match (options.get("path"), options.get("url")) {
+                (Some(path), None) => ctx.inside(Path::new(path.trim()))?,
+                (None, Some(_)) => {
+                    std::fs::create_dir_all(&build)
+                        .map_err(|e| format!("cannot create {}: {e}", build.display()))?;
+                    let archive = parent.join(format!(".{name}.grove-download"));
+                    fetch_checked(ctx, options, &archive)?;
+                    let unpacked = unpack(&archive, &build);
+                    let _ = std::fs::remove_file(&archive);
+                    unpacked?;
+                    // The usual archive holds one top-level directory.
+                    let entries: Vec<PathBuf> = std::fs::read_dir(&build)
+                        .map_err(|e| format!("cannot list {}: {e}", build.display()))?
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .collect();
+                    match entries.as_slice() {
+                        [single] if single.is_dir() => single.clone(),
+                        _ => build.clone(),
+                    }
+                }
+                (Some(_), Some(_)) => return Err("give url or path, not both".to_owned()),
+                (None, None) => return Err("missing option url (or path)".to_owned()),
+            };
+            std::fs::create_dir_all(&location)
+                .map_err(|e| format!("cannot create {}: {e}", location.display()))?;
+            let make = options
+                .get("make-binary")
+                .unwrap_or_else(|| "make".to_owned());
+            let make_options = located(options, "make-options", &location).unwrap_or_default();
+            let make_options = make_options
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let targets =
+                located(options, "make-targets", &location).unwrap_or_else(|| "install".to_owned());
+            let targets = targets.split_whitespace().collect::<Vec<_>>().join(" ");
+            let configure = located(options, "configure-command", &location)
+                .unwrap_or_else(|| "./configure".to_owned());
+            let configure_options =
+                located(options, "configure-options", &location).unwrap_or_default();
+            let configure_options = configure_options
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let hook = |name: &str| -> Result<(), String> {
+                match located(options, name, &location) {
+                    Some(command) if !command.trim().is_empty() => {
+                        step(name, command.trim(), &source, &env, &log)
+                    }
+                    _ => Ok(()),
+                }
+            };
+            hook("pre-configure")?;
+            step(
+                "configure",
+                &format!(
+                    "{} --prefix={} {configure_options}",
+                    configure.trim(),
+                    prefix.display()
+                ),
+                &source,
+                &env,
+                &log,
+            )?;
+            hook("pre-build")?;
+            step(
+                "make",
+                &format!("{make} {make_options}"),
+                &source,
+                &env,
+                &log,
+            )?;
+            hook("pre-install")?;
+            step(
+                "make install",
+                &format!("{make} {make_options} {targets}"),
+                &source,
+                &env,
+                &log,
+            )?;
+            hook("post-install")
+        })();
+        if !truthy(options.get("keep-compile-dir")) {
+            let _ = std::fs::remove_dir_all(&build);
+        }
+        match result {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&log);
+                Ok(vec![location])
+            }
+            Err(message) => {
+                // Nothing half-installed stays behind.
+                let _ = std::fs::remove_dir_all(&location);
+                Err(message)
+            }
+        }
+    }
+}
