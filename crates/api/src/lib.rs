@@ -298,6 +298,9 @@ pub struct PartitionUsage {
     pub reference: String,
     pub cpu_seconds: f64,
     pub memory_bytes: u64,
+    /// How many times the partition's services were restarted since the agent started.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// One usage sample of an instance (`GET /v1/instances/{id}/usage`, newest first).
@@ -309,6 +312,7 @@ pub struct UsageSample {
     pub memory_bytes: u64,
     /// Seconds since the epoch.
     pub at: i64,
+    pub restarts: u32,
 }
 
 /// A shared instance as its host's partition sees it.

@@ -191,10 +191,7 @@ fn pass(path: &Path, pass: Pass) -> anyhow::Result<ExitCode> {
                 agent.once(false, true).await?;
                 agent.stop_services().await;
             }
-            Pass::Report => {
-                agent.format().await?;
-                agent.report_usage().await?;
-            }
+            Pass::Report => agent.report_usage().await?,
         }
         let failures = agent.failures();
         if failures.is_empty() {

@@ -533,6 +533,28 @@ fn master_and_node_apart_survive_each_others_restarts() {
     assert_eq!(status[0]["service"], "hello");
     assert_eq!(status[0]["state"], "running");
 
+    // Usage, measured by the running agent, reaches the master.
+    let reported = grove()
+        .args(["node", "report", "--config"])
+        .arg(&config)
+        .status()
+        .expect("runs");
+    assert!(reported.success());
+    let id = client(&["service", "info", "first"])["id"]
+        .as_i64()
+        .expect("id");
+    let usage = ureq::get(format!("{master_url}/v1/instances/{id}/usage"))
+        .header("Authorization", format!("Bearer {admin}"))
+        .call()
+        .expect("usage")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    let usage: Value = serde_json::from_str(&usage).expect("json");
+    assert_eq!(usage[0]["partition"], "slappart0");
+    assert!(usage[0]["memory_bytes"].as_u64().expect("memory") > 1_000_000);
+    assert_eq!(usage[0]["restarts"], 0);
+
     // The master goes away: the service keeps running.
     master.stop();
     std::thread::sleep(Duration::from_secs(2));

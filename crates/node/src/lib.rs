@@ -787,9 +787,15 @@ impl Agent {
         failed
     }
 
-    /// Sends one usage report now.
+    /// Sends one usage report now: of this agent's services, or, when it supervises none
+    /// (a one-shot `grove node report`), of the services of the agent running with the
+    /// same configuration.
     pub async fn report_usage(&self) -> Result<(), NodeError> {
-        usage::report_once(self).await
+        let mut statuses = self.service_status().await;
+        if statuses.is_empty() {
+            statuses = query_status(&self.shared.config.status_socket())?;
+        }
+        usage::report_once(self, &statuses).await
     }
 
     /// Every supervised service's status.

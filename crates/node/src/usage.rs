@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use grove_api as api;
 
-use crate::{Agent, NodeError};
+use crate::{Agent, NodeError, ServiceStatus};
 
 /// One process, as /proc/<pid>/stat gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +50,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 const PAGE_SIZE: u64 = 4096;
 
 /// Usage of each partition that has services.
-async fn measure(agent: &Agent) -> api::UsageReport {
-    let statuses = agent.service_status().await;
+async fn measure(statuses: &[ServiceStatus]) -> api::UsageReport {
     let mut groups: HashMap<u32, String> = HashMap::new();
-    for status in &statuses {
+    for status in statuses {
         if let Some(pid) = status.pid {
             groups.insert(pid, status.partition.clone());
         }
@@ -61,10 +60,10 @@ async fn measure(agent: &Agent) -> api::UsageReport {
     let processes = tokio::task::spawn_blocking(all_processes)
         .await
         .unwrap_or_default();
-    let mut usage: HashMap<String, (f64, u64)> = statuses
-        .iter()
-        .map(|s| (s.partition.clone(), (0.0, 0)))
-        .collect();
+    let mut usage: HashMap<String, (f64, u64, u32)> = HashMap::new();
+    for status in statuses {
+        usage.entry(status.partition.clone()).or_default().2 += status.restarts;
+    }
     for process in processes {
         if let Some(partition) = groups.get(&process.pgid) {
             let entry = usage.entry(partition.clone()).or_default();
@@ -75,10 +74,11 @@ async fn measure(agent: &Agent) -> api::UsageReport {
     let mut partitions: Vec<api::PartitionUsage> = usage
         .into_iter()
         .map(
-            |(reference, (cpu_seconds, memory_bytes))| api::PartitionUsage {
+            |(reference, (cpu_seconds, memory_bytes, restarts))| api::PartitionUsage {
                 reference,
                 cpu_seconds,
                 memory_bytes,
+                restarts,
             },
         )
         .collect();
@@ -86,8 +86,13 @@ async fn measure(agent: &Agent) -> api::UsageReport {
     api::UsageReport { partitions }
 }
 
-pub(crate) async fn report_once(agent: &Agent) -> Result<(), NodeError> {
-    let report = measure(agent).await;
+/// Measures the services in `statuses` (the agent's own, or those the running agent
+/// answers with) and reports to the master.
+pub(crate) async fn report_once(
+    agent: &Agent,
+    statuses: &[ServiceStatus],
+) -> Result<(), NodeError> {
+    let report = measure(statuses).await;
     if report.partitions.is_empty() {
         return Ok(());
     }
@@ -105,7 +110,8 @@ pub(crate) async fn report_every(agent: Agent) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = report_once(&agent).await {
+        let statuses = agent.service_status().await;
+        if let Err(e) = report_once(&agent, &statuses).await {
             tracing::debug!(error = %e, "cannot report usage");
         }
     }

@@ -104,5 +104,6 @@ CREATE TABLE usage (
     partition_reference TEXT NOT NULL,
     cpu_seconds REAL NOT NULL,
     memory_bytes INTEGER NOT NULL,
+    restarts INTEGER NOT NULL DEFAULT 0,
     at INTEGER NOT NULL
 );

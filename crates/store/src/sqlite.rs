@@ -413,11 +413,12 @@ async fn record_usage(
         let memory = i64::try_from(p.memory_bytes).unwrap_or(i64::MAX);
         let inserted = sqlx::query(
             "INSERT INTO usage (computer_id, instance_id, partition_reference, cpu_seconds, \
-             memory_bytes, at) SELECT computer_id, instance_id, reference, ?, ?, ? FROM partitions \
-             WHERE computer_id = ? AND reference = ?",
+             memory_bytes, restarts, at) SELECT computer_id, instance_id, reference, ?, ?, ?, ? \
+             FROM partitions WHERE computer_id = ? AND reference = ?",
         )
         .bind(p.cpu_seconds)
         .bind(memory)
+        .bind(i64::from(p.restarts))
         .bind(at)
         .bind(computer)
         .bind(&p.reference)
@@ -1223,7 +1224,8 @@ impl Store for SqliteStore {
 
     async fn usage(&self, instance_id: i64, limit: u32) -> Result<Vec<api::UsageSample>> {
         let rows = sqlx::query(
-            "SELECT c.reference, u.partition_reference, u.cpu_seconds, u.memory_bytes, u.at FROM usage u \
+            "SELECT c.reference, u.partition_reference, u.cpu_seconds, u.memory_bytes, u.at, \
+             u.restarts FROM usage u \
              JOIN computers c ON c.id = u.computer_id WHERE u.instance_id = ? ORDER BY u.id DESC LIMIT ?",
         )
         .bind(instance_id)
@@ -1238,6 +1240,7 @@ impl Store for SqliteStore {
                     cpu_seconds: row.try_get(2)?,
                     memory_bytes: u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0),
                     at: row.try_get(4)?,
+                    restarts: u32::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
                 })
             })
             .collect()
