@@ -447,6 +447,35 @@ fn a_broken_software_release_is_reported_with_its_error() {
     daemon.stop();
 }
 
+#[test]
+fn a_release_with_a_periodicity_file_is_processed_that_often() {
+    let place = Place::new(10);
+    let sr = place.path().join("periodic.cfg");
+    std::fs::write(
+        &sr,
+        "[buildout]\nparts = periodicity instance\n\n[periodicity]\nrecipe = plone.recipe.command\n\
+         command = echo 1 > ${buildout:directory}/periodicity\nstop-on-error = true\n\n\
+         [instance]\nrecipe = slapos.recipe.template\noutput = ${buildout:directory}/instance.cfg\n\
+         inline =\n  [buildout]\n  parts = count\n  [count]\n  recipe = plone.recipe.command\n  \
+         command = echo run >> $${buildout:directory}/runs\n  \
+         update-command = echo run >> $${buildout:directory}/runs\n",
+    )
+    .expect("write");
+    let sr = sr.display().to_string();
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    place.client(&["request", "periodic", &sr]);
+    let runs = place.path().join("up/instance/slappart0/runs");
+    eventually("three runs without any change", || {
+        let count = std::fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        (count >= 3).then_some(())
+    });
+    daemon.stop();
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")

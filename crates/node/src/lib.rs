@@ -87,6 +87,8 @@ struct Done {
     timestamp: i64,
     state: api::RequestedState,
     at: Instant,
+    /// How often it is processed again when nothing changes (none: never).
+    periodicity: Option<Duration>,
     /// Set when the last processing failed.
     retry: Option<Retry>,
 }
@@ -322,10 +324,11 @@ impl Agent {
         let config = &self.shared.config;
         let memory = lock(&self.shared.memory);
         let now = Instant::now();
-        let periodic = memory
-            .partitions
-            .values()
-            .map(|d| d.retry.map_or(d.at + config.periodicity(), |r| r.at));
+        let periodic = memory.partitions.values().filter_map(|d| {
+            d.retry
+                .map(|r| r.at)
+                .or_else(|| d.periodicity.map(|p| d.at + p))
+        });
         let software = memory.software_retry.values().map(|r| r.at);
         let next = periodic.chain(software).min();
         let limit = Duration::from_secs(config.poll_wait_seconds.max(1));
@@ -524,13 +527,15 @@ impl Agent {
         {
             return true;
         }
-        match done.retry {
-            Some(retry) => retry.at <= Instant::now(),
-            None => done.at + self.shared.config.periodicity() <= Instant::now(),
+        match (done.retry, done.periodicity) {
+            (Some(retry), _) => retry.at <= Instant::now(),
+            (None, Some(periodicity)) => done.at + periodicity <= Instant::now(),
+            (None, None) => false,
         }
     }
 
     fn remember(&self, reference: &str, instance: &api::PartitionInstance, failed: bool) {
+        let periodicity = self.periodicity(instance);
         let mut memory = lock(&self.shared.memory);
         let previous = memory
             .partitions
@@ -545,9 +550,25 @@ impl Agent {
                 timestamp: instance.timestamp,
                 state: instance.requested_state,
                 at: Instant::now(),
+                periodicity,
                 retry,
             },
         );
+    }
+
+    /// The configured periodicity, unless the software release ships a `periodicity` file
+    /// (seconds; negative: only when something changed).
+    fn periodicity(&self, instance: &api::PartitionInstance) -> Option<Duration> {
+        let config = &self.shared.config;
+        let file = software::software_path(&config.software_root, &instance.software_release)
+            .join("periodicity");
+        match std::fs::read_to_string(file)
+            .ok()
+            .map(|t| t.trim().parse::<i64>())
+        {
+            Some(Ok(seconds)) => u64::try_from(seconds).ok().map(Duration::from_secs),
+            _ => Some(config.periodicity()),
+        }
     }
 
     async fn report_state(
