@@ -18,7 +18,7 @@ pub mod software;
 mod status;
 mod usage;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -106,6 +106,8 @@ struct Memory {
     programs: HashMap<String, String>,
     /// Whether the master was unreachable at the last call (to log outages once).
     offline: bool,
+    /// Work under way (`software <url>`, `partition <reference>`): not started twice.
+    busy: HashSet<String>,
 }
 
 struct Shared {
@@ -118,6 +120,10 @@ struct Shared {
     slots: Mutex<Vec<Slot>>,
     supervisor: tokio::sync::Mutex<Supervisor>,
     memory: Mutex<Memory>,
+    /// Wakes the main loop when a piece of work ends (what it changed may make more due).
+    wake: tokio::sync::Notify,
+    /// Bounds the software builds running at once.
+    builds: tokio::sync::Semaphore,
 }
 
 /// The agent. Cheap to clone: clones share everything.
@@ -149,6 +155,9 @@ async fn blocking<T: Send + 'static>(
 
 /// How long promises may fail after their services were started, before it counts.
 const PROMISE_GRACE: Duration = Duration::from_secs(3);
+/// A long poll under way.
+type Poll = tokio::task::JoinHandle<Result<api::DesiredState, ClientError>>;
+
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 const SOFTWARE_FIRST_RETRY: Duration = Duration::from_secs(10);
@@ -181,6 +190,8 @@ impl Agent {
                 slots: Mutex::new(Vec::new()),
                 supervisor: tokio::sync::Mutex::new(Supervisor::new(policy)),
                 memory: Mutex::new(Memory::default()),
+                wake: tokio::sync::Notify::new(),
+                builds: tokio::sync::Semaphore::new(config.parallel_builds),
                 config,
             }),
         }
@@ -217,16 +228,27 @@ impl Agent {
     /// to `wait`), and remembers it. An unreachable master is not an error here: the last
     /// known state stays.
     async fn refresh(&self, wait: Duration) -> Result<bool, NodeError> {
+        let answer = self
+            .poll(wait)
+            .await
+            .map_err(|e| NodeError::Failed(e.to_string()))?;
+        self.accept(answer)
+    }
+
+    /// One long poll of the change stream, on a blocking thread.
+    fn poll(&self, wait: Duration) -> Poll {
         let after = lock(&self.shared.memory)
             .desired
             .as_ref()
             .map(|d| d.revision);
         let shared = Arc::clone(&self.shared);
-        let answer = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             shared.client.desired(&shared.config.computer, after, wait)
         })
-        .await
-        .map_err(|e| NodeError::Failed(e.to_string()))?;
+    }
+
+    /// Takes in what a poll answered.
+    fn accept(&self, answer: Result<api::DesiredState, ClientError>) -> Result<bool, NodeError> {
         let mut memory = lock(&self.shared.memory);
         match answer {
             Ok(desired) => {
@@ -291,56 +313,65 @@ impl Agent {
         &self,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), NodeError> {
+        let wait = Duration::from_secs(self.shared.config.poll_wait_seconds.max(1));
         let mut delay = FIRST_RETRY;
+        let mut pending: Option<Poll> = None;
         loop {
-            let wait = self.next_wait();
-            let refreshed = tokio::select! {
-                () = shutdown.as_mut() => return Ok(()),
-                r = self.refresh(wait) => r,
-            };
-            if let Err(e) = refreshed {
-                tracing::warn!(error = %e, "cannot read the desired state");
-            }
-            let offline = lock(&self.shared.memory).offline;
+            // Work runs in its own tasks: a slow build or profile never holds up the
+            // change stream or the other partitions.
+            self.start_software();
+            self.start_instances();
+            let poll = pending.get_or_insert_with(|| self.poll(wait));
+            let due = self.next_due().map_or_else(
+                || tokio::time::Instant::now() + wait,
+                tokio::time::Instant::from_std,
+            );
             tokio::select! {
                 () = shutdown.as_mut() => return Ok(()),
-                () = self.reconcile() => {}
-            }
-            if offline {
-                // The long poll did not wait: pause before asking again.
-                tokio::select! {
-                    () = shutdown.as_mut() => return Ok(()),
-                    () = tokio::time::sleep(delay) => {}
+                answer = poll => {
+                    pending = None;
+                    let answer = answer.map_err(|e| NodeError::Failed(e.to_string()))?;
+                    if let Err(e) = self.accept(answer) {
+                        tracing::warn!(error = %e, "cannot read the desired state");
+                    }
+                    if lock(&self.shared.memory).offline {
+                        // An unreachable master answers at once: pause before asking again.
+                        tokio::select! {
+                            () = shutdown.as_mut() => return Ok(()),
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    } else {
+                        delay = FIRST_RETRY;
+                    }
                 }
-                delay = (delay * 2).min(Duration::from_secs(10));
-            } else {
-                delay = FIRST_RETRY;
+                () = self.shared.wake.notified() => {}
+                () = tokio::time::sleep_until(due) => {}
             }
         }
     }
 
-    /// How long the next long poll may wait: until the earliest retry or periodic run.
-    fn next_wait(&self) -> Duration {
-        let config = &self.shared.config;
+    /// When the earliest retry or periodic run is due.
+    fn next_due(&self) -> Option<Instant> {
         let memory = lock(&self.shared.memory);
-        let now = Instant::now();
         let periodic = memory.partitions.values().filter_map(|d| {
             d.retry
                 .map(|r| r.at)
                 .or_else(|| d.periodicity.map(|p| d.at + p))
         });
         let software = memory.software_retry.values().map(|r| r.at);
-        let next = periodic.chain(software).min();
-        let limit = Duration::from_secs(config.poll_wait_seconds.max(1));
-        let wait = next.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
-        // The master counts in whole seconds; never ask for a busy loop.
-        Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64)
+        periodic.chain(software).min()
     }
 
-    /// One full pass over the last known desired state.
-    pub async fn reconcile(&self) {
-        self.software_pass().await;
-        self.instance_pass().await;
+    /// Marks work as under way; false if it already is.
+    fn claim(&self, key: &str) -> bool {
+        lock(&self.shared.memory).busy.insert(key.to_owned())
+    }
+
+    /// Marks work as done and lets the main loop look again.
+    fn release(&self, key: &str) {
+        lock(&self.shared.memory).busy.remove(key);
+        self.shared.wake.notify_one();
     }
 
     fn desired(&self) -> Option<api::DesiredState> {
@@ -375,36 +406,77 @@ impl Agent {
             state,
             error,
         };
-        if self
+        let reported = self
             .report("software state", move |c| {
                 c.report_software(&computer, &report)
             })
-            .await
-        {
-            lock(&self.shared.memory)
-                .software_reported
-                .insert(url.to_owned(), state);
+            .await;
+        let mut memory = lock(&self.shared.memory);
+        if reported {
+            memory.software_reported.insert(url.to_owned(), state);
+        } else {
+            // Not again at once: the master may be away.
+            let previous = memory.software_retry.get(url).copied();
+            memory.software_retry.insert(
+                url.to_owned(),
+                Retry::after(previous, FIRST_RETRY, MAX_RETRY),
+            );
         }
     }
 
-    /// Installs and removes software releases as the desired state says.
-    pub async fn software_pass(&self) {
+    /// Starts a task for each software release with something to do: build, report,
+    /// remove.
+    fn start_software(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let Some(desired) = self.desired() else {
-            return;
+            return Vec::new();
         };
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.shared.config.parallel_builds,
-        ));
-        let mut builds = tokio::task::JoinSet::new();
+        let mut started = Vec::new();
         for software in desired.software {
+            if !self.software_due(&software) {
+                continue;
+            }
+            let key = format!("software {}", software.software_release);
+            if !self.claim(&key) {
+                continue;
+            }
             let agent = self.clone();
-            let limit = Arc::clone(&limit);
-            builds.spawn(async move {
-                let _permit = limit.acquire().await;
-                agent.one_software(software).await;
-            });
+            started.push(tokio::spawn(async move {
+                {
+                    let _permit = agent.shared.builds.acquire().await;
+                    agent.one_software(software).await;
+                }
+                agent.release(&key);
+            }));
         }
-        while builds.join_next().await.is_some() {}
+        started
+    }
+
+    fn software_due(&self, software: &api::SoftwareInstallation) -> bool {
+        let url = &software.software_release;
+        let root = &self.shared.config.software_root;
+        let memory = lock(&self.shared.memory);
+        if memory
+            .software_retry
+            .get(url)
+            .is_some_and(|r| r.at > Instant::now())
+        {
+            return false;
+        }
+        let reported = memory
+            .software_reported
+            .get(url)
+            .copied()
+            .or(software.reported_state);
+        match software.requested_state {
+            api::SupplyState::Available => {
+                !software::is_installed(root, url)
+                    || reported != Some(api::SoftwareState::Available)
+            }
+            api::SupplyState::Destroyed => {
+                software::software_path(root, url).exists()
+                    || reported != Some(api::SoftwareState::Destroyed)
+            }
+        }
     }
 
     async fn one_software(&self, software: api::SoftwareInstallation) {
@@ -478,35 +550,54 @@ impl Agent {
         }
     }
 
-    /// Processes every partition that is due.
-    pub async fn instance_pass(&self) {
+    /// Starts a task for each partition that is due (and whose software is installed).
+    fn start_instances(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let Some(desired) = self.desired() else {
-            return;
+            return Vec::new();
         };
-        let mut runs = tokio::task::JoinSet::new();
+        let mut started = Vec::new();
         for partition in desired.partitions {
             let Some(slot) = self.slot(&partition.reference) else {
                 continue;
             };
+            let key = format!("partition {}", partition.reference);
             match partition.instance {
                 Some(instance) => {
-                    if self.due(&partition.reference, &instance) {
-                        let agent = self.clone();
-                        runs.spawn(async move { agent.process(slot, instance).await });
+                    let waits_for_software = instance.requested_state
+                        == api::RequestedState::Started
+                        && !software::is_installed(
+                            &self.shared.config.software_root,
+                            &instance.software_release,
+                        );
+                    if waits_for_software
+                        || !self.due(&partition.reference, &instance)
+                        || !self.claim(&key)
+                    {
+                        continue;
                     }
+                    let agent = self.clone();
+                    started.push(tokio::spawn(async move {
+                        agent.process(slot, instance).await;
+                        agent.release(&key);
+                    }));
                 }
                 None => {
                     // Freed at the master: whatever ran there is gone.
                     let known = lock(&self.shared.memory)
                         .partitions
                         .remove(&partition.reference);
-                    if known.is_some() {
-                        self.stop_partition(&partition.reference).await;
+                    if known.is_none() || !self.claim(&key) {
+                        continue;
                     }
+                    let agent = self.clone();
+                    started.push(tokio::spawn(async move {
+                        agent.stop_partition(&slot.reference).await;
+                        agent.release(&key);
+                    }));
                 }
             }
         }
-        while runs.join_next().await.is_some() {}
+        started
     }
 
     fn slot(&self, reference: &str) -> Option<Slot> {
@@ -786,10 +877,14 @@ impl Agent {
             )));
         }
         if software {
-            self.software_pass().await;
+            for task in self.start_software() {
+                let _ = task.await;
+            }
         }
         if instances {
-            self.instance_pass().await;
+            for task in self.start_instances() {
+                let _ = task.await;
+            }
         }
         Ok(())
     }
