@@ -43,6 +43,28 @@ impl Api {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Waits (unmeasured) until the instance reports started, so that each run starts on
+    /// an idle node.
+    fn settle(&self, title: &str) {
+        let start = Instant::now();
+        loop {
+            let list = self.call("GET", "/v1/instances", None);
+            let started = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["title"] == title && i["reported_state"] == "started");
+            if started {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{title} never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Requests an instance and waits until its connection parameters are visible.
     fn request_until_published(&self, title: &str, release: &str) -> Duration {
         let start = Instant::now();
@@ -230,7 +252,12 @@ fn main() {
     // The first one builds the release.
     api.request_until_published("warm-up", &hello);
     let warm: Vec<Duration> = (0..runs)
-        .map(|i| api.request_until_published(&format!("warm-{i}"), &hello))
+        .map(|i| {
+            let title = format!("warm-{i}");
+            let took = api.request_until_published(&title, &hello);
+            api.settle(&title);
+            took
+        })
         .collect();
     std::thread::sleep(Duration::from_secs(2));
     let (busy_rss, _) = rss_and_cpu(pid);
@@ -245,8 +272,11 @@ fn main() {
                 "/v1/computers/bench/supply",
                 Some(json!({"software_release": release})),
             );
-            api.request_until_published(&format!("cold-{i}"), &release);
-            start.elapsed()
+            let title = format!("cold-{i}");
+            api.request_until_published(&title, &release);
+            let took = start.elapsed();
+            api.settle(&title);
+            took
         })
         .collect();
 

@@ -201,6 +201,11 @@ impl Supervisor {
         self.services.keys().cloned().collect()
     }
 
+    /// One service's status.
+    pub fn status_of(&self, name: &str) -> Option<Status> {
+        self.services.get(name).map(|e| lock(&e.status).clone())
+    }
+
     pub fn status(&self) -> Vec<Status> {
         self.services
             .values()
@@ -222,8 +227,6 @@ fn command(spec: &ServiceSpec) -> tokio::process::Command {
         .env_clear()
         .envs(&spec.env)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         // Its own process group, so that signals reach everything it starts.
         .process_group(0)
         .kill_on_drop(false);
@@ -240,12 +243,21 @@ async fn run_service(
     status: Arc<Mutex<Status>>,
     mut stop: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
-    let log = Arc::new(tokio::sync::Mutex::new(()));
     let mut backoff = policy.first_backoff;
     loop {
         let started = Instant::now();
-        let child = command(&spec).spawn();
-        let mut child = match child {
+        // stdout and stderr share one pipe: one reader, and their lines stay in order.
+        let child = std::io::pipe().and_then(|(reader, writer)| {
+            let mut command = command(&spec);
+            command.stdout(writer.try_clone()?).stderr(writer);
+            let child = command.spawn()?;
+            // The command's copies of the writer are closed here, so the reader sees the
+            // end of the output when the service exits.
+            drop(command);
+            let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+            Ok((child, reader))
+        });
+        let (mut child, output) = match child {
             Ok(child) => child,
             Err(e) => {
                 tracing::warn!(service = %spec.name, error = %e, "cannot start service");
@@ -276,24 +288,7 @@ async fn run_service(
             s.since = Some(SystemTime::now());
         }
         tracing::info!(service = %spec.name, pid, "service started");
-        let copiers = [
-            child.stdout.take().map(|out| {
-                tokio::spawn(copy_to_log(
-                    out,
-                    spec.log.clone(),
-                    policy.max_log_bytes,
-                    Arc::clone(&log),
-                ))
-            }),
-            child.stderr.take().map(|err| {
-                tokio::spawn(copy_to_log(
-                    err,
-                    spec.log.clone(),
-                    policy.max_log_bytes,
-                    Arc::clone(&log),
-                ))
-            }),
-        ];
+        let copier = tokio::spawn(copy_to_log(output, spec.log.clone(), policy.max_log_bytes));
         tokio::select! {
             exit = child.wait() => {
                 let text = match exit {
@@ -304,9 +299,7 @@ async fn run_service(
                 if let Some(pid) = pid {
                     signal_group(pid, Signal::SIGKILL);
                 }
-                for copier in copiers.into_iter().flatten() {
-                    let _ = copier.await;
-                }
+                let _ = copier.await;
                 if started.elapsed() >= policy.stable_after {
                     backoff = policy.first_backoff;
                 }
@@ -337,9 +330,7 @@ async fn run_service(
                     signal_group(pid, Signal::SIGKILL);
                     let _ = child.wait().await;
                 }
-                for copier in copiers.into_iter().flatten() {
-                    let _ = copier.await;
-                }
+                let _ = copier.await;
                 {
                     let mut s = lock(&status);
                     s.state = State::Stopped;
@@ -364,19 +355,13 @@ fn signal_group(pid: u32, signal: Signal) {
 
 /// Appends what a service writes to its log, moving the log to `<log>.1` when it grows past
 /// the limit.
-async fn copy_to_log(
-    mut from: impl AsyncRead + Unpin,
-    path: PathBuf,
-    max_bytes: u64,
-    lock: Arc<tokio::sync::Mutex<()>>,
-) {
+async fn copy_to_log(mut from: impl AsyncRead + Unpin, path: PathBuf, max_bytes: u64) {
     let mut buffer = vec![0u8; 8192];
     loop {
         let n = match from.read(&mut buffer).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let _guard = lock.lock().await;
         if let Err(e) = append(&path, &buffer[..n], max_bytes).await {
             tracing::warn!(log = %path.display(), error = %e, "cannot write a service log");
         }
