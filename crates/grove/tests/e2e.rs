@@ -242,6 +242,26 @@ fn hello_answers_and_follows_its_parameters() {
     eventually("the instance to report started", || {
         (place.instance("hello")["reported_state"] == "started").then_some(())
     });
+
+    // The service's output, through the agent's log.
+    let tail = grove()
+        .args([
+            "node",
+            "tail",
+            "slappart0",
+            "hello",
+            "--no-follow",
+            "--config",
+        ])
+        .arg(place.path().join("up/node.toml"))
+        .output()
+        .expect("runs");
+    let log = String::from_utf8_lossy(&tail.stdout);
+    assert!(
+        log.contains(&format!("hello listening on {}:8000", place.address(0))),
+        "{log}"
+    );
+    assert!(log.contains("\"GET / HTTP/1.1\" 200"), "{log}");
     daemon.stop();
 }
 

@@ -24,6 +24,10 @@ pub(crate) fn register(registry: &mut Registry) {
         "slapos.cookbook:check_port_listening",
         Box::new(CheckPortListening),
     );
+    registry.add(
+        "slapos.cookbook:check_url_available",
+        Box::new(CheckUrlAvailable),
+    );
     registry.add("slapos.recipe.template", Box::new(Template));
     registry.add("slapos.recipe.template:jinja2", Box::new(Jinja2));
     registry.add("plone.recipe.command", Box::new(Command));
@@ -376,6 +380,65 @@ impl Recipe for CheckPortListening {
              if exec 3<>/dev/tcp/{}/{port}; then exec 3>&-; exit 0; fi\n\
              echo \"nothing listens on {host} port {port}\" >&2\nexit 1\n",
             shell_quote(host)
+        );
+        write_file(&path, script.as_bytes(), 0o755)?;
+        Ok(vec![path])
+    }
+}
+
+/// `slapos.cookbook:check_url_available`: a promise that succeeds when `url` answers with
+/// `http_code` (default 200), checked with curl (`curl_path`, default `curl`) within
+/// `timeout` seconds (default 10); it says what it got when it fails.
+struct CheckUrlAvailable;
+
+impl Recipe for CheckUrlAvailable {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        options.refuse(&[
+            "check-secure",
+            "ca-cert-file",
+            "cert-file",
+            "key-file",
+            "ip",
+        ])?;
+        let path = ctx.inside(Path::new(&options.required("path")?))?;
+        let url = options.required("url")?;
+        let url = url.trim();
+        if url.is_empty() || url.chars().any(char::is_whitespace) {
+            return Err(format!("url {url:?} is not a URL"));
+        }
+        let code = options.get("http_code").unwrap_or_else(|| "200".to_owned());
+        let code = code.trim();
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("http_code {code:?} is not an HTTP status code"));
+        }
+        let timeout: u32 = match options.get("timeout") {
+            Some(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| format!("timeout {t:?} is not a number of seconds"))?,
+            None => 10,
+        };
+        let curl = options
+            .get("curl_path")
+            .unwrap_or_else(|| "curl".to_owned());
+        let shell = options
+            .get("dash_path")
+            .unwrap_or_else(|| "/bin/sh".to_owned());
+        let script = format!(
+            "#!{}\n# Succeeds when {url} answers {code}.\n\
+             got=$({} --insecure --silent --output /dev/null --write-out '%{{http_code}}' \\\n  \
+             --max-time {timeout} {})\n\
+             if [ \"$got\" = {code} ]; then exit 0; fi\n\
+             printf '%s answered %s, expected %s\\n' {} \"$got\" {code} >&2\nexit 1\n",
+            shell.trim(),
+            shell_quote(curl.trim()),
+            shell_quote(url),
+            shell_quote(url),
         );
         write_file(&path, script.as_bytes(), 0o755)?;
         Ok(vec![path])

@@ -184,6 +184,64 @@ fn the_port_promise_tells_listening_from_closed() {
     );
 }
 
+/// Answers every connection with `status`, until the listener is dropped with the thread.
+fn http_server(status: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 1024];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let answer =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn the_url_promise_checks_the_status_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = http_server("200 OK");
+    let missing = http_server("404 Not Found");
+    let profile = format!(
+        "[buildout]\nparts = ok missing custom\n\
+         [ok]\nrecipe = slapos.cookbook:check_url_available\npath = ${{buildout:directory}}/ok\n\
+         url = http://127.0.0.1:{ok}/\n\
+         [missing]\nrecipe = slapos.cookbook:check_url_available\npath = ${{buildout:directory}}/missing\n\
+         url = http://127.0.0.1:{missing}/health\n\
+         [custom]\nrecipe = slapos.cookbook:check_url_available\npath = ${{buildout:directory}}/custom\n\
+         url = http://127.0.0.1:{missing}/\nhttp_code = 404\n"
+    );
+    run(dir.path(), &profile).expect("installs");
+    let promise = |name: &str| {
+        std::process::Command::new(dir.path().join(name))
+            .output()
+            .expect("runs")
+    };
+    assert!(promise("ok").status.success());
+    assert!(promise("custom").status.success());
+    let failed = promise("missing");
+    assert!(!failed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr),
+        format!("http://127.0.0.1:{missing}/health answered 404, expected 200\n")
+    );
+
+    let error = run(
+        dir.path(),
+        "[buildout]\nparts = bad\n[bad]\nrecipe = slapos.cookbook:check_url_available\n\
+         path = ${buildout:directory}/bad\nurl = http://x/\nhttp_code = OK\n",
+    )
+    .expect_err("bad code");
+    assert_eq!(
+        error.to_string(),
+        "part bad (recipe slapos.cookbook:check_url_available): http_code \"OK\" is not an HTTP status code"
+    );
+}
+
 #[test]
 fn templates_from_files_are_rendered_and_checked() {
     let dir = tempfile::tempdir().expect("tempdir");

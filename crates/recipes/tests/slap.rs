@@ -241,3 +241,85 @@ fn instance_recipes_need_a_partition() {
     let error = install(&profile, &Registry::builtin(), &ctx).expect_err("no partition");
     assert!(error.to_string().contains("needs a partition"), "{error}");
 }
+
+/// Records what a partition publishes: enough for the publish recipe's own options.
+#[derive(Debug, Default)]
+struct Recorder {
+    published: Mutex<Vec<api::Publish>>,
+}
+
+impl Master for Recorder {
+    fn publish(&self, _instance: i64, publish: &api::Publish) -> Result<(), String> {
+        self.published.lock().expect("lock").push(publish.clone());
+        Ok(())
+    }
+
+    fn request(&self, _request: &api::InstanceRequest) -> Result<api::Instance, String> {
+        Err("not in this test".to_owned())
+    }
+}
+
+#[test]
+fn publish_extends_merges_other_sections_under_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recorder = Recorder::default();
+    let partition = Partition {
+        computer: "COMP-1".to_owned(),
+        reference: "slappart0".to_owned(),
+        addresses: vec!["127.0.1.1".to_owned()],
+        instance: api::PartitionInstance {
+            id: 7,
+            title: "app".to_owned(),
+            root_title: "app".to_owned(),
+            software_release: "sr.cfg".to_owned(),
+            software_type: "default".to_owned(),
+            requested_state: api::RequestedState::Started,
+            parameters: api::Parameters::new(),
+            connection: api::Parameters::new(),
+            shared_instances: Vec::new(),
+            timestamp: 1,
+            token: "t".to_owned(),
+        },
+        master: &recorder,
+        requested: Mutex::new(Vec::new()),
+    };
+    let profile = "[buildout]\nparts = publish\n\n[monitor]\nurl = http://monitor\nuser = admin\n\n\
+                   [backend]\nurl = http://backend\n\n[publish]\nrecipe = slapos.cookbook:publish\n\
+                   -extends = monitor backend\nuser = root\n";
+    std::fs::write(dir.path().join("buildout.cfg"), profile).expect("write");
+    let fetcher = Fetcher::default();
+    let main = dir.path().join("buildout.cfg");
+    let loaded = grove_profile::load(
+        main.to_str().expect("utf-8"),
+        &fetcher,
+        &LoadOptions::default(),
+    )
+    .expect("loads");
+    let ctx = Context {
+        directory: dir.path().to_owned(),
+        fetcher: &fetcher,
+        partition: Some(&partition),
+    };
+    install(&loaded, &Registry::builtin(), &ctx).expect("installs");
+    let published = recorder.published.lock().expect("lock");
+    let parameters = &published[0].parameters;
+    // Later sections win over earlier ones, the section's own options over all.
+    assert_eq!(
+        Value::Object(parameters.clone()),
+        json!({"url": "http://backend", "user": "root"})
+    );
+
+    let missing = profile.replace("monitor backend", "monitor nowhere");
+    std::fs::write(dir.path().join("buildout.cfg"), missing).expect("write");
+    let loaded = grove_profile::load(
+        main.to_str().expect("utf-8"),
+        &fetcher,
+        &LoadOptions::default(),
+    )
+    .expect("loads");
+    let error = install(&loaded, &Registry::builtin(), &ctx).expect_err("no such section");
+    assert_eq!(
+        error.to_string(),
+        "part publish (recipe slapos.cookbook:publish): -extends names section nowhere, which does not exist"
+    );
+}
