@@ -80,7 +80,8 @@ pub(crate) fn serve(agent: Agent) -> Result<tokio::task::JoinHandle<()>, NodeErr
 pub fn query_status(socket: &Path) -> Result<Vec<ServiceStatus>, NodeError> {
     let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
         NodeError::Failed(format!(
-            "the node agent is not running (cannot connect to {}: {e})",
+            "cannot reach the node agent at {} (is `grove node` running, and may you \
+             connect to it?): {e}",
             socket.display()
         ))
     })?;

@@ -92,6 +92,14 @@ CREATE TRIGGER software_added AFTER INSERT ON software BEGIN
     WHERE computer_id = NEW.computer_id AND url = NEW.url;
 END;
 
+-- An instance placed when it is inserted takes its partition within the same statement
+-- (one round trip less per placement than a separate update).
+CREATE TRIGGER instances_placed AFTER INSERT ON instances
+WHEN NEW.shared = 0 AND NEW.computer_id IS NOT NULL AND NEW.partition_reference IS NOT NULL BEGIN
+    UPDATE partitions SET instance_id = NEW.id
+    WHERE computer_id = NEW.computer_id AND reference = NEW.partition_reference;
+END;
+
 CREATE INDEX instances_by_owner ON instances (owner_id);
 CREATE INDEX instances_by_parent ON instances (parent_id);
 CREATE INDEX instances_by_host ON instances (host_instance_id);

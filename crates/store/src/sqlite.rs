@@ -677,7 +677,8 @@ async fn request_instance(
             .await?;
             let id = result.last_insert_rowid();
             if let Some((computer, partition, reference)) = placement {
-                take_partition(conn, id, computer, &partition, &mut changed).await?;
+                // The `instances_placed` trigger took the partition; the revision follows.
+                changed.computers.push(computer);
                 let instance = api::Instance {
                     id,
                     title: request.title,
