@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use grove_profile::{Resolved, Value};
 
-use crate::download::{fetch_checked, unpack};
+use crate::download::{beside, fetch_unpacked};
 use crate::{Context, Options, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
@@ -143,41 +143,14 @@ impl Recipe for Cmmi {
             None => location.clone(),
         };
         let env = environment(options, &location)?;
-        let parent = location
-            .parent()
-            .ok_or("the location has no parent")?
-            .to_owned();
-        std::fs::create_dir_all(&parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let name = location
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let build = parent.join(format!(".{name}.grove-build"));
-        let log = parent.join(format!(".{name}.build.log"));
+        let build = beside(&location, "grove-build")?;
+        let log = beside(&location, "build.log")?;
         let _ = std::fs::remove_dir_all(&build);
         let _ = std::fs::remove_file(&log);
         let result = (|| {
             let source = match (options.get("path"), options.get("url")) {
                 (Some(path), None) => ctx.inside(Path::new(path.trim()))?,
-                (None, Some(_)) => {
-                    std::fs::create_dir_all(&build)
-                        .map_err(|e| format!("cannot create {}: {e}", build.display()))?;
-                    let archive = parent.join(format!(".{name}.grove-download"));
-                    fetch_checked(ctx, options, &archive)?;
-                    let unpacked = unpack(&archive, &build);
-                    let _ = std::fs::remove_file(&archive);
-                    unpacked?;
-                    // The usual archive holds one top-level directory.
-                    let entries: Vec<PathBuf> = std::fs::read_dir(&build)
-                        .map_err(|e| format!("cannot list {}: {e}", build.display()))?
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .collect();
-                    match entries.as_slice() {
-                        [single] if single.is_dir() => single.clone(),
-                        _ => build.clone(),
-                    }
-                }
+                (None, Some(_)) => fetch_unpacked(ctx, options, &location, &build, true)?,
                 (Some(_), Some(_)) => return Err("give url or path, not both".to_owned()),
                 (None, None) => return Err("missing option url (or path)".to_owned()),
             };

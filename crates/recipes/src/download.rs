@@ -55,11 +55,7 @@ fn destination(
 
 /// Downloads `url` into `into` (a new file), checking the checksums the options give; on
 /// any failure the file is removed.
-pub(crate) fn fetch_checked(
-    ctx: &Context<'_>,
-    options: &Options<'_>,
-    into: &Path,
-) -> Result<(), String> {
+fn fetch_checked(ctx: &Context<'_>, options: &Options<'_>, into: &Path) -> Result<(), String> {
     let url = options.required("url")?;
     let (md5_expected, sha_expected) = (options.get("md5sum"), options.get("sha256"));
     let result = (|| {
@@ -180,7 +176,7 @@ impl Recipe for Download {
 /// `strip-top-level-dir = false`. No entry is written outside the destination.
 struct DownloadUnpacked;
 
-pub(crate) fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
+fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
     let mut file = std::fs::File::open(archive)
         .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
     let mut magic = [0u8; 2];
@@ -217,6 +213,46 @@ pub(crate) fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A work path beside a part's location, `<parent>/.<name>.<suffix>`; the parent is
+/// created.
+pub(crate) fn beside(location: &Path, suffix: &str) -> Result<PathBuf, String> {
+    let parent = location.parent().ok_or("the location has no parent")?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let name = location
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(parent.join(format!(".{name}.{suffix}")))
+}
+
+/// Downloads the archive at `url` (checked against its checksums) and unpacks it into
+/// `staging`, a new directory. Returns the directory holding the tree: the archive's single
+/// top-level directory when `strip` and there is one, else `staging`.
+pub(crate) fn fetch_unpacked(
+    ctx: &Context<'_>,
+    options: &Options<'_>,
+    location: &Path,
+    staging: &Path,
+    strip: bool,
+) -> Result<PathBuf, String> {
+    let archive = beside(location, "grove-download")?;
+    std::fs::create_dir_all(staging)
+        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+    fetch_checked(ctx, options, &archive)?;
+    let unpacked = unpack(&archive, staging);
+    let _ = std::fs::remove_file(&archive);
+    unpacked?;
+    let entries: Vec<PathBuf> = std::fs::read_dir(staging)
+        .map_err(|e| format!("cannot list {}: {e}", staging.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    Ok(match entries.as_slice() {
+        [single] if strip && single.is_dir() && !single.is_symlink() => single.clone(),
+        _ => staging.to_owned(),
+    })
+}
+
 impl Recipe for DownloadUnpacked {
     fn computes_options(&self) -> bool {
         true
@@ -247,37 +283,14 @@ impl Recipe for DownloadUnpacked {
         let strip = options
             .get("strip-top-level-dir")
             .is_none_or(|v| !matches!(v.trim(), "false" | "no" | "off" | "0"));
-        let parent = location
-            .parent()
-            .ok_or("the destination has no parent")?
-            .to_owned();
-        std::fs::create_dir_all(&parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let name = location
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let archive = parent.join(format!(".{name}.grove-download"));
-        let staging = parent.join(format!(".{name}.grove-unpack"));
+        let staging = beside(&location, "grove-unpack")?;
         let _ = std::fs::remove_dir_all(&staging);
         let result = (|| {
-            fetch_checked(ctx, options, &archive)?;
-            std::fs::create_dir_all(&staging)
-                .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
-            unpack(&archive, &staging)?;
-            let entries: Vec<PathBuf> = std::fs::read_dir(&staging)
-                .map_err(|e| format!("cannot list {}: {e}", staging.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            let top = match entries.as_slice() {
-                [single] if strip && single.is_dir() && !single.is_symlink() => single.clone(),
-                _ => staging.clone(),
-            };
+            let top = fetch_unpacked(ctx, options, &location, &staging, strip)?;
             let _ = std::fs::remove_dir_all(&location);
             std::fs::rename(&top, &location)
                 .map_err(|e| format!("cannot move into {}: {e}", location.display()))
         })();
-        let _ = std::fs::remove_file(&archive);
         let _ = std::fs::remove_dir_all(&staging);
         result.map(|()| vec![location])
     }

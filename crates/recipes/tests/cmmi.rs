@@ -1,31 +1,14 @@
 //! `slapos.recipe.cmmi` on a real autotools project: a `make dist` tarball built by
 //! autoconf and automake here, then configured, built and installed by the recipe.
 
+mod common;
+
+use common::run;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use grove_fetch::Fetcher;
-use grove_profile::LoadOptions;
-use grove_recipes::{Context, InstallError, Registry, Report, install};
 use md5::{Digest, Md5};
-
-fn run(dir: &Path, profile: &str) -> Result<Report, InstallError> {
-    std::fs::write(dir.join("buildout.cfg"), profile).expect("write profile");
-    let fetcher = Fetcher::default();
-    let main = dir.join("buildout.cfg");
-    let profile = grove_profile::load(
-        main.to_str().expect("utf-8"),
-        &fetcher,
-        &LoadOptions::default(),
-    )
-    .expect("profile loads");
-    let ctx = Context {
-        directory: dir.to_owned(),
-        fetcher: &fetcher,
-        partition: None,
-    };
-    install(&profile, &Registry::builtin(), &ctx)
-}
 
 fn sh(dir: &Path, command: &str) {
     let output = Command::new("/bin/sh")

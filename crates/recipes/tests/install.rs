@@ -1,29 +1,11 @@
 //! Installing profiles with the built-in recipes, in a real directory.
 
+mod common;
+
+use common::run;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-use grove_fetch::Fetcher;
-use grove_profile::LoadOptions;
-use grove_recipes::{Context, InstallError, Registry, Report, install};
-
-fn run(dir: &Path, profile: &str) -> Result<Report, InstallError> {
-    std::fs::write(dir.join("buildout.cfg"), profile).expect("write profile");
-    let fetcher = Fetcher::default();
-    let main = dir.join("buildout.cfg");
-    let profile = grove_profile::load(
-        main.to_str().expect("utf-8"),
-        &fetcher,
-        &LoadOptions::default(),
-    )
-    .expect("profile loads");
-    let ctx = Context {
-        directory: dir.to_owned(),
-        fetcher: &fetcher,
-        partition: None,
-    };
-    install(&profile, &Registry::builtin(), &ctx)
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
