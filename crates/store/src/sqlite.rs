@@ -567,6 +567,61 @@ async fn request_instance(
     }
     let parameters = serde_json::to_string(&request.parameters).unwrap_or_else(|_| "{}".to_owned());
     let sla = serde_json::to_string(&request.sla).unwrap_or_else(|_| "{}".to_owned());
+    // The common case, a user's new instance, is one statement: placed and inserted unless
+    // the title exists (the `instances_placed` trigger takes the partition). When nothing
+    // is inserted, the general path below finds out why.
+    if parent.is_none() && !request.shared && state != api::RequestedState::Destroyed {
+        let timestamp = clock.next();
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO instances (owner_id, requester, title, software_release, software_type, \
+             parameters, requested_state, shared, sla, timestamp, computer_id, partition_reference) \
+             SELECT ?3, ?4, ?5, ?1, ?6, ?7, ?8, 0, ?9, ?10, cap.computer_id, cap.partition FROM (",
+            capacity!(),
+            ") AS cap WHERE cap.partition IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM instances WHERE requester = ?4 AND title = ?5) \
+             RETURNING id, computer_id, partition_reference, \
+             (SELECT reference FROM computers WHERE id = computer_id)"
+        ))
+        .bind(&request.software_release)
+        .bind(request.sla.get("computer_guid"))
+        .bind(owner)
+        .bind(&requester_key)
+        .bind(&request.title)
+        .bind(&request.software_type)
+        .bind(&parameters)
+        .bind(state.as_str())
+        .bind(&sla)
+        .bind(timestamp)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = inserted {
+            let id: i64 = row.try_get(0)?;
+            let computer: i64 = row.try_get(1)?;
+            let changed = Changed {
+                computers: vec![computer],
+            };
+            let instance = api::Instance {
+                id,
+                title: request.title,
+                software_release: request.software_release,
+                software_type: request.software_type,
+                parameters: request.parameters,
+                requested_state: state,
+                shared: false,
+                sla: request.sla,
+                computer: Some(row.try_get(3)?),
+                partition: Some(row.try_get(2)?),
+                host_instance: None,
+                parent: None,
+                root: id,
+                reported_state: None,
+                error: None,
+                connection: api::Parameters::new(),
+                timestamp,
+            };
+            return Ok((instance, changed));
+        }
+    }
     // One statement finds both the instance if it exists and, in case it does not, where
     // a new one would go.
     let found = sqlx::query(concat!(
