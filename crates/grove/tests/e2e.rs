@@ -496,6 +496,61 @@ fn a_release_with_a_periodicity_file_is_processed_that_often() {
     daemon.stop();
 }
 
+#[test]
+fn users_see_their_own_and_removed_software_is_deleted() {
+    let place = Place::new(11);
+    let (daemon, connection) = up(&place, Some("hello"));
+    assert!(connection.is_some());
+    let token = String::from_utf8(place.client(&["user", "create", "alice"]).stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert!(token.starts_with("g1.u."), "{token}");
+    let client = &place.path().join("up/client.toml");
+    let url = std::fs::read_to_string(client).expect("client file");
+    let url = url
+        .lines()
+        .find_map(|l| l.strip_prefix("master_url = "))
+        .expect("master_url")
+        .trim_matches('"')
+        .to_owned();
+    let as_alice = |args: &[&str]| {
+        grove()
+            .args(args)
+            .args(["--json", "--master-url", &url, "--token", &token])
+            .output()
+            .expect("runs")
+    };
+    let list: Value = serde_json::from_slice(&as_alice(&["service", "list"]).stdout).expect("json");
+    assert_eq!(
+        list,
+        serde_json::json!([]),
+        "alice sees none of the admin's instances"
+    );
+    let denied = as_alice(&["user", "create", "mallory"]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("403"));
+
+    let sr = example("hello");
+    place.client(&["request", "hello", &sr, "--state", "destroyed"]);
+    place.client(&["remove", &sr, "local"]);
+    let software_root = place.path().join("up/software");
+    eventually("the release to be removed", || {
+        // The master forgets the release once the node reports it destroyed.
+        let computer = place.client_json(&["computer", "info", "local"]);
+        let forgotten = computer["software"]
+            .as_array()
+            .expect("software")
+            .is_empty();
+        let empty = std::fs::read_dir(&software_root)
+            .expect("root")
+            .next()
+            .is_none();
+        (forgotten && empty).then_some(())
+    });
+    daemon.stop();
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
