@@ -527,11 +527,13 @@ fn to_json(value: &Value) -> serde_json::Value {
 
 /// `slapos.recipe.template:jinja2`: `output` rendered from a Jinja2 template with the
 /// variables of `context` (and `extra-context`) lines: `key NAME SECTION:OPTION`,
-/// `section NAME SECTION`, `raw NAME VALUE`, `json NAME JSON`, `jsonkey NAME SECTION:OPTION`.
+/// `section NAME SECTION`, `raw NAME VALUE`, `json NAME JSON`, `jsonkey NAME SECTION:OPTION`,
+/// `rawfile NAME PATH-OR-URL` (the file's text).
 /// An undefined variable is an error. `${...}` in the output is left for the instance.
 struct Jinja2;
 
 fn jinja_context(
+    ctx: &Context<'_>,
     options: &Options<'_>,
     resolved: &Resolved,
 ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
@@ -587,9 +589,17 @@ fn jinja_context(
                 serde_json::from_str(&text)
                     .map_err(|e| format!("context {name}: {rest} is not JSON: {e}"))?
             }
+            "rawfile" => {
+                let mut bytes = Vec::new();
+                ctx.fetcher
+                    .download(rest, &mut bytes)
+                    .map_err(|e| format!("context {name}: {e}"))?;
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            }
             other => {
                 return Err(format!(
-                    "context type {other} is not implemented by Grove (key, section, raw, json, jsonkey are)"
+                    "context type {other} is not implemented by Grove \
+                     (key, section, raw, json, jsonkey, rawfile are)"
                 ));
             }
         };
@@ -633,7 +643,7 @@ impl Recipe for Jinja2 {
             Source::Inline(text) => (format!("[{}] inline", options.part), text),
             Source::File { url, text } => (url, text),
         };
-        let context = jinja_context(options, resolved)?;
+        let context = jinja_context(ctx, options, resolved)?;
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);

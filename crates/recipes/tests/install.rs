@@ -357,6 +357,17 @@ context =
     let undefined = profile.replace("  raw who   the builder\n", "");
     let error = run(dir.path(), &undefined).expect_err("undefined variable");
     assert!(error.to_string().contains("undefined"), "{error}");
+    std::fs::write(dir.path().join("who.txt"), "the file").expect("write");
+    let from_file = profile.replace(
+        "  raw who   the builder\n",
+        "  rawfile who ${buildout:directory}/who.txt\n",
+    );
+    run(dir.path(), &from_file).expect("renders with a file's text");
+    assert!(
+        std::fs::read_to_string(dir.path().join("instance.cfg"))
+            .expect("output")
+            .ends_with("by the file")
+    );
     let imports = profile.replace("  raw who   the builder\n", "  import who json\n");
     let error = run(dir.path(), &imports).expect_err("import");
     assert!(

@@ -259,11 +259,9 @@ impl Master for Recorder {
     }
 }
 
-#[test]
-fn publish_extends_merges_other_sections_under_its_own() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let recorder = Recorder::default();
-    let partition = Partition {
+/// A partition whose master is `recorder`, for an instance of this software type.
+fn partition<'a>(recorder: &'a Recorder, software_type: &str) -> Partition<'a> {
+    Partition {
         computer: "COMP-1".to_owned(),
         reference: "slappart0".to_owned(),
         addresses: vec!["127.0.1.1".to_owned()],
@@ -272,17 +270,24 @@ fn publish_extends_merges_other_sections_under_its_own() {
             title: "app".to_owned(),
             root_title: "app".to_owned(),
             software_release: "sr.cfg".to_owned(),
-            software_type: "default".to_owned(),
+            software_type: software_type.to_owned(),
             requested_state: api::RequestedState::Started,
-            parameters: api::Parameters::new(),
+            parameters: [("colour".to_owned(), json!("blue"))].into_iter().collect(),
             connection: api::Parameters::new(),
             shared_instances: Vec::new(),
             timestamp: 1,
             token: "t".to_owned(),
         },
-        master: &recorder,
+        master: recorder,
         requested: Mutex::new(Vec::new()),
-    };
+    }
+}
+
+#[test]
+fn publish_extends_merges_other_sections_under_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recorder = Recorder::default();
+    let partition = partition(&recorder, "default");
     let profile = "[buildout]\nparts = publish\n\n[monitor]\nurl = http://monitor\nuser = admin\n\n\
                    [backend]\nurl = http://backend\n\n[publish]\nrecipe = slapos.cookbook:publish\n\
                    -extends = monitor backend\nuser = root\n";
@@ -321,5 +326,66 @@ fn publish_extends_merges_other_sections_under_its_own() {
     assert_eq!(
         error.to_string(),
         "part publish (recipe slapos.cookbook:publish): -extends names section nowhere, which does not exist"
+    );
+}
+
+#[test]
+fn switch_softwaretype_runs_the_profile_of_the_instance_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub = |name: &str| {
+        format!(
+            "[buildout]\nparts = mark publish\n[slap-configuration]\n\
+             recipe = slapos.cookbook:slapconfiguration\n\
+             [mark]\nrecipe = plone.recipe.command\ncommand = echo {name} > chosen\n\
+             [publish]\nrecipe = slapos.cookbook:publish\n\
+             colour = ${{slap-configuration:configuration.colour}}\n\
+             computer = ${{slap-connection:computer-id}}\n"
+        )
+    };
+    std::fs::write(dir.path().join("default.cfg"), sub("default")).expect("write");
+    std::fs::write(dir.path().join("other.cfg"), sub("other")).expect("write");
+    let profile = format!(
+        "[buildout]\nparts = switch\n[slap-connection]\ncomputer-id = COMP-1\n\
+         [switch]\nrecipe = slapos.cookbook:switch-softwaretype\n\
+         default = {0}/default.cfg\nother = {0}/other.cfg\n",
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("buildout.cfg"), &profile).expect("write");
+    let fetcher = Fetcher::default();
+    let main = dir.path().join("buildout.cfg");
+    let run = |software_type: &str| {
+        let recorder = Recorder::default();
+        let partition = partition(&recorder, software_type);
+        let loaded = grove_profile::load(
+            main.to_str().expect("utf-8"),
+            &fetcher,
+            &LoadOptions::default(),
+        )
+        .expect("loads");
+        let ctx = Context {
+            directory: dir.path().to_owned(),
+            fetcher: &fetcher,
+            partition: Some(&partition),
+        };
+        install(&loaded, &Registry::builtin(), &ctx)
+            .map(|_| recorder.published.lock().expect("lock").clone())
+    };
+    let published = run("other").expect("installs");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("chosen")).expect("ran"),
+        "other\n"
+    );
+    assert_eq!(
+        Value::Object(published[0].parameters.clone()),
+        json!({"colour": "blue", "computer": "COMP-1"})
+    );
+    // Unchanged, it runs the sub-profile again (its parameters may have changed).
+    let again = run("other").expect("installs again");
+    assert_eq!(again.len(), 1);
+
+    let error = run("missing").expect_err("no such type").to_string();
+    assert_eq!(
+        error,
+        "part switch (recipe slapos.cookbook:switch-softwaretype): no profile for software type missing"
     );
 }
