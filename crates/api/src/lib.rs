@@ -176,6 +176,9 @@ pub struct Instance {
     pub connection: Parameters,
     /// Changes whenever what is requested of the instance changes.
     pub timestamp: i64,
+    /// The timestamp the node had processed when it last reported: the report is about
+    /// the current request once it reaches `timestamp`.
+    pub reported_timestamp: Option<i64>,
 }
 
 /// `POST /v1/users`.
@@ -264,6 +267,9 @@ pub struct StateReport {
     pub state: ReportedState,
     #[serde(default)]
     pub error: Option<String>,
+    /// The instance timestamp the node processed.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
 }
 
 /// `PUT /v1/instances/{id}/connection`: an instance publishes its connection parameters,

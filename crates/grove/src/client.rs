@@ -251,7 +251,7 @@ pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
             error_grace: Duration::from_secs(args.error_grace),
             progress,
         };
-        wait_for_connection(&client, instance.id, &wait)?.connection
+        wait_for_connection(&client, &instance, &wait)?.connection
     } else {
         instance.connection
     };
@@ -298,12 +298,14 @@ pub(crate) struct Wait {
     pub(crate) progress: bool,
 }
 
-/// Polls the instance until it has published connection parameters and reported started.
+/// Polls the instance until it has published connection parameters and reported started
+/// after processing this request.
 pub(crate) fn wait_for_connection(
     client: &Client,
-    id: i64,
+    requested: &api::Instance,
     wait: &Wait,
 ) -> anyhow::Result<api::Instance> {
+    let id = requested.id;
     let Wait {
         timeout,
         error_grace,
@@ -321,9 +323,14 @@ pub(crate) fn wait_for_connection(
                 grove_node::client::SHORT,
             )?
             .ok_or_else(|| anyhow!("the master answered nothing"))?;
-        // Published, and its services up (the promises passed).
+        // Published, its services up (the promises passed), and the report is about this
+        // request: a changed instance keeps its old parameters until the node processed it.
+        let current = instance
+            .reported_timestamp
+            .is_some_and(|t| t >= requested.timestamp);
         if !instance.connection.is_empty()
             && instance.reported_state == Some(api::ReportedState::Started)
+            && current
         {
             if progress {
                 eprintln!();

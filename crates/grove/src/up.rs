@@ -224,7 +224,7 @@ fn deploy_example(client: &Client, name: &str, release: &str, json: bool) -> any
         error_grace: Duration::from_secs(60),
         progress,
     };
-    let instance = crate::client::wait_for_connection(client, instance.id, &wait)?;
+    let instance = crate::client::wait_for_connection(client, &instance, &wait)?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, &instance.connection)?;

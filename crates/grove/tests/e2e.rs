@@ -235,13 +235,14 @@ fn hello_answers_and_follows_its_parameters() {
     assert_eq!(get(&url).as_deref(), Some("Hello World!\n"));
 
     let sr = example("hello");
-    place.client(&["request", "hello", &sr, "--param", "name=Alice"]);
-    eventually("the new greeting", || {
-        (get(&url).as_deref() == Some("Hello Alice!\n")).then_some(())
-    });
-    eventually("the instance to report started", || {
-        (place.instance("hello")["reported_state"] == "started").then_some(())
-    });
+    // --wait returns once the node has processed this very request: the service already
+    // greets with the new name.
+    let changed = place.client_json(&["request", "hello", &sr, "--param", "name=Alice", "--wait"]);
+    assert_eq!(text(&changed, "url"), url);
+    assert_eq!(get(&url).as_deref(), Some("Hello Alice!\n"));
+    let instance = place.instance("hello");
+    assert_eq!(instance["reported_state"], "started");
+    assert_eq!(instance["reported_timestamp"], instance["timestamp"]);
 
     // The service's output, through the agent's log.
     let tail = grove()

@@ -664,12 +664,17 @@ impl Agent {
 
     async fn report_state(
         &self,
-        instance: i64,
+        instance: &api::PartitionInstance,
         state: api::ReportedState,
         error: Option<String>,
     ) -> bool {
-        let report = api::StateReport { state, error };
-        self.report("instance state", move |c| c.report_state(instance, &report))
+        let id = instance.id;
+        let report = api::StateReport {
+            state,
+            error,
+            timestamp: Some(instance.timestamp),
+        };
+        self.report("instance state", move |c| c.report_state(id, &report))
             .await
     }
 
@@ -680,7 +685,7 @@ impl Agent {
             api::RequestedState::Started => self.deploy(&slot, &instance).await,
             api::RequestedState::Stopped => {
                 self.stop_partition(&reference).await;
-                self.report_state(instance.id, api::ReportedState::Stopped, None)
+                self.report_state(&instance, api::ReportedState::Stopped, None)
                     .await
             }
             api::RequestedState::Destroyed => self.destroy(&slot, &instance).await,
@@ -721,7 +726,7 @@ impl Agent {
             Ok(outcome) => outcome,
             Err(message) => {
                 tracing::warn!(partition = %slot.reference, error = %message, "instance profile failed");
-                self.report_state(instance.id, api::ReportedState::Error, Some(tail(&message)))
+                self.report_state(instance, api::ReportedState::Error, Some(tail(&message)))
                     .await;
                 return false;
             }
@@ -739,7 +744,7 @@ impl Agent {
         let started = match self.sync_services(slot).await {
             Ok(started) => started,
             Err(message) => {
-                self.report_state(instance.id, api::ReportedState::Error, Some(message))
+                self.report_state(instance, api::ReportedState::Error, Some(message))
                     .await;
                 return false;
             }
@@ -766,13 +771,13 @@ impl Agent {
         .await
         .unwrap_or_default();
         if failures.is_empty() {
-            self.report_state(instance.id, api::ReportedState::Started, None)
+            self.report_state(instance, api::ReportedState::Started, None)
                 .await
         } else {
             let message: Vec<String> = failures.iter().map(ToString::to_string).collect();
             let message = message.join("\n");
             tracing::warn!(partition = %slot.reference, error = %message, "promises failed");
-            self.report_state(instance.id, api::ReportedState::Error, Some(tail(&message)))
+            self.report_state(instance, api::ReportedState::Error, Some(tail(&message)))
                 .await;
             false
         }
@@ -856,7 +861,7 @@ impl Agent {
             tracing::warn!(partition = %slot.reference, error = %message, "cannot wipe");
             return false;
         }
-        self.report_state(instance.id, api::ReportedState::Destroyed, None)
+        self.report_state(instance, api::ReportedState::Destroyed, None)
             .await
     }
 

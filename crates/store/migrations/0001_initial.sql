@@ -79,6 +79,7 @@ CREATE TABLE instances (
     host_instance_id INTEGER REFERENCES instances (id),
     reported_state TEXT CHECK (reported_state IN ('started', 'stopped', 'destroyed', 'error')),
     error TEXT,
+    reported_timestamp INTEGER,
     connection TEXT NOT NULL DEFAULT '{}',
     timestamp INTEGER NOT NULL,
     UNIQUE (requester, title)

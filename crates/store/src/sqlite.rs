@@ -470,6 +470,7 @@ fn row_to_instance(row: &SqliteRow) -> Result<api::Instance> {
         error: row.try_get("error")?,
         connection: json_object(&row.try_get::<String, _>("connection")?),
         timestamp: row.try_get("timestamp")?,
+        reported_timestamp: row.try_get("reported_timestamp")?,
     })
 }
 
@@ -498,7 +499,7 @@ macro_rules! select_instances {
         "SELECT i.id, i.title, i.software_release, i.software_type, i.parameters, \
          i.requested_state, i.shared, i.sla, c.reference AS computer, i.partition_reference, \
          i.host_instance_id, i.parent_id, i.root_id, i.reported_state, i.error, i.connection, \
-         i.timestamp, i.computer_id FROM instances i LEFT JOIN computers c ON c.id = i.computer_id "
+         i.timestamp, i.computer_id, i.reported_timestamp FROM instances i LEFT JOIN computers c ON c.id = i.computer_id "
     };
 }
 
@@ -618,6 +619,7 @@ async fn request_instance(
                 error: None,
                 connection: api::Parameters::new(),
                 timestamp,
+                reported_timestamp: None,
             };
             return Ok((instance, changed));
         }
@@ -752,6 +754,7 @@ async fn request_instance(
                     error: None,
                     connection: api::Parameters::new(),
                     timestamp,
+                    reported_timestamp: None,
                 };
                 return Ok((instance, changed));
             }
@@ -962,12 +965,15 @@ async fn report_instance(
     let Some((instance, computer)) = load_instance(conn, id).await? else {
         return Err(StoreError::NotFound(format!("instance {id}")));
     };
-    sqlx::query("UPDATE instances SET reported_state = ?, error = ? WHERE id = ?")
-        .bind(report.state.as_str())
-        .bind(&report.error)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE instances SET reported_state = ?, error = ?, reported_timestamp = ? WHERE id = ?",
+    )
+    .bind(report.state.as_str())
+    .bind(&report.error)
+    .bind(report.timestamp)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     let mut changed = Changed::default();
     // A destroyed partition is free only once its node says it is destroyed.
     if report.state == api::ReportedState::Destroyed
