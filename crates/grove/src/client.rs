@@ -287,6 +287,36 @@ pub(crate) fn connection_lines(connection: &api::Parameters) -> Vec<String> {
         .collect()
 }
 
+enum SoftwareProgress {
+    Building,
+    Failed(String),
+}
+
+/// Where the instance's software release is on its computer, when the caller may see the
+/// computer (its owner, the admin); none once it is available or when it cannot be read.
+fn software_state(client: &Client, instance: &api::Instance) -> Option<SoftwareProgress> {
+    let computer = instance.computer.as_deref()?;
+    let computer: api::Computer = client
+        .call(
+            "GET",
+            &format!("/v1/computers/{computer}"),
+            None,
+            grove_node::client::SHORT,
+        )
+        .ok()??;
+    let software = computer
+        .software
+        .into_iter()
+        .find(|s| s.software_release == instance.software_release)?;
+    match software.reported_state {
+        Some(api::SoftwareState::Error) => {
+            Some(SoftwareProgress::Failed(software.error.unwrap_or_default()))
+        }
+        Some(api::SoftwareState::Available) => None,
+        _ => Some(SoftwareProgress::Building),
+    }
+}
+
 /// How to wait for an instance.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Wait {
@@ -349,7 +379,19 @@ pub(crate) fn wait_for_connection(
                 error_since = None;
                 match (state, &instance.partition) {
                     (_, None) => "waiting for a partition".to_owned(),
-                    (None, Some(p)) => format!("deploying in {p}"),
+                    (None, Some(p)) => match software_state(client, &instance) {
+                        Some(SoftwareProgress::Failed(error)) => {
+                            bail!(
+                                "the software release {} failed to build on {}: {error}",
+                                instance.software_release,
+                                instance.computer.as_deref().unwrap_or("its computer")
+                            );
+                        }
+                        Some(SoftwareProgress::Building) => {
+                            format!("building the software release for {p}")
+                        }
+                        None => format!("deploying in {p}"),
+                    },
                     (Some(s), Some(p)) => format!("{} in {p}", s.as_str()),
                 }
             }

@@ -465,6 +465,21 @@ fn a_broken_software_release_is_reported_with_its_error() {
         ),
         "{error}"
     );
+    // Waiting for an instance of it fails at once, with the build's error.
+    let waited = grove()
+        .args(["request", "victim", &sr, "--wait"])
+        .env("GROVE_CLIENT_CONFIG", place.path().join("up/client.toml"))
+        .output()
+        .expect("runs");
+    assert!(!waited.status.success());
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the software release {sr} failed to build on local"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not implemented by Grove"), "{stderr}");
     daemon.stop();
 }
 
