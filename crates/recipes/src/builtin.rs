@@ -667,19 +667,35 @@ fn md5_hex(bytes: &[u8]) -> String {
 /// is unchanged; `location` lists what to remove when the part goes.
 struct Command;
 
+/// How many lines of a failing command's output go into its error.
+const OUTPUT_TAIL_LINES: usize = 20;
+
 fn run_shell(ctx: &Context<'_>, command: &str, stop_on_error: bool) -> Result<(), String> {
-    let status = std::process::Command::new("/bin/sh")
+    let output = std::process::Command::new("/bin/sh")
         .arg("-c")
-        .arg(command)
+        .arg(format!("exec 2>&1; {command}"))
         .current_dir(&ctx.directory)
-        .status()
+        .stdin(std::process::Stdio::null())
+        .output()
         .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
-    if !status.success() && stop_on_error {
-        return Err(format!("command failed ({status}): {command}"));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..].join("\n");
+    if output.status.success() {
+        if !tail.is_empty() {
+            tracing::debug!(%command, output = %tail, "command ran");
+        }
+        return Ok(());
     }
-    if !status.success() {
-        tracing::warn!(%command, %status, "command failed (stop-on-error is off)");
+    let status = output.status;
+    if stop_on_error {
+        return Err(if tail.is_empty() {
+            format!("command failed ({status}): {command}")
+        } else {
+            format!("command failed ({status}): {command}\n{tail}")
+        });
     }
+    tracing::warn!(%command, %status, output = %tail, "command failed (stop-on-error is off)");
     Ok(())
 }
 

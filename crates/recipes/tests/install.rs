@@ -308,9 +308,16 @@ fn commands_run_and_their_locations_are_removed_with_the_part() {
     );
     run(dir.path(), "[buildout]\nparts =\n").expect("uninstalls");
     assert!(!dir.path().join("out").exists());
-    let failing = "[buildout]\nparts = build\n[build]\nrecipe = plone.recipe.command\ncommand = exit 3\nstop-on-error = yes\n";
+    let failing = "[buildout]\nparts = build\n[build]\nrecipe = plone.recipe.command\n\
+                   command = echo compiling; echo 'no space left' >&2; exit 3\nstop-on-error = yes\n";
     let error = run(dir.path(), failing).expect_err("fails");
-    assert!(error.to_string().contains("command failed"), "{error}");
+    // The error ends with what the command printed, both streams in order.
+    assert!(
+        error
+            .to_string()
+            .ends_with("command failed (exit status: 3): echo compiling; echo 'no space left' >&2; exit 3\ncompiling\nno space left"),
+        "{error}"
+    );
 }
 
 #[test]
