@@ -671,23 +671,31 @@ struct Command;
 const OUTPUT_TAIL_LINES: usize = 20;
 
 fn run_shell(ctx: &Context<'_>, command: &str, stop_on_error: bool) -> Result<(), String> {
-    let output = std::process::Command::new("/bin/sh")
+    // Output goes to a file, not a pipe: a command that leaves a process in the background
+    // must not keep the run waiting for the end of its output.
+    let capture = ctx.directory.join(".grove-command-output");
+    let file = std::fs::File::create(&capture)
+        .map_err(|e| format!("cannot write {}: {e}", capture.display()))?;
+    let status = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("exec 2>&1; {command}"))
         .current_dir(&ctx.directory)
         .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
+        .stdout(file)
+        .status()
+        .map_err(|e| format!("cannot run /bin/sh: {e}"));
+    let text = std::fs::read(&capture).unwrap_or_default();
+    let _ = std::fs::remove_file(&capture);
+    let status = status?;
+    let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..].join("\n");
-    if output.status.success() {
+    if status.success() {
         if !tail.is_empty() {
             tracing::debug!(%command, output = %tail, "command ran");
         }
         return Ok(());
     }
-    let status = output.status;
     if stop_on_error {
         return Err(if tail.is_empty() {
             format!("command failed ({status}): {command}")
