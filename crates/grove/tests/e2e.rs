@@ -244,6 +244,19 @@ fn hello_answers_and_follows_its_parameters() {
     assert_eq!(instance["reported_state"], "started");
     assert_eq!(instance["reported_timestamp"], instance["timestamp"]);
 
+    // Parameters from a JSON file, as scripts pass them.
+    let params = place.path().join("params.json");
+    std::fs::write(&params, r#"{"name": "Carol"}"#).expect("write");
+    place.client(&[
+        "request",
+        "hello",
+        &sr,
+        "--params-file",
+        params.to_str().expect("utf-8"),
+        "--wait",
+    ]);
+    assert_eq!(get(&url).as_deref(), Some("Hello Carol!\n"));
+
     // The service's output, through the agent's log.
     let tail = grove()
         .args([
