@@ -64,6 +64,23 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// An error and its causes on one line, each cause once: library errors often say their
+/// cause already (`cannot listen on ADDR: Address already in use`).
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -77,5 +94,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Service(command) => client::service(command),
         Command::Computer(command) => client::computer(command),
         Command::User(command) => client::user(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot listen on 127.0.0.1:8080: {source}")]
+    struct Listen {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address already in use");
+        let error = anyhow::Error::new(Listen { source: io }).context("cannot start the master");
+        assert_eq!(
+            error_message(&error),
+            "cannot start the master: cannot listen on 127.0.0.1:8080: address already in use"
+        );
     }
 }

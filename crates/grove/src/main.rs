@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match grove::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", grove::error_message(&error));
             ExitCode::from(grove::EXIT_FAILURE)
         }
     }
