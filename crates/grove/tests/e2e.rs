@@ -412,6 +412,42 @@ fn grove_up_resumes_every_instance_after_a_restart() {
     daemon.stop();
 }
 
+/// The pid of the first supervised service, from `node status` (none while the agent is
+/// not answering).
+fn service_pid(place: &Place) -> Option<u64> {
+    let status = grove()
+        .args(["node", "status", "--json", "--config"])
+        .arg(place.path().join("up/node.toml"))
+        .output()
+        .expect("runs");
+    let status: Value = serde_json::from_slice(&status.stdout).ok()?;
+    status[0]["pid"].as_u64()
+}
+
+#[test]
+fn services_left_by_a_killed_grove_up_are_replaced() {
+    let place = Place::new(12);
+    let (daemon, connection) = up(&place, Some("hello"));
+    let url = text(&connection.expect("published"), "url");
+    let old = service_pid(&place).expect("a running service");
+    // Killed without a chance to stop its services: they stay, orphaned, on their port
+    // (with nobody reading their output any more).
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(daemon);
+    assert!(Path::new(&format!("/proc/{old}")).exists());
+
+    let (daemon, _) = up(&place, None);
+    eventually("the new agent's service to answer", || {
+        let pid = service_pid(&place)?;
+        (pid != old && get(&url).as_deref() == Some("Hello World!\n")).then_some(())
+    });
+    assert!(
+        !Path::new(&format!("/proc/{old}")).exists(),
+        "the leftover service was stopped"
+    );
+    daemon.stop();
+}
+
 #[test]
 fn a_failing_promise_puts_the_instance_in_error_with_its_output() {
     let place = Place::new(6);

@@ -15,6 +15,7 @@ pub mod format;
 pub mod instance;
 pub mod os;
 pub mod software;
+mod stale;
 mod status;
 mod usage;
 
@@ -298,6 +299,16 @@ impl Agent {
                 () = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(MAX_RETRY);
+        }
+        // Services a killed agent left running would hold their ports against ours.
+        let partitions: Vec<PathBuf> = lock(&self.shared.slots)
+            .iter()
+            .map(|s| s.path.clone())
+            .collect();
+        let leftovers = stale::leftovers(&partitions);
+        if !leftovers.is_empty() {
+            let grace = self.shared.options.policy.stop_timeout;
+            let _ = tokio::task::spawn_blocking(move || stale::stop(&leftovers, grace)).await;
         }
         let status = status::serve(self.clone())?;
         let usage = tokio::spawn(usage::report_every(self.clone()));
