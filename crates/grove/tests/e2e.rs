@@ -430,10 +430,12 @@ fn services_left_by_a_killed_grove_up_are_replaced() {
     let (daemon, connection) = up(&place, Some("hello"));
     let url = text(&connection.expect("published"), "url");
     let old = service_pid(&place).expect("a running service");
-    // Killed without a chance to stop its services: they stay, orphaned, on their port
-    // (with nobody reading their output any more).
+    // Killed without a chance to stop its services: they go on serving (and logging),
+    // orphaned, on their port.
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     drop(daemon);
+    assert_eq!(get(&url).as_deref(), Some("Hello World!\n"));
+    assert_eq!(get(&url).as_deref(), Some("Hello World!\n"));
     assert!(Path::new(&format!("/proc/{old}")).exists());
 
     let (daemon, _) = up(&place, None);

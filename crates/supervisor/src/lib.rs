@@ -1,7 +1,8 @@
 //! Native supervision of services, as the node agent runs them in partitions.
 //!
 //! Each service runs in its own process group (optionally as a partition's user), with
-//! stdout and stderr appended to a log file that is rotated by size. A service that exits
+//! stdout and stderr appended to a log file it holds itself (so it keeps running, and
+//! logging, when the supervisor dies), copied aside and emptied when it grows too large. A service that exits
 //! is started again after a delay that doubles from 1 s up to 60 s, and returns to 1 s once a
 //! run has lasted a minute. Stopping sends SIGTERM to the whole group, then SIGKILL after a
 //! grace period, so that no grandchild outlives its service.
@@ -18,7 +19,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 /// What to run.
@@ -45,8 +45,10 @@ pub struct Policy {
     pub stable_after: Duration,
     /// How long SIGTERM has before SIGKILL.
     pub stop_timeout: Duration,
-    /// A log file larger than this is moved to `<log>.1` and started again.
+    /// A log file larger than this is copied to `<log>.1` and emptied.
     pub max_log_bytes: u64,
+    /// How often log sizes are checked.
+    pub log_check: Duration,
 }
 
 impl Default for Policy {
@@ -57,6 +59,7 @@ impl Default for Policy {
             stable_after: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(10),
             max_log_bytes: 10 * 1024 * 1024,
+            log_check: Duration::from_secs(10),
         }
     }
 }
@@ -246,18 +249,14 @@ async fn run_service(
     let mut backoff = policy.first_backoff;
     loop {
         let started = Instant::now();
-        // stdout and stderr share one pipe: one reader, and their lines stay in order.
-        let child = std::io::pipe().and_then(|(reader, writer)| {
+        // The service writes its log itself (stdout and stderr, in order): it goes on
+        // logging, and running, while the supervisor is away.
+        let child = open_log(&spec.log).and_then(|log| {
             let mut command = command(&spec);
-            command.stdout(writer.try_clone()?).stderr(writer);
-            let child = command.spawn()?;
-            // The command's copies of the writer are closed here, so the reader sees the
-            // end of the output when the service exits.
-            drop(command);
-            let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
-            Ok((child, reader))
+            command.stdout(log.try_clone()?).stderr(log);
+            command.spawn()
         });
-        let (mut child, output) = match child {
+        let mut child = match child {
             Ok(child) => child,
             Err(e) => {
                 tracing::warn!(service = %spec.name, error = %e, "cannot start service");
@@ -288,9 +287,20 @@ async fn run_service(
             s.since = Some(SystemTime::now());
         }
         tracing::info!(service = %spec.name, pid, "service started");
-        let copier = tokio::spawn(copy_to_log(output, spec.log.clone(), policy.max_log_bytes));
-        tokio::select! {
-            exit = child.wait() => {
+        let mut log_check = tokio::time::interval(policy.log_check);
+        let ended = loop {
+            tokio::select! {
+                exit = child.wait() => break Ended::Exited(exit),
+                done = stop.recv() => break Ended::Stop(done),
+                _ = log_check.tick() => {
+                    if let Err(e) = rotate_if_large(&spec.log, policy.max_log_bytes) {
+                        tracing::warn!(log = %spec.log.display(), error = %e, "cannot rotate a service log");
+                    }
+                }
+            }
+        };
+        match ended {
+            Ended::Exited(exit) => {
                 let text = match exit {
                     Ok(code) => code.to_string(),
                     Err(e) => format!("cannot wait: {e}"),
@@ -299,7 +309,6 @@ async fn run_service(
                 if let Some(pid) = pid {
                     signal_group(pid, Signal::SIGKILL);
                 }
-                let _ = copier.await;
                 if started.elapsed() >= policy.stable_after {
                     backoff = policy.first_backoff;
                 }
@@ -321,16 +330,18 @@ async fn run_service(
                 backoff = next_backoff(backoff, &policy);
                 lock(&status).restarts += 1;
             }
-            done = stop.recv() => {
+            Ended::Stop(done) => {
                 if let Some(pid) = pid {
                     signal_group(pid, Signal::SIGTERM);
-                    if tokio::time::timeout(policy.stop_timeout, child.wait()).await.is_err() {
+                    if tokio::time::timeout(policy.stop_timeout, child.wait())
+                        .await
+                        .is_err()
+                    {
                         tracing::warn!(service = %spec.name, "service ignored SIGTERM; killing it");
                     }
                     signal_group(pid, Signal::SIGKILL);
                     let _ = child.wait().await;
                 }
-                let _ = copier.await;
                 {
                     let mut s = lock(&status);
                     s.state = State::Stopped;
@@ -353,37 +364,40 @@ fn signal_group(pid: u32, signal: Signal) {
     }
 }
 
-/// Appends what a service writes to its log, moving the log to `<log>.1` when it grows past
-/// the limit.
-async fn copy_to_log(mut from: impl AsyncRead + Unpin, path: PathBuf, max_bytes: u64) {
-    let mut buffer = vec![0u8; 8192];
-    loop {
-        let n = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if let Err(e) = append(&path, &buffer[..n], max_bytes).await {
-            tracing::warn!(log = %path.display(), error = %e, "cannot write a service log");
-        }
-    }
+/// How a service's run ended.
+enum Ended {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    Stop(Option<oneshot::Sender<()>>),
 }
 
-async fn append(path: &Path, bytes: &[u8], max_bytes: u64) -> std::io::Result<()> {
-    let size = tokio::fs::metadata(path)
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0);
-    if size > 0 && size + bytes.len() as u64 > max_bytes {
-        let mut rotated = path.as_os_str().to_owned();
-        rotated.push(".1");
-        tokio::fs::rename(path, &rotated).await?;
-    }
-    let mut file = tokio::fs::OpenOptions::new()
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
         .open(path)
-        .await?;
-    file.write_all(bytes).await
+}
+
+/// Copies a log grown past `max_bytes` to `<log>.1` and empties it. The service keeps its
+/// descriptor (opened for appending), so its next write lands at the start of the emptied
+/// file; what it writes between the copy and the truncation is lost.
+fn rotate_if_large(path: &Path, max_bytes: u64) -> std::io::Result<()> {
+    let size = match std::fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if size <= max_bytes {
+        return Ok(());
+    }
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    std::fs::copy(path, &rotated)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(0)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ fn quick() -> Policy {
         stable_after: Duration::from_secs(30),
         stop_timeout: Duration::from_millis(500),
         max_log_bytes: 1024 * 1024,
+        log_check: Duration::from_millis(50),
     }
 }
 
@@ -176,8 +177,8 @@ async fn output_goes_to_a_log_rotated_by_size() {
     })
     .await;
     assert!(rotated.exists(), "rotated");
-    // A write is never split, so a file may pass the limit by one write; what is on disk
-    // is the newest output, the older one was moved aside.
+    // The log is checked every 50 ms: once past the limit it is copied aside and emptied,
+    // so what is on disk is the newest output, the older one was moved aside.
     let current = read(&log);
     assert!(
         !current.contains("line-0-"),
