@@ -58,7 +58,8 @@ impl Place {
             .env("GROVE_NODE_IPV4_BASE", format!("127.78.{}.1", self.net))
             .env("GROVE_NODE_USER_BASE", format!("gt{}u", self.net))
             .env("GROVE_NODE_POLL_WAIT_SECONDS", "5")
-            .env("GROVE_NODE_PROMISE_TIMEOUT_SECONDS", "5");
+            .env("GROVE_NODE_PROMISE_TIMEOUT_SECONDS", "5")
+            .env("GROVE_NODE_PROMISE_INTERVAL_SECONDS", "1");
     }
 
     fn address(&self, partition: u8) -> String {
@@ -486,6 +487,45 @@ fn a_failing_promise_puts_the_instance_in_error_with_its_output() {
         stderr.contains("instance broken failed: promise disk failed"),
         "{stderr}"
     );
+    daemon.stop();
+}
+
+#[test]
+fn promises_are_checked_between_deployments() {
+    let place = Place::new(13);
+    let sr = place.path().join("watched.cfg");
+    std::fs::write(
+        &sr,
+        "[buildout]\nparts = instance\n\n[instance]\nrecipe = slapos.recipe.template\n\
+         output = ${buildout:directory}/instance.cfg\ninline =\n  [buildout]\n  parts = healthy promise\n  \
+         [healthy]\n  recipe = plone.recipe.command\n  command = touch healthy\n  \
+         [promise]\n  recipe = slapos.recipe.template\n  output = $${buildout:directory}/etc/promise/health\n  \
+         mode = 0755\n  inline =\n    #!/bin/sh\n    test -f healthy || { echo the health file is gone; exit 1; }\n",
+    )
+    .expect("write");
+    let sr = sr.display().to_string();
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    place.client(&["request", "watched", &sr]);
+    eventually("the instance to start", || {
+        (place.instance("watched")["reported_state"] == "started").then_some(())
+    });
+
+    let health = place.path().join("up/instance/slappart0/healthy");
+    std::fs::remove_file(&health).expect("remove");
+    let error = eventually("the failure to be noticed", || {
+        let instance = place.instance("watched");
+        (instance["reported_state"] == "error").then(|| text(&instance, "error"))
+    });
+    assert_eq!(
+        error,
+        "promise health failed: exit status: 1: the health file is gone"
+    );
+
+    std::fs::write(&health, "").expect("restore");
+    eventually("the instance to recover", || {
+        (place.instance("watched")["reported_state"] == "started").then_some(())
+    });
     daemon.stop();
 }
 

@@ -48,6 +48,9 @@ pub struct Config {
     pub promise_timeout_seconds: u64,
     #[serde(default = "default_usage_interval")]
     pub usage_interval_seconds: u64,
+    /// How often the promises of a started partition are checked between deployments.
+    #[serde(default = "default_promise_interval")]
+    pub promise_interval_seconds: u64,
     /// How long one long poll of the change stream waits at the master.
     #[serde(default = "default_poll_wait")]
     pub poll_wait_seconds: u64,
@@ -89,6 +92,9 @@ fn default_promise_timeout() -> u64 {
 fn default_usage_interval() -> u64 {
     60
 }
+fn default_promise_interval() -> u64 {
+    60
+}
 fn default_poll_wait() -> u64 {
     30
 }
@@ -115,6 +121,7 @@ impl Config {
             periodicity_seconds: default_periodicity(),
             promise_timeout_seconds: default_promise_timeout(),
             usage_interval_seconds: default_usage_interval(),
+            promise_interval_seconds: default_promise_interval(),
             poll_wait_seconds: default_poll_wait(),
             parallel_builds: default_parallel_builds(),
         }
@@ -229,6 +236,10 @@ impl Config {
 
     pub fn usage_interval(&self) -> Duration {
         Duration::from_secs(self.usage_interval_seconds.max(1))
+    }
+
+    pub fn promise_interval(&self) -> Duration {
+        Duration::from_secs(self.promise_interval_seconds.max(1))
     }
 
     /// Where the running agent answers `grove node status`.

@@ -312,9 +312,11 @@ impl Agent {
         }
         let status = status::serve(self.clone())?;
         let usage = tokio::spawn(usage::report_every(self.clone()));
+        let health = tokio::spawn(self.clone().watch_promises());
         let result = self.follow(&mut shutdown).await;
         status.abort();
         usage.abort();
+        health.abort();
         let _ = std::fs::remove_file(self.shared.config.status_socket());
         self.stop_services().await;
         result
@@ -874,6 +876,56 @@ impl Agent {
         }
         self.report_state(instance, api::ReportedState::Destroyed, None)
             .await
+    }
+
+    /// Checks the promises of every started, idle partition at the promise interval: a
+    /// failure is reported as the instance's error and the partition is deployed again
+    /// (which reports started once its promises pass).
+    async fn watch_promises(self) {
+        let mut tick = tokio::time::interval(self.shared.config.promise_interval());
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let healthy: Vec<(Slot, api::PartitionInstance)> = {
+                let memory = lock(&self.shared.memory);
+                let Some(desired) = &memory.desired else {
+                    continue;
+                };
+                desired
+                    .partitions
+                    .iter()
+                    .filter_map(|p| Some((p.reference.clone(), p.instance.clone()?)))
+                    .filter(|(reference, instance)| {
+                        instance.requested_state == api::RequestedState::Started
+                            && !memory.busy.contains(&format!("partition {reference}"))
+                            && memory.partitions.get(reference).is_some_and(|d| {
+                                d.retry.is_none()
+                                    && d.instance == instance.id
+                                    && d.timestamp == instance.timestamp
+                            })
+                    })
+                    .filter_map(|(reference, instance)| Some((self.slot(&reference)?, instance)))
+                    .collect()
+            };
+            for (slot, instance) in healthy {
+                let (path, user) = (slot.path.clone(), slot.ids());
+                let timeout = self.shared.config.promise_timeout();
+                let failures = blocking(move || Ok(instance::check_promises(&path, user, timeout)))
+                    .await
+                    .unwrap_or_default();
+                if failures.is_empty() {
+                    continue;
+                }
+                let message: Vec<String> = failures.iter().map(ToString::to_string).collect();
+                let message = message.join("\n");
+                tracing::warn!(partition = %slot.reference, error = %message, "a promise failed");
+                self.report_state(&instance, api::ReportedState::Error, Some(tail(&message)))
+                    .await;
+                // Deployed again soon: a service restarted, a profile run again.
+                self.remember(&slot.reference, &instance, true);
+                self.shared.wake.notify_one();
+            }
+        }
     }
 
     /// Stops every service (the agent is shutting down, or a one-shot pass ends).
