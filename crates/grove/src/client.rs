@@ -358,10 +358,15 @@ pub(crate) fn wait_for_connection(
         let current = instance
             .reported_timestamp
             .is_some_and(|t| t >= requested.timestamp);
-        if !instance.connection.is_empty()
-            && instance.reported_state == Some(api::ReportedState::Started)
-            && current
-        {
+        // A shared instance has no state of its own: its host publishes for it.
+        let ready = if instance.shared {
+            !instance.connection.is_empty()
+        } else {
+            !instance.connection.is_empty()
+                && instance.reported_state == Some(api::ReportedState::Started)
+                && current
+        };
+        if ready {
             if progress {
                 eprintln!();
             }

@@ -530,6 +530,47 @@ fn promises_are_checked_between_deployments() {
 }
 
 #[test]
+fn a_host_serves_and_publishes_for_its_shared_instances() {
+    let place = Place::new(14);
+    let (daemon, connection) = up(&place, Some("greeter"));
+    let host = text(&connection.expect("published"), "url");
+    assert_eq!(get(&host).as_deref(), Some("I host 0 pages\n"));
+    let sr = example("greeter");
+    let alice = place.client_json(&[
+        "request",
+        "alice",
+        &sr,
+        "--shared",
+        "--param",
+        "name=Alice",
+        "--wait",
+    ]);
+    let alice = text(&alice, "url");
+    assert!(alice.starts_with(&host), "{alice} is a page of {host}");
+    eventually("alice's page", || {
+        (get(&alice).as_deref() == Some("Hello Alice!\n")).then_some(())
+    });
+    let bob = place.client_json(&[
+        "request", "bob", &sr, "--shared", "--param", "name=Bob", "--wait",
+    ]);
+    let bob = text(&bob, "url");
+    assert_ne!(alice, bob);
+    eventually("both pages", || {
+        (get(&bob).as_deref() == Some("Hello Bob!\n")
+            && get(&host).as_deref() == Some("I host 2 pages\n"))
+        .then_some(())
+    });
+
+    // A destroyed shared instance leaves its host.
+    place.client(&["request", "alice", &sr, "--shared", "--state", "destroyed"]);
+    eventually("alice's page to go", || {
+        (get(&host).as_deref() == Some("I host 1 pages\n")).then_some(())
+    });
+    assert_eq!(get(&bob).as_deref(), Some("Hello Bob!\n"));
+    daemon.stop();
+}
+
+#[test]
 fn a_broken_software_release_is_reported_with_its_error() {
     let place = Place::new(7);
     let sr = place.path().join("broken-software.cfg");

@@ -177,7 +177,12 @@ impl Recipe for SlapConfiguration {
             Value::Text(partition.reference.clone()),
         );
         let mut shared = Vec::new();
-        for s in &instance.shared_instances {
+        // A destroyed shared instance has left its host.
+        let hosted = instance
+            .shared_instances
+            .iter()
+            .filter(|s| s.requested_state != api::RequestedState::Destroyed);
+        for s in hosted {
             let mut entry = if self.serialised {
                 unserialise(&s.parameters)?
             } else {
