@@ -93,6 +93,13 @@ impl Place {
     fn instance(&self, title: &str) -> Value {
         self.client_json(&["service", "info", title])
     }
+
+    /// Writes a software release of the test's own; returns its URL (a path).
+    fn release(&self, name: &str, profile: &str) -> String {
+        let path = self.path().join(name);
+        std::fs::write(&path, profile).expect("write the release");
+        path.display().to_string()
+    }
 }
 
 /// A running daemon (`grove up`, `grove master`, `grove node`), stopped with SIGINT (and
@@ -454,16 +461,13 @@ fn services_left_by_a_killed_grove_up_are_replaced() {
 #[test]
 fn a_failing_promise_puts_the_instance_in_error_with_its_output() {
     let place = Place::new(6);
-    let sr = place.path().join("broken.cfg");
-    std::fs::write(
-        &sr,
+    let sr = place.release(
+        "broken.cfg",
         "[buildout]\nparts = instance\n\n[instance]\nrecipe = slapos.recipe.template\n\
          output = ${buildout:directory}/instance.cfg\ninline =\n  [buildout]\n  parts = promise\n  \
          [promise]\n  recipe = slapos.recipe.template\n  output = $${buildout:directory}/etc/promise/disk\n  \
          mode = 0755\n  inline =\n    #!/bin/sh\n    echo the disk is on fire\n    exit 1\n",
-    )
-    .expect("write");
-    let sr = sr.display().to_string();
+    );
     let (daemon, _) = up(&place, None);
     place.client(&["supply", &sr, "local"]);
     place.client(&["request", "broken", &sr]);
@@ -493,17 +497,14 @@ fn a_failing_promise_puts_the_instance_in_error_with_its_output() {
 #[test]
 fn promises_are_checked_between_deployments() {
     let place = Place::new(13);
-    let sr = place.path().join("watched.cfg");
-    std::fs::write(
-        &sr,
+    let sr = place.release(
+        "watched.cfg",
         "[buildout]\nparts = instance\n\n[instance]\nrecipe = slapos.recipe.template\n\
          output = ${buildout:directory}/instance.cfg\ninline =\n  [buildout]\n  parts = healthy promise\n  \
          [healthy]\n  recipe = plone.recipe.command\n  command = touch healthy\n  \
          [promise]\n  recipe = slapos.recipe.template\n  output = $${buildout:directory}/etc/promise/health\n  \
          mode = 0755\n  inline =\n    #!/bin/sh\n    test -f healthy || { echo the health file is gone; exit 1; }\n",
-    )
-    .expect("write");
-    let sr = sr.display().to_string();
+    );
     let (daemon, _) = up(&place, None);
     place.client(&["supply", &sr, "local"]);
     place.client(&["request", "watched", &sr]);
@@ -573,13 +574,10 @@ fn a_host_serves_and_publishes_for_its_shared_instances() {
 #[test]
 fn a_broken_software_release_is_reported_with_its_error() {
     let place = Place::new(7);
-    let sr = place.path().join("broken-software.cfg");
-    std::fs::write(
-        &sr,
+    let sr = place.release(
+        "broken-software.cfg",
         "[buildout]\nparts = x\n\n[x]\nrecipe = no.such:recipe\n",
-    )
-    .expect("write");
-    let sr = sr.display().to_string();
+    );
     let (daemon, _) = up(&place, None);
     place.client(&["supply", &sr, "local"]);
     let error = eventually("the software error", || {
@@ -618,18 +616,15 @@ fn a_broken_software_release_is_reported_with_its_error() {
 #[test]
 fn a_release_with_a_periodicity_file_is_processed_that_often() {
     let place = Place::new(10);
-    let sr = place.path().join("periodic.cfg");
-    std::fs::write(
-        &sr,
+    let sr = place.release(
+        "periodic.cfg",
         "[buildout]\nparts = periodicity instance\n\n[periodicity]\nrecipe = plone.recipe.command\n\
          command = echo 1 > ${buildout:directory}/periodicity\nstop-on-error = true\n\n\
          [instance]\nrecipe = slapos.recipe.template\noutput = ${buildout:directory}/instance.cfg\n\
          inline =\n  [buildout]\n  parts = count\n  [count]\n  recipe = plone.recipe.command\n  \
          command = echo run >> $${buildout:directory}/runs\n  \
          update-command = echo run >> $${buildout:directory}/runs\n",
-    )
-    .expect("write");
-    let sr = sr.display().to_string();
+    );
     let (daemon, _) = up(&place, None);
     place.client(&["supply", &sr, "local"]);
     place.client(&["request", "periodic", &sr]);
