@@ -30,6 +30,15 @@ pub enum StoreError {
     Open { path: String, source: sqlx::Error },
     #[error("the store is shut down")]
     Closed,
+    #[error(
+        "the store at {path} is at schema version {found}, newer than this Grove's {known}: \
+         run a newer Grove"
+    )]
+    Newer {
+        path: String,
+        found: i64,
+        known: usize,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -102,7 +102,14 @@ impl SqliteStore {
         let mut conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(open_error)?;
-        migrate(&mut conn).await?;
+        migrate(&mut conn).await.map_err(|e| match e {
+            StoreError::Newer { found, known, .. } => StoreError::Newer {
+                path: path.display().to_string(),
+                found,
+                known,
+            },
+            other => other,
+        })?;
         let last: i64 = sqlx::query("SELECT COALESCE(MAX(timestamp), 0) FROM instances")
             .fetch_one(&mut conn)
             .await?
@@ -155,6 +162,13 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<()> {
         .await?
         .try_get(0)?;
     let done = usize::try_from(version).unwrap_or(0);
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::Newer {
+            path: String::new(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(done) {
         let mut tx = conn.begin().await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(*migration))
