@@ -57,7 +57,10 @@ impl From<StoreError> for ApiError {
                 e.to_string(),
             ),
             StoreError::Invalid(_) => ApiError::bad_request(e.to_string()),
-            StoreError::Database(_) | StoreError::Open { .. } | StoreError::Closed => {
+            StoreError::Database(_)
+            | StoreError::Open { .. }
+            | StoreError::Closed
+            | StoreError::Newer { .. } => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::internal("the store failed; see the master's log")
             }
