@@ -159,6 +159,14 @@ const PROMISE_GRACE: Duration = Duration::from_secs(3);
 /// A long poll under way.
 type Poll = tokio::task::JoinHandle<Result<api::DesiredState, ClientError>>;
 
+/// The promises could not be run at all: that is a failure too, never a pass.
+fn checker_failed(message: String) -> Vec<instance::PromiseFailure> {
+    vec![instance::PromiseFailure {
+        name: "checker".to_owned(),
+        message,
+    }]
+}
+
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 const SOFTWARE_FIRST_RETRY: Duration = Duration::from_secs(10);
@@ -782,7 +790,7 @@ impl Agent {
             }
         })
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(checker_failed);
         if failures.is_empty() {
             self.report_state(instance, api::ReportedState::Started, None)
                 .await
@@ -912,7 +920,7 @@ impl Agent {
                 let timeout = self.shared.config.promise_timeout();
                 let failures = blocking(move || Ok(instance::check_promises(&path, user, timeout)))
                     .await
-                    .unwrap_or_default();
+                    .unwrap_or_else(checker_failed);
                 if failures.is_empty() {
                     continue;
                 }
