@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use grove_api as api;
 use grove_fetch::Fetcher;
-use grove_profile::LoadOptions;
 use grove_recipes::slap::{HttpMaster, Partition};
-use grove_recipes::{Context, Registry, install};
+use grove_recipes::{Context, Registry, install, load_profile};
 use serde::{Deserialize, Serialize};
 
 /// Everything one run of an instance profile needs: what the agent hands to
@@ -79,14 +78,7 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
         std::os::unix::fs::symlink(&job.software_dir, &link)
             .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
     }
-    let main = main
-        .to_str()
-        .ok_or_else(|| format!("{} is not UTF-8", job.path.display()))?;
-    let profile =
-        grove_profile::load(main, fetcher, &LoadOptions::default()).map_err(|d| d.to_string())?;
-    if let Some(error) = profile.diagnostics.iter().find(|d| d.is_error()) {
-        return Err(error.to_string());
-    }
+    let profile = load_profile(&main, fetcher)?;
     let master = HttpMaster::new(&job.master_url, &job.instance.token);
     let partition = Partition {
         computer: job.computer.clone(),

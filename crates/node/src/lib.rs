@@ -14,6 +14,7 @@ pub mod config;
 pub mod format;
 pub mod instance;
 pub mod os;
+mod procfs;
 pub mod software;
 mod stale;
 mod status;
@@ -109,6 +110,15 @@ struct Memory {
     offline: bool,
     /// Work under way (`software <url>`, `partition <reference>`): not started twice.
     busy: HashSet<String>,
+}
+
+impl Memory {
+    /// Puts off the next attempt on a software release, a little longer each time.
+    fn delay_software(&mut self, url: &str, first: Duration, max: Duration) {
+        let previous = self.software_retry.get(url).copied();
+        self.software_retry
+            .insert(url.to_owned(), Retry::after(previous, first, max));
+    }
 }
 
 struct Shared {
@@ -437,11 +447,7 @@ impl Agent {
             memory.software_reported.insert(url.to_owned(), state);
         } else {
             // Not again at once: the master may be away.
-            let previous = memory.software_retry.get(url).copied();
-            memory.software_retry.insert(
-                url.to_owned(),
-                Retry::after(previous, FIRST_RETRY, MAX_RETRY),
-            );
+            memory.delay_software(url, FIRST_RETRY, MAX_RETRY);
         }
     }
 
@@ -541,14 +547,11 @@ impl Agent {
                     }
                     Err(message) => {
                         tracing::warn!(software = %url, error = %message, "build failed");
-                        {
-                            let mut memory = lock(&self.shared.memory);
-                            let previous = memory.software_retry.get(&url).copied();
-                            memory.software_retry.insert(
-                                url.clone(),
-                                Retry::after(previous, SOFTWARE_FIRST_RETRY, SOFTWARE_MAX_RETRY),
-                            );
-                        }
+                        lock(&self.shared.memory).delay_software(
+                            &url,
+                            SOFTWARE_FIRST_RETRY,
+                            SOFTWARE_MAX_RETRY,
+                        );
                         self.report_software(&url, api::SoftwareState::Error, Some(tail(&message)))
                             .await;
                     }
@@ -813,7 +816,7 @@ impl Agent {
         let mut wanted = BTreeMap::new();
         for (name, program) in found {
             let digest = std::fs::read(&program)
-                .map(|bytes| software::md5_hex(&String::from_utf8_lossy(&bytes)))
+                .map(|bytes| software::md5_hex(&bytes))
                 .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
             let env: BTreeMap<OsString, OsString> = [
                 ("PATH", instance::SERVICE_PATH.into()),

@@ -3,15 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use grove_fetch::Fetcher;
-use grove_profile::{LoadOptions, is_url};
-use grove_recipes::{Context, Registry, install};
+use grove_profile::is_url;
+use grove_recipes::{Context, Registry, install, load_profile};
 use md5::{Digest, Md5};
 
 /// Written once a release is fully installed: its presence means "available".
 pub const COMPLETED: &str = ".completed";
 
-pub fn md5_hex(text: &str) -> String {
-    Md5::digest(text.as_bytes())
+pub fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -19,7 +19,7 @@ pub fn md5_hex(text: &str) -> String {
 
 /// Where a release is installed.
 pub fn software_path(root: &Path, url: &str) -> PathBuf {
-    root.join(md5_hex(url))
+    root.join(md5_hex(url.as_bytes()))
 }
 
 pub fn is_installed(root: &Path, url: &str) -> bool {
@@ -46,14 +46,7 @@ pub fn install_software(
         url.replace('$', "$$")
     );
     std::fs::write(&main, text).map_err(|e| format!("cannot write {}: {e}", main.display()))?;
-    let main = main
-        .to_str()
-        .ok_or_else(|| format!("{} is not UTF-8", dir.display()))?;
-    let profile =
-        grove_profile::load(main, fetcher, &LoadOptions::default()).map_err(|d| d.to_string())?;
-    if let Some(error) = profile.diagnostics.iter().find(|d| d.is_error()) {
-        return Err(error.to_string());
-    }
+    let profile = load_profile(&main, fetcher)?;
     let ctx = Context {
         directory: dir.clone(),
         fetcher,

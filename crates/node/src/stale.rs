@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-/// A process as /proc shows it: pid, parent, process group.
-fn ids(pid: u32) -> Option<(u32, u32, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ppid = fields.get(1)?.parse().ok()?;
-    let pgid = fields.get(2)?.parse().ok()?;
-    Some((pid, ppid, pgid))
-}
+use crate::procfs;
 
 /// The process groups of leftover services in these partition directories.
 pub(crate) fn leftovers(partitions: &[PathBuf]) -> Vec<(u32, PathBuf)> {
@@ -28,18 +20,15 @@ pub(crate) fn leftovers(partitions: &[PathBuf]) -> Vec<(u32, PathBuf)> {
         .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
         .collect();
     let own = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != own)
-        .filter_map(ids)
-        .filter(|(pid, ppid, pgid)| pid == pgid && *ppid == 1)
-        .filter_map(|(pid, _, _)| {
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-            partitions.iter().any(|p| p == &cwd).then_some((pid, cwd))
+    procfs::processes()
+        .into_iter()
+        .filter(|p| p.pid != own && p.pid == p.pgid && p.ppid == 1)
+        .filter_map(|p| {
+            let cwd = std::fs::read_link(format!("/proc/{}/cwd", p.pid)).ok()?;
+            partitions
+                .iter()
+                .any(|dir| dir == &cwd)
+                .then_some((p.pid, cwd))
         })
         .collect()
 }

@@ -471,18 +471,7 @@ impl SwitchSoftwareType {
         }
         let main = ctx.inside(std::path::Path::new(SWITCH_PROFILE))?;
         std::fs::write(&main, text).map_err(|e| format!("cannot write {}: {e}", main.display()))?;
-        let location = main
-            .to_str()
-            .ok_or_else(|| format!("{} is not UTF-8", main.display()))?;
-        let profile = grove_profile::load(
-            location,
-            ctx.fetcher,
-            &grove_profile::LoadOptions::default(),
-        )
-        .map_err(|d| d.to_string())?;
-        if let Some(error) = profile.diagnostics.iter().find(|d| d.is_error()) {
-            return Err(error.to_string());
-        }
+        let profile = crate::load_profile(&main, ctx.fetcher)?;
         crate::install::install_recording(&profile, &Registry::builtin(), ctx, SWITCH_STATE)
             .map_err(|e| format!("software type {software_type}: {e}"))?;
         Ok(vec![main])

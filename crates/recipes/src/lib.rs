@@ -22,9 +22,23 @@ pub mod slap;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use grove_profile::{Resolved, Value};
+use grove_profile::{LoadOptions, Profile, Resolved, Value};
 
 pub use install::{InstallError, Report, install};
+
+/// Loads the profile at `path` to install it: a profile with errors is refused, with the
+/// first of them.
+pub fn load_profile(path: &Path, fetcher: &grove_fetch::Fetcher) -> Result<Profile, String> {
+    let location = path
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", path.display()))?;
+    let profile = grove_profile::load(location, fetcher, &LoadOptions::default())
+        .map_err(|d| d.to_string())?;
+    match profile.diagnostics.iter().find(|d| d.is_error()) {
+        Some(error) => Err(error.to_string()),
+        None => Ok(profile),
+    }
+}
 
 /// Where a profile runs.
 pub struct Context<'a> {
