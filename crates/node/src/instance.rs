@@ -187,6 +187,12 @@ impl std::fmt::Display for PromiseFailure {
     }
 }
 
+/// The failures, one a line, as the instance's error.
+pub fn failures_text(failures: &[PromiseFailure]) -> String {
+    let lines: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
 /// Runs every promise of `etc/promise`, each with `timeout`, as `user`.
 pub fn check_promises(
     partition: &Path,

@@ -798,8 +798,7 @@ impl Agent {
             self.report_state(instance, api::ReportedState::Started, None)
                 .await
         } else {
-            let message: Vec<String> = failures.iter().map(ToString::to_string).collect();
-            let message = message.join("\n");
+            let message = instance::failures_text(&failures);
             tracing::warn!(partition = %slot.reference, error = %message, "promises failed");
             self.report_state(instance, api::ReportedState::Error, Some(tail(&message)))
                 .await;
@@ -927,8 +926,7 @@ impl Agent {
                 if failures.is_empty() {
                     continue;
                 }
-                let message: Vec<String> = failures.iter().map(ToString::to_string).collect();
-                let message = message.join("\n");
+                let message = instance::failures_text(&failures);
                 tracing::warn!(partition = %slot.reference, error = %message, "a promise failed");
                 self.report_state(&instance, api::ReportedState::Error, Some(tail(&message)))
                     .await;
