@@ -1,13 +1,13 @@
 //! The recipes that talk to the master, against a real master on loopback.
 
+mod common;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::{run, run_in};
 use grove_api as api;
-use grove_fetch::Fetcher;
-use grove_profile::LoadOptions;
 use grove_recipes::slap::{HttpMaster, Master, Partition};
-use grove_recipes::{Context, Registry, install};
 use serde_json::{Value, json};
 
 fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -139,23 +139,7 @@ fn configuration_request_and_publish_go_through_the_master() {
     };
     let work = dir.path().join("slappart0");
     std::fs::create_dir_all(&work).expect("partition dir");
-    std::fs::write(work.join("buildout.cfg"), PROFILE).expect("profile");
-    let fetcher = Fetcher::default();
-    let run = || {
-        let main = work.join("buildout.cfg");
-        let profile = grove_profile::load(
-            main.to_str().expect("utf-8"),
-            &fetcher,
-            &LoadOptions::default(),
-        )
-        .expect("loads");
-        let ctx = Context {
-            directory: work.clone(),
-            fetcher: &fetcher,
-            partition: Some(&partition),
-        };
-        install(&profile, &Registry::builtin(), &ctx)
-    };
+    let run = || run_in(&work, PROFILE, Some(&partition));
 
     // The child is requested, but has published nothing: the run fails, saying so.
     let error = run().expect_err("the child has not published yet");
@@ -220,25 +204,11 @@ fn configuration_request_and_publish_go_through_the_master() {
 #[test]
 fn instance_recipes_need_a_partition() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("buildout.cfg"),
+    let error = run(
+        dir.path(),
         "[buildout]\nparts = c\n[c]\nrecipe = slapos.cookbook:slapconfiguration\n",
     )
-    .expect("write");
-    let fetcher = Fetcher::default();
-    let main = dir.path().join("buildout.cfg");
-    let profile = grove_profile::load(
-        main.to_str().expect("utf-8"),
-        &fetcher,
-        &LoadOptions::default(),
-    )
-    .expect("loads");
-    let ctx = Context {
-        directory: dir.path().to_owned(),
-        fetcher: &fetcher,
-        partition: None,
-    };
-    let error = install(&profile, &Registry::builtin(), &ctx).expect_err("no partition");
+    .expect_err("no partition");
     assert!(error.to_string().contains("needs a partition"), "{error}");
 }
 
@@ -291,21 +261,7 @@ fn publish_extends_merges_other_sections_under_its_own() {
     let profile = "[buildout]\nparts = publish\n\n[monitor]\nurl = http://monitor\nuser = admin\n\n\
                    [backend]\nurl = http://backend\n\n[publish]\nrecipe = slapos.cookbook:publish\n\
                    -extends = monitor backend\nuser = root\n";
-    std::fs::write(dir.path().join("buildout.cfg"), profile).expect("write");
-    let fetcher = Fetcher::default();
-    let main = dir.path().join("buildout.cfg");
-    let loaded = grove_profile::load(
-        main.to_str().expect("utf-8"),
-        &fetcher,
-        &LoadOptions::default(),
-    )
-    .expect("loads");
-    let ctx = Context {
-        directory: dir.path().to_owned(),
-        fetcher: &fetcher,
-        partition: Some(&partition),
-    };
-    install(&loaded, &Registry::builtin(), &ctx).expect("installs");
+    run_in(dir.path(), profile, Some(&partition)).expect("installs");
     let published = recorder.published.lock().expect("lock");
     let parameters = &published[0].parameters;
     // Later sections win over earlier ones, the section's own options over all.
@@ -315,14 +271,7 @@ fn publish_extends_merges_other_sections_under_its_own() {
     );
 
     let missing = profile.replace("monitor backend", "monitor nowhere");
-    std::fs::write(dir.path().join("buildout.cfg"), missing).expect("write");
-    let loaded = grove_profile::load(
-        main.to_str().expect("utf-8"),
-        &fetcher,
-        &LoadOptions::default(),
-    )
-    .expect("loads");
-    let error = install(&loaded, &Registry::builtin(), &ctx).expect_err("no such section");
+    let error = run_in(dir.path(), &missing, Some(&partition)).expect_err("no such section");
     assert_eq!(
         error.to_string(),
         "part publish (recipe slapos.cookbook:publish): -extends names section nowhere, which does not exist"
@@ -350,24 +299,10 @@ fn switch_softwaretype_runs_the_profile_of_the_instance_type() {
          default = {0}/default.cfg\nother = {0}/other.cfg\n",
         dir.path().display()
     );
-    std::fs::write(dir.path().join("buildout.cfg"), &profile).expect("write");
-    let fetcher = Fetcher::default();
-    let main = dir.path().join("buildout.cfg");
     let run = |software_type: &str| {
         let recorder = Recorder::default();
         let partition = partition(&recorder, software_type);
-        let loaded = grove_profile::load(
-            main.to_str().expect("utf-8"),
-            &fetcher,
-            &LoadOptions::default(),
-        )
-        .expect("loads");
-        let ctx = Context {
-            directory: dir.path().to_owned(),
-            fetcher: &fetcher,
-            partition: Some(&partition),
-        };
-        install(&loaded, &Registry::builtin(), &ctx)
+        run_in(dir.path(), &profile, Some(&partition))
             .map(|_| recorder.published.lock().expect("lock").clone())
     };
     let published = run("other").expect("installs");

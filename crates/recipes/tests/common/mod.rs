@@ -1,13 +1,26 @@
 //! What the recipe tests share: installing a profile written into a directory.
 
+// Each test crate uses the part it needs.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use grove_fetch::Fetcher;
 use grove_profile::LoadOptions;
+use grove_recipes::slap::Partition;
 use grove_recipes::{Context, InstallError, Registry, Report, install};
 
 /// Writes `profile` as `buildout.cfg` in `dir` and installs it there.
 pub(crate) fn run(dir: &Path, profile: &str) -> Result<Report, InstallError> {
+    run_in(dir, profile, None)
+}
+
+/// The same, as an instance profile of `partition`.
+pub(crate) fn run_in(
+    dir: &Path,
+    profile: &str,
+    partition: Option<&Partition<'_>>,
+) -> Result<Report, InstallError> {
     std::fs::write(dir.join("buildout.cfg"), profile).expect("write profile");
     let fetcher = Fetcher::default();
     let main = dir.join("buildout.cfg");
@@ -20,7 +33,7 @@ pub(crate) fn run(dir: &Path, profile: &str) -> Result<Report, InstallError> {
     let ctx = Context {
         directory: dir.to_owned(),
         fetcher: &fetcher,
-        partition: None,
+        partition,
     };
     install(&profile, &Registry::builtin(), &ctx)
 }
