@@ -251,11 +251,12 @@ impl Config {
         self.instance_root.join(reference)
     }
 
-    /// Where a service's output goes.
-    pub fn service_log(&self, partition: &str, service: &str) -> PathBuf {
-        self.partition_path(partition)
-            .join(".grove/log")
-            .join(format!("{service}.log"))
+    /// Where a service's output goes: below its partition, which its user controls.
+    pub fn service_log(&self, partition: &str, service: &str) -> grove_supervisor::LogFile {
+        grove_supervisor::LogFile {
+            root: self.partition_path(partition),
+            relative: PathBuf::from(".grove/log").join(format!("{service}.log")),
+        }
     }
 }
 

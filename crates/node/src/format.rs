@@ -31,6 +31,15 @@ impl Slot {
     pub fn ids(&self) -> Option<(u32, u32)> {
         self.user.as_ref().map(|u| (u.uid, u.gid))
     }
+
+    /// The partition's directory, for acting in it without being steered out of it.
+    pub fn tree(&self) -> Result<grove_confine::Tree, grove_confine::ConfineError> {
+        let owner = self.user.as_ref().map(|u| grove_confine::Owner {
+            uid: u.uid,
+            gid: u.gid,
+        });
+        grove_confine::Tree::open(&self.path, owner)
+    }
 }
 
 /// What the format remembers: the count, which cannot shrink.
@@ -146,12 +155,16 @@ pub fn format(config: &Config, os: &dyn Os) -> Result<Vec<Slot>, NodeError> {
             addresses: addresses.iter().map(ToString::to_string).collect(),
             user,
         };
-        let resource = path.join(RESOURCE_FILE);
         let json = serde_json::to_vec_pretty(&slot).map_err(|e| NodeError::Os {
             message: e.to_string(),
         })?;
-        std::fs::write(&resource, json).map_err(io(&resource))?;
-        set_mode(&resource, 0o644)?;
+        // The partition's user controls its directory: the name is replaced, whatever it
+        // planted there, and nothing is followed.
+        grove_confine::Tree::open(&path, None)
+            .and_then(|tree| tree.replace(Path::new(RESOURCE_FILE), &json, 0o644))
+            .map_err(|e| NodeError::Os {
+                message: e.to_string(),
+            })?;
         slots.push(slot);
     }
     let json = serde_json::to_vec(&Formatted {

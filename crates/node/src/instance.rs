@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use grove_api as api;
+use grove_confine::{ConfineError, Kind, Owner, Tree};
 use grove_fetch::Fetcher;
 use grove_recipes::slap::{HttpMaster, Partition};
 use grove_recipes::{Context, Registry, install, load_profile};
@@ -146,32 +147,57 @@ pub fn run_as(job: &Job, program: &Path, uid: u32, gid: u32) -> Result<Outcome, 
 /// What services and promises run with.
 pub const SERVICE_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
-/// The executables of a partition's `etc/service` and `etc/run`, by name.
-pub fn services(partition: &Path) -> Vec<(String, PathBuf)> {
-    let mut found = Vec::new();
-    for dir in ["etc/service", "etc/run"] {
-        found.extend(executables(&partition.join(dir)));
-    }
-    found.sort();
-    found.dedup_by(|a, b| a.0 == b.0);
-    found
+/// A program the partition asks the agent to run: a service or a promise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launcher {
+    pub name: String,
+    pub path: PathBuf,
+    /// Changes when the launcher does (its bytes, or where a link points), so that a
+    /// service is restarted when its launcher changes.
+    pub digest: String,
 }
 
-fn executables(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(String, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            std::fs::metadata(e.path())
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
-        .filter(|(name, _)| !name.starts_with('.'))
-        .collect();
-    found.sort();
-    found
+/// How large a launcher the agent reads to digest it.
+const LAUNCHER_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// The launchers of a partition's `etc/service` and `etc/run`, by name.
+pub fn services(partition: &Tree) -> Result<Vec<Launcher>, ConfineError> {
+    let mut found = Vec::new();
+    for dir in ["etc/service", "etc/run"] {
+        found.extend(launchers(partition, Path::new(dir))?);
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.dedup_by(|a, b| a.name == b.name);
+    Ok(found)
+}
+
+/// The executables of one directory of the partition. The agent reads them without
+/// following links (a link is run as the partition's user, who may follow it; its digest
+/// is where it points), and skips anything that is neither a file nor a link.
+fn launchers(partition: &Tree, dir: &Path) -> Result<Vec<Launcher>, ConfineError> {
+    let mut found = Vec::new();
+    for entry in partition.entries(dir)? {
+        let Ok(name) = entry.name.into_string() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let relative = dir.join(&name);
+        let digest = match entry.kind {
+            Kind::File if entry.executable => {
+                crate::software::md5_hex(&partition.read(&relative, LAUNCHER_LIMIT)?)
+            }
+            Kind::Link => format!("link {}", partition.read_link(&relative)?.display()),
+            _ => continue,
+        };
+        found.push(Launcher {
+            name,
+            path: partition.path().join(&relative),
+            digest,
+        });
+    }
+    Ok(found)
 }
 
 /// A promise that did not pass.
@@ -199,12 +225,27 @@ pub fn check_promises(
     user: Option<(u32, u32)>,
     timeout: Duration,
 ) -> Vec<PromiseFailure> {
-    executables(&partition.join("etc/promise"))
+    let owner = user.map(|(uid, gid)| Owner { uid, gid });
+    let promises = Tree::open(partition, owner)
+        .and_then(|tree| launchers(&tree, Path::new("etc/promise")));
+    let promises = match promises {
+        Ok(promises) => promises,
+        Err(e) => {
+            return vec![PromiseFailure {
+                name: "etc/promise".to_owned(),
+                message: e.to_string(),
+            }];
+        }
+    };
+    promises
         .into_iter()
-        .filter_map(|(name, path)| {
-            run_bounded(&path, partition, user, timeout)
+        .filter_map(|promise| {
+            run_bounded(&promise.path, partition, user, timeout)
                 .err()
-                .map(|message| PromiseFailure { name, message })
+                .map(|message| PromiseFailure {
+                    name: promise.name,
+                    message,
+                })
         })
         .collect()
 }
@@ -285,26 +326,23 @@ pub fn run_bounded(
 }
 
 /// Runs `sbin/destroy` if the instance has one, then empties the partition (keeping the
-/// directory itself and its resource file).
+/// directory itself and its resource file). Nothing is followed: a link the instance left
+/// is removed, not what it points to.
 pub fn wipe(partition: &Path, user: Option<(u32, u32)>, timeout: Duration) -> Result<(), String> {
-    let destroy = partition.join("sbin/destroy");
-    if destroy.is_file()
-        && let Err(e) = run_bounded(&destroy, partition, user, timeout)
+    let tree = Tree::open(partition, user.map(|(uid, gid)| Owner { uid, gid }))
+        .map_err(|e| e.to_string())?;
+    let destroy = Path::new("sbin/destroy");
+    if matches!(tree.kind(destroy), Ok(Some(Kind::File | Kind::Link)))
+        && let Err(e) = run_bounded(&partition.join(destroy), partition, user, timeout)
     {
         tracing::warn!(partition = %partition.display(), error = %e, "sbin/destroy failed");
     }
-    let entries = std::fs::read_dir(partition)
-        .map_err(|e| format!("cannot list {}: {e}", partition.display()))?;
-    for entry in entries.filter_map(Result::ok) {
-        if entry.file_name() == crate::format::RESOURCE_FILE {
+    for entry in tree.entries(Path::new(".")).map_err(|e| e.to_string())? {
+        if entry.name == crate::format::RESOURCE_FILE {
             continue;
         }
-        let path = entry.path();
-        let removed = match entry.file_type() {
-            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
-            _ => std::fs::remove_file(&path),
-        };
-        removed.map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        tree.remove_all(Path::new(&entry.name))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

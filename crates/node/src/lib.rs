@@ -675,12 +675,13 @@ impl Agent {
     /// (seconds; negative: only when something changed).
     fn periodicity(&self, instance: &api::PartitionInstance) -> Option<Duration> {
         let config = &self.shared.config;
-        let file = software::software_path(&config.software_root, &instance.software_release)
-            .join("periodicity");
-        match std::fs::read_to_string(file)
+        // The release's build user wrote it: read without following anything.
+        let dir = software::software_path(&config.software_root, &instance.software_release);
+        let text = grove_confine::Tree::open(&dir, None)
+            .and_then(|tree| tree.read(std::path::Path::new("periodicity"), 64))
             .ok()
-            .map(|t| t.trim().parse::<i64>())
-        {
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        match text.map(|t| t.trim().parse::<i64>()) {
             Some(Ok(seconds)) => u64::try_from(seconds).ok().map(Duration::from_secs),
             _ => Some(config.periodicity()),
         }
@@ -811,12 +812,15 @@ impl Agent {
     async fn sync_services(&self, slot: &Slot) -> Result<bool, String> {
         let config = &self.shared.config;
         let prefix = format!("{}/", slot.reference);
-        let found = instance::services(&slot.path);
+        let tree = slot.tree().map_err(|e| e.to_string())?;
+        let found = instance::services(&tree).map_err(|e| e.to_string())?;
         let mut wanted = BTreeMap::new();
-        for (name, program) in found {
-            let digest = std::fs::read(&program)
-                .map(|bytes| software::md5_hex(&bytes))
-                .map_err(|e| format!("cannot read {}: {e}", program.display()))?;
+        for instance::Launcher {
+            name,
+            path: program,
+            digest,
+        } in found
+        {
             let env: BTreeMap<OsString, OsString> = [
                 ("PATH", instance::SERVICE_PATH.into()),
                 ("HOME", slot.path.clone().into_os_string()),

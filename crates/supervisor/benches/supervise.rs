@@ -27,7 +27,10 @@ fn spec(dir: &std::path::Path, i: usize) -> ServiceSpec {
         args: vec!["600".into()],
         cwd: dir.to_owned(),
         env: BTreeMap::new(),
-        log: dir.join(format!("{i}.log")),
+        log: grove_supervisor::LogFile {
+            root: dir.to_owned(),
+            relative: format!("{i}.log").into(),
+        },
         user: None,
     }
 }

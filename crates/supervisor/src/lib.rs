@@ -31,9 +31,24 @@ pub struct ServiceSpec {
     pub cwd: PathBuf,
     pub env: BTreeMap<OsString, OsString>,
     /// Where stdout and stderr are appended.
-    pub log: PathBuf,
+    pub log: LogFile,
     /// Run as this uid and gid (the partition's user, when the agent runs as root).
     pub user: Option<(u32, u32)>,
+}
+
+/// A service's log: a path below a directory that the service's user may control (its
+/// partition). The supervisor, which may be root, opens and rotates it without following
+/// a link or leaving that directory ([`grove_confine::Tree`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    pub root: PathBuf,
+    pub relative: PathBuf,
+}
+
+impl LogFile {
+    pub fn path(&self) -> PathBuf {
+        self.root.join(&self.relative)
+    }
 }
 
 /// How services are restarted, stopped and logged.
@@ -94,11 +109,8 @@ pub enum SupervisorError {
     Duplicate(String),
     #[error("no service named {0}")]
     Unknown(String),
-    #[error("cannot open the log {path}: {source}")]
-    Log {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot open the log: {0}")]
+    Log(#[from] grove_confine::ConfineError),
 }
 
 struct Entry {
@@ -139,12 +151,8 @@ impl Supervisor {
         if self.services.contains_key(&spec.name) {
             return Err(SupervisorError::Duplicate(spec.name));
         }
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| SupervisorError::Log {
-                path: spec.log.clone(),
-                source,
-            })?;
-        }
+        // Refused at once when the partition planted a link or a FIFO there.
+        drop(open_log(&spec)?);
         let status = Arc::new(Mutex::new(Status {
             name: spec.name.clone(),
             state: State::Backoff,
@@ -251,11 +259,13 @@ async fn run_service(
         let started = Instant::now();
         // The service writes its log itself (stdout and stderr, in order): it goes on
         // logging, and running, while the supervisor is away.
-        let child = open_log(&spec.log).and_then(|log| {
-            let mut command = command(&spec);
-            command.stdout(log.try_clone()?).stderr(log);
-            command.spawn()
-        });
+        let child = open_log(&spec)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|log| {
+                let mut command = command(&spec);
+                command.stdout(log.try_clone()?).stderr(log);
+                command.spawn()
+            });
         let mut child = match child {
             Ok(child) => child,
             Err(e) => {
@@ -293,8 +303,8 @@ async fn run_service(
                 exit = child.wait() => break Ended::Exited(exit),
                 done = stop.recv() => break Ended::Stop(done),
                 _ = log_check.tick() => {
-                    if let Err(e) = rotate_if_large(&spec.log, policy.max_log_bytes) {
-                        tracing::warn!(log = %spec.log.display(), error = %e, "cannot rotate a service log");
+                    if let Err(e) = rotate_if_large(&spec, policy.max_log_bytes) {
+                        tracing::warn!(service = %spec.name, error = %e, "cannot rotate a service log");
                     }
                 }
             }
@@ -370,34 +380,50 @@ enum Ended {
     Stop(Option<oneshot::Sender<()>>),
 }
 
-fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
+/// The log's tree: the service's own directory, given to its user.
+fn log_tree(spec: &ServiceSpec) -> Result<grove_confine::Tree, grove_confine::ConfineError> {
+    let owner = spec
+        .user
+        .map(|(uid, gid)| grove_confine::Owner { uid, gid });
+    grove_confine::Tree::open(&spec.log.root, owner)
+}
+
+/// Opens the log for appending, creating its directory and itself (for the service's user)
+/// when missing.
+fn open_log(spec: &ServiceSpec) -> Result<std::fs::File, grove_confine::ConfineError> {
+    let tree = log_tree(spec)?;
+    let (dir, name) = split(&spec.log.relative);
+    let dir = match dir {
+        Some(dir) => tree.create_dir_all(dir, 0o750)?,
+        None => tree,
+    };
+    dir.append(name, 0o640)
+}
+
+fn split(relative: &Path) -> (Option<&Path>, &Path) {
+    let name = relative.file_name().map_or(relative, Path::new);
+    let dir = relative.parent().filter(|p| !p.as_os_str().is_empty());
+    (dir, name)
 }
 
 /// Copies a log grown past `max_bytes` to `<log>.1` and empties it. The service keeps its
 /// descriptor (opened for appending), so its next write lands at the start of the emptied
 /// file; what it writes between the copy and the truncation is lost.
-fn rotate_if_large(path: &Path, max_bytes: u64) -> std::io::Result<()> {
-    let size = match std::fs::metadata(path) {
-        Ok(meta) => meta.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+fn rotate_if_large(spec: &ServiceSpec, max_bytes: u64) -> Result<(), grove_confine::ConfineError> {
+    let tree = log_tree(spec)?;
+    let log = &spec.log.relative;
+    let size = match tree.open_file(log) {
+        Ok(file) => file.metadata().map_or(0, |m| m.len()),
+        Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(e),
     };
     if size <= max_bytes {
         return Ok(());
     }
-    let mut rotated = path.as_os_str().to_owned();
+    let mut rotated = log.as_os_str().to_owned();
     rotated.push(".1");
-    std::fs::copy(path, &rotated)?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .set_len(0)
+    tree.copy(log, Path::new(&rotated), max_bytes.saturating_mul(2), 0o640)?;
+    tree.truncate(log)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use grove_supervisor::{Policy, ServiceSpec, State, Supervisor};
+use grove_supervisor::{LogFile, Policy, ServiceSpec, State, Supervisor};
 
 fn quick() -> Policy {
     Policy {
@@ -27,7 +27,10 @@ fn script(dir: &Path, name: &str, body: &str) -> ServiceSpec {
         args: vec![path.into()],
         cwd: dir.to_owned(),
         env,
-        log: dir.join("log").join(format!("{name}.log")),
+        log: LogFile {
+            root: dir.to_owned(),
+            relative: format!("log/{name}.log").into(),
+        },
         user: None,
     }
 }
@@ -153,7 +156,7 @@ async fn output_goes_to_a_log_rotated_by_size() {
     let body = "echo to-stdout\necho to-stderr >&2\nsleep 1000";
     let mut supervisor = Supervisor::new(quick());
     let spec = script(dir.path(), "talker", body);
-    let log = spec.log.clone();
+    let log = spec.log.path();
     supervisor.start(spec).expect("start");
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     wait_for("both lines", || {
@@ -169,7 +172,7 @@ async fn output_goes_to_a_log_rotated_by_size() {
         ..quick()
     });
     let spec = script(dir.path(), "flood", flood);
-    let log = spec.log.clone();
+    let log = spec.log.path();
     let rotated = dir.path().join("log").join("flood.log.1");
     small.start(spec).expect("start");
     wait_for("the last line", || {
