@@ -58,6 +58,10 @@ enum NodeCommand {
     /// with the job on standard input).
     #[command(hide = true)]
     RunInstance,
+    /// Build one software release as the caller (the agent runs this as the build user,
+    /// with the job on standard input).
+    #[command(hide = true)]
+    BuildSoftware,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,7 +96,8 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             lines,
             no_follow,
         }) => tail(&args.config, &partition, &service, lines, !no_follow),
-        Some(NodeCommand::RunInstance) => run_instance(),
+        Some(NodeCommand::RunInstance) => helper(run_instance),
+        Some(NodeCommand::BuildSoftware) => helper(build_software),
     }
 }
 
@@ -296,19 +301,21 @@ fn tail(
     }
 }
 
-/// The child side of an isolated profile run: a job on stdin, the outcome on stdout.
-fn run_instance() -> anyhow::Result<ExitCode> {
+/// The child side of work the agent hands to an unprivileged user: a job on stdin, the
+/// outcome on stdout, errors on stderr; nothing it started is left when it answers.
+fn helper(
+    work: fn(&[u8]) -> anyhow::Result<Result<serde_json::Value, String>>,
+) -> anyhow::Result<ExitCode> {
+    grove_node::helper::contain().map_err(anyhow::Error::msg)?;
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
         .context("cannot read the job")?;
-    let job: grove_node::instance::Job =
-        serde_json::from_slice(&input).context("the job is not understood")?;
-    let fetcher = grove_fetch::Fetcher::new(Duration::from_secs(60));
-    let registry = grove_recipes::Registry::builtin();
-    match grove_node::instance::run(&job, &fetcher, &registry) {
-        Ok(outcome) => {
-            serde_json::to_writer(std::io::stdout().lock(), &outcome)?;
+    let outcome = work(&input);
+    grove_node::helper::end_descendants();
+    match outcome? {
+        Ok(answer) => {
+            serde_json::to_writer(std::io::stdout().lock(), &answer)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(message) => {
@@ -316,4 +323,24 @@ fn run_instance() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(crate::EXIT_FAILURE))
         }
     }
+}
+
+fn run_instance(input: &[u8]) -> anyhow::Result<Result<serde_json::Value, String>> {
+    let job: grove_node::instance::Job =
+        serde_json::from_slice(input).context("the job is not understood")?;
+    let fetcher = grove_fetch::Fetcher::new(Duration::from_secs(60));
+    let registry = grove_recipes::Registry::builtin();
+    Ok(grove_node::instance::run(&job, &fetcher, &registry)
+        .and_then(|outcome| serde_json::to_value(outcome).map_err(|e| e.to_string())))
+}
+
+fn build_software(input: &[u8]) -> anyhow::Result<Result<serde_json::Value, String>> {
+    let job: grove_node::software::BuildJob =
+        serde_json::from_slice(input).context("the job is not understood")?;
+    let fetcher = grove_fetch::Fetcher::new(Duration::from_secs(60));
+    let registry = grove_recipes::Registry::builtin();
+    Ok(
+        grove_node::software::install_software(&job.root, &job.url, &fetcher, &registry)
+            .map(|dir| serde_json::json!({ "directory": dir })),
+    )
 }

@@ -29,6 +29,10 @@ pub struct Config {
     /// Partition users are `<user_base><i>` (only when running as root with isolation).
     #[serde(default = "default_user_base")]
     pub user_base: String,
+    /// The unprivileged user software releases are built as (when running as root with
+    /// isolation); SlapOS calls it `slapsoft`.
+    #[serde(default = "default_build_user")]
+    pub build_user: String,
     /// Partition `i` gets `ipv4_base + i`; any 127.0.0.0/8 address binds on Linux as is.
     #[serde(default = "default_ipv4_base")]
     pub ipv4_base: Ipv4Addr,
@@ -74,6 +78,9 @@ fn default_partition_base() -> String {
 fn default_user_base() -> String {
     "slapuser".to_owned()
 }
+fn default_build_user() -> String {
+    "slapsoft".to_owned()
+}
 fn default_ipv4_base() -> Ipv4Addr {
     Ipv4Addr::new(127, 77, 0, 1)
 }
@@ -114,6 +121,7 @@ impl Config {
             partitions: default_partitions(),
             partition_base: default_partition_base(),
             user_base: default_user_base(),
+            build_user: default_build_user(),
             ipv4_base: default_ipv4_base(),
             ipv6_prefix: None,
             ipv6_interface: default_interface(),
@@ -162,6 +170,7 @@ impl Config {
         for (name, value) in [
             ("partition_base", &self.partition_base),
             ("user_base", &self.user_base),
+            ("build_user", &self.build_user),
             ("computer", &self.computer),
         ] {
             let valid = !value.is_empty()

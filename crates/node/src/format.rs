@@ -103,6 +103,17 @@ fn reachable_by_others(root: &Path) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The build user's uid and gid, creating the user when missing; none without isolation
+/// (builds then run as the agent's own user).
+pub fn build_user(config: &Config, os: &dyn Os) -> Result<Option<(u32, u32)>, NodeError> {
+    if !isolated(config, os) {
+        return Ok(None);
+    }
+    os.ensure_user(&config.build_user, &config.software_root)
+        .map(Some)
+        .map_err(|message| NodeError::Os { message })
+}
+
 /// Creates the roots and the partitions, idempotently. Returns every partition.
 pub fn format(config: &Config, os: &dyn Os) -> Result<Vec<Slot>, NodeError> {
     for root in [&config.software_root, &config.instance_root] {

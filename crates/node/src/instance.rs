@@ -104,44 +104,10 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
 
 /// Runs the job in `grove node run-instance` as the partition's user.
 pub fn run_as(job: &Job, program: &Path, uid: u32, gid: u32) -> Result<Outcome, String> {
-    let mut child = Command::new(program)
-        .args(["node", "run-instance"])
-        .current_dir(&job.path)
-        .env_clear()
-        .env("PATH", SERVICE_PATH)
-        .env("HOME", &job.path)
-        .uid(uid)
-        .gid(gid)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     let input = serde_json::to_vec(job).map_err(|e| e.to_string())?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        stdin
-            .write_all(&input)
-            .map_err(|e| format!("cannot hand the job over: {e}"))?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("cannot wait for the instance run: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        return Err(match stderr.trim() {
-            "" => format!("the instance run failed ({})", output.status),
-            message => message.to_owned(),
-        });
-    }
-    serde_json::from_str(stdout.trim()).map_err(|e| {
-        format!(
-            "the instance run answered {:?} ({e}); its errors: {}",
-            stdout.trim(),
-            stderr.trim()
-        )
-    })
+    let stdout = crate::helper::run_as(program, &["node", "run-instance"], &job.path, (uid, gid), &input)?;
+    serde_json::from_str(stdout.trim())
+        .map_err(|e| format!("the instance run answered {:?} ({e})", stdout.trim()))
 }
 
 /// What services and promises run with.

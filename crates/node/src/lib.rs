@@ -12,6 +12,7 @@
 pub mod client;
 pub mod config;
 pub mod format;
+pub mod helper;
 pub mod instance;
 pub mod os;
 mod procfs;
@@ -129,6 +130,8 @@ struct Shared {
     registry: Registry,
     os: Arc<dyn Os>,
     slots: Mutex<Vec<Slot>>,
+    /// Who builds software releases, when running as root with isolation.
+    build_user: Mutex<Option<(u32, u32)>>,
     supervisor: tokio::sync::Mutex<Supervisor>,
     memory: Mutex<Memory>,
     /// Wakes the main loop when a piece of work ends (what it changed may make more due).
@@ -207,6 +210,7 @@ impl Agent {
                 registry: Registry::builtin(),
                 os,
                 slots: Mutex::new(Vec::new()),
+                build_user: Mutex::new(None),
                 supervisor: tokio::sync::Mutex::new(Supervisor::new(policy)),
                 memory: Mutex::new(Memory::default()),
                 wake: tokio::sync::Notify::new(),
@@ -225,6 +229,7 @@ impl Agent {
         let shared = Arc::clone(&self.shared);
         let slots = tokio::task::spawn_blocking(move || -> Result<Vec<Slot>, NodeError> {
             let slots = format::format(&shared.config, shared.os.as_ref())?;
+            *lock(&shared.build_user) = format::build_user(&shared.config, shared.os.as_ref())?;
             let declaration: Vec<api::PartitionDeclaration> = slots
                 .iter()
                 .map(|s| api::PartitionDeclaration {
@@ -536,7 +541,21 @@ impl Agent {
                 let shared = Arc::clone(&self.shared);
                 let target = url.clone();
                 let built = blocking(move || {
-                    software::install_software(&root, &target, &shared.fetcher, &shared.registry)
+                    let user = *lock(&shared.build_user);
+                    match (user, &shared.options.runner) {
+                        (Some(user), Some(runner)) => {
+                            software::build_as(&root, &target, runner, user)
+                        }
+                        (Some(_), None) => Err(
+                            "builds as the build user need the grove binary".to_owned(),
+                        ),
+                        (None, _) => software::install_software(
+                            &root,
+                            &target,
+                            &shared.fetcher,
+                            &shared.registry,
+                        ),
+                    }
                 })
                 .await;
                 match built {

@@ -6,6 +6,8 @@ use grove_fetch::Fetcher;
 use grove_profile::is_url;
 use grove_recipes::{Context, Registry, install, load_profile};
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
 
 /// Written once a release is fully installed: its presence means "available".
 pub const COMPLETED: &str = ".completed";
@@ -26,6 +28,49 @@ pub fn is_installed(root: &Path, url: &str) -> bool {
     software_path(root, url).join(COMPLETED).is_file()
 }
 
+/// A build handed to `grove node build-software`, run as the build user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildJob {
+    pub root: PathBuf,
+    pub url: String,
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    if !is_url(url) && !Path::new(url).is_absolute() {
+        return Err(format!(
+            "software release {url}: a URL or an absolute path is needed"
+        ));
+    }
+    Ok(())
+}
+
+/// Builds a release as `user` (the build user) through `grove node build-software`: the
+/// agent, root, only makes the release's directory and gives it to that user.
+pub fn build_as(root: &Path, url: &str, runner: &Path, user: (u32, u32)) -> Result<PathBuf, String> {
+    check_url(url)?;
+    let dir = software_path(root, url);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    std::os::unix::fs::lchown(&dir, Some(user.0), Some(user.1))
+        .map_err(|e| format!("cannot give {} to the build user: {e}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+    let job = BuildJob {
+        root: root.to_owned(),
+        url: url.to_owned(),
+    };
+    let input = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
+    crate::helper::run_as(runner, &["node", "build-software"], &dir, user, &input)?;
+    Ok(dir)
+}
+
 /// Runs the release's profile in its directory; on success writes `.completed`.
 pub fn install_software(
     root: &Path,
@@ -33,11 +78,7 @@ pub fn install_software(
     fetcher: &Fetcher,
     registry: &Registry,
 ) -> Result<PathBuf, String> {
-    if !is_url(url) && !Path::new(url).is_absolute() {
-        return Err(format!(
-            "software release {url}: a URL or an absolute path is needed"
-        ));
-    }
+    check_url(url)?;
     let dir = software_path(root, url);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let main = dir.join("buildout.cfg");

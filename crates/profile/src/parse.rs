@@ -99,14 +99,16 @@ pub enum ParseErrorKind {
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
-            ParseErrorKind::NoSectionHeader(text) => {
-                write!(f, "option line before any section header: {text:?}")
+            // The line itself is not repeated: the file may be anything a profile URL
+            // named (`file:///etc/shadow`), and errors travel to the master.
+            ParseErrorKind::NoSectionHeader(_) => {
+                write!(f, "option line before any section header")
             }
-            ParseErrorKind::Unparsable(text) => write!(f, "unparsable line: {text:?}"),
-            ParseErrorKind::ContinuationWithoutOption(text) => {
+            ParseErrorKind::Unparsable(_) => write!(f, "unparsable line"),
+            ParseErrorKind::ContinuationWithoutOption(_) => {
                 write!(
                     f,
-                    "indented line after a section header continues no option: {text:?}"
+                    "indented line after a section header continues no option"
                 )
             }
             ParseErrorKind::Condition(msg) => write!(f, "bad section condition: {msg}"),
