@@ -1,0 +1,234 @@
+//! What the end-to-end tests share: the `grove` binary, a test's own place (data
+//! directory, addresses, users), daemons, waiting.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn grove() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_grove"));
+    command.env("GROVE_LOG", "info,grove_store=warn");
+    command
+}
+
+pub fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .join("software.cfg")
+        .canonicalize()
+        .expect("example exists")
+        .display()
+        .to_string()
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A test's own place: data directory, addresses and user names.
+pub struct Place {
+    pub dir: tempfile::TempDir,
+    pub net: u8,
+}
+
+impl Place {
+    pub fn new(net: u8) -> Place {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Partition users must traverse it when the tests run as root.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        Place { dir, net }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn node_env(&self, command: &mut Command) {
+        command
+            .env("GROVE_NODE_IPV4_BASE", format!("127.78.{}.1", self.net))
+            .env("GROVE_NODE_USER_BASE", format!("gt{}u", self.net))
+            .env("GROVE_NODE_POLL_WAIT_SECONDS", "5")
+            .env("GROVE_NODE_PROMISE_TIMEOUT_SECONDS", "5")
+            .env("GROVE_NODE_PROMISE_INTERVAL_SECONDS", "1");
+    }
+
+    pub fn address(&self, partition: u8) -> String {
+        format!("127.78.{}.{}", self.net, partition + 1)
+    }
+
+    /// A client command against the `grove up` of this place.
+    pub fn client(&self, args: &[&str]) -> Output {
+        let output = grove()
+            .args(args)
+            .env("GROVE_CLIENT_CONFIG", self.path().join("up/client.toml"))
+            .env_remove("GROVE_MASTER_URL")
+            .env_remove("GROVE_TOKEN")
+            .output()
+            .expect("grove runs");
+        assert!(
+            output.status.success(),
+            "grove {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    pub fn client_json(&self, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let output = self.client(&all);
+        serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+    }
+
+    pub fn instance(&self, title: &str) -> Value {
+        self.client_json(&["service", "info", title])
+    }
+
+    /// Writes a software release of the test's own; returns its URL (a path).
+    pub fn release(&self, name: &str, profile: &str) -> String {
+        let path = self.path().join(name);
+        std::fs::write(&path, profile).expect("write the release");
+        path.display().to_string()
+    }
+}
+
+/// A running daemon (`grove up`, `grove master`, `grove node`), stopped with SIGINT (and
+/// waited for) when dropped.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    pub fn spawn(mut command: Command, log: PathBuf) -> Daemon {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(file)
+            .spawn()
+            .expect("grove starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, log, lines }
+    }
+
+    /// The next line it prints on stdout.
+    pub fn line(&self, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("no output ({e}); log:\n{}", self.log_text()))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+
+    /// SIGINT, then waits for it to exit.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    pub fn shutdown(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        self.signal(nix::sys::signal::Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// `grove up` in this place, with an example deployed; returns its connection parameters.
+pub fn up(place: &Place, example: Option<&str>) -> (Daemon, Option<Value>) {
+    let mut command = grove();
+    command.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--partitions",
+        "3",
+        "--json",
+    ]);
+    command.arg("--data-dir").arg(place.path().join("up"));
+    if let Some(name) = example {
+        command.args(["--example", name]);
+    }
+    place.node_env(&mut command);
+    let daemon = Daemon::spawn(command, place.path().join("up.log"));
+    let connection = example.map(|_| {
+        let line = daemon.line(Duration::from_secs(120));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    });
+    if example.is_none() {
+        // Up once the client file is written.
+        eventually("grove up to start", || {
+            place.path().join("up/client.toml").exists().then_some(())
+        });
+    }
+    (daemon, connection)
+}
+
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn get(url: &str) -> Option<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    agent.get(url).call().ok()?.body_mut().read_to_string().ok()
+}
+
+pub fn text(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
+        .to_owned()
+}
+

@@ -1,0 +1,212 @@
+//! Attacks on a node run as root, checked by their outcome: a malicious software release
+//! or instance tries to reach root's files, and the canary stays as it was.
+//!
+//! These tests need root (CI runs as root): they fail, never skip, without it.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+/// A root-only secret beside the test's data: what the attacks try to read or change.
+struct Canary {
+    path: PathBuf,
+}
+
+impl Canary {
+    fn new(place: &Place) -> Canary {
+        assert!(
+            is_root(),
+            "hardening tests check what root does: run them as root (CI does)"
+        );
+        let dir = place.path().join("root-only");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let path = dir.join("canary");
+        std::fs::write(&path, "canary-secret-line\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        Canary { path }
+    }
+
+    fn assert_untouched(&self) {
+        assert_eq!(
+            std::fs::read_to_string(&self.path).expect("canary"),
+            "canary-secret-line\n",
+            "the canary changed"
+        );
+        let dir = self.path.parent().expect("dir");
+        let names: Vec<_> = std::fs::read_dir(dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["canary"], "new files beside the canary");
+    }
+}
+
+/// The software state the node reported for a release, once it is final.
+fn software_outcome(place: &Place, url: &str) -> Value {
+    eventually("the software release's outcome", || {
+        let computer = place.client_json(&["computer", "info", "local"]);
+        computer["software"]
+            .as_array()
+            .expect("software")
+            .iter()
+            .find(|s| {
+                s["software_release"] == url
+                    && matches!(s["reported_state"].as_str(), Some("error" | "available"))
+            })
+            .cloned()
+    })
+}
+
+/// Processes of `uid` whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+#[test]
+fn a_release_cannot_use_root_to_write_read_or_leave_processes() {
+    let place = Place::new(40);
+    let canary = Canary::new(&place);
+    let secret = canary.path.display().to_string();
+    // Writes beside and into the canary, copies it, and leaves a process behind; each in
+    // a part of its own, none stopping the build, so that every attempt is made.
+    let sr = place.release(
+        "evil-software.cfg",
+        &format!(
+            "[buildout]\nparts = write copy linger\n\n\
+             [write]\nrecipe = plone.recipe.command\nstop-on-error = false\n\
+             command = echo owned >> {secret}; touch {secret}.new\n\n\
+             [copy]\nrecipe = plone.recipe.command\nstop-on-error = false\n\
+             command = cat {secret} > ${{buildout:directory}}/stolen; id -u > ${{buildout:directory}}/uid\n\n\
+             [linger]\nrecipe = plone.recipe.command\n\
+             command = (setsid sleep 9471 > /dev/null 2>&1 &); env > ${{buildout:directory}}/environment\n"
+        ),
+    );
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    let outcome = software_outcome(&place, &sr);
+    assert_eq!(outcome["reported_state"], "available", "{outcome}");
+    canary.assert_untouched();
+    let release = std::fs::read_dir(place.path().join("up/software"))
+        .expect("software root")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.join("uid").exists())
+        .expect("the release's directory");
+    let stolen = std::fs::read_to_string(release.join("stolen")).unwrap_or_default();
+    assert_eq!(stolen, "", "the build read root's file");
+    let uid: u32 = std::fs::read_to_string(release.join("uid"))
+        .expect("uid")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert_ne!(uid, 0, "the build ran as root");
+    // The release belongs to the build user, readable by all, writable by it alone.
+    let meta = std::fs::metadata(&release).expect("release");
+    assert_eq!(meta.uid(), uid);
+    assert_eq!(meta.mode() & 0o777, 0o755);
+    // A clean environment, not the agent's.
+    let environment = std::fs::read_to_string(release.join("environment")).expect("env");
+    assert!(!environment.contains("GROVE_NODE_"), "{environment}");
+    assert!(!environment.contains("GROVE_LOG"), "{environment}");
+    // Nothing the build started is left.
+    eventually("the build's processes to be gone", || {
+        processes_with("9471").is_empty().then_some(())
+    });
+    daemon.stop();
+}
+
+#[test]
+fn a_template_or_a_release_url_naming_a_root_file_fails_without_its_content() {
+    let place = Place::new(41);
+    let canary = Canary::new(&place);
+    let template = place.release(
+        "template-software.cfg",
+        &format!(
+            "[buildout]\nparts = t\n\n[t]\nrecipe = slapos.recipe.template\nurl = {}\noutput = ${{buildout:directory}}/copy\n",
+            canary.path.display()
+        ),
+    );
+    let (daemon, _) = up(&place, None);
+    let url = format!("file://{}", canary.path.display());
+    for sr in [&template, &url] {
+        place.client(&["supply", sr, "local"]);
+        let outcome = software_outcome(&place, sr);
+        assert_eq!(outcome["reported_state"], "error", "{outcome}");
+        let error = text(&outcome, "error");
+        assert!(error.contains("Permission denied"), "{error}");
+        assert!(!error.contains("canary-secret-line"), "{error}");
+    }
+    // A world-readable file that is no profile: the error names the line, not its text.
+    let readable = place.path().join("not-a-profile");
+    std::fs::write(&readable, "private words on a line\n").expect("write");
+    let url = format!("file://{}", readable.display());
+    place.client(&["supply", &url, "local"]);
+    let outcome = software_outcome(&place, &url);
+    let error = text(&outcome, "error");
+    assert!(error.contains("not-a-profile:1"), "{error}");
+    assert!(!error.contains("private words"), "{error}");
+    canary.assert_untouched();
+    daemon.stop();
+}
+
+/// An instance plants links in its partition where the agent writes as root: its log
+/// directory, its log, the resource file. The agent refuses or replaces them and the
+/// canary stays as it was.
+#[test]
+fn an_instance_cannot_steer_the_agent_through_links() {
+    let place = Place::new(42);
+    let canary = Canary::new(&place);
+    let secret = canary.path.display().to_string();
+    let dir = canary.path.parent().expect("dir").display().to_string();
+    let sr = place.release(
+        "links-software.cfg",
+        &format!(
+            "[buildout]\nparts = instance\n\n\
+             [instance]\nrecipe = slapos.recipe.template\noutput = ${{buildout:directory}}/instance.cfg\n\
+             inline =\n  [buildout]\n  parts = plant service\n\n\
+             \x20 [plant]\n  recipe = plone.recipe.command\n\
+             \x20 command = rm -rf .grove; mkdir -p .grove/log; ln -sf {secret} .grove/log/svc.log; ln -sf {secret} .grove/log/svc.log.1; ln -sf {dir} .grove/other; rm -f .grove-resource.json; ln -s {secret} .grove-resource.json\n\n\
+             \x20 [service]\n  recipe = plone.recipe.command\n\
+             \x20 command = mkdir -p etc/service && printf '#!/bin/sh\\necho owned\\nexec sleep 600\\n' > etc/service/svc && chmod +x etc/service/svc\n"
+        ),
+    );
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    let output = grove()
+        .args(["request", "attacker", &sr])
+        .env("GROVE_CLIENT_CONFIG", place.path().join("up/client.toml"))
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let error = eventually("the service's refusal", || {
+        let instance = place.instance("attacker");
+        instance["error"].as_str().map(str::to_owned)
+    });
+    assert!(error.contains("symbolic link"), "{error}");
+    canary.assert_untouched();
+    // A restart of the node formats again: the planted resource file is replaced.
+    daemon.stop();
+    let (daemon, _) = up(&place, None);
+    eventually("the resource file to be a file again", || {
+        let path = place.path().join("up/instance/slappart0/.grove-resource.json");
+        std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.is_file())
+            .then_some(())
+    });
+    canary.assert_untouched();
+    daemon.stop();
+}
