@@ -6,6 +6,7 @@
 //! checks its caller ([`auth::Principal`]).
 
 pub mod auth;
+mod data_dir;
 mod error;
 mod routes;
 
@@ -32,7 +33,7 @@ pub struct MasterConfig {
 /// Failures to start the master.
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("the data directory, at {path}: {source}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
@@ -271,13 +272,13 @@ fn master_key(data_dir: &Path, rng: &SystemRandom) -> Result<Vec<u8>, MasterErro
 
 /// Opens the store in `data_dir`, creating the admin token at first start.
 pub async fn open(data_dir: &Path) -> Result<Arc<Master<SqliteStore>>, MasterError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| MasterError::DataDir {
-        path: data_dir.to_owned(),
-        source,
-    })?;
+    let store_path = data_dir.join("master.sqlite");
+    data_dir::prepare(data_dir, &store_path)?;
     let rng = SystemRandom::new();
     let key = master_key(data_dir, &rng)?;
-    let store = SqliteStore::open(&data_dir.join("master.sqlite")).await?;
+    let store = SqliteStore::open(&store_path).await?;
+    // The WAL and shared-memory files exist now.
+    data_dir::narrow_all(data_dir)?;
     let token_path = data_dir.join("admin.token");
     let secret = auth::random_secret(&rng).map_err(|_| MasterError::Random)?;
     if let Some(admin) = store.ensure_admin(auth::hash_secret(&secret)).await? {
