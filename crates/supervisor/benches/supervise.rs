@@ -32,6 +32,7 @@ fn spec(dir: &std::path::Path, i: usize) -> ServiceSpec {
             relative: format!("{i}.log").into(),
         },
         user: None,
+        revision: String::new(),
     }
 }
 

@@ -19,27 +19,62 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+mod process;
+mod record;
+
+pub use process::start_time;
+pub use record::{Record, Records};
+use process::Proc;
+
 /// What to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     /// Unique within the supervisor, e.g. `slappart3/redis`.
     pub name: String,
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub cwd: PathBuf,
+    /// Recorded as pairs: JSON keys must be text, these may not be.
+    #[serde(with = "pairs")]
     pub env: BTreeMap<OsString, OsString>,
     /// Where stdout and stderr are appended.
     pub log: LogFile,
     /// Run as this uid and gid (the partition's user, when the agent runs as root).
     pub user: Option<(u32, u32)>,
+    /// What the caller considers this service's version (the agent: a digest of its
+    /// launcher). Part of the spec, so that a changed launcher is a different service.
+    pub revision: String,
+}
+
+mod pairs {
+    use std::collections::BTreeMap;
+    use std::ffi::OsString;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &BTreeMap<OsString, OsString>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        map.iter().collect::<Vec<_>>().serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<OsString, OsString>, D::Error> {
+        Ok(Vec::<(OsString, OsString)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
 }
 
 /// A service's log: a path below a directory that the service's user may control (its
 /// partition). The supervisor, which may be root, opens and rotates it without following
 /// a link or leaving that directory ([`grove_confine::Tree`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogFile {
     pub root: PathBuf,
     pub relative: PathBuf,
@@ -111,19 +146,39 @@ pub enum SupervisorError {
     Unknown(String),
     #[error("cannot open the log: {0}")]
     Log(#[from] grove_confine::ConfineError),
+    #[error("cannot adopt {name} (pid {pid}): {reason}")]
+    Adopt {
+        name: String,
+        pid: u32,
+        reason: String,
+    },
+}
+
+/// What a service's task is told.
+#[derive(Debug)]
+enum Order {
+    /// Stop the process (its whole group) and forget its record.
+    Stop(oneshot::Sender<()>),
+    /// Leave the process running, unsupervised, with its record, for a later supervisor
+    /// to adopt.
+    Detach(oneshot::Sender<()>),
 }
 
 struct Entry {
     spec: ServiceSpec,
     status: Arc<Mutex<Status>>,
-    stop: mpsc::Sender<oneshot::Sender<()>>,
+    orders: mpsc::Sender<Order>,
 }
 
-/// Supervises services. Dropping it leaves the processes running: call [`Supervisor::stop_all`].
+/// Supervises services. Dropping it leaves the processes running: call
+/// [`Supervisor::stop_all`] or [`Supervisor::detach_all`].
 #[derive(Default)]
 pub struct Supervisor {
     policy: Policy,
     services: BTreeMap<String, Entry>,
+    /// Where each running service's pid is recorded, so that another supervisor (the next
+    /// agent) can adopt it.
+    records: Option<Records>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -143,7 +198,14 @@ impl Supervisor {
         Supervisor {
             policy,
             services: BTreeMap::new(),
+            records: None,
         }
+    }
+
+    /// Records each running service's pid in `records`, for a later supervisor to adopt.
+    pub fn with_records(mut self, records: Records) -> Supervisor {
+        self.records = Some(records);
+        self
     }
 
     /// Starts supervising a service (it starts at once).
@@ -153,24 +215,61 @@ impl Supervisor {
         }
         // Refused at once when the partition planted a link or a FIFO there.
         drop(open_log(&spec)?);
+        self.launch(spec, None);
+        Ok(())
+    }
+
+    /// Takes over a service that a previous supervisor started and left running: the
+    /// process `record.pid`, if it is still the one recorded (same start time). It is
+    /// then supervised as if started here: restarted when it exits, stopped on demand.
+    pub fn adopt(&mut self, record: &Record) -> Result<(), SupervisorError> {
+        let spec = record.spec.clone();
+        if self.services.contains_key(&spec.name) {
+            return Err(SupervisorError::Duplicate(spec.name));
+        }
+        let adopted = Proc::adopt(record.pid, record.start_time).map_err(|reason| {
+            SupervisorError::Adopt {
+                name: spec.name.clone(),
+                pid: record.pid,
+                reason,
+            }
+        })?;
+        tracing::info!(service = %spec.name, pid = record.pid, "service adopted");
+        self.launch(spec, Some(adopted));
+        Ok(())
+    }
+
+    fn launch(&mut self, spec: ServiceSpec, adopted: Option<Proc>) {
+        // An adopted process is running already: say so from the start.
         let status = Arc::new(Mutex::new(Status {
             name: spec.name.clone(),
-            state: State::Backoff,
-            pid: None,
-            since: None,
+            state: if adopted.is_some() {
+                State::Running
+            } else {
+                State::Backoff
+            },
+            pid: adopted.as_ref().and_then(Proc::pid),
+            since: adopted.as_ref().map(Proc::since),
             restarts: 0,
             last_exit: None,
         }));
-        let (stop, stop_rx) = mpsc::channel(1);
-        tokio::spawn(run_service(
-            spec.clone(),
-            self.policy,
-            Arc::clone(&status),
-            stop_rx,
-        ));
-        self.services
-            .insert(spec.name.clone(), Entry { spec, status, stop });
-        Ok(())
+        let (orders, orders_rx) = mpsc::channel(1);
+        let task = Task {
+            spec: spec.clone(),
+            policy: self.policy,
+            status: Arc::clone(&status),
+            orders: orders_rx,
+            records: self.records.clone(),
+        };
+        tokio::spawn(task.run(adopted));
+        self.services.insert(
+            spec.name.clone(),
+            Entry {
+                spec,
+                status,
+                orders,
+            },
+        );
     }
 
     /// Whether a service with this name is supervised with this exact spec.
@@ -187,7 +286,7 @@ impl Supervisor {
             .remove(name)
             .ok_or_else(|| SupervisorError::Unknown(name.to_owned()))?;
         let (done, wait) = oneshot::channel();
-        if entry.stop.send(done).await.is_ok() {
+        if entry.orders.send(Order::Stop(done)).await.is_ok() {
             let _ = wait.await;
         }
         Ok(())
@@ -195,11 +294,21 @@ impl Supervisor {
 
     /// Stops every service, all at once.
     pub async fn stop_all(&mut self) {
+        self.order_all(Order::Stop).await;
+    }
+
+    /// Stops supervising every service but leaves them running, each with its record: an
+    /// agent that restarts or is upgraded adopts them.
+    pub async fn detach_all(&mut self) {
+        self.order_all(Order::Detach).await;
+    }
+
+    async fn order_all(&mut self, order: fn(oneshot::Sender<()>) -> Order) {
         let entries = std::mem::take(&mut self.services);
         let mut waits = Vec::new();
         for (_, entry) in entries {
             let (done, wait) = oneshot::channel();
-            if entry.stop.send(done).await.is_ok() {
+            if entry.orders.send(order(done)).await.is_ok() {
                 waits.push(wait);
             }
         }
@@ -247,137 +356,177 @@ fn command(spec: &ServiceSpec) -> tokio::process::Command {
     command
 }
 
-/// One service's life: start, wait, restart with backoff, until told to stop.
-async fn run_service(
+/// One service's task: it owns the process.
+struct Task {
     spec: ServiceSpec,
     policy: Policy,
     status: Arc<Mutex<Status>>,
-    mut stop: mpsc::Receiver<oneshot::Sender<()>>,
-) {
-    let mut backoff = policy.first_backoff;
-    loop {
-        let started = Instant::now();
-        // The service writes its log itself (stdout and stderr, in order): it goes on
-        // logging, and running, while the supervisor is away.
-        let child = open_log(&spec)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|log| {
-                let mut command = command(&spec);
-                command.stdout(log.try_clone()?).stderr(log);
+    orders: mpsc::Receiver<Order>,
+    records: Option<Records>,
+}
+
+impl Task {
+    fn set(&self, change: impl FnOnce(&mut Status)) {
+        change(&mut lock(&self.status));
+    }
+
+    /// Starts the process, its log opened (by name, confined) as its stdout and stderr.
+    fn spawn(&self) -> Result<Proc, String> {
+        let log = open_log(&self.spec).map_err(|e| e.to_string())?;
+        let mut command = command(&self.spec);
+        let child = log
+            .try_clone()
+            .and_then(|out| {
+                command.stdout(out).stderr(log);
                 command.spawn()
-            });
-        let mut child = match child {
-            Ok(child) => child,
-            Err(e) => {
-                tracing::warn!(service = %spec.name, error = %e, "cannot start service");
-                {
-                    let mut s = lock(&status);
-                    s.state = State::Failed;
-                    s.pid = None;
-                    s.last_exit = Some(format!("cannot start {}: {e}", spec.program.display()));
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    done = stop.recv() => {
-                        lock(&status).state = State::Stopped;
-                        if let Some(done) = done { let _ = done.send(()); }
-                        return;
-                    }
-                }
-                backoff = next_backoff(backoff, &policy);
-                lock(&status).restarts += 1;
-                continue;
-            }
+            })
+            .map_err(|e| format!("cannot start {}: {e}", self.spec.program.display()))?;
+        Ok(Proc::Child(child))
+    }
+
+    fn record(&self, process: &Proc) {
+        let (Some(records), Some(pid)) = (&self.records, process.pid()) else {
+            return;
         };
-        let pid = child.id();
-        {
-            let mut s = lock(&status);
-            s.state = State::Running;
-            s.pid = pid;
-            s.since = Some(SystemTime::now());
+        let Some(start_time) = start_time(pid) else {
+            return;
+        };
+        let record = Record {
+            spec: self.spec.clone(),
+            pid,
+            start_time,
+        };
+        if let Err(e) = records.write(&record) {
+            tracing::warn!(service = %self.spec.name, error = %e, "cannot record the service's pid");
         }
-        tracing::info!(service = %spec.name, pid, "service started");
-        let mut log_check = tokio::time::interval(policy.log_check);
-        let ended = loop {
-            tokio::select! {
-                exit = child.wait() => break Ended::Exited(exit),
-                done = stop.recv() => break Ended::Stop(done),
-                _ = log_check.tick() => {
-                    if let Err(e) = rotate_if_large(&spec, policy.max_log_bytes) {
-                        tracing::warn!(service = %spec.name, error = %e, "cannot rotate a service log");
+    }
+
+    fn forget(&self) {
+        if let Some(records) = &self.records
+            && let Err(e) = records.remove(&self.spec.name)
+        {
+            tracing::warn!(service = %self.spec.name, error = %e, "cannot remove the service's record");
+        }
+    }
+
+    /// Waits out a delay; the order that came meanwhile, if any.
+    async fn pause(&mut self, delay: std::time::Duration) -> Option<Order> {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => None,
+            order = self.orders.recv() => Some(order.unwrap_or_else(|| Order::Detach(oneshot::channel().0))),
+        }
+    }
+
+    /// Ends the task without a process running.
+    fn finish(&self, order: Order) {
+        self.set(|s| {
+            s.state = State::Stopped;
+            s.pid = None;
+        });
+        if matches!(order, Order::Stop(_)) {
+            self.forget();
+        }
+        let (Order::Stop(done) | Order::Detach(done)) = order;
+        let _ = done.send(());
+    }
+
+    /// One service's life: start (or adopt), wait, restart with backoff, until told to
+    /// stop or to detach.
+    async fn run(mut self, mut adopted: Option<Proc>) {
+        let policy = self.policy;
+        let mut backoff = policy.first_backoff;
+        loop {
+            let started = Instant::now();
+            // The service writes its log itself (stdout and stderr, in order): it goes on
+            // logging, and running, while the supervisor is away.
+            let spawned = match adopted.take() {
+                Some(process) => Ok(process),
+                None => self.spawn(),
+            };
+            let mut process = match spawned {
+                Ok(process) => process,
+                Err(e) => {
+                    tracing::warn!(service = %self.spec.name, error = %e, "cannot start service");
+                    self.set(|s| {
+                        s.state = State::Failed;
+                        s.pid = None;
+                        s.last_exit = Some(e);
+                    });
+                    if let Some(order) = self.pause(backoff).await {
+                        return self.finish(order);
                     }
+                    backoff = next_backoff(backoff, &policy);
+                    self.set(|s| s.restarts += 1);
+                    continue;
                 }
-            }
-        };
-        match ended {
-            Ended::Exited(exit) => {
-                let text = match exit {
-                    Ok(code) => code.to_string(),
-                    Err(e) => format!("cannot wait: {e}"),
-                };
-                // Whatever it left behind in its group goes with it.
-                if let Some(pid) = pid {
-                    signal_group(pid, Signal::SIGKILL);
-                }
-                if started.elapsed() >= policy.stable_after {
-                    backoff = policy.first_backoff;
-                }
-                tracing::warn!(service = %spec.name, exit = %text, delay = ?backoff, "service exited; restarting");
-                {
-                    let mut s = lock(&status);
-                    s.state = State::Backoff;
-                    s.pid = None;
-                    s.last_exit = Some(text);
-                }
+            };
+            let pid = process.pid();
+            self.record(&process);
+            let since = process.since();
+            self.set(|s| {
+                s.state = State::Running;
+                s.pid = pid;
+                s.since = Some(since);
+            });
+            tracing::info!(service = %self.spec.name, pid, "service running");
+            let mut log_check = tokio::time::interval(policy.log_check);
+            let ended = loop {
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    done = stop.recv() => {
-                        lock(&status).state = State::Stopped;
-                        if let Some(done) = done { let _ = done.send(()); }
-                        return;
+                    exit = process.wait() => break Ok(exit),
+                    order = self.orders.recv() => break Err(order),
+                    _ = log_check.tick() => {
+                        if let Err(e) = rotate_if_large(&self.spec, policy.max_log_bytes) {
+                            tracing::warn!(service = %self.spec.name, error = %e, "cannot rotate a service log");
+                        }
                     }
                 }
-                backoff = next_backoff(backoff, &policy);
-                lock(&status).restarts += 1;
-            }
-            Ended::Stop(done) => {
-                if let Some(pid) = pid {
-                    signal_group(pid, Signal::SIGTERM);
-                    if tokio::time::timeout(policy.stop_timeout, child.wait())
-                        .await
-                        .is_err()
-                    {
-                        tracing::warn!(service = %spec.name, "service ignored SIGTERM; killing it");
+            };
+            match ended {
+                Ok(text) => {
+                    // Whatever it left behind in its group goes with it.
+                    if let Some(pid) = pid {
+                        signal_group(pid, Signal::SIGKILL);
                     }
-                    signal_group(pid, Signal::SIGKILL);
-                    let _ = child.wait().await;
+                    if started.elapsed() >= policy.stable_after {
+                        backoff = policy.first_backoff;
+                    }
+                    tracing::warn!(service = %self.spec.name, exit = %text, delay = ?backoff, "service exited; restarting");
+                    self.set(|s| {
+                        s.state = State::Backoff;
+                        s.pid = None;
+                        s.last_exit = Some(text);
+                    });
+                    if let Some(order) = self.pause(backoff).await {
+                        return self.finish(order);
+                    }
+                    backoff = next_backoff(backoff, &policy);
+                    self.set(|s| s.restarts += 1);
                 }
-                {
-                    let mut s = lock(&status);
-                    s.state = State::Stopped;
-                    s.pid = None;
+                Err(Some(Order::Stop(done))) => {
+                    process.stop(policy.stop_timeout, &self.spec.name).await;
+                    tracing::info!(service = %self.spec.name, "service stopped");
+                    return self.finish(Order::Stop(done));
                 }
-                tracing::info!(service = %spec.name, "service stopped");
-                if let Some(done) = done {
-                    let _ = done.send(());
+                // Told to detach, or the supervisor is gone: the process stays, with its
+                // record, for the next supervisor.
+                Err(detach) => {
+                    tracing::info!(service = %self.spec.name, pid, "service left running");
+                    self.set(|s| s.state = State::Stopped);
+                    if let Some(Order::Detach(done)) = detach {
+                        let _ = done.send(());
+                    }
+                    return;
                 }
-                return;
             }
         }
     }
 }
 
-fn signal_group(pid: u32, signal: Signal) {
+pub(crate) fn signal_group(pid: u32, signal: Signal) {
     if let Ok(pid) = i32::try_from(pid) {
         // The group may be gone already: that is the goal.
         let _ = killpg(Pid::from_raw(pid), signal);
     }
-}
-
-/// How a service's run ended.
-enum Ended {
-    Exited(std::io::Result<std::process::ExitStatus>),
-    Stop(Option<oneshot::Sender<()>>),
 }
 
 /// The log's tree: the service's own directory, given to its user.

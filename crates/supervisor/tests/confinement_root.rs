@@ -58,6 +58,7 @@ impl Scene {
                 relative: ".grove/log/svc.log".into(),
             },
             user: Some(USER),
+            revision: String::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use grove_supervisor::{LogFile, Policy, ServiceSpec, State, Supervisor};
+use grove_supervisor::{LogFile, Policy, Record, Records, ServiceSpec, State, Supervisor};
 
 fn quick() -> Policy {
     Policy {
@@ -32,6 +32,7 @@ fn script(dir: &Path, name: &str, body: &str) -> ServiceSpec {
             relative: format!("log/{name}.log").into(),
         },
         user: None,
+        revision: String::new(),
     }
 }
 
@@ -225,4 +226,73 @@ async fn a_missing_program_is_reported_and_retried() {
         "names are unique"
     );
     supervisor.stop_all().await;
+}
+
+/// A supervisor that goes away leaves its services running with their records; the next
+/// one adopts them (same process), restarts them when they exit, and stops them.
+#[tokio::test]
+async fn services_outlive_their_supervisor_and_are_adopted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = Records::open(&dir.path().join("records")).expect("records");
+    let spec = script(dir.path(), "keep", "echo $$ >> pids; exec sleep 60");
+    let pids = dir.path().join("pids");
+    let mut first = Supervisor::new(quick()).with_records(records.clone());
+    first.start(spec.clone()).expect("starts");
+    wait_for("the first pid", || read_pid(&pids).is_some()).await;
+    let pid = read_pid(&pids).expect("pid");
+    first.detach_all().await;
+    drop(first);
+    assert!(alive(pid), "the service outlived its supervisor");
+
+    let found = records.all();
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].pid, &found[0].spec), (pid, &spec));
+    assert!(found[0].is_alive());
+    let mut second = Supervisor::new(quick()).with_records(records.clone());
+    second.adopt(&found[0]).expect("adopts");
+    let status = second.status_of("keep").expect("status");
+    assert_eq!((status.state, status.pid), (State::Running, Some(pid)));
+
+    // It exits: the adopting supervisor starts it again.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    wait_for("a restart", || {
+        second
+            .status_of("keep")
+            .is_some_and(|s| s.state == State::Running && s.pid != Some(pid))
+    })
+    .await;
+    let restarted = second.status_of("keep").and_then(|s| s.pid).expect("pid");
+    assert_eq!(records.all()[0].pid, restarted, "the record follows the restart");
+
+    second.stop_all().await;
+    wait_for("the service to stop", || !alive(restarted)).await;
+    assert!(records.all().is_empty(), "a stopped service leaves no record");
+}
+
+/// A record whose pid now belongs to another process is not adopted.
+#[tokio::test]
+async fn a_record_of_a_reused_pid_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep");
+    let record = Record {
+        spec: script(dir.path(), "gone", "exit 0"),
+        pid: other.id(),
+        start_time: grove_supervisor::start_time(other.id()).expect("start time") + 1,
+    };
+    assert!(!record.is_alive());
+    let mut supervisor = Supervisor::new(quick());
+    let error = supervisor.adopt(&record).expect_err("refused");
+    assert!(error.to_string().contains("another process"), "{error}");
+    assert!(alive(other.id()), "the other process is left alone");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(other.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
