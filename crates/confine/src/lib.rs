@@ -177,12 +177,7 @@ impl Tree {
         }
     }
 
-    fn openat(
-        &self,
-        relative: &Path,
-        flags: OFlags,
-        mode: Mode,
-    ) -> Result<OwnedFd, ConfineError> {
+    fn openat(&self, relative: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd, ConfineError> {
         check_relative(relative)?;
         openat2(
             &self.fd,
@@ -238,13 +233,10 @@ impl Tree {
         let parent = match relative.parent() {
             Some(p) if !p.as_os_str().is_empty() => self.subtree(p)?,
             _ => Tree {
-                fd: self
-                    .fd
-                    .try_clone()
-                    .map_err(|source| ConfineError::Io {
-                        path: self.path.clone(),
-                        source,
-                    })?,
+                fd: self.fd.try_clone().map_err(|source| ConfineError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?,
                 path: self.path.clone(),
                 owner: self.owner,
             },
@@ -504,7 +496,10 @@ mod tests {
         let (_dir, tree) = tree();
         for bad in ["../x", "/etc/passwd", "a/../../x", ""] {
             let error = tree.append(Path::new(bad), 0o600).expect_err(bad);
-            assert!(matches!(error, ConfineError::BadPath { .. }), "{bad}: {error}");
+            assert!(
+                matches!(error, ConfineError::BadPath { .. }),
+                "{bad}: {error}"
+            );
         }
     }
 
@@ -516,18 +511,30 @@ mod tests {
         std::fs::write(&canary, "before").expect("write");
         std::os::unix::fs::symlink(&canary, dir.path().join("file")).expect("link");
         std::os::unix::fs::symlink(outside.path(), dir.path().join("dir")).expect("link");
-        let error = tree.append(Path::new("file"), 0o600).expect_err("final link");
+        let error = tree
+            .append(Path::new("file"), 0o600)
+            .expect_err("final link");
         assert!(matches!(error, ConfineError::Link { .. }), "{error}");
-        let error = tree.append(Path::new("dir/canary"), 0o600).expect_err("link on the way");
+        let error = tree
+            .append(Path::new("dir/canary"), 0o600)
+            .expect_err("link on the way");
         assert!(matches!(error, ConfineError::Link { .. }), "{error}");
-        let error = tree.read(Path::new("dir/canary"), 100).expect_err("read through a link");
+        let error = tree
+            .read(Path::new("dir/canary"), 100)
+            .expect_err("read through a link");
         assert!(matches!(error, ConfineError::Link { .. }), "{error}");
-        let error = tree.create_dir_all(Path::new("dir/sub"), 0o700).expect_err("mkdir");
+        let error = tree
+            .create_dir_all(Path::new("dir/sub"), 0o700)
+            .expect_err("mkdir");
         assert!(matches!(error, ConfineError::Link { .. }), "{error}");
         // Replacing replaces the link itself.
-        tree.replace(Path::new("file"), b"new", 0o600).expect("replaces the name");
+        tree.replace(Path::new("file"), b"new", 0o600)
+            .expect("replaces the name");
         assert_eq!(std::fs::read_to_string(&canary).expect("read"), "before");
-        assert_eq!(std::fs::read_to_string(dir.path().join("file")).expect("read"), "new");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("file")).expect("read"),
+            "new"
+        );
         // Removing a link to a directory removes the link only.
         tree.remove_all(Path::new("dir")).expect("removes");
         assert_eq!(std::fs::read_to_string(&canary).expect("read"), "before");
@@ -553,20 +560,33 @@ mod tests {
     #[test]
     fn files_and_directories_are_made_read_listed_and_removed() {
         let (dir, tree) = tree();
-        let logs = tree.create_dir_all(Path::new(".grove/log"), 0o750).expect("mkdir");
+        let logs = tree
+            .create_dir_all(Path::new(".grove/log"), 0o750)
+            .expect("mkdir");
         let mut file = logs.append(Path::new("a.log"), 0o640).expect("append");
         file.write_all(b"hello\n").expect("write");
         assert_eq!(
             tree.read(Path::new(".grove/log/a.log"), 100).expect("read"),
             b"hello\n"
         );
-        let error = tree.read(Path::new(".grove/log/a.log"), 3).expect_err("limit");
+        let error = tree
+            .read(Path::new(".grove/log/a.log"), 3)
+            .expect_err("limit");
         assert!(matches!(error, ConfineError::TooLarge { .. }), "{error}");
-        tree.copy(Path::new(".grove/log/a.log"), Path::new(".grove/log/a.log.1"), 100, 0o640)
-            .expect("copies");
-        tree.truncate(Path::new(".grove/log/a.log")).expect("truncates");
+        tree.copy(
+            Path::new(".grove/log/a.log"),
+            Path::new(".grove/log/a.log.1"),
+            100,
+            0o640,
+        )
+        .expect("copies");
+        tree.truncate(Path::new(".grove/log/a.log"))
+            .expect("truncates");
         let entries = logs.entries(Path::new(".")).expect("lists");
-        let names: Vec<_> = entries.iter().map(|e| (e.name.to_string_lossy().into_owned(), e.size)).collect();
+        let names: Vec<_> = entries
+            .iter()
+            .map(|e| (e.name.to_string_lossy().into_owned(), e.size))
+            .collect();
         assert_eq!(names, [("a.log".to_owned(), 0), ("a.log.1".to_owned(), 6)]);
         assert!(tree.entries(Path::new("missing")).expect("none").is_empty());
         tree.remove_all(Path::new(".grove")).expect("removes");
@@ -579,7 +599,10 @@ mod tests {
         std::fs::write(dir.path().join("a"), "x").expect("write");
         std::fs::hard_link(dir.path().join("a"), dir.path().join("b")).expect("link");
         let error = tree.append(Path::new("b"), 0o600).expect_err("hard link");
-        assert!(matches!(error, ConfineError::HardLinked { links: 2, .. }), "{error}");
+        assert!(
+            matches!(error, ConfineError::HardLinked { links: 2, .. }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -148,9 +148,12 @@ pub(crate) fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn agent(config: Config) -> Agent {
+/// The agent; `keep_services`: whether its services keep running when it stops (the
+/// daemon's way, so that a restart or an upgrade interrupts none).
+pub(crate) fn agent(config: Config, keep_services: bool) -> Agent {
     let options = AgentOptions {
         runner: std::env::current_exe().ok(),
+        keep_services,
         ..AgentOptions::default()
     };
     Agent::new(config, options, Arc::new(Host))
@@ -162,7 +165,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
-    let agent = agent(config);
+    let agent = agent(config, true);
     let runtime = runtime()?;
     let code = runtime.block_on(async {
         tracing::info!(computer = %agent.config().computer, master = %agent.config().master_url, "node agent starting");
@@ -184,7 +187,7 @@ enum Pass {
 
 fn pass(path: &Path, pass: Pass) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
-    let agent = agent(config);
+    let agent = agent(config, false);
     runtime()?.block_on(async {
         match pass {
             Pass::Format => {
@@ -283,7 +286,7 @@ fn tail(
     let mut position = text.len() as u64;
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let length = open().and_then(|f| Ok(f.metadata().map_or(0, |m| m.len())));
+        let length = open().map(|f| f.metadata().map_or(0, |m| m.len()));
         if length.unwrap_or(0) < position {
             // Rotated: start over with the new file.
             file = open()?;

@@ -132,7 +132,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             config.partitions,
             config.instance_root.display()
         );
-        let agent = crate::node::agent(config);
+        let agent = crate::node::agent(config, false);
         // Partitions are declared before anything is requested of them.
         agent.format().await?;
         write_client_file(&data_dir, &url, &admin)?;

@@ -212,28 +212,32 @@ fn service_pid(place: &Place) -> Option<u64> {
 }
 
 #[test]
-fn services_left_by_a_killed_grove_up_are_replaced() {
+fn services_of_a_killed_grove_up_are_adopted_by_the_next() {
     let place = Place::new(12);
     let (daemon, connection) = up(&place, Some("hello"));
     let url = text(&connection.expect("published"), "url");
     let old = service_pid(&place).expect("a running service");
     // Killed without a chance to stop its services: they go on serving (and logging),
-    // orphaned, on their port.
+    // on their port, and every probe is answered while no agent runs and after.
+    let probe = Prober::start(&url);
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     drop(daemon);
-    assert_eq!(get(&url).as_deref(), Some("Hello World!\n"));
-    assert_eq!(get(&url).as_deref(), Some("Hello World!\n"));
     assert!(Path::new(&format!("/proc/{old}")).exists());
-
     let (daemon, _) = up(&place, None);
-    eventually("the new agent's service to answer", || {
+    eventually("the new agent to adopt the service", || {
+        (service_pid(&place)? == old).then_some(())
+    });
+    assert_eq!(probe.stop(), (0, true), "failed probes across the restart");
+    // Adopted means supervised: it exits, it is started again.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    eventually("the adopted service to be started again", || {
         let pid = service_pid(&place)?;
         (pid != old && get(&url).as_deref() == Some("Hello World!\n")).then_some(())
     });
-    assert!(
-        !Path::new(&format!("/proc/{old}")).exists(),
-        "the leftover service was stopped"
-    );
     daemon.stop();
 }
 
@@ -590,15 +594,59 @@ fn master_and_node_apart_survive_each_others_restarts() {
     let second = client(&["request", "second", &sr, "--wait", "--param", "name=two"]);
     assert_eq!(get(&text(&second, "url")).as_deref(), Some("Hello two!\n"));
 
-    // The node restarts: its services come back.
+    // The node restarts (an upgrade): its services keep answering, every probe of them,
+    // and the new agent adopts the same processes.
+    let before = service_pids(&config);
+    let probe = Prober::start(&first_url);
     node.stop();
+    assert_eq!(get(&first_url).as_deref(), Some("Hello one!\n"));
+    let node = start_node();
+    eventually("the new agent to supervise the services", || {
+        (service_pids(&config) == before).then_some(())
+    });
+    assert_eq!(probe.stop(), (0, true), "failed probes across the restart");
+
+    // The node reboots while the master is away: the agent is killed, so are the
+    // services; the agent starts them again from the desired state it kept.
+    master.stop();
+    node.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(node);
+    end_processes_in(place.path());
     assert!(get(&first_url).is_none());
     let node = start_node();
-    eventually("the first service to be back", || {
+    eventually("the services to be back without the master", || {
         (get(&first_url).as_deref() == Some("Hello one!\n")).then_some(())
     });
+    let master = start_master();
+    let third = client(&["request", "first", &sr, "--wait", "--param", "name=three"]);
+    assert_eq!(get(&text(&third, "url")).as_deref(), Some("Hello three!\n"));
     node.stop();
     master.stop();
+}
+
+/// The pids of the services the agent of `config` supervises, by name.
+fn service_pids(config: &Path) -> Vec<(String, u64)> {
+    let output = grove()
+        .args(["node", "status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .expect("runs");
+    let Ok(status) = serde_json::from_slice::<Value>(&output.stdout) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<(String, u64)> = status
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some((
+                format!("{}/{}", s["partition"].as_str()?, s["service"].as_str()?),
+                s["pid"].as_u64()?,
+            ))
+        })
+        .collect();
+    pids.sort();
+    pids
 }
 
 /// Partition `n`'s user, from its resource file.
@@ -619,10 +667,10 @@ fn partition_user(place: &Place, partition: u8) -> (u32, u32) {
 
 #[test]
 fn as_root_partitions_are_isolated_from_each_other() {
-    if !is_root() {
-        eprintln!("skipped: isolation needs root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "isolation needs root: run this test as root (CI does)"
+    );
     let place = Place::new(9);
     let (daemon, _) = up(&place, Some("hello"));
     let sr = example("hello");

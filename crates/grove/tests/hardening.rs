@@ -202,11 +202,47 @@ fn an_instance_cannot_steer_the_agent_through_links() {
     daemon.stop();
     let (daemon, _) = up(&place, None);
     eventually("the resource file to be a file again", || {
-        let path = place.path().join("up/instance/slappart0/.grove-resource.json");
+        let path = place
+            .path()
+            .join("up/instance/slappart0/.grove-resource.json");
         std::fs::symlink_metadata(path)
             .is_ok_and(|m| m.is_file())
             .then_some(())
     });
     canary.assert_untouched();
+    daemon.stop();
+}
+
+/// A service that escapes its process group and its directory (as a daemon that changes
+/// its working directory does) is still ended when its partition is destroyed: the next
+/// tenant meets none of it.
+#[test]
+fn a_destroyed_partition_holds_no_process_of_its_former_tenant() {
+    let place = Place::new(43);
+    let _canary = Canary::new(&place);
+    let sr = place.release(
+        "escape-software.cfg",
+        "[buildout]\nparts = instance\n\n\
+         [instance]\nrecipe = slapos.recipe.template\noutput = ${buildout:directory}/instance.cfg\n\
+         inline =\n  [buildout]\n  parts = service\n\n\
+         \x20 [service]\n  recipe = plone.recipe.command\n\
+         \x20 command = mkdir -p etc/service && printf '#!/bin/sh\\ncd /\\nsetsid sh -c \"exec sleep 8642\" &\\nexec sleep 600\\n' > etc/service/svc && chmod +x etc/service/svc\n",
+    );
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    place.client(&["request", "escaper", &sr]);
+    let escaped = eventually("the escaped process", || {
+        processes_with("8642").first().copied()
+    });
+    let cwd = std::fs::read_link(format!("/proc/{escaped}/cwd")).expect("cwd");
+    assert_eq!(
+        cwd,
+        std::path::Path::new("/"),
+        "it left its partition's directory"
+    );
+    place.client(&["request", "escaper", &sr, "--state", "destroyed"]);
+    eventually("the escaped process to be gone", || {
+        processes_with("8642").is_empty().then_some(())
+    });
     daemon.stop();
 }

@@ -10,7 +10,11 @@ use std::process::Command;
 use grove_master::{MasterConfig, start};
 
 fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).expect("exists").permissions().mode() & 0o7777
+    std::fs::metadata(path)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// Reads `path` as `nobody`, as a partition user would.
@@ -31,11 +35,19 @@ async fn check(data_dir: &Path) {
     .await
     .expect("starts");
     assert_eq!(mode(data_dir), 0o700);
-    for name in ["master.sqlite", "master.sqlite-wal", "master.key", "admin.token"] {
+    for name in [
+        "master.sqlite",
+        "master.sqlite-wal",
+        "master.key",
+        "admin.token",
+    ] {
         let path = data_dir.join(name);
         assert_eq!(mode(&path), 0o600, "{name}");
         let read = read_as_nobody(&path);
-        assert!(!read.status.success(), "{name} was readable by another user");
+        assert!(
+            !read.status.success(),
+            "{name} was readable by another user"
+        );
         assert!(
             String::from_utf8_lossy(&read.stderr).contains("Permission denied"),
             "{name}: {}",

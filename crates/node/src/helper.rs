@@ -70,9 +70,7 @@ pub fn run_as(
         let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
     }
     let status = status.map_err(|e| format!("cannot wait for {}: {e}", program.display()))?;
-    let stderr = stderr
-        .and_then(|t| t.join().ok())
-        .unwrap_or_default();
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
     if status.success() {
         Ok(stdout)
     } else {

@@ -105,7 +105,13 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
 /// Runs the job in `grove node run-instance` as the partition's user.
 pub fn run_as(job: &Job, program: &Path, uid: u32, gid: u32) -> Result<Outcome, String> {
     let input = serde_json::to_vec(job).map_err(|e| e.to_string())?;
-    let stdout = crate::helper::run_as(program, &["node", "run-instance"], &job.path, (uid, gid), &input)?;
+    let stdout = crate::helper::run_as(
+        program,
+        &["node", "run-instance"],
+        &job.path,
+        (uid, gid),
+        &input,
+    )?;
     serde_json::from_str(stdout.trim())
         .map_err(|e| format!("the instance run answered {:?} ({e})", stdout.trim()))
 }
@@ -192,8 +198,8 @@ pub fn check_promises(
     timeout: Duration,
 ) -> Vec<PromiseFailure> {
     let owner = user.map(|(uid, gid)| Owner { uid, gid });
-    let promises = Tree::open(partition, owner)
-        .and_then(|tree| launchers(&tree, Path::new("etc/promise")));
+    let promises =
+        Tree::open(partition, owner).and_then(|tree| launchers(&tree, Path::new("etc/promise")));
     let promises = match promises {
         Ok(promises) => promises,
         Err(e) => {

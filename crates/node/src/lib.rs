@@ -18,6 +18,7 @@ pub mod os;
 mod procfs;
 pub mod software;
 mod stale;
+mod state;
 mod status;
 mod usage;
 
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use grove_api as api;
 use grove_fetch::Fetcher;
 use grove_recipes::Registry;
-use grove_supervisor::{Policy, ServiceSpec, Supervisor};
+use grove_supervisor::{Policy, Record, ServiceSpec, Supervisor};
 
 pub use client::{Client, ClientError};
 pub use config::Config;
@@ -64,6 +65,10 @@ pub struct AgentOptions {
     /// run-instance`); needed only when partitions are isolated.
     pub runner: Option<PathBuf>,
     pub policy: Policy,
+    /// When the agent stops, leave the services running (for the next agent to adopt)
+    /// instead of stopping them: what `grove node` does, so that an agent restart or
+    /// upgrade never interrupts a service.
+    pub keep_services: bool,
 }
 
 /// A retry of something that failed: when, and the delay after that.
@@ -105,10 +110,15 @@ struct Memory {
     /// Software states reported since the desired state last said otherwise.
     software_reported: HashMap<String, api::SoftwareState>,
     partitions: HashMap<String, Done>,
-    /// A digest of each service's program, to restart it when its launcher changes.
-    programs: HashMap<String, String>,
+    /// Services a previous agent left running, not supervised yet: each is adopted when
+    /// its partition is deployed with the same service, stopped otherwise.
+    adoptable: HashMap<String, Record>,
+    /// What was deployed successfully, per partition (also on disk).
+    deployed: HashMap<String, state::Deployed>,
     /// Whether the master was unreachable at the last call (to log outages once).
     offline: bool,
+    /// Whether the master has answered since the agent started.
+    reached: bool,
     /// Work under way (`software <url>`, `partition <reference>`): not started twice.
     busy: HashSet<String>,
 }
@@ -134,6 +144,7 @@ struct Shared {
     build_user: Mutex<Option<(u32, u32)>>,
     supervisor: tokio::sync::Mutex<Supervisor>,
     memory: Mutex<Memory>,
+    state: state::State,
     /// Wakes the main loop when a piece of work ends (what it changed may make more due).
     wake: tokio::sync::Notify,
     /// Bounds the software builds running at once.
@@ -202,6 +213,7 @@ impl Agent {
     pub fn new(config: Config, options: AgentOptions, os: Arc<dyn Os>) -> Agent {
         let client = Client::new(&config.master_url, &config.token);
         let policy = options.policy;
+        let state = state::State::new(&config.instance_root);
         Agent {
             shared: Arc::new(Shared {
                 client,
@@ -211,8 +223,11 @@ impl Agent {
                 os,
                 slots: Mutex::new(Vec::new()),
                 build_user: Mutex::new(None),
-                supervisor: tokio::sync::Mutex::new(Supervisor::new(policy)),
+                supervisor: tokio::sync::Mutex::new(
+                    Supervisor::new(policy).with_records(state.records()),
+                ),
                 memory: Mutex::new(Memory::default()),
+                state,
                 wake: tokio::sync::Notify::new(),
                 builds: tokio::sync::Semaphore::new(config.parallel_builds),
                 config,
@@ -226,26 +241,56 @@ impl Agent {
 
     /// Formats the partitions and declares them to the master.
     pub async fn format(&self) -> Result<Vec<Slot>, NodeError> {
+        let slots = self.format_here().await?;
+        self.declare().await?;
+        Ok(slots)
+    }
+
+    /// Formats the partitions and makes the build user; needs no master.
+    async fn format_here(&self) -> Result<Vec<Slot>, NodeError> {
         let shared = Arc::clone(&self.shared);
         let slots = tokio::task::spawn_blocking(move || -> Result<Vec<Slot>, NodeError> {
             let slots = format::format(&shared.config, shared.os.as_ref())?;
             *lock(&shared.build_user) = format::build_user(&shared.config, shared.os.as_ref())?;
-            let declaration: Vec<api::PartitionDeclaration> = slots
-                .iter()
-                .map(|s| api::PartitionDeclaration {
-                    reference: s.reference.clone(),
-                    addresses: s.addresses.clone(),
-                })
-                .collect();
-            shared
-                .client
-                .declare_partitions(&shared.config.computer, &declaration)?;
             Ok(slots)
         })
         .await
         .map_err(|e| NodeError::Failed(e.to_string()))??;
         *lock(&self.shared.slots) = slots.clone();
         Ok(slots)
+    }
+
+    /// Declares the formatted partitions to the master.
+    async fn declare(&self) -> Result<(), NodeError> {
+        let declaration: Vec<api::PartitionDeclaration> = lock(&self.shared.slots)
+            .iter()
+            .map(|s| api::PartitionDeclaration {
+                reference: s.reference.clone(),
+                addresses: s.addresses.clone(),
+            })
+            .collect();
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            shared
+                .client
+                .declare_partitions(&shared.config.computer, &declaration)
+        })
+        .await
+        .map_err(|e| NodeError::Failed(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Declares the partitions, again and again while the master cannot be reached.
+    async fn declare_until_done(self) {
+        let mut delay = FIRST_RETRY;
+        loop {
+            match self.declare().await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "cannot declare the partitions yet"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RETRY);
+        }
     }
 
     /// Asks the master for the desired state (newer than what the agent has, waiting up
@@ -276,6 +321,7 @@ impl Agent {
         let mut memory = lock(&self.shared.memory);
         match answer {
             Ok(desired) => {
+                memory.reached = true;
                 if memory.offline {
                     tracing::info!("the master answers again");
                     memory.offline = false;
@@ -286,6 +332,7 @@ impl Agent {
                     .is_none_or(|d| d.revision != desired.revision);
                 if newer {
                     memory.software_reported.clear();
+                    self.shared.state.keep_desired(&desired);
                 }
                 memory.desired = Some(desired);
                 Ok(newer)
@@ -307,32 +354,12 @@ impl Agent {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), NodeError> {
         tokio::pin!(shutdown);
-        // Formatting needs the master (to declare); wait for it without giving up.
-        let mut delay = FIRST_RETRY;
-        loop {
-            match self.format().await {
-                Ok(_) => break,
-                Err(NodeError::Master(e @ ClientError::Unreachable { .. })) => {
-                    tracing::warn!(error = %e, "cannot declare the partitions yet");
-                }
-                Err(e) => return Err(e),
-            }
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(MAX_RETRY);
-        }
-        // Services a killed agent left running would hold their ports against ours.
-        let partitions: Vec<PathBuf> = lock(&self.shared.slots)
-            .iter()
-            .map(|s| s.path.clone())
-            .collect();
-        let leftovers = stale::leftovers(&partitions);
-        if !leftovers.is_empty() {
-            let grace = self.shared.options.policy.stop_timeout;
-            let _ = tokio::task::spawn_blocking(move || stale::stop(&leftovers, grace)).await;
-        }
+        // Everything here works without the master: services come back after a reboot
+        // while it is away, from the last desired state kept on disk.
+        self.format_here().await?;
+        self.recall();
+        let declare = tokio::spawn(self.clone().declare_until_done());
+        self.find_leftovers().await;
         let status = status::serve(self.clone())?;
         let usage = tokio::spawn(usage::report_every(self.clone()));
         let health = tokio::spawn(self.clone().watch_promises());
@@ -340,9 +367,62 @@ impl Agent {
         status.abort();
         usage.abort();
         health.abort();
+        declare.abort();
         let _ = std::fs::remove_file(self.shared.config.status_socket());
-        self.stop_services().await;
+        if self.shared.options.keep_services {
+            self.shared.supervisor.lock().await.detach_all().await;
+        } else {
+            self.stop_services().await;
+        }
         result
+    }
+
+    /// Takes up what the previous agent kept: the desired state, what it deployed, and
+    /// the services still running (to adopt).
+    fn recall(&self) {
+        let state = &self.shared.state;
+        let mut adoptable = HashMap::new();
+        let records = state.records();
+        for record in records.all() {
+            if record.is_alive() {
+                adoptable.insert(record.spec.name.clone(), record);
+            } else {
+                let _ = records.remove(&record.spec.name);
+            }
+        }
+        let mut memory = lock(&self.shared.memory);
+        if memory.desired.is_none() {
+            memory.desired = state.desired();
+        }
+        memory.deployed = state.deployed();
+        tracing::info!(
+            services = adoptable.len(),
+            "services left running by the previous agent"
+        );
+        memory.adoptable = adoptable;
+    }
+
+    /// Stops what the previous agent left running but did not record (an agent older than
+    /// the records, or one killed between a start and its record): it would hold its
+    /// ports against the services started now.
+    async fn find_leftovers(&self) {
+        let partitions: Vec<PathBuf> = lock(&self.shared.slots)
+            .iter()
+            .map(|s| s.path.clone())
+            .collect();
+        let adopted: HashSet<u32> = lock(&self.shared.memory)
+            .adoptable
+            .values()
+            .map(|r| r.pid)
+            .collect();
+        let leftovers: Vec<(u32, PathBuf)> = stale::leftovers(&partitions)
+            .into_iter()
+            .filter(|(pid, _)| !adopted.contains(pid))
+            .collect();
+        if !leftovers.is_empty() {
+            let grace = self.shared.options.policy.stop_timeout;
+            let _ = tokio::task::spawn_blocking(move || stale::stop(&leftovers, grace)).await;
+        }
     }
 
     async fn follow(
@@ -546,9 +626,9 @@ impl Agent {
                         (Some(user), Some(runner)) => {
                             software::build_as(&root, &target, runner, user)
                         }
-                        (Some(_), None) => Err(
-                            "builds as the build user need the grove binary".to_owned(),
-                        ),
+                        (Some(_), None) => {
+                            Err("builds as the build user need the grove binary".to_owned())
+                        }
                         (None, _) => software::install_software(
                             &root,
                             &target,
@@ -634,7 +714,8 @@ impl Agent {
                     }
                     let agent = self.clone();
                     started.push(tokio::spawn(async move {
-                        agent.stop_partition(&slot.reference).await;
+                        agent.end_tenant(&slot).await;
+                        agent.forget_deployed(&slot.reference);
                         agent.release(&key);
                     }));
                 }
@@ -747,6 +828,24 @@ impl Agent {
             // Counted as a failure, to be looked at again soon.
             return false;
         }
+        // Without the master, a partition deployed before gets its services back as they
+        // were (a profile run would need the master); it is deployed again, fully, once
+        // the master answers.
+        let unreachable = {
+            let memory = lock(&self.shared.memory);
+            (memory.offline || !memory.reached)
+                && memory.deployed.get(&slot.reference)
+                    == Some(&state::Deployed {
+                        instance: instance.id,
+                        timestamp: instance.timestamp,
+                    })
+        };
+        if unreachable {
+            if let Err(message) = self.sync_services(slot).await {
+                tracing::warn!(partition = %slot.reference, error = %message, "cannot start the services");
+            }
+            return false;
+        }
         let job = instance::Job {
             computer: config.computer.clone(),
             partition: slot.reference.clone(),
@@ -815,6 +914,7 @@ impl Agent {
         .await
         .unwrap_or_else(checker_failed);
         if failures.is_empty() {
+            self.keep_deployed(&slot.reference, instance);
             self.report_state(instance, api::ReportedState::Started, None)
                 .await
         } else {
@@ -827,19 +927,15 @@ impl Agent {
     }
 
     /// Starts what `etc/service` and `etc/run` hold, restarts what changed, stops the rest.
-    /// Returns whether anything was started.
+    /// A service the previous agent left running with the same spec is adopted, not
+    /// started again. Returns whether anything was started.
     async fn sync_services(&self, slot: &Slot) -> Result<bool, String> {
         let config = &self.shared.config;
         let prefix = format!("{}/", slot.reference);
         let tree = slot.tree().map_err(|e| e.to_string())?;
         let found = instance::services(&tree).map_err(|e| e.to_string())?;
         let mut wanted = BTreeMap::new();
-        for instance::Launcher {
-            name,
-            path: program,
-            digest,
-        } in found
-        {
+        for launcher in found {
             let env: BTreeMap<OsString, OsString> = [
                 ("PATH", instance::SERVICE_PATH.into()),
                 ("HOME", slot.path.clone().into_os_string()),
@@ -849,57 +945,122 @@ impl Agent {
             .map(|(k, v): (&str, OsString)| (OsString::from(k), v))
             .collect();
             let spec = ServiceSpec {
-                name: format!("{prefix}{name}"),
-                program,
+                name: format!("{prefix}{}", launcher.name),
+                program: launcher.path,
                 args: Vec::new(),
                 cwd: slot.path.clone(),
                 env,
-                log: config.service_log(&slot.reference, &name),
+                log: config.service_log(&slot.reference, &launcher.name),
                 user: slot.ids(),
+                revision: launcher.digest,
             };
-            wanted.insert(spec.name.clone(), (spec, digest));
+            wanted.insert(spec.name.clone(), spec);
         }
         let mut supervisor = self.shared.supervisor.lock().await;
         for name in supervisor.names() {
             if !name.starts_with(&prefix) {
                 continue;
             }
-            let keep = wanted.get(&name).is_some_and(|(spec, digest)| {
-                supervisor.runs(spec)
-                    && lock(&self.shared.memory).programs.get(&name) == Some(digest)
-            });
-            if keep {
+            if wanted.get(&name).is_some_and(|spec| supervisor.runs(spec)) {
                 wanted.remove(&name);
             } else {
                 tracing::info!(service = %name, "stopping");
                 let _ = supervisor.stop(&name).await;
-                lock(&self.shared.memory).programs.remove(&name);
+            }
+        }
+        // What the previous agent left in this partition: adopted if still wanted as is,
+        // stopped otherwise.
+        let left: Vec<Record> = {
+            let mut memory = lock(&self.shared.memory);
+            let names: Vec<String> = memory
+                .adoptable
+                .keys()
+                .filter(|n| n.starts_with(&prefix))
+                .cloned()
+                .collect();
+            names
+                .iter()
+                .filter_map(|n| memory.adoptable.remove(n))
+                .collect()
+        };
+        for record in left {
+            let name = record.spec.name.clone();
+            if wanted.get(&name) == Some(&record.spec) && supervisor.adopt(&record).is_ok() {
+                wanted.remove(&name);
+            } else {
+                stop_left(&mut supervisor, &record).await;
             }
         }
         let started = !wanted.is_empty();
-        for (name, (spec, digest)) in wanted {
+        for (name, spec) in wanted {
             tracing::info!(service = %name, "starting");
             supervisor
                 .start(spec)
                 .map_err(|e| format!("cannot start {name}: {e}"))?;
-            lock(&self.shared.memory).programs.insert(name, digest);
         }
         Ok(started)
     }
 
+    /// Stops the partition's services, those the previous agent left running included.
     async fn stop_partition(&self, reference: &str) {
         let prefix = format!("{reference}/");
         let mut supervisor = self.shared.supervisor.lock().await;
         for name in supervisor.names() {
             if name.starts_with(&prefix) {
                 let _ = supervisor.stop(&name).await;
-                lock(&self.shared.memory).programs.remove(&name);
             }
+        }
+        let left: Vec<Record> = {
+            let mut memory = lock(&self.shared.memory);
+            let names: Vec<String> = memory
+                .adoptable
+                .keys()
+                .filter(|n| n.starts_with(&prefix))
+                .cloned()
+                .collect();
+            names
+                .iter()
+                .filter_map(|n| memory.adoptable.remove(n))
+                .collect()
+        };
+        for record in left {
+            stop_left(&mut supervisor, &record).await;
         }
     }
 
-    async fn destroy(&self, slot: &Slot, instance: &api::PartitionInstance) -> bool {
+    fn forget_deployed(&self, reference: &str) {
+        let mut memory = lock(&self.shared.memory);
+        if memory.deployed.remove(reference).is_some() {
+            self.shared.state.keep_deployed(&memory.deployed);
+        }
+    }
+
+    fn keep_deployed(&self, reference: &str, instance: &api::PartitionInstance) {
+        let mut memory = lock(&self.shared.memory);
+        let deployed = state::Deployed {
+            instance: instance.id,
+            timestamp: instance.timestamp,
+        };
+        if memory.deployed.insert(reference.to_owned(), deployed) != Some(deployed) {
+            self.shared.state.keep_deployed(&memory.deployed);
+        }
+    }
+
+    /// Ends every process of the partition's tenant, supervised or not.
+    async fn end_tenant(&self, slot: &Slot) {
         self.stop_partition(&slot.reference).await;
+        let tenant = match slot.ids() {
+            Some((uid, _)) => stale::Tenant::User(uid),
+            None => stale::Tenant::Directory(slot.path.clone()),
+        };
+        let grace = self.shared.options.policy.stop_timeout;
+        let _ = tokio::task::spawn_blocking(move || stale::end_tenant(&tenant, grace)).await;
+    }
+
+    async fn destroy(&self, slot: &Slot, instance: &api::PartitionInstance) -> bool {
+        // Nothing of this tenant may meet the next one.
+        self.end_tenant(slot).await;
+        self.forget_deployed(&slot.reference);
         let path = slot.path.clone();
         let user = slot.ids();
         let timeout = self.shared.config.promise_timeout();
@@ -1018,5 +1179,17 @@ impl Agent {
     pub async fn service_status(&self) -> Vec<ServiceStatus> {
         let statuses = self.shared.supervisor.lock().await.status();
         statuses.into_iter().map(ServiceStatus::from).collect()
+    }
+}
+
+/// Stops a service the previous agent left running (through the supervisor, which tells
+/// it apart from a later process with the same pid) and forgets its record.
+async fn stop_left(supervisor: &mut Supervisor, record: &Record) {
+    tracing::info!(service = %record.spec.name, pid = record.pid, "stopping a service left by the previous agent");
+    match supervisor.adopt(record) {
+        Ok(()) => {
+            let _ = supervisor.stop(&record.spec.name).await;
+        }
+        Err(e) => tracing::info!(error = %e, "already gone"),
     }
 }

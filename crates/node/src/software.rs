@@ -46,7 +46,12 @@ fn check_url(url: &str) -> Result<(), String> {
 
 /// Builds a release as `user` (the build user) through `grove node build-software`: the
 /// agent, root, only makes the release's directory and gives it to that user.
-pub fn build_as(root: &Path, url: &str, runner: &Path, user: (u32, u32)) -> Result<PathBuf, String> {
+pub fn build_as(
+    root: &Path,
+    url: &str,
+    runner: &Path,
+    user: (u32, u32),
+) -> Result<PathBuf, String> {
     check_url(url)?;
     let dir = software_path(root, url);
     match std::fs::create_dir(&dir) {

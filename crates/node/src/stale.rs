@@ -52,3 +52,76 @@ pub(crate) fn stop(groups: &[(u32, PathBuf)], grace: Duration) {
         }
     }
 }
+
+/// Whose processes belong to a partition: its user's (when isolated: whatever their
+/// working directory), or those working in its directory.
+#[derive(Debug, Clone)]
+pub(crate) enum Tenant {
+    User(u32),
+    Directory(PathBuf),
+}
+
+fn owner_of(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
+}
+
+fn belongs(pid: u32, tenant: &Tenant) -> bool {
+    match tenant {
+        Tenant::User(uid) => owner_of(pid) == Some(*uid),
+        Tenant::Directory(dir) => {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        }
+    }
+}
+
+/// Ends every process of a partition's former tenant (SIGTERM, then SIGKILL after
+/// `grace`), so that a freed partition holds none. Returns how many there were.
+pub(crate) fn end_tenant(tenant: &Tenant, grace: Duration) -> usize {
+    let own = std::process::id();
+    let find = || -> Vec<u32> {
+        procfs::processes()
+            .into_iter()
+            .map(|p| p.pid)
+            // Zombies have no start time: they are dead already, waiting for their parent.
+            .filter(|pid| {
+                *pid != own && belongs(*pid, tenant) && grove_supervisor::start_time(*pid).is_some()
+            })
+            .collect()
+    };
+    let first = find();
+    if first.is_empty() {
+        return 0;
+    }
+    tracing::warn!(
+        count = first.len(),
+        ?tenant,
+        "stopping processes the agent does not supervise"
+    );
+    let send = |pids: &[u32], signal: Signal| {
+        for pid in pids {
+            if let Ok(pid) = i32::try_from(*pid) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+            }
+        }
+    };
+    send(&first, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    let mut left = find();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left = find();
+    }
+    // Whatever is left, and whatever it forked meanwhile, until none is.
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        send(&left, Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(20));
+        left = find();
+    }
+    first.len()
+}

@@ -25,9 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 mod process;
 mod record;
 
+use process::Proc;
 pub use process::start_time;
 pub use record::{Record, Records};
-use process::Proc;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,18 +39,18 @@ fn file_name(service: &str) -> String {
 }
 
 impl Records {
-    /// Opens (creating, mode 0700) the directory of records.
-    pub fn open(dir: &Path) -> std::io::Result<Records> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        Ok(Records {
+    /// The records in `dir` (made, mode 0700, at the first record).
+    pub fn new(dir: &Path) -> Records {
+        Records {
             dir: dir.to_owned(),
-        })
+        }
     }
 
     pub fn write(&self, record: &Record) -> std::io::Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
         let path = self.dir.join(file_name(&record.spec.name));
         let temporary = path.with_extension("new");
         let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;

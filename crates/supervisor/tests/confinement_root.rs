@@ -210,7 +210,9 @@ async fn the_rotation_replaces_a_planted_link_instead_of_writing_through_it() {
 async fn the_log_belongs_to_the_service_user() {
     let scene = scene();
     let mut supervisor = Supervisor::new(quick());
-    supervisor.start(scene.spec("echo hello; exec sleep 60")).expect("starts");
+    supervisor
+        .start(scene.spec("echo hello; exec sleep 60"))
+        .expect("starts");
     let log = scene.partition.join(".grove/log/svc.log");
     wait_for("the log", || {
         std::fs::read_to_string(&log).is_ok_and(|t| t == "hello\n")
@@ -218,7 +220,12 @@ async fn the_log_belongs_to_the_service_user() {
     .await;
     supervisor.stop_all().await;
     for path in [scene.partition.join(".grove"), log] {
-        assert_eq!(std::fs::metadata(&path).expect("exists").uid(), USER.0, "{}", path.display());
+        assert_eq!(
+            std::fs::metadata(&path).expect("exists").uid(),
+            USER.0,
+            "{}",
+            path.display()
+        );
     }
     scene.assert_untouched();
 }

@@ -233,7 +233,7 @@ async fn a_missing_program_is_reported_and_retried() {
 #[tokio::test]
 async fn services_outlive_their_supervisor_and_are_adopted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let records = Records::open(&dir.path().join("records")).expect("records");
+    let records = Records::new(&dir.path().join("records"));
     let spec = script(dir.path(), "keep", "echo $$ >> pids; exec sleep 60");
     let pids = dir.path().join("pids");
     let mut first = Supervisor::new(quick()).with_records(records.clone());
@@ -266,18 +266,25 @@ async fn services_outlive_their_supervisor_and_are_adopted() {
     })
     .await;
     let restarted = second.status_of("keep").and_then(|s| s.pid).expect("pid");
-    assert_eq!(records.all()[0].pid, restarted, "the record follows the restart");
+    assert_eq!(
+        records.all()[0].pid,
+        restarted,
+        "the record follows the restart"
+    );
 
     second.stop_all().await;
     wait_for("the service to stop", || !alive(restarted)).await;
-    assert!(records.all().is_empty(), "a stopped service leaves no record");
+    assert!(
+        records.all().is_empty(),
+        "a stopped service leaves no record"
+    );
 }
 
 /// A record whose pid now belongs to another process is not adopted.
 #[tokio::test]
 async fn a_record_of_a_reused_pid_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let other = std::process::Command::new("sleep")
+    let mut other = std::process::Command::new("sleep")
         .arg("30")
         .spawn()
         .expect("sleep");
@@ -291,8 +298,6 @@ async fn a_record_of_a_reused_pid_is_refused() {
     let error = supervisor.adopt(&record).expect_err("refused");
     assert!(error.to_string().contains("another process"), "{error}");
     assert!(alive(other.id()), "the other process is left alone");
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(other.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    other.kill().expect("kill");
+    other.wait().expect("wait");
 }

@@ -232,3 +232,69 @@ pub fn text(value: &Value, key: &str) -> String {
         .to_owned()
 }
 
+/// Probes a URL every 10 ms on a thread of its own, counting failures.
+pub struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, bool)>,
+}
+
+impl Prober {
+    pub fn start(url: &str) -> Prober {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let url = url.to_owned();
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut failed, mut answered) = (0, false);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match get(&url) {
+                    Some(_) => answered = true,
+                    None => failed += 1,
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (failed, answered)
+        });
+        Prober { stop, thread }
+    }
+
+    /// Failed probes, and whether any was answered.
+    pub fn stop(self) -> (usize, bool) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("prober")
+    }
+}
+
+/// Kills every process working below `dir` (what a reboot would do to a test's services,
+/// and what a test leaves behind).
+pub fn end_processes_in(dir: &Path) {
+    let own = std::process::id();
+    for _ in 0..50 {
+        let found: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| *pid as u32 != own)
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+            })
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        for pid in found {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Place {
+    /// Services that outlive their agent by design would outlive the test too.
+    fn drop(&mut self) {
+        end_processes_in(self.dir.path());
+    }
+}
