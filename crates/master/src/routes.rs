@@ -124,6 +124,26 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
     }
 }
 
+/// An instance id from the path: a bad one answers the JSON error body like every 400.
+pub(crate) struct InstanceId(i64);
+
+impl<St: Send + Sync> FromRequestParts<St> for InstanceId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<InstanceId, ApiError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        text.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(InstanceId)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("instance id {text:?}: a positive 64-bit integer"))
+            })
+    }
+}
+
 /// The authenticated caller.
 pub(crate) struct Caller(Principal);
 
@@ -175,6 +195,10 @@ impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
                     return Err(invalid());
                 }
                 let instance = master.store.instance(parts.id).await?.ok_or_else(invalid)?;
+                // A destroyed instance's partition speaks for no one any more.
+                if instance.requested_state == api::RequestedState::Destroyed {
+                    return Err(invalid());
+                }
                 let owner = instance_owner(&master.store, &instance).await?;
                 Principal::Partition {
                     instance: instance.id,
@@ -368,6 +392,16 @@ async fn declare_partitions<S: Store>(
     let row = own_computer(&m, &caller, &reference).await?;
     for p in &partitions {
         validate_name("partition reference", &p.reference)?;
+        if let Some(bad) = p
+            .addresses
+            .iter()
+            .find(|a| a.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(ApiError::bad_request(format!(
+                "partition {}: address {bad:?} is not an IP address",
+                p.reference
+            )));
+        }
     }
     let changed = m.store.declare_partitions(row.id, partitions).await?;
     m.changes.notify(&changed);
@@ -478,10 +512,16 @@ async fn request_instance<S: Store>(
             return Err(ApiError::forbidden("nodes do not request instances"));
         }
     };
-    if request.title.len() > 256 || request.title.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "title: at most 256 characters, no control characters",
-        ));
+    for (field, value, limit) in [
+        ("title", &request.title, 256),
+        ("software_type", &request.software_type, 256),
+        ("software_release", &request.software_release, 2048),
+    ] {
+        if value.len() > limit || value.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: at most {limit} characters, no control characters"
+            )));
+        }
     }
     let (instance, changed) = m.store.request(owner, requester, request).await?;
     m.changes.notify(&changed);
@@ -565,7 +605,7 @@ fn acts_as(rights: &[Access]) -> bool {
 async fn show_instance<S: Store>(
     State(m): App<S>,
     Caller(caller): Caller,
-    Path(id): Path<i64>,
+    InstanceId(id): InstanceId,
 ) -> Result<Json<api::Instance>, ApiError> {
     let (instance, _) = access(&m, &caller, id).await?;
     Ok(Json(instance))
@@ -574,7 +614,7 @@ async fn show_instance<S: Store>(
 async fn report_state<S: Store>(
     State(m): App<S>,
     Caller(caller): Caller,
-    Path(id): Path<i64>,
+    InstanceId(id): InstanceId,
     Body(report): Body<api::StateReport>,
 ) -> Result<StatusCode, ApiError> {
     let (instance, rights) = access(&m, &caller, id).await?;
@@ -596,7 +636,7 @@ async fn report_state<S: Store>(
 async fn publish<S: Store>(
     State(m): App<S>,
     Caller(caller): Caller,
-    Path(id): Path<i64>,
+    InstanceId(id): InstanceId,
     Body(publish): Body<api::Publish>,
 ) -> Result<StatusCode, ApiError> {
     let (instance, rights) = access(&m, &caller, id).await?;
@@ -630,7 +670,7 @@ async fn publish<S: Store>(
 async fn set_children<S: Store>(
     State(m): App<S>,
     Caller(caller): Caller,
-    Path(id): Path<i64>,
+    InstanceId(id): InstanceId,
     Body(children): Body<api::Children>,
 ) -> Result<StatusCode, ApiError> {
     let (_, rights) = access(&m, &caller, id).await?;
@@ -667,7 +707,7 @@ async fn report_usage<S: Store>(
 async fn instance_usage<S: Store>(
     State(m): App<S>,
     Caller(caller): Caller,
-    Path(id): Path<i64>,
+    InstanceId(id): InstanceId,
 ) -> Result<Json<Vec<api::UsageSample>>, ApiError> {
     access(&m, &caller, id).await?;
     Ok(Json(m.store.usage(id, 100).await?))

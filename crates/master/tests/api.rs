@@ -608,6 +608,40 @@ fn malformed_and_oversized_requests_are_refused_with_json() {
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
+    let mut control = request("web", json!({}));
+    control["software_type"] = json!("default\u{1b}[31m");
+    let (status, body) = t.call("POST", "/v1/instances", Some(&alice), Some(&control));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("software_type:"),
+        "{body}"
+    );
+    for id in ["99999999999999999999", "-3", "x"] {
+        let (status, body) = t.call("GET", &format!("/v1/instances/{id}"), Some(&alice), None);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{id}: {body}"
+        );
+    }
+    let node = t.computer(&alice, "COMP-2", 1, SR);
+    let (status, body) = t.call(
+        "PUT",
+        "/v1/computers/COMP-2/partitions",
+        Some(&node),
+        Some(&json!([{"reference": "slappart0", "addresses": ["127.0.0.1; rm -rf /"]}])),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("not an IP address"),
+        "{body}"
+    );
     // Nothing stored was lost.
     assert_eq!(t.ok("GET", "/v1/instances", &alice, None), json!([]));
 }
@@ -981,4 +1015,42 @@ fn concurrent_requests_fail_alone() {
         Some(5),
         "refused requests left nothing behind"
     );
+}
+
+#[test]
+fn a_destroyed_instance_token_stops_working() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 2, SR);
+    let web = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({}))),
+    );
+    let id = web["id"].as_i64().expect("id");
+    let token = t.desired(&node, "COMP-1")["partitions"][0]["instance"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let path = format!("/v1/instances/{id}");
+    let publish = json!({"parameters": {"url": "http://x"}});
+    let (status, _) = t.call("GET", &path, Some(&token), None);
+    assert_eq!(status, 200);
+    let mut destroyed = request("web", json!({}));
+    destroyed["state"] = json!("destroyed");
+    t.ok("POST", "/v1/instances", &alice, Some(&destroyed));
+    for (method, path, body) in [
+        ("GET", path.clone(), None),
+        ("PUT", format!("{path}/connection"), Some(&publish)),
+        (
+            "POST",
+            "/v1/instances".to_owned(),
+            Some(&request("child", json!({}))),
+        ),
+    ] {
+        let (status, reply) = t.call(method, &path, Some(&token), body);
+        assert_eq!(status, 401, "{method} {path}: {reply}");
+        assert_eq!(reply["error"]["code"], "unauthorized", "{reply}");
+    }
 }
