@@ -108,11 +108,9 @@ fn register(path: &Path, args: RegisterArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    let client = grove_node::Client::new(&args.master_url, &args.token);
-    let credentials = client
-        .register(&args.name)
-        .with_context(|| format!("cannot register {}", args.name))?;
-    let mut config = Config::new(&args.master_url, &args.name, &credentials.token);
+    // Everything is checked before the master is asked: a refused setting registers
+    // nothing.
+    let mut config = Config::new(&args.master_url, &args.name, "");
     config.partitions = args.partitions;
     if let Some(root) = args.software_root {
         config.software_root = root;
@@ -120,6 +118,12 @@ fn register(path: &Path, args: RegisterArgs) -> anyhow::Result<ExitCode> {
     if let Some(root) = args.instance_root {
         config.instance_root = root;
     }
+    config.validate().map_err(anyhow::Error::msg)?;
+    let client = grove_node::Client::new(&args.master_url, &args.token);
+    let credentials = client
+        .register(&args.name)
+        .with_context(|| format!("cannot register {}", args.name))?;
+    config.token = credentials.token;
     write_config(path, &config)?;
     eprintln!(
         "registered {} at {}; configuration written to {}",

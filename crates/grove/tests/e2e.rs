@@ -735,3 +735,36 @@ fn as_root_partitions_are_isolated_from_each_other() {
     }
     daemon.stop();
 }
+
+#[test]
+fn a_refused_registration_registers_nothing() {
+    let place = Place::new(13);
+    let (daemon, _) = up(&place, None);
+    let client_file = std::fs::read_to_string(place.path().join("up/client.toml")).expect("client");
+    let client: toml::Table = toml::from_str(&client_file).expect("toml");
+    let config = place.path().join("other-node.toml");
+    let output = grove()
+        .args(["node", "register", "other", "--partitions", "0"])
+        .args(["--master-url", client["master_url"].as_str().expect("url")])
+        .args(["--token", client["token"].as_str().expect("token")])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("partitions: between 1 and 10000"),
+        "{stderr}"
+    );
+    assert!(!config.exists());
+    let computers = place.client_json(&["computer", "list"]);
+    let names: Vec<&str> = computers
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|c| c["reference"].as_str())
+        .collect();
+    assert_eq!(names, ["local"]);
+    daemon.stop();
+}

@@ -160,7 +160,8 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the settings that a file or the environment could get wrong.
+    pub fn validate(&self) -> Result<(), String> {
         if self.partitions == 0 || self.partitions > 10_000 {
             return Err("partitions: between 1 and 10000".to_owned());
         }

@@ -199,6 +199,27 @@ fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
             .path()
             .map_err(|e| format!("bad entry name: {e}"))?
             .into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .map_err(|e| format!("bad link in {}: {e}", path.display()))?
+                .unwrap_or_default();
+            // A symbolic link is relative to its own directory, a hard link to the
+            // archive's root.
+            let base = if kind.is_symlink() {
+                path.parent().unwrap_or(Path::new(""))
+            } else {
+                Path::new("")
+            };
+            if !stays_inside(base, &target) {
+                return Err(format!(
+                    "the archive entry {} links to {}, outside its destination",
+                    path.display(),
+                    target.display()
+                ));
+            }
+        }
         // `unpack_in` refuses entries that would land outside `into` (`..`, links).
         let inside = entry
             .unpack_in(into)
@@ -211,6 +232,25 @@ fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `target`, seen from `base` (both relative to the destination), stays inside
+/// the destination: not absolute, never climbing above it.
+fn stays_inside(base: &Path, target: &Path) -> bool {
+    use std::path::Component;
+    let mut depth: usize = 0;
+    for component in base.components().chain(target.components()) {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 /// A work path beside a part's location, `<parent>/.<name>.<suffix>`; the parent is
@@ -247,10 +287,40 @@ pub(crate) fn fetch_unpacked(
         .map_err(|e| format!("cannot list {}: {e}", staging.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
-    Ok(match entries.as_slice() {
+    let top = match entries.as_slice() {
         [single] if strip && single.is_dir() && !single.is_symlink() => single.clone(),
         _ => staging.to_owned(),
-    })
+    };
+    // Stripping the top directory moves the tree up: a link must stay inside what is kept.
+    links_stay_inside(&top, Path::new(""))?;
+    Ok(top)
+}
+
+/// Checks every symbolic link below `root/relative` against `root`.
+fn links_stay_inside(root: &Path, relative: &Path) -> Result<(), String> {
+    let dir = root.join(relative);
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let inner = relative.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(|e| format!("cannot read {}: {e}", inner.display()))?;
+        if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path())
+                .map_err(|e| format!("cannot read {}: {e}", inner.display()))?;
+            if !stays_inside(relative, &target) {
+                return Err(format!(
+                    "the archive entry {} links to {}, outside its destination",
+                    inner.display(),
+                    target.display()
+                ));
+            }
+        } else if kind.is_dir() {
+            links_stay_inside(root, &inner)?;
+        }
+    }
+    Ok(())
 }
 
 impl Recipe for DownloadUnpacked {

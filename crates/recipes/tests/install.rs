@@ -479,4 +479,46 @@ fn archives_unpack_inside_their_destination_only() {
     let error = run(dir.path(), &profile).expect_err("escaping entry");
     assert!(error.to_string().contains("outside"), "{error}");
     assert!(!dir.path().join("../escaped").exists() && !dir.path().join("escaped").exists());
+
+    // Links that point out of the destination, absolute or climbing, are refused; one
+    // that stays inside is kept.
+    for (target, refused) in [
+        ("/etc", true),
+        ("../../..", true),
+        ("sub/../../../x", true),
+        ("../bin/tool", false),
+    ] {
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut builder = tar::Builder::new(encoder);
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        builder
+            .append_link(&mut header, "pkg/lib/link", target)
+            .expect("append");
+        let bytes = builder.into_inner().expect("tar").finish().expect("gzip");
+        let linked = dir.path().join("linked.tar.gz");
+        std::fs::write(&linked, bytes).expect("write");
+        let profile = format!(
+            "[buildout]\nparts = linked\n[linked]\nrecipe = slapos.recipe.build:download-unpacked\nurl = {}\n",
+            linked.display()
+        );
+        let outcome = run(dir.path(), &profile);
+        if refused {
+            let error = outcome.expect_err(target);
+            assert!(
+                error.to_string().contains("outside its destination"),
+                "{target}: {error}"
+            );
+            assert!(
+                !dir.path().join("parts/linked").exists(),
+                "{target}: nothing kept"
+            );
+        } else {
+            outcome.expect(target);
+            let link = dir.path().join("parts/linked/lib/link");
+            assert_eq!(std::fs::read_link(&link).expect("kept"), Path::new(target));
+        }
+    }
 }
