@@ -14,6 +14,12 @@ pub(crate) struct MasterArgs {
     /// Where the store, the master key and the admin token live.
     #[arg(long, env = "GROVE_DATA_DIR")]
     data_dir: PathBuf,
+    /// Connections served at once (also bounded by the open file limit); more wait.
+    #[arg(long, default_value_t = grove_master::Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers; idle connections close after it.
+    #[arg(long, default_value_t = grove_master::Limits::default().header_read_timeout.as_secs())]
+    header_timeout_seconds: u64,
 }
 
 pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
@@ -22,6 +28,12 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         let config = grove_master::MasterConfig {
             listen: args.listen,
             data_dir: args.data_dir,
+            limits: grove_master::Limits {
+                header_read_timeout: std::time::Duration::from_secs(
+                    args.header_timeout_seconds.max(1),
+                ),
+                max_connections: args.max_connections.max(1),
+            },
         };
         let master = grove_master::start(&config).await?;
         eprintln!("master listening on {}", master.url());

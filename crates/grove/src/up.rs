@@ -113,6 +113,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let master = grove_master::start(&grove_master::MasterConfig {
             listen: args.listen,
             data_dir: data_dir.join("master"),
+            limits: grove_master::Limits::default(),
         })
         .await?;
         let url = master.url();

@@ -182,6 +182,7 @@ fn main() {
     let config = grove_master::MasterConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_owned(),
+        limits: grove_master::Limits::default(),
     };
     let master = runtime
         .block_on(grove_master::start(&config))

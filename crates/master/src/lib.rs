@@ -7,6 +7,9 @@
 
 pub mod auth;
 mod data_dir;
+mod server;
+
+pub use server::Limits;
 mod error;
 mod routes;
 
@@ -28,6 +31,7 @@ pub use error::ApiError;
 pub struct MasterConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub limits: Limits,
 }
 
 /// Failures to start the master.
@@ -318,14 +322,7 @@ pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let closing = Arc::clone(&master.closing);
     let app = routes::router(master);
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = rx.await;
-        });
-        if let Err(e) = served.await {
-            tracing::error!(error = %e, "the master's server failed");
-        }
-    });
+    let task = tokio::spawn(server::serve(listener, app, config.limits, rx));
     tracing::info!(%addr, "master listening");
     Ok(RunningMaster {
         addr,

@@ -33,6 +33,7 @@ impl TestMaster {
         let config = MasterConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_owned(),
+            limits: grove_master::Limits::default(),
         };
         let master = runtime
             .block_on(grove_master::start(&config))

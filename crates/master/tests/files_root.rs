@@ -30,6 +30,7 @@ fn read_as_nobody(path: &Path) -> std::process::Output {
 async fn check(data_dir: &Path) {
     let master = start(&MasterConfig {
         data_dir: data_dir.to_owned(),
+        limits: grove_master::Limits::default(),
         listen: "127.0.0.1:0".parse().expect("addr"),
     })
     .await

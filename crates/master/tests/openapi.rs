@@ -107,6 +107,7 @@ fn every_documented_operation_is_routed_and_guarded() {
     let config = grove_master::MasterConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_owned(),
+        limits: grove_master::Limits::default(),
     };
     let master = runtime
         .block_on(grove_master::start(&config))

@@ -71,6 +71,7 @@ fn configuration_request_and_publish_go_through_the_master() {
     let config = grove_master::MasterConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().join("master"),
+        limits: grove_master::Limits::default(),
     };
     let master = runtime
         .block_on(grove_master::start(&config))

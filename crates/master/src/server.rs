@@ -1,0 +1,124 @@
+//! The master's HTTP server: one task accepts connections, each connection is served by
+//! hyper's HTTP/1 with a header read timeout (which also closes idle keep-alive
+//! connections), and a limit on open connections keeps the process under its file limit:
+//! past it, new connections wait in the listen backlog, and the log says so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How the master treats its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A client must send a request's headers within this time; a keep-alive connection
+    /// idle this long is closed.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+/// Descriptors the process keeps for itself beside connections (store, logs, listener).
+const RESERVED_FILES: u64 = 128;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            // More than the clients' own idle time for pooled connections (ureq: 15 s),
+            // so that a client never sends on a connection the master just closed.
+            header_read_timeout: Duration::from_secs(20),
+            max_connections: 16_384,
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, and returns how many
+/// connections fit under it.
+pub(crate) fn connections_that_fit(wanted: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open file limit");
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let files = limit.current.unwrap_or(u64::MAX);
+    let fit = usize::try_from(files.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+    if fit < wanted {
+        tracing::warn!(
+            open_files = files,
+            connections = fit,
+            "the open file limit allows fewer connections than configured (raise LimitNOFILE)"
+        );
+    }
+    wanted.min(fit).max(1)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets the requests in flight
+/// finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let max = connections_that_fit(limits.max_connections);
+    let permits = Arc::new(Semaphore::new(max));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    let mut full = false;
+    loop {
+        if permits.available_permits() == 0 && !full {
+            full = true;
+            tracing::warn!(
+                connections = max,
+                "connection limit reached: new connections wait until one closes"
+            );
+        }
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        if full && permits.available_permits() > max / 10 {
+            full = false;
+            tracing::info!("connections below the limit again");
+        }
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, most often: wait for some to close.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
