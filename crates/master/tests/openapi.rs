@@ -57,6 +57,12 @@ fn check<T: DeserializeOwned + Serialize>(doc: &Value, name: &str) {
         .map(String::as_str)
         .collect();
     assert_eq!(written, documented, "properties of {name}");
+    // The schema allows unknown properties exactly when the type does.
+    let mut extended = schema["example"].clone();
+    extended["surely_unknown"] = Value::Bool(true);
+    let refuses = serde_json::from_value::<T>(extended).is_err();
+    let closed = schema["additionalProperties"] == Value::Bool(false);
+    assert_eq!(refuses, closed, "{name}: additionalProperties says otherwise");
     for required in schema["required"].as_array().expect("required") {
         assert!(
             documented.contains(required.as_str().expect("name")),
