@@ -62,7 +62,10 @@ fn check<T: DeserializeOwned + Serialize>(doc: &Value, name: &str) {
     extended["surely_unknown"] = Value::Bool(true);
     let refuses = serde_json::from_value::<T>(extended).is_err();
     let closed = schema["additionalProperties"] == Value::Bool(false);
-    assert_eq!(refuses, closed, "{name}: additionalProperties says otherwise");
+    assert_eq!(
+        refuses, closed,
+        "{name}: additionalProperties says otherwise"
+    );
     for required in schema["required"].as_array().expect("required") {
         assert!(
             documented.contains(required.as_str().expect("name")),
