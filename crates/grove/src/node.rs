@@ -193,19 +193,23 @@ fn pass(path: &Path, pass: Pass) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let agent = agent(config, false);
     runtime()?.block_on(async {
-        match pass {
+        let failures = match pass {
             Pass::Format => {
                 let slots = agent.format().await?;
                 eprintln!("{} partitions formatted and declared", slots.len());
+                Vec::new()
             }
-            Pass::Software => agent.once(true, false).await?,
+            Pass::Software => agent.once(true).await?,
             Pass::Instance => {
-                agent.once(false, true).await?;
+                let failures = agent.once(false).await?;
                 agent.stop_services().await;
+                failures
             }
-            Pass::Report => agent.report_usage().await?,
-        }
-        let failures = agent.failures();
+            Pass::Report => {
+                agent.report_usage().await?;
+                Vec::new()
+            }
+        };
         if failures.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {

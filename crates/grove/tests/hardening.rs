@@ -63,15 +63,16 @@ fn software_outcome(place: &Place, url: &str) -> Value {
     })
 }
 
-/// Processes of `uid` whose command line holds `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
+/// Processes whose command line is exactly `sleep <seconds>` (a marker no other process
+/// of the test has: not even the profile commands that write it).
+fn sleeping(seconds: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{seconds}\0");
     std::fs::read_dir("/proc")
         .expect("proc")
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
         })
         .collect()
 }
@@ -92,7 +93,7 @@ fn a_release_cannot_use_root_to_write_read_or_leave_processes() {
              [copy]\nrecipe = plone.recipe.command\nstop-on-error = false\n\
              command = cat {secret} > ${{buildout:directory}}/stolen; id -u > ${{buildout:directory}}/uid\n\n\
              [linger]\nrecipe = plone.recipe.command\n\
-             command = (setsid sleep 9471 > /dev/null 2>&1 &); env > ${{buildout:directory}}/environment\n"
+             command = setsid sleep 9471 > /dev/null 2>&1 & echo $! > ${{buildout:directory}}/lingering; env > ${{buildout:directory}}/environment\n"
         ),
     );
     let (daemon, _) = up(&place, None);
@@ -122,9 +123,16 @@ fn a_release_cannot_use_root_to_write_read_or_leave_processes() {
     let environment = std::fs::read_to_string(release.join("environment")).expect("env");
     assert!(!environment.contains("GROVE_NODE_"), "{environment}");
     assert!(!environment.contains("GROVE_LOG"), "{environment}");
-    // Nothing the build started is left.
+    // Nothing the build started is left, not even what left its process group.
+    let lingering: u32 = std::fs::read_to_string(release.join("lingering"))
+        .expect("the build started its process")
+        .trim()
+        .parse()
+        .expect("a pid");
     eventually("the build's processes to be gone", || {
-        processes_with("9471").is_empty().then_some(())
+        (sleeping("9471").is_empty()
+            && !std::path::Path::new(&format!("/proc/{lingering}")).exists())
+        .then_some(())
     });
     daemon.stop();
 }
@@ -231,9 +239,7 @@ fn a_destroyed_partition_holds_no_process_of_its_former_tenant() {
     let (daemon, _) = up(&place, None);
     place.client(&["supply", &sr, "local"]);
     place.client(&["request", "escaper", &sr]);
-    let escaped = eventually("the escaped process", || {
-        processes_with("8642").first().copied()
-    });
+    let escaped = eventually("the escaped process", || sleeping("8642").first().copied());
     let cwd = std::fs::read_link(format!("/proc/{escaped}/cwd")).expect("cwd");
     assert_eq!(
         cwd,
@@ -242,7 +248,7 @@ fn a_destroyed_partition_holds_no_process_of_its_former_tenant() {
     );
     place.client(&["request", "escaper", &sr, "--state", "destroyed"]);
     eventually("the escaped process to be gone", || {
-        processes_with("8642").is_empty().then_some(())
+        sleeping("8642").is_empty().then_some(())
     });
     daemon.stop();
 }
