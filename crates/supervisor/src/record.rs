@@ -60,8 +60,9 @@ impl Records {
             .truncate(true)
             .mode(0o600)
             .open(&temporary)?;
+        // No fsync: a record matters after the agent dies, not after the machine does
+        // (its services die with it); the page cache outlives the agent.
         file.write_all(&bytes)?;
-        file.sync_all()?;
         std::fs::rename(&temporary, &path)
     }
 
