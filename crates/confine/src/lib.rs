@@ -202,7 +202,11 @@ impl Tree {
     /// Creates the directories of `relative` that are missing (each given to the owner)
     /// and opens the last one as a tree.
     pub fn create_dir_all(&self, relative: &Path, mode: u32) -> Result<Tree, ConfineError> {
-        check_relative(relative)?;
+        // Most often it is there already: one lookup.
+        match self.subtree(relative) {
+            Err(e) if e.is_not_found() => {}
+            found => return found,
+        }
         let mut done = PathBuf::new();
         for component in relative.components() {
             done.push(component);

@@ -154,6 +154,13 @@ pub enum SupervisorError {
     },
 }
 
+/// How a service's task begins: with its log opened for a first start, or with a process
+/// adopted from a previous supervisor.
+enum Start {
+    Log(std::fs::File),
+    Adopted(Proc),
+}
+
 /// What a service's task is told.
 #[derive(Debug)]
 enum Order {
@@ -213,9 +220,10 @@ impl Supervisor {
         if self.services.contains_key(&spec.name) {
             return Err(SupervisorError::Duplicate(spec.name));
         }
-        // Refused at once when the partition planted a link or a FIFO there.
-        drop(open_log(&spec)?);
-        self.launch(spec, None);
+        // Refused at once when the partition planted a link or a FIFO there; otherwise
+        // the first run gets this very file.
+        let log = open_log(&spec)?;
+        self.launch(spec, Start::Log(log));
         Ok(())
     }
 
@@ -235,11 +243,15 @@ impl Supervisor {
             }
         })?;
         tracing::info!(service = %spec.name, pid = record.pid, "service adopted");
-        self.launch(spec, Some(adopted));
+        self.launch(spec, Start::Adopted(adopted));
         Ok(())
     }
 
-    fn launch(&mut self, spec: ServiceSpec, adopted: Option<Proc>) {
+    fn launch(&mut self, spec: ServiceSpec, start: Start) {
+        let adopted = match &start {
+            Start::Adopted(process) => Some(process),
+            Start::Log(_) => None,
+        };
         // An adopted process is running already: say so from the start.
         let status = Arc::new(Mutex::new(Status {
             name: spec.name.clone(),
@@ -248,8 +260,8 @@ impl Supervisor {
             } else {
                 State::Backoff
             },
-            pid: adopted.as_ref().and_then(Proc::pid),
-            since: adopted.as_ref().map(Proc::since),
+            pid: adopted.and_then(Proc::pid),
+            since: adopted.map(Proc::since),
             restarts: 0,
             last_exit: None,
         }));
@@ -261,7 +273,7 @@ impl Supervisor {
             orders: orders_rx,
             records: self.records.clone(),
         };
-        tokio::spawn(task.run(adopted));
+        tokio::spawn(task.run(start));
         self.services.insert(
             spec.name.clone(),
             Entry {
@@ -370,9 +382,13 @@ impl Task {
         change(&mut lock(&self.status));
     }
 
-    /// Starts the process, its log opened (by name, confined) as its stdout and stderr.
-    fn spawn(&self) -> Result<Proc, String> {
-        let log = open_log(&self.spec).map_err(|e| e.to_string())?;
+    /// Starts the process, its log (opened by name, confined, unless given) as its stdout
+    /// and stderr.
+    fn spawn(&self, log: Option<std::fs::File>) -> Result<Proc, String> {
+        let log = match log {
+            Some(log) => log,
+            None => open_log(&self.spec).map_err(|e| e.to_string())?,
+        };
         let mut command = command(&self.spec);
         let child = log
             .try_clone()
@@ -432,16 +448,18 @@ impl Task {
 
     /// One service's life: start (or adopt), wait, restart with backoff, until told to
     /// stop or to detach.
-    async fn run(mut self, mut adopted: Option<Proc>) {
+    async fn run(mut self, start: Start) {
         let policy = self.policy;
         let mut backoff = policy.first_backoff;
+        let mut start = Some(start);
         loop {
             let started = Instant::now();
             // The service writes its log itself (stdout and stderr, in order): it goes on
             // logging, and running, while the supervisor is away.
-            let spawned = match adopted.take() {
-                Some(process) => Ok(process),
-                None => self.spawn(),
+            let spawned = match start.take() {
+                Some(Start::Adopted(process)) => Ok(process),
+                Some(Start::Log(log)) => self.spawn(Some(log)),
+                None => self.spawn(None),
             };
             let mut process = match spawned {
                 Ok(process) => process,
