@@ -99,6 +99,36 @@ fn grove() -> Command {
 
 struct Killed(Child);
 
+/// Ends the services the bench's node leaves running (services outlive their agent):
+/// every process working below the bench's directory.
+struct Services(std::path::PathBuf);
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let found: Vec<i32> = std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/cwd"))
+                        .is_ok_and(|cwd| cwd.starts_with(&self.0))
+                })
+                .collect();
+            if found.is_empty() {
+                return;
+            }
+            for pid in found {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(
@@ -163,6 +193,7 @@ fn main() {
         .unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _services = Services(dir.path().to_owned());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
