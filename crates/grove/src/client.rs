@@ -31,6 +31,8 @@ pub(crate) struct Connection {
 #[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClientFile {
+    /// One URL, or several (an array, or a comma list) for a cloud of several masters.
+    #[serde(deserialize_with = "grove_api::masters::deserialize_list")]
     pub(crate) master_url: String,
     pub(crate) token: String,
 }

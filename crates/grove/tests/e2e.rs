@@ -768,3 +768,63 @@ fn a_refused_registration_registers_nothing() {
     assert_eq!(names, ["local"]);
     daemon.stop();
 }
+
+/// A node and the client commands given several masters go on with the next when the
+/// first does not answer: here the first of the list has nothing listening at all.
+#[test]
+fn node_and_client_go_on_with_the_next_master() {
+    let place = Place::new(14);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let masters = format!("{dead},http://{listen}");
+    let mut command = grove();
+    command.args(["master", "--listen", &listen]);
+    command.arg("--data-dir").arg(place.path().join("master"));
+    let master = Daemon::spawn(command, place.path().join("master.log"));
+    eventually("the master to answer", || {
+        get(&format!("http://{listen}/v1/health"))
+    });
+    let admin = std::fs::read_to_string(place.path().join("master/admin.token"))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+    let client = |args: &[&str]| -> Value {
+        let output = grove()
+            .args(args)
+            .arg("--json")
+            .env("GROVE_MASTER_URL", &masters)
+            .env("GROVE_TOKEN", &admin)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("json")
+    };
+    let config = place.path().join("node.toml");
+    let registered = grove()
+        .args(["node", "register", "node-1", "--partitions", "1"])
+        .args(["--master-url", &masters, "--token", &admin])
+        .arg("--config")
+        .arg(&config)
+        .arg("--software-root")
+        .arg(place.path().join("software"))
+        .arg("--instance-root")
+        .arg(place.path().join("instance"))
+        .status()
+        .expect("runs");
+    assert!(registered.success());
+    let mut command = grove();
+    command.arg("node").arg("--config").arg(&config);
+    place.node_env(&mut command);
+    let node = Daemon::spawn(command, place.path().join("node.log"));
+    let sr = example("hello");
+    client(&["supply", &sr, "node-1"]);
+    // The instance's own profile publishes through the list too.
+    let hello = client(&["request", "hello", &sr, "--wait", "--param", "name=list"]);
+    assert_eq!(get(&text(&hello, "url")).as_deref(), Some("Hello list!\n"));
+    node.stop();
+    master.stop();
+}

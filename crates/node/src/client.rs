@@ -24,12 +24,14 @@ pub enum ClientError {
 
 #[derive(Debug, Clone)]
 pub struct Client {
-    url: String,
+    masters: api::masters::Masters,
     authorization: String,
     agent: ureq::Agent,
 }
 
 impl Client {
+    /// A client of the master at `url`, or of the masters of a comma list of URLs (it goes
+    /// on with the next when one does not answer).
     pub fn new(url: &str, token: &str) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -37,18 +39,19 @@ impl Client {
             .build()
             .into();
         Client {
-            url: url.trim_end_matches('/').to_owned(),
+            masters: api::masters::Masters::parse(url),
             authorization: format!("Bearer {token}"),
             agent,
         }
     }
 
+    /// The master that answered last.
     pub fn url(&self) -> &str {
-        &self.url
+        self.masters.current()
     }
 
-    /// Calls the API: `body` is sent as JSON, the answer parsed as JSON (`None` for an
-    /// empty answer).
+    /// Calls the API (see [`Client::call`]) on the masters in turn while they do not
+    /// answer.
     pub fn call<T: DeserializeOwned>(
         &self,
         method: &str,
@@ -56,9 +59,25 @@ impl Client {
         body: Option<&dyn Body>,
         timeout: Duration,
     ) -> Result<Option<T>, ClientError> {
-        let url = format!("{}{path}", self.url);
+        self.masters.call(
+            |base| self.call_one(base, method, path, body, timeout),
+            |e| matches!(e, ClientError::Unreachable { .. }),
+        )
+    }
+
+    /// Calls the API on the master at `base`: `body` is sent as JSON, the answer parsed
+    /// as JSON (`None` for an empty answer).
+    fn call_one<T: DeserializeOwned>(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<&dyn Body>,
+        timeout: Duration,
+    ) -> Result<Option<T>, ClientError> {
+        let url = format!("{base}{path}");
         let unreachable = |e: ureq::Error| ClientError::Unreachable {
-            url: self.url.clone(),
+            url: base.to_owned(),
             message: e.to_string(),
         };
         let result = match (method, body) {

@@ -12,6 +12,9 @@ use crate::NodeError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The master's URL, or those of the masters of one cloud: a comma list, or an array
+    /// in the file.
+    #[serde(deserialize_with = "grove_api::masters::deserialize_list")]
     pub master_url: String,
     /// The computer's reference at the master.
     pub computer: String,
@@ -162,6 +165,12 @@ impl Config {
 
     /// Checks the settings that a file or the environment could get wrong.
     pub fn validate(&self) -> Result<(), String> {
+        if grove_api::masters::Masters::parse(&self.master_url)
+            .urls()
+            .is_empty()
+        {
+            return Err("master_url: at least one URL".to_owned());
+        }
         if self.partitions == 0 || self.partitions > 10_000 {
             return Err("partitions: between 1 and 10000".to_owned());
         }
@@ -321,6 +330,22 @@ mod tests {
             .apply_env([("GROVE_NODE_COLOUR".to_owned(), "blue".to_owned())])
             .expect_err("unknown");
         assert!(error.contains("no such setting"), "{error}");
+    }
+
+    #[test]
+    fn several_masters_as_an_array_or_a_comma_list() {
+        let config = Config::parse(
+            "master_url = [\"http://a:8080\", \"http://b:8080\"]\ncomputer = \"c\"\ntoken = \"t\"\n",
+        )
+        .expect("parses");
+        assert_eq!(config.master_url, "http://a:8080,http://b:8080");
+        assert_eq!(
+            Config::parse(&config.to_toml()).expect("reads back"),
+            config
+        );
+        let error = Config::parse("master_url = []\ncomputer = \"c\"\ntoken = \"t\"\n")
+            .expect_err("no URL");
+        assert_eq!(error, "master_url: at least one URL");
     }
 
     #[test]

@@ -27,12 +27,19 @@ pub trait Master: Send + Sync + std::fmt::Debug {
     fn request(&self, request: &api::InstanceRequest) -> Result<api::Instance, String>;
 }
 
-/// The master over HTTP, with the partition's token.
+/// The master over HTTP, with the partition's token; `url` may be a comma list of the
+/// masters of one cloud (the next is tried when one does not answer).
 #[derive(Debug)]
 pub struct HttpMaster {
-    url: String,
+    masters: api::masters::Masters,
     authorization: String,
     agent: ureq::Agent,
+}
+
+/// Why a call failed: no answer (another master may give one), or the master's answer.
+enum Failure {
+    Unreachable(String),
+    Answered(String),
 }
 
 impl HttpMaster {
@@ -43,14 +50,31 @@ impl HttpMaster {
             .build()
             .into();
         HttpMaster {
-            url: url.trim_end_matches('/').to_owned(),
+            masters: api::masters::Masters::parse(url),
             authorization: format!("Bearer {token}"),
             agent,
         }
     }
 
     fn send(&self, method: &str, path: &str, body: &str) -> Result<String, String> {
-        let url = format!("{}{path}", self.url);
+        self.masters
+            .call(
+                |base| self.send_one(base, method, path, body),
+                |e| matches!(e, Failure::Unreachable(_)),
+            )
+            .map_err(|e| match e {
+                Failure::Unreachable(message) | Failure::Answered(message) => message,
+            })
+    }
+
+    fn send_one(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<String, Failure> {
+        let url = format!("{base}{path}");
         let request = match method {
             "PUT" => self.agent.put(&url),
             _ => self.agent.post(&url),
@@ -59,7 +83,7 @@ impl HttpMaster {
             .header("Authorization", &self.authorization)
             .header("Content-Type", "application/json")
             .send(body)
-            .map_err(|e| format!("cannot reach the master at {}: {e}", self.url))?;
+            .map_err(|e| Failure::Unreachable(format!("cannot reach the master at {base}: {e}")))?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         if (200..300).contains(&status) {
@@ -68,7 +92,9 @@ impl HttpMaster {
             let message = serde_json::from_str::<api::ErrorBody>(&text)
                 .map(|e| e.error.message)
                 .unwrap_or(text);
-            Err(format!("the master answered {status}: {message}"))
+            Err(Failure::Answered(format!(
+                "the master answered {status}: {message}"
+            )))
         }
     }
 }
