@@ -471,6 +471,31 @@ impl Tree {
     }
 }
 
+/// Writes one of the process's own files (the agent's state, its service records): in
+/// `dir` (made 0700 if missing), readable by its owner only (0600), written whole (a new
+/// file renamed over the old, so a reader never sees half of it). `durable` also syncs it
+/// to disk before the rename.
+pub fn write_private(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let path = dir.join(name);
+    let temporary = dir.join(format!(".{name}.new"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    if durable {
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, &path)
+}
+
 fn kind_of(kind: FileType) -> Kind {
     match kind {
         FileType::RegularFile => Kind::File,

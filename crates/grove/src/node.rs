@@ -317,7 +317,7 @@ fn tail(
 fn helper(
     work: fn(&[u8]) -> anyhow::Result<Result<serde_json::Value, String>>,
 ) -> anyhow::Result<ExitCode> {
-    grove_node::helper::contain().map_err(anyhow::Error::msg)?;
+    grove_node::helper::contain()?;
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)

@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -23,6 +23,31 @@ use crate::procfs;
 /// How much of a helper's error output is kept.
 const STDERR_LIMIT: u64 = 256 * 1024;
 
+/// Why a helper did not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot hand the job over to {program}: {source}")]
+    Input {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot wait for {program}: {source}")]
+    Wait {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    /// The helper ran and failed: what it said (its error output), or how it ended.
+    #[error("{0}")]
+    Failed(String),
+    #[error("cannot become a subreaper: {0}")]
+    Subreaper(std::io::Error),
+}
+
 /// Runs `program args` as `uid:gid` in `cwd` with `input` on its standard input; returns
 /// its standard output, or its error output when it fails.
 pub fn run_as(
@@ -31,7 +56,7 @@ pub fn run_as(
     cwd: &Path,
     (uid, gid): (u32, u32),
     input: &[u8],
-) -> Result<String, String> {
+) -> Result<String, HelperError> {
     let mut child = Command::new(program)
         .args(args)
         .current_dir(cwd)
@@ -46,7 +71,10 @@ pub fn run_as(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|source| HelperError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
     let group = child.id();
     let stderr = child.stderr.take().map(|pipe| {
         std::thread::spawn(move || {
@@ -58,7 +86,10 @@ pub fn run_as(
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input)
-            .map_err(|e| format!("cannot hand the job over: {e}"))?;
+            .map_err(|source| HelperError::Input {
+                program: program.to_owned(),
+                source,
+            })?;
     }
     let mut stdout = String::new();
     if let Some(mut pipe) = child.stdout.take() {
@@ -69,25 +100,28 @@ pub fn run_as(
     if let Ok(group) = i32::try_from(group) {
         let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
     }
-    let status = status.map_err(|e| format!("cannot wait for {}: {e}", program.display()))?;
+    let status = status.map_err(|source| HelperError::Wait {
+        program: program.to_owned(),
+        source,
+    })?;
     let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
     if status.success() {
         Ok(stdout)
     } else {
-        Err(match stderr.trim() {
+        Err(HelperError::Failed(match stderr.trim() {
             "" => format!("{} failed ({status})", args.join(" ")),
             message => message.to_owned(),
-        })
+        }))
     }
 }
 
 /// In a helper, first: orphans of what it starts come back to it (so that
 /// [`end_descendants`] finds them, whatever process group or session they moved to), and
 /// what it creates is readable by others (partition users run a release's binaries).
-pub fn contain() -> Result<(), String> {
+pub fn contain() -> Result<(), HelperError> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-        .map_err(|e| format!("cannot become a subreaper: {e}"))
+        .map_err(|e| HelperError::Subreaper(e.into()))
 }
 
 /// In a helper, when its job is done: kills every process it started that is still

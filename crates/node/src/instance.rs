@@ -111,7 +111,8 @@ pub fn run_as(job: &Job, program: &Path, uid: u32, gid: u32) -> Result<Outcome, 
         &job.path,
         (uid, gid),
         &input,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     serde_json::from_str(stdout.trim())
         .map_err(|e| format!("the instance run answered {:?} ({e})", stdout.trim()))
 }

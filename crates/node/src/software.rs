@@ -72,7 +72,8 @@ pub fn build_as(
         url: url.to_owned(),
     };
     let input = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
-    crate::helper::run_as(runner, &["node", "build-software"], &dir, user, &input)?;
+    crate::helper::run_as(runner, &["node", "build-software"], &dir, user, &input)
+        .map_err(|e| e.to_string())?;
     Ok(dir)
 }
 

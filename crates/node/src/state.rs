@@ -5,8 +5,6 @@
 //! cannot be reached, starts the ones that are gone from what it deployed last.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use grove_api as api;
@@ -53,28 +51,14 @@ impl State {
             .ok()
     }
 
-    /// Written whole (a new file renamed over the old), readable by root only: the desired
-    /// state holds partition tokens.
+    /// Written whole, readable by root only (the desired state holds partition tokens),
+    /// synced: it is what the agent starts from after a reboot.
     fn write<T: Serialize>(&self, name: &str, value: &T) {
-        let path = self.dir.join(name);
-        let written = (|| -> std::io::Result<()> {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)?;
-            let temporary = path.with_extension("new");
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &path)
-        })();
+        let written = serde_json::to_vec(value)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| grove_confine::write_private(&self.dir, name, &bytes, true));
         if let Err(e) = written {
-            tracing::warn!(path = %path.display(), error = %e, "cannot keep the agent's state");
+            tracing::warn!(path = %self.dir.join(name).display(), error = %e, "cannot keep the agent's state");
         }
     }
 

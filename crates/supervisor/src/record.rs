@@ -2,8 +2,6 @@
 //! can write: what was started (the whole spec), its pid and its start time. A later
 //! supervisor reads them to adopt what is still running.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,23 +45,10 @@ impl Records {
     }
 
     pub fn write(&self, record: &Record) -> std::io::Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)?;
-        let path = self.dir.join(file_name(&record.spec.name));
-        let temporary = path.with_extension("new");
         let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        // No fsync: a record matters after the agent dies, not after the machine does
+        // Not durable: a record matters after the agent dies, not after the machine does
         // (its services die with it); the page cache outlives the agent.
-        file.write_all(&bytes)?;
-        std::fs::rename(&temporary, &path)
+        grove_confine::write_private(&self.dir, &file_name(&record.spec.name), &bytes, false)
     }
 
     pub fn remove(&self, service: &str) -> std::io::Result<()> {
@@ -80,7 +65,10 @@ impl Records {
         };
         let mut records: Vec<Record> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter(|e| {
+                e.path().extension().is_some_and(|x| x == "json")
+                    && !e.file_name().to_string_lossy().starts_with('.')
+            })
             .filter_map(|e| {
                 let parsed = std::fs::read(e.path())
                     .map_err(|e| e.to_string())
