@@ -477,68 +477,16 @@ fn users_see_their_own_and_removed_software_is_deleted() {
     daemon.stop();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[test]
 fn master_and_node_apart_survive_each_others_restarts() {
     let place = Place::new(8);
     let listen = format!("127.0.0.1:{}", free_port());
-    let master_url = format!("http://{listen}");
-    let start_master = || {
-        let mut command = grove();
-        command.args(["master", "--listen", &listen]);
-        command.arg("--data-dir").arg(place.path().join("master"));
-        let daemon = Daemon::spawn(command, place.path().join("master.log"));
-        eventually("the master to answer", || {
-            get(&format!("{master_url}/v1/health"))
-        });
-        daemon
-    };
-    let master = start_master();
-    let admin = std::fs::read_to_string(place.path().join("master/admin.token"))
-        .expect("admin token")
-        .trim()
-        .to_owned();
-    let config = place.path().join("node.toml");
-    let client = |args: &[&str]| -> Value {
-        let output = grove()
-            .args(args)
-            .arg("--json")
-            .env("GROVE_MASTER_URL", &master_url)
-            .env("GROVE_TOKEN", &admin)
-            .output()
-            .expect("runs");
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("json")
-    };
-    let registered = grove()
-        .args(["node", "register", "node-1", "--partitions", "2"])
-        .args(["--master-url", &master_url, "--token", &admin])
-        .arg("--config")
-        .arg(&config)
-        .arg("--software-root")
-        .arg(place.path().join("software"))
-        .arg("--instance-root")
-        .arg(place.path().join("instance"))
-        .status()
-        .expect("runs");
-    assert!(registered.success());
-    let start_node = || {
-        let mut command = grove();
-        command.arg("node").arg("--config").arg(&config);
-        place.node_env(&mut command);
-        Daemon::spawn(command, place.path().join("node.log"))
-    };
+    let (apart, master) = Apart::master(&place, &listen, &format!("http://{listen}"));
+    let (master_url, admin) = (apart.urls.clone(), apart.admin.clone());
+    let start_master = || apart.restart_master();
+    let client = |args: &[&str]| apart.client(args);
+    let config = apart.register("node-1", 2);
+    let start_node = || apart.node(&config);
     let node = start_node();
     eventually("the node to declare its partitions", || {
         let computer = client(&["computer", "info", "node-1"]);
@@ -776,50 +724,9 @@ fn node_and_client_go_on_with_the_next_master() {
     let place = Place::new(14);
     let listen = format!("127.0.0.1:{}", free_port());
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let masters = format!("{dead},http://{listen}");
-    let mut command = grove();
-    command.args(["master", "--listen", &listen]);
-    command.arg("--data-dir").arg(place.path().join("master"));
-    let master = Daemon::spawn(command, place.path().join("master.log"));
-    eventually("the master to answer", || {
-        get(&format!("http://{listen}/v1/health"))
-    });
-    let admin = std::fs::read_to_string(place.path().join("master/admin.token"))
-        .expect("admin token")
-        .trim()
-        .to_owned();
-    let client = |args: &[&str]| -> Value {
-        let output = grove()
-            .args(args)
-            .arg("--json")
-            .env("GROVE_MASTER_URL", &masters)
-            .env("GROVE_TOKEN", &admin)
-            .output()
-            .expect("runs");
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("json")
-    };
-    let config = place.path().join("node.toml");
-    let registered = grove()
-        .args(["node", "register", "node-1", "--partitions", "1"])
-        .args(["--master-url", &masters, "--token", &admin])
-        .arg("--config")
-        .arg(&config)
-        .arg("--software-root")
-        .arg(place.path().join("software"))
-        .arg("--instance-root")
-        .arg(place.path().join("instance"))
-        .status()
-        .expect("runs");
-    assert!(registered.success());
-    let mut command = grove();
-    command.arg("node").arg("--config").arg(&config);
-    place.node_env(&mut command);
-    let node = Daemon::spawn(command, place.path().join("node.log"));
+    let (apart, master) = Apart::master(&place, &listen, &format!("{dead},http://{listen}"));
+    let client = |args: &[&str]| apart.client(args);
+    let node = apart.node(&apart.register("node-1", 1));
     let sr = example("hello");
     client(&["supply", &sr, "node-1"]);
     // The instance's own profile publishes through the list too.

@@ -150,6 +150,15 @@ impl TestMaster {
         node
     }
 
+    /// The token of the instance in partition `index` of computer `reference`, as its
+    /// node reads it.
+    fn partition_token(&self, node: &str, reference: &str, index: usize) -> String {
+        self.desired(node, reference)["partitions"][index]["instance"]["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
     fn desired(&self, node: &str, reference: &str) -> Value {
         self.ok(
             "GET",
@@ -392,10 +401,7 @@ fn children_follow_their_root_and_are_collected() {
         Some(&request("app", json!({}))),
     );
     let root_id = root["id"].as_i64().expect("id");
-    let token = t.desired(&node, "COMP-1")["partitions"][0]["instance"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = t.partition_token(&node, "COMP-1", 0);
     let child = t.ok(
         "POST",
         "/v1/instances",
@@ -407,10 +413,7 @@ fn children_follow_their_root_and_are_collected() {
     assert_eq!(child["partition"], "slappart1");
     // The child publishes; the parent reads it, and runs again (new timestamp).
     let child_id = child["id"].as_i64().expect("id");
-    let child_token = t.desired(&node, "COMP-1")["partitions"][1]["instance"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let child_token = t.partition_token(&node, "COMP-1", 1);
     t.ok(
         "PUT",
         &format!("/v1/instances/{child_id}/connection"),
@@ -662,10 +665,7 @@ fn authorization_matrix() {
         Some(&request("web", json!({}))),
     );
     let web_id = web["id"].as_i64().expect("id");
-    let part_a = t.desired(&node_a, "COMP-A")["partitions"][0]["instance"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let part_a = t.partition_token(&node_a, "COMP-A", 0);
     let bobs = t.ok(
         "POST",
         "/v1/instances",
@@ -673,10 +673,7 @@ fn authorization_matrix() {
         Some(&request("web", json!({}))),
     );
     let bobs_id = bobs["id"].as_i64().expect("id");
-    let part_b = t.desired(&node_b, "COMP-B")["partitions"][0]["instance"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let part_b = t.partition_token(&node_b, "COMP-B", 0);
     let forged = format!("g1.p.{web_id}.{}", "0".repeat(64));
 
     let admin = t.admin.clone();
@@ -1030,10 +1027,7 @@ fn a_destroyed_instance_token_stops_working() {
         Some(&request("web", json!({}))),
     );
     let id = web["id"].as_i64().expect("id");
-    let token = t.desired(&node, "COMP-1")["partitions"][0]["instance"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = t.partition_token(&node, "COMP-1", 0);
     let path = format!("/v1/instances/{id}");
     let publish = json!({"parameters": {"url": "http://x"}});
     let (status, _) = t.call("GET", &path, Some(&token), None);

@@ -100,6 +100,100 @@ impl Place {
     }
 }
 
+/// A cloud of separate processes in a place: `grove master` on `listen`, nodes registered
+/// with `urls` (one master URL, or a comma list).
+pub struct Apart<'p> {
+    pub place: &'p Place,
+    pub listen: String,
+    pub urls: String,
+    pub admin: String,
+}
+
+impl<'p> Apart<'p> {
+    /// Starts `grove master` on `listen` (data in `<place>/master`); returns it once it
+    /// answers, with the admin token read.
+    pub fn master(place: &'p Place, listen: &str, urls: &str) -> (Apart<'p>, Daemon) {
+        let daemon = Apart::start_master(place, listen);
+        let admin = std::fs::read_to_string(place.path().join("master/admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_owned();
+        let apart = Apart {
+            place,
+            listen: listen.to_owned(),
+            urls: urls.to_owned(),
+            admin,
+        };
+        (apart, daemon)
+    }
+
+    fn start_master(place: &Place, listen: &str) -> Daemon {
+        let mut command = grove();
+        command.args(["master", "--listen", listen]);
+        command.arg("--data-dir").arg(place.path().join("master"));
+        let daemon = Daemon::spawn(command, place.path().join("master.log"));
+        eventually("the master to answer", || {
+            get(&format!("http://{listen}/v1/health"))
+        });
+        daemon
+    }
+
+    /// The master again, on the same data (after it stopped).
+    pub fn restart_master(&self) -> Daemon {
+        Apart::start_master(self.place, &self.listen)
+    }
+
+    /// A client command as the admin, through `urls`; its `--json` answer.
+    pub fn client(&self, args: &[&str]) -> Value {
+        let output = grove()
+            .args(args)
+            .arg("--json")
+            .env("GROVE_MASTER_URL", &self.urls)
+            .env("GROVE_TOKEN", &self.admin)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("json")
+    }
+
+    /// Registers computer `name` with `partitions` partitions; returns its configuration
+    /// file.
+    pub fn register(&self, name: &str, partitions: u32) -> PathBuf {
+        let config = self.place.path().join(format!("{name}.toml"));
+        let registered = grove()
+            .args([
+                "node",
+                "register",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--master-url", &self.urls, "--token", &self.admin])
+            .arg("--config")
+            .arg(&config)
+            .arg("--software-root")
+            .arg(self.place.path().join("software"))
+            .arg("--instance-root")
+            .arg(self.place.path().join("instance"))
+            .status()
+            .expect("runs");
+        assert!(registered.success());
+        config
+    }
+
+    /// `grove node` with `config`.
+    pub fn node(&self, config: &Path) -> Daemon {
+        let mut command = grove();
+        command.arg("node").arg("--config").arg(config);
+        self.place.node_env(&mut command);
+        Daemon::spawn(command, self.place.path().join("node.log"))
+    }
+}
+
 /// A running daemon (`grove up`, `grove master`, `grove node`), stopped with SIGINT (and
 /// waited for) when dropped.
 pub struct Daemon {
@@ -215,6 +309,15 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub fn get(url: &str) -> Option<String> {
