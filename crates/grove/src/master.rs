@@ -20,6 +20,9 @@ pub(crate) struct MasterArgs {
     /// Seconds a client has to send a request's headers; idle connections close after it.
     #[arg(long, default_value_t = grove_master::Limits::default().header_read_timeout.as_secs())]
     header_timeout_seconds: u64,
+    /// Print where the master listens and its admin token's file as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
@@ -36,8 +39,19 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             },
         };
         let master = grove_master::start(&config).await?;
-        eprintln!("master listening on {}", master.url());
-        eprintln!("admin token: {}", master.admin_token_path.display());
+        if args.json {
+            let started = serde_json::json!({
+                "url": master.url(),
+                "admin_token": master.admin_token_path,
+            });
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{started}");
+            }
+        } else {
+            eprintln!("master listening on {}", master.url());
+            eprintln!("admin token: {}", master.admin_token_path.display());
+        }
         shutdown_signal().await;
         tracing::info!("stopping");
         master.stop().await;

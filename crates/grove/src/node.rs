@@ -21,6 +21,9 @@ pub(crate) struct NodeArgs {
         global = true
     )]
     config: PathBuf,
+    /// Print what the command did as JSON on standard output (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Option<NodeCommand>,
 }
@@ -39,10 +42,7 @@ enum NodeCommand {
     /// Send one usage report.
     Report,
     /// List the services the running agent supervises.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Print a service's log, then follow it.
     Tail {
         partition: String,
@@ -82,26 +82,27 @@ struct RegisterArgs {
 }
 
 pub(crate) fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
     match args.command {
         None => daemon(&args.config),
-        Some(NodeCommand::Register(register_args)) => register(&args.config, register_args),
-        Some(NodeCommand::Format) => pass(&args.config, Pass::Format),
-        Some(NodeCommand::Software) => pass(&args.config, Pass::Software),
-        Some(NodeCommand::Instance) => pass(&args.config, Pass::Instance),
-        Some(NodeCommand::Report) => pass(&args.config, Pass::Report),
-        Some(NodeCommand::Status { json }) => status(&args.config, json),
+        Some(NodeCommand::Register(register_args)) => register(&args.config, register_args, json),
+        Some(NodeCommand::Format) => pass(&args.config, Pass::Format, json),
+        Some(NodeCommand::Software) => pass(&args.config, Pass::Software, json),
+        Some(NodeCommand::Instance) => pass(&args.config, Pass::Instance, json),
+        Some(NodeCommand::Report) => pass(&args.config, Pass::Report, json),
+        Some(NodeCommand::Status) => status(&args.config, json),
         Some(NodeCommand::Tail {
             partition,
             service,
             lines,
             no_follow,
-        }) => tail(&args.config, &partition, &service, lines, !no_follow),
+        }) => tail(&args.config, &partition, &service, lines, !no_follow, json),
         Some(NodeCommand::RunInstance) => helper(run_instance),
         Some(NodeCommand::BuildSoftware) => helper(build_software),
     }
 }
 
-fn register(path: &Path, args: RegisterArgs) -> anyhow::Result<ExitCode> {
+fn register(path: &Path, args: RegisterArgs, json: bool) -> anyhow::Result<ExitCode> {
     if path.exists() {
         bail!(
             "{} exists: this node is registered already (remove the file to register again)",
@@ -125,12 +126,20 @@ fn register(path: &Path, args: RegisterArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot register {}", args.name))?;
     config.token = credentials.token;
     write_config(path, &config)?;
-    eprintln!(
-        "registered {} at {}; configuration written to {}",
-        args.name,
-        args.master_url,
-        path.display()
-    );
+    if json {
+        print_json(&serde_json::json!({
+            "computer": args.name,
+            "master_url": args.master_url,
+            "config": path,
+        }))?;
+    } else {
+        eprintln!(
+            "registered {} at {}; configuration written to {}",
+            args.name,
+            args.master_url,
+            path.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -189,15 +198,27 @@ enum Pass {
     Report,
 }
 
-fn pass(path: &Path, pass: Pass) -> anyhow::Result<ExitCode> {
+/// Prints one JSON document on standard output.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn pass(path: &Path, pass: Pass, json: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let agent = agent(config, false);
     runtime()?.block_on(async {
         let failures = match pass {
             Pass::Format => {
                 let slots = agent.format().await?;
-                eprintln!("{} partitions formatted and declared", slots.len());
-                Vec::new()
+                if json {
+                    print_json(&serde_json::to_value(&slots)?)?;
+                } else {
+                    eprintln!("{} partitions formatted and declared", slots.len());
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             Pass::Software => agent.once(true).await?,
             Pass::Instance => {
@@ -210,6 +231,9 @@ fn pass(path: &Path, pass: Pass) -> anyhow::Result<ExitCode> {
                 Vec::new()
             }
         };
+        if json {
+            print_json(&serde_json::json!({ "failed": failures }))?;
+        }
         if failures.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {
@@ -260,12 +284,24 @@ fn human(seconds: u64) -> String {
     }
 }
 
+/// Writes one line of a log: as it is, or as a JSON object per line.
+fn write_line(out: &mut impl Write, line: &str, json: bool) -> anyhow::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, &serde_json::json!({ "line": line }))?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
 fn tail(
     path: &Path,
     partition: &str,
     service: &str,
     lines: usize,
     follow: bool,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     if [partition, service]
@@ -285,7 +321,7 @@ fn tail(
     let mut out = std::io::stdout().lock();
     let all: Vec<&str> = text.lines().collect();
     for line in &all[all.len().saturating_sub(lines)..] {
-        writeln!(out, "{line}")?;
+        write_line(&mut out, line, json)?;
     }
     out.flush()?;
     if !follow {
@@ -305,7 +341,7 @@ fn tail(
         let mut line = String::new();
         while reader.read_line(&mut line)? > 0 {
             position += line.len() as u64;
-            out.write_all(line.as_bytes())?;
+            write_line(&mut out, line.trim_end_matches('\n'), json)?;
             line.clear();
         }
         out.flush()?;

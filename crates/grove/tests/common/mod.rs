@@ -164,24 +164,35 @@ impl<'p> Apart<'p> {
     /// file.
     pub fn register(&self, name: &str, partitions: u32) -> PathBuf {
         let config = self.place.path().join(format!("{name}.toml"));
+        let partitions_text = partitions.to_string();
         let registered = grove()
-            .args([
-                "node",
-                "register",
-                name,
-                "--partitions",
-                &partitions.to_string(),
-            ])
-            .args(["--master-url", &self.urls, "--token", &self.admin])
+            .args(["node", "register", name, "--partitions", &partitions_text])
+            .args(["--master-url", &self.urls, "--token", &self.admin, "--json"])
             .arg("--config")
             .arg(&config)
             .arg("--software-root")
             .arg(self.place.path().join("software"))
             .arg("--instance-root")
             .arg(self.place.path().join("instance"))
-            .status()
+            .output()
             .expect("runs");
-        assert!(registered.success());
+        assert!(registered.status.success());
+        let answer: Value = serde_json::from_slice(&registered.stdout).expect("JSON on stdout");
+        assert_eq!(answer["computer"], name);
+        // The formatted partitions, as `node format --json` lists them.
+        let mut format = grove();
+        format
+            .args(["node", "format", "--json", "--config"])
+            .arg(&config);
+        self.place.node_env(&mut format);
+        let formatted = format.output().expect("runs");
+        assert!(
+            formatted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&formatted.stderr)
+        );
+        let slots: Value = serde_json::from_slice(&formatted.stdout).expect("JSON on stdout");
+        assert_eq!(slots.as_array().map(Vec::len), Some(partitions as usize));
         config
     }
 
