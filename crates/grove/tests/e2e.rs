@@ -735,3 +735,48 @@ fn node_and_client_go_on_with_the_next_master() {
     node.stop();
     master.stop();
 }
+
+/// Services are adopted when the agent starts, before any profile runs: a partition whose
+/// next deployment fails still has its service, supervised, not an orphan the agent forgot.
+#[test]
+fn adopted_services_stay_supervised_when_the_next_deployment_fails() {
+    let place = Place::new(15);
+    let (daemon, _) = up(&place, Some("hello"));
+    let old = service_pid(&place).expect("a running service");
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(daemon);
+    // The release's instance profile breaks while no agent runs.
+    let software = place.path().join("up/software");
+    for entry in std::fs::read_dir(&software)
+        .expect("software")
+        .filter_map(Result::ok)
+    {
+        let profile = entry.path().join("instance.cfg");
+        if profile.exists() {
+            std::fs::write(
+                &profile,
+                "[buildout]\nparts = broken\n[broken]\nrecipe = no.such:recipe\n",
+            )
+            .expect("write");
+        }
+    }
+    // The next `grove up` listens elsewhere: wait for its own client file.
+    std::fs::remove_file(place.path().join("up/client.toml")).expect("client file");
+    let (daemon, _) = up(&place, None);
+    let error = eventually("the deployment to fail", || {
+        place
+            .client_json(&["service", "list"])
+            .as_array()
+            .and_then(|list| {
+                list.iter()
+                    .find_map(|i| i["error"].as_str().map(str::to_owned))
+            })
+    });
+    assert!(error.contains("no.such:recipe"), "{error}");
+    assert_eq!(
+        service_pid(&place),
+        Some(old),
+        "the service is supervised, as it was"
+    );
+    daemon.stop();
+}

@@ -3,12 +3,11 @@
 //! work ending, and timers. After each, it asks the planner what is due, starts a task for
 //! each piece of work, and sleeps until the next event or the next timer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use grove_api as api;
-use grove_supervisor::Record;
 use tokio::sync::mpsc;
 
 use crate::plan::{self, Facts, Key, Memory, Outcome, ServiceName, Timing, Work};
@@ -31,9 +30,6 @@ type Poll = tokio::task::JoinHandle<Result<api::DesiredState, ClientError>>;
 pub(crate) struct Looper {
     agent: Agent,
     memory: Memory,
-    /// Services a previous agent left running, not supervised yet: each goes with the
-    /// first work on its partition, to be adopted or stopped.
-    adoptable: HashMap<String, Record>,
     /// What was deployed successfully, per partition (kept on disk too).
     deployed: HashMap<String, Deployed>,
     timing: Timing,
@@ -55,7 +51,6 @@ impl Looper {
         Looper {
             agent,
             memory: Memory::default(),
-            adoptable: HashMap::new(),
             deployed: HashMap::new(),
             timing,
             events,
@@ -64,24 +59,30 @@ impl Looper {
     }
 
     /// Takes up what the previous agent kept: the desired state, what it deployed, and
-    /// the services still running (to adopt).
-    pub(crate) fn recall(&mut self) {
+    /// the services still running, which are supervised again at once (each partition's
+    /// next deployment keeps those whose spec is unchanged and stops the others).
+    pub(crate) async fn recall(&mut self) {
         let state = &self.agent.shared.state;
         let records = state.records();
+        let mut adopted = 0;
+        let mut supervisor = self.agent.shared.supervisor.lock().await;
         for record in records.all() {
-            if record.is_alive() {
-                self.adoptable.insert(record.spec.name.clone(), record);
-            } else {
-                let _ = records.remove(&record.spec.name);
+            match supervisor.adopt(&record) {
+                Ok(()) => adopted += 1,
+                Err(e) => {
+                    tracing::info!(error = %e, "not adopted");
+                    let _ = records.remove(&record.spec.name);
+                }
             }
         }
+        drop(supervisor);
         if let Some(desired) = state.desired() {
             self.memory.take_desired(desired);
         }
         self.deployed = state.deployed();
         tracing::info!(
-            services = self.adoptable.len(),
-            "services left running by the previous agent"
+            services = adopted,
+            "services left running by the previous agent, adopted"
         );
     }
 
@@ -90,7 +91,13 @@ impl Looper {
     /// ports against the services started now.
     pub(crate) async fn stop_leftovers(&self) {
         let partitions: Vec<PathBuf> = self.agent.slots().iter().map(|s| s.path.clone()).collect();
-        let recorded: Vec<u32> = self.adoptable.values().map(|r| r.pid).collect();
+        let recorded: Vec<u32> = self
+            .agent
+            .service_status()
+            .await
+            .iter()
+            .filter_map(|s| s.pid)
+            .collect();
         let leftovers: Vec<(u32, PathBuf)> = stale::leftovers(&partitions)
             .into_iter()
             .filter(|(pid, _)| !recorded.contains(pid))
@@ -154,8 +161,9 @@ impl Looper {
         Ok(())
     }
 
-    /// What the disk says about the releases and partitions the desired state names.
-    fn facts(&self) -> Facts {
+    /// What the disk and the supervisor say about the releases and partitions the desired
+    /// state names.
+    fn facts(&self, occupied: HashSet<String>) -> Facts {
         let mut facts = Facts::default();
         let root = &self.agent.config().software_root;
         if let Some(desired) = &self.memory.desired {
@@ -175,6 +183,7 @@ impl Looper {
                 }
             }
         }
+        facts.occupied = occupied;
         facts.slots = self
             .agent
             .slots()
@@ -186,8 +195,25 @@ impl Looper {
 
     /// Starts a task for each piece of work that is due (of the kinds `only` lets
     /// through); returns how many.
-    fn start_due(&mut self, only: impl Fn(&Work) -> bool) -> usize {
-        let work = plan::due(&self.memory, &self.facts(), &self.timing, Instant::now());
+    async fn start_due(&mut self, only: impl Fn(&Work) -> bool) -> usize {
+        // Partitions with services, to end them when the master freed the partition.
+        let occupied: HashSet<String> = self
+            .agent
+            .shared
+            .supervisor
+            .lock()
+            .await
+            .names()
+            .iter()
+            .filter_map(|n| ServiceName::parse(n))
+            .map(|n| n.partition)
+            .collect();
+        let work = plan::due(
+            &self.memory,
+            &self.facts(occupied),
+            &self.timing,
+            Instant::now(),
+        );
         let mut started = 0;
         for work in work.into_iter().filter(|w| only(w)) {
             let key = work.key();
@@ -204,36 +230,21 @@ impl Looper {
         started
     }
 
-    /// The work with what goes along: the partition's leftover services, and whether the
-    /// master is away while this very instance was deployed before.
-    fn job(&mut self, work: Work) -> Job {
-        let mut left = Vec::new();
-        let mut restore_only = false;
-        if let Key::Partition(reference) = work.key() {
-            let names: Vec<String> = self
-                .adoptable
-                .keys()
-                .filter(|n| ServiceName::is_in(n, &reference))
-                .cloned()
-                .collect();
-            left = names
-                .iter()
-                .filter_map(|n| self.adoptable.remove(n))
-                .collect();
-            if let Work::Deploy(_, instance) = &work {
+    /// The work with what goes along: whether the master is away while this very
+    /// instance was deployed before.
+    fn job(&self, work: Work) -> Job {
+        let restore_only = match &work {
+            Work::Deploy(reference, instance) => {
                 let away = self.memory.offline || !self.memory.reached;
                 let same = Deployed {
                     instance: instance.id,
                     timestamp: instance.timestamp,
                 };
-                restore_only = away && self.deployed.get(&reference) == Some(&same);
+                away && self.deployed.get(reference) == Some(&same)
             }
-        }
-        Job {
-            work,
-            left,
-            restore_only,
-        }
+            _ => false,
+        };
+        Job { work, restore_only }
     }
 
     fn on_event(&mut self, event: Event) {
@@ -281,7 +292,7 @@ impl Looper {
         loop {
             // Work runs in its own tasks: a slow build or profile never holds up the
             // change stream or the other partitions.
-            self.start_due(|_| true);
+            self.start_due(|_| true).await;
             if pending.is_none() {
                 pending = Some(self.poll(wait));
             }
@@ -320,7 +331,7 @@ impl Looper {
     /// One pass for scripts: the work of one kind that is due now, to its end. Returns
     /// what failed.
     pub(crate) async fn pass(&mut self, software: bool) -> Vec<String> {
-        let mut running = self.start_due(|w| w.is_software() == software);
+        let mut running = self.start_due(|w| w.is_software() == software).await;
         while running > 0 {
             match self.inbox.recv().await {
                 Some(event) => self.on_event(event),

@@ -216,7 +216,7 @@ impl Agent {
         // while it is away, from the last desired state kept on disk.
         self.format_here().await?;
         let mut looper = events::Looper::new(self.clone());
-        looper.recall();
+        looper.recall().await;
         let declare = tokio::spawn(self.clone().declare_until_done());
         looper.stop_leftovers().await;
         let status = status::serve(self.clone())?;

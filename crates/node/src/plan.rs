@@ -138,6 +138,8 @@ pub(crate) struct Facts {
     pub(crate) present: HashSet<String>,
     /// The partitions formatted here.
     pub(crate) slots: HashSet<String>,
+    /// Partitions where services run (some perhaps left by a previous agent).
+    pub(crate) occupied: HashSet<String>,
 }
 
 /// Something to do.
@@ -237,10 +239,9 @@ pub(crate) fn due(memory: &Memory, facts: &Facts, timing: &Timing, now: Instant)
             continue;
         }
         let next = match &partition.instance {
-            None => memory
-                .partitions
-                .contains_key(reference)
-                .then(|| Work::Free(reference.clone())),
+            None => (memory.partitions.contains_key(reference)
+                || facts.occupied.contains(reference))
+            .then(|| Work::Free(reference.clone())),
             Some(instance) => partition_work(memory, facts, timing, reference, instance, now),
         };
         work.extend(next);

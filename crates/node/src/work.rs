@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use grove_api as api;
-use grove_supervisor::{Record, ServiceSpec, Supervisor};
+use grove_supervisor::ServiceSpec;
 
 use crate::plan::{Outcome, ServiceName, Work};
 use crate::{Agent, Client, ClientError, Slot, instance, software, stale};
@@ -46,22 +46,17 @@ fn checker_failed(message: String) -> Vec<instance::PromiseFailure> {
     }]
 }
 
-/// A piece of work with what the event loop hands along: services the previous agent
-/// left in the partition, and whether only those may come back (the master is away).
+/// A piece of work with what the event loop hands along: whether a deployment may only
+/// bring the services back (the master is away and this very instance was deployed).
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) work: Work,
-    pub(crate) left: Vec<Record>,
     pub(crate) restore_only: bool,
 }
 
 impl Agent {
     pub(crate) async fn perform(&self, job: Job) -> Outcome {
-        let Job {
-            work,
-            left,
-            restore_only,
-        } = job;
+        let Job { work, restore_only } = job;
         match work {
             Work::Build(url) => self.build(url).await,
             Work::ReportAvailable(url) => {
@@ -73,13 +68,13 @@ impl Agent {
             Work::Remove(url) => self.remove(url).await,
             Work::Deploy(reference, instance) => {
                 let ok = match self.slot(&reference) {
-                    Some(slot) => self.deploy(&slot, &instance, left, restore_only).await,
+                    Some(slot) => self.deploy(&slot, &instance, restore_only).await,
                     None => false,
                 };
                 self.partition_outcome(reference, instance, ok)
             }
             Work::Stop(reference, instance) => {
-                self.stop_partition(&reference, left).await;
+                self.stop_partition(&reference).await;
                 let ok = self
                     .report_state(&instance, api::ReportedState::Stopped, None)
                     .await;
@@ -87,14 +82,14 @@ impl Agent {
             }
             Work::Destroy(reference, instance) => {
                 let ok = match self.slot(&reference) {
-                    Some(slot) => self.destroy(&slot, &instance, left).await,
+                    Some(slot) => self.destroy(&slot, &instance).await,
                     None => false,
                 };
                 self.partition_outcome(reference, instance, ok)
             }
             Work::Free(reference) => {
                 if let Some(slot) = self.slot(&reference) {
-                    self.end_tenant(&slot, left).await;
+                    self.end_tenant(&slot).await;
                 }
                 Outcome::Freed(reference)
             }
@@ -279,7 +274,6 @@ impl Agent {
         &self,
         slot: &Slot,
         instance: &api::PartitionInstance,
-        left: Vec<Record>,
         restore_only: bool,
     ) -> bool {
         let config = &self.shared.config;
@@ -291,7 +285,7 @@ impl Agent {
             return false;
         }
         if restore_only {
-            if let Err(message) = self.sync_services(slot, left).await {
+            if let Err(message) = self.sync_services(slot).await {
                 tracing::warn!(partition = %slot.reference, error = %message, "cannot start the services");
             }
             // Deployed again, fully, once the master answers.
@@ -335,7 +329,7 @@ impl Agent {
         {
             return false;
         }
-        let started = match self.sync_services(slot, left).await {
+        let started = match self.sync_services(slot).await {
             Ok(started) => started,
             Err(message) => {
                 self.report_state(instance, api::ReportedState::Error, Some(message))
@@ -400,9 +394,9 @@ impl Agent {
     }
 
     /// Starts what `etc/service` and `etc/run` hold, restarts what changed, stops the rest.
-    /// A service the previous agent left running with the same spec is adopted, not
-    /// started again. Returns whether anything was started.
-    async fn sync_services(&self, slot: &Slot, left: Vec<Record>) -> Result<bool, String> {
+    /// A service the previous agent left running (adopted when this agent started) is kept
+    /// while its spec is the same. Returns whether anything was started.
+    async fn sync_services(&self, slot: &Slot) -> Result<bool, String> {
         let config = &self.shared.config;
         let tree = slot.tree().map_err(|e| e.to_string())?;
         let found = instance::services(&tree).map_err(|e| e.to_string())?;
@@ -440,16 +434,6 @@ impl Agent {
                 let _ = supervisor.stop(&name).await;
             }
         }
-        // What the previous agent left in this partition: adopted if still wanted as is,
-        // stopped otherwise.
-        for record in left {
-            let name = record.spec.name.clone();
-            if wanted.get(&name) == Some(&record.spec) && supervisor.adopt(&record).is_ok() {
-                wanted.remove(&name);
-            } else {
-                stop_left(&mut supervisor, &record).await;
-            }
-        }
         let started = !wanted.is_empty();
         for (name, spec) in wanted {
             tracing::info!(service = %name, "starting");
@@ -460,22 +444,19 @@ impl Agent {
         Ok(started)
     }
 
-    /// Stops the partition's services, those the previous agent left running included.
-    async fn stop_partition(&self, reference: &str, left: Vec<Record>) {
+    /// Stops the partition's services.
+    async fn stop_partition(&self, reference: &str) {
         let mut supervisor = self.shared.supervisor.lock().await;
         for name in supervisor.names() {
             if ServiceName::is_in(&name, reference) {
                 let _ = supervisor.stop(&name).await;
             }
         }
-        for record in left {
-            stop_left(&mut supervisor, &record).await;
-        }
     }
 
     /// Ends every process of the partition's tenant, supervised or not.
-    async fn end_tenant(&self, slot: &Slot, left: Vec<Record>) {
-        self.stop_partition(&slot.reference, left).await;
+    async fn end_tenant(&self, slot: &Slot) {
+        self.stop_partition(&slot.reference).await;
         let tenant = match slot.ids() {
             Some((uid, _)) => stale::Tenant::User(uid),
             None => stale::Tenant::Directory(slot.path.clone()),
@@ -484,14 +465,9 @@ impl Agent {
         let _ = tokio::task::spawn_blocking(move || stale::end_tenant(&tenant, grace)).await;
     }
 
-    async fn destroy(
-        &self,
-        slot: &Slot,
-        instance: &api::PartitionInstance,
-        left: Vec<Record>,
-    ) -> bool {
+    async fn destroy(&self, slot: &Slot, instance: &api::PartitionInstance) -> bool {
         // Nothing of this tenant may meet the next one.
-        self.end_tenant(slot, left).await;
+        self.end_tenant(slot).await;
         let path = slot.path.clone();
         let user = slot.ids();
         let timeout = self.shared.config.promise_timeout();
@@ -515,17 +491,5 @@ fn software_outcome(
         built,
         reported: reported.filter(|_| sent),
         report_failed: !sent,
-    }
-}
-
-/// Stops a service the previous agent left running (through the supervisor, which tells
-/// it apart from a later process with the same pid) and forgets its record.
-async fn stop_left(supervisor: &mut Supervisor, record: &Record) {
-    tracing::info!(service = %record.spec.name, pid = record.pid, "stopping a service left by the previous agent");
-    match supervisor.adopt(record) {
-        Ok(()) => {
-            let _ = supervisor.stop(&record.spec.name).await;
-        }
-        Err(e) => tracing::info!(error = %e, "already gone"),
     }
 }

@@ -320,6 +320,13 @@ fn partitions_from_a_table() {
         ),
         ("freed, unknown", None, true, None, &[]),
         (
+            "freed, unknown, services left running",
+            None,
+            false,
+            None,
+            &["free p0"],
+        ),
+        (
             "promises due",
             Some(started.clone()),
             true,
@@ -341,7 +348,11 @@ fn partitions_from_a_table() {
         if let Some(remembered) = remembered {
             memory.partitions.insert("p0".to_owned(), remembered);
         }
-        let work = due(&memory, &facts(installed, installed), &timing(), now);
+        let mut facts = facts(installed, installed);
+        if case.contains("services left running") {
+            facts.occupied.insert("p0".to_owned());
+        }
+        let work = due(&memory, &facts, &timing(), now);
         assert_eq!(words(&work), expected, "{case}");
     }
 }
