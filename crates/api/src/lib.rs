@@ -203,6 +203,16 @@ pub struct Credentials {
 #[serde(deny_unknown_fields)]
 pub struct NewComputer {
     pub reference: String,
+    /// `zone=...` and free-form `key=value` labels that placement can ask for.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `PUT /v1/computers/{reference}/labels`: a computer's labels, replaced whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A computer as its owner sees it.
@@ -210,6 +220,7 @@ pub struct NewComputer {
 pub struct Computer {
     pub reference: String,
     pub owner: String,
+    pub labels: BTreeMap<String, String>,
     pub partitions: Vec<PartitionInfo>,
     pub software: Vec<SoftwareInstallation>,
     pub revision: i64,

@@ -142,9 +142,18 @@ pub(crate) enum ComputerCommand {
         #[command(flatten)]
         connection: Connection,
     },
-    /// One computer: its partitions and software.
+    /// One computer: its labels, partitions and software.
     Info {
         reference: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Set labels of a computer (admin only): `KEY=VALUE` sets, `KEY=` removes; prints
+    /// the labels it has then.
+    Label {
+        reference: String,
+        #[arg(required = true)]
+        labels: Vec<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -211,7 +220,7 @@ pub(crate) fn supply(args: SupplyArgs, state: api::SupplyState) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-fn key_values(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn key_values(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
     pairs
         .iter()
         .map(|pair| {
@@ -543,9 +552,15 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
             if connection.json {
                 return print_json(&computer).map(|()| ExitCode::SUCCESS);
             }
+            let labels: Vec<String> = computer
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             let mut lines = vec![
                 format!("reference: {}", computer.reference),
                 format!("owner: {}", computer.owner),
+                format!("labels: {}", labels.join(" ")),
                 "partitions:".to_owned(),
             ];
             for p in &computer.partitions {
@@ -571,6 +586,43 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
                 ));
             }
             print_lines(&lines)?;
+        }
+        ComputerCommand::Label {
+            reference,
+            labels,
+            connection,
+        } => {
+            let changes = key_values(&labels, "label")?;
+            let client = connection.client()?;
+            let path = format!("/v1/computers/{reference}");
+            let computer: api::Computer = client
+                .call("GET", &path, None, grove_node::client::SHORT)?
+                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            let mut merged = computer.labels;
+            for (key, value) in changes {
+                if value.is_empty() {
+                    merged.remove(&key);
+                } else {
+                    merged.insert(key, value);
+                }
+            }
+            let body = api::Labels { labels: merged };
+            client.call::<serde_json::Value>(
+                "PUT",
+                &format!("{path}/labels"),
+                Some(&body),
+                grove_node::client::SHORT,
+            )?;
+            if connection.json {
+                print_json(&body.labels)?;
+            } else {
+                let lines: Vec<String> = body
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                print_lines(&lines)?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -79,6 +79,9 @@ struct RegisterArgs {
     software_root: Option<PathBuf>,
     #[arg(long)]
     instance_root: Option<PathBuf>,
+    /// A label of this computer, `KEY=VALUE` (`zone=eu-1`); repeat for more.
+    #[arg(long = "label")]
+    labels: Vec<String>,
 }
 
 pub(crate) fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -122,7 +125,10 @@ fn register(path: &Path, args: RegisterArgs, json: bool) -> anyhow::Result<ExitC
     config.validate().map_err(anyhow::Error::msg)?;
     let client = grove_node::Client::new(&args.master_url, &args.token);
     let credentials = client
-        .register(&args.name)
+        .register(
+            &args.name,
+            crate::client::key_values(&args.labels, "label")?,
+        )
         .with_context(|| format!("cannot register {}", args.name))?;
     config.token = credentials.token;
     write_config(path, &config)?;

@@ -84,7 +84,7 @@ fn node_config(
         Config::load(&path)?
     } else {
         let credentials = Client::new(master_url, admin)
-            .register(LOCAL_COMPUTER)
+            .register(LOCAL_COMPUTER, std::collections::BTreeMap::new())
             .context("cannot register the local node")?;
         let mut config = Config::new(master_url, LOCAL_COMPUTER, &credentials.token);
         config.software_root = data_dir.join("software");

@@ -780,3 +780,37 @@ fn adopted_services_stay_supervised_when_the_next_deployment_fails() {
     );
     daemon.stop();
 }
+
+#[test]
+fn labels_from_the_command_line() {
+    let place = Place::new(16);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (apart, master) = Apart::master(&place, &listen, &format!("http://{listen}"));
+    let registered = grove()
+        .args([
+            "node",
+            "register",
+            "node-7",
+            "--label",
+            "zone=eu-1",
+            "--label",
+            "disk=ssd",
+        ])
+        .args(["--master-url", &apart.urls, "--token", &apart.admin])
+        .arg("--config")
+        .arg(place.path().join("node-7.toml"))
+        .status()
+        .expect("runs");
+    assert!(registered.success());
+    let computer = apart.client(&["computer", "info", "node-7"]);
+    assert_eq!(
+        computer["labels"],
+        serde_json::json!({"zone": "eu-1", "disk": "ssd"})
+    );
+    // `KEY=VALUE` sets, `KEY=` removes, the others stay.
+    let labels = apart.client(&["computer", "label", "node-7", "zone=eu-2", "disk="]);
+    assert_eq!(labels, serde_json::json!({"zone": "eu-2"}));
+    let computer = apart.client(&["computer", "info", "node-7"]);
+    assert_eq!(computer["labels"], serde_json::json!({"zone": "eu-2"}));
+    master.stop();
+}

@@ -41,6 +41,11 @@ pub const ENDPOINTS: &[(&str, &str, &str)] = &[
         "/v1/computers/{reference}/partitions",
         "declarePartitions",
     ),
+    (
+        "PUT",
+        "/v1/computers/{reference}/labels",
+        "setComputerLabels",
+    ),
     ("POST", "/v1/computers/{reference}/supply", "supply"),
     (
         "PUT",
@@ -66,6 +71,7 @@ fn handler<S: Store>(operation: &str) -> Option<MethodRouter<Arc<Master<S>>>> {
         "registerComputer" => post(register_computer::<S>),
         "listComputers" => get(list_computers::<S>),
         "showComputer" => get(show_computer::<S>),
+        "setComputerLabels" => put(set_labels::<S>),
         "declarePartitions" => put(declare_partitions::<S>),
         "supply" => post(supply::<S>),
         "reportSoftware" => put(report_software::<S>),
@@ -281,10 +287,16 @@ async fn register_computer<S: Store>(
     let owner = user_of(&caller)
         .ok_or_else(|| ApiError::forbidden("only users and the admin register computers"))?;
     validate_name("computer reference", &new.reference)?;
+    validate_labels(&new.labels)?;
     let secret = m.secret()?;
     let id = m
         .store
-        .create_computer(new.reference.clone(), owner, auth::hash_secret(&secret))
+        .create_computer(
+            new.reference.clone(),
+            owner,
+            auth::hash_secret(&secret),
+            new.labels,
+        )
         .await?;
     let token = auth::node_token(id, &secret);
     Ok((
@@ -295,6 +307,52 @@ async fn register_computer<S: Store>(
             token,
         }),
     ))
+}
+
+/// Labels are what placement matches an SLA against: names like references (plus `/`),
+/// short values without control characters, a few per computer.
+fn validate_labels(labels: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    const MAX_LABELS: usize = 64;
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::bad_request(format!(
+            "labels: at most {MAX_LABELS} per computer"
+        )));
+    }
+    for (key, value) in labels {
+        let key_ok = !key.is_empty()
+            && key.len() <= 63
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+            && key.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !key_ok {
+            return Err(ApiError::bad_request(format!(
+                "label {key:?}: 1 to 63 letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
+            )));
+        }
+        if value.len() > 255 || value.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "label {key}: at most 255 characters, no control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a computer's labels (the admin's decision: placement follows them).
+async fn set_labels<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+    Body(body): Body<api::Labels>,
+) -> Result<StatusCode, ApiError> {
+    if !matches!(caller, Principal::Admin { .. }) {
+        return Err(ApiError::forbidden("only the admin sets labels"));
+    }
+    validate_labels(&body.labels)?;
+    let row = visible_computer(&m, &caller, &reference).await?;
+    m.store.set_labels(row.id, body.labels).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_computers<S: Store>(

@@ -696,6 +696,7 @@ fn authorization_matrix() {
     let supply = json!({"software_release": SR});
     let software = json!({"software_release": SR, "state": "available"});
     let declare = json!([{"reference": "slappart0"}]);
+    let labels = json!({"labels": {"zone": "eu-1"}});
     let child = request("child", json!({}));
     // (method, path, body, who may)
     let endpoints: Vec<(&str, String, Option<&Value>, &[&str])> = vec![
@@ -717,6 +718,12 @@ fn authorization_matrix() {
             "/v1/computers/COMP-A/partitions".into(),
             Some(&declare),
             &["node A"],
+        ),
+        (
+            "PUT",
+            "/v1/computers/COMP-A/labels".into(),
+            Some(&labels),
+            &["admin"],
         ),
         (
             "POST",
@@ -1048,4 +1055,71 @@ fn a_destroyed_instance_token_stops_working() {
         assert_eq!(status, 401, "{method} {path}: {reply}");
         assert_eq!(reply["error"]["code"], "unauthorized", "{reply}");
     }
+}
+
+#[test]
+fn computers_carry_labels_set_at_registration_and_by_the_admin() {
+    let t = TestMaster::start();
+    let alice = t.user("alice");
+    t.ok(
+        "POST",
+        "/v1/computers",
+        &alice,
+        Some(&json!({"reference": "COMP-1", "labels": {"zone": "eu-1", "disk": "ssd"}})),
+    );
+    let computer = t.ok("GET", "/v1/computers/COMP-1", &alice, None);
+    assert_eq!(computer["labels"], json!({"zone": "eu-1", "disk": "ssd"}));
+    // Computers registered without labels have none.
+    t.ok(
+        "POST",
+        "/v1/computers",
+        &alice,
+        Some(&json!({"reference": "COMP-2"})),
+    );
+    assert_eq!(
+        t.ok("GET", "/v1/computers/COMP-2", &alice, None)["labels"],
+        json!({})
+    );
+    // The admin replaces them whole.
+    let admin = t.admin.clone();
+    let (status, _) = t.call(
+        "PUT",
+        "/v1/computers/COMP-1/labels",
+        Some(&admin),
+        Some(&json!({"labels": {"zone": "eu-2"}})),
+    );
+    assert_eq!(status, 204);
+    let listed = t.ok("GET", "/v1/computers", &alice, None);
+    assert_eq!(listed[0]["labels"], json!({"zone": "eu-2"}));
+    // Bad labels are refused, at registration and later, and nothing changes.
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/computers",
+            json!({"reference": "COMP-3", "labels": {"bad key": "x"}}),
+        ),
+        (
+            "PUT",
+            "/v1/computers/COMP-1/labels",
+            json!({"labels": {"zone": "a\u{7}b"}}),
+        ),
+        (
+            "PUT",
+            "/v1/computers/COMP-1/labels",
+            json!({"labels": {"-zone": "x"}}),
+        ),
+    ] {
+        let (status, reply) = t.call(method, path, Some(&admin), Some(&body));
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{body}: {reply}"
+        );
+    }
+    assert_eq!(
+        t.ok("GET", "/v1/computers/COMP-1", &alice, None)["labels"],
+        json!({"zone": "eu-2"})
+    );
+    let (status, _) = t.call("GET", "/v1/computers/COMP-3", Some(&admin), None);
+    assert_eq!(status, 404);
 }

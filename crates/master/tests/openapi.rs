@@ -82,6 +82,7 @@ fn schemas_match_the_wire_types() {
     check::<api::NewUser>(&doc, "NewUser");
     check::<api::Credentials>(&doc, "Credentials");
     check::<api::NewComputer>(&doc, "NewComputer");
+    check::<api::Labels>(&doc, "Labels");
     check::<api::Computer>(&doc, "Computer");
     check::<api::PartitionInfo>(&doc, "PartitionInfo");
     check::<api::SoftwareInstallation>(&doc, "SoftwareInstallation");
@@ -104,7 +105,7 @@ fn schemas_match_the_wire_types() {
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 22,
+        documented, 23,
         "a schema was added or removed: check it here too"
     );
 }

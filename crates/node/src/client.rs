@@ -197,12 +197,17 @@ impl Client {
     }
 
     /// Registers a computer (with a user's or the admin's token).
-    pub fn register(&self, reference: &str) -> Result<api::Credentials, ClientError> {
+    pub fn register(
+        &self,
+        reference: &str,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<api::Credentials, ClientError> {
         self.call(
             "POST",
             "/v1/computers",
             Some(&api::NewComputer {
                 reference: reference.to_owned(),
+                labels,
             }),
             SHORT,
         )?

@@ -8,6 +8,7 @@
 
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 pub use grove_api as api;
@@ -87,11 +88,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<i64>> + Send;
     fn principal(&self, id: i64) -> impl Future<Output = Result<Option<PrincipalRow>>> + Send;
 
+    /// Replaces a computer's labels.
+    fn set_labels(
+        &self,
+        computer_id: i64,
+        labels: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     fn create_computer(
         &self,
         reference: String,
         owner_id: i64,
         token_hash: Vec<u8>,
+        labels: BTreeMap<String, String>,
     ) -> impl Future<Output = Result<i64>> + Send;
     fn computer(&self, id: i64) -> impl Future<Output = Result<Option<ComputerRow>>> + Send;
     fn computer_by_reference(

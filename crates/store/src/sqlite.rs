@@ -19,8 +19,15 @@ use crate::{Changed, ComputerRow, PrincipalRow, Requester, Result, Store, StoreE
 /// The most mutations one transaction takes.
 const MAX_BATCH: usize = 512;
 
+fn labels_json(labels: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
+}
+
 /// Embedded migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_labels.sql"),
+];
 
 /// The SQLite store. Cloning it is cheap: clones share the writer and the readers.
 #[derive(Debug, Clone)]
@@ -33,7 +40,8 @@ pub struct SqliteStore {
 enum Op {
     EnsureAdmin(Vec<u8>),
     CreateUser(String, Vec<u8>),
-    CreateComputer(String, i64, Vec<u8>),
+    CreateComputer(String, i64, Vec<u8>, BTreeMap<String, String>),
+    SetLabels(i64, BTreeMap<String, String>),
     DeclarePartitions(i64, Vec<api::PartitionDeclaration>),
     Supply(i64, api::Supply),
     ReportSoftware(i64, api::SoftwareReport),
@@ -317,12 +325,13 @@ async fn apply(conn: &mut SqliteConnection, op: Op, clock: &mut Clock) -> Result
                 Err(e) => Err(e.into()),
             }
         }
-        Op::CreateComputer(reference, owner, hash) => {
-            let result = sqlx::query("INSERT INTO computers (reference, owner_id, token_hash, created_at) VALUES (?, ?, ?, ?)")
+        Op::CreateComputer(reference, owner, hash, labels) => {
+            let result = sqlx::query("INSERT INTO computers (reference, owner_id, token_hash, created_at, labels) VALUES (?, ?, ?, ?, ?)")
                 .bind(&reference)
                 .bind(owner)
                 .bind(hash)
                 .bind(now_seconds())
+                .bind(labels_json(&labels))
                 .execute(&mut *conn)
                 .await;
             match result {
@@ -332,6 +341,14 @@ async fn apply(conn: &mut SqliteConnection, op: Op, clock: &mut Clock) -> Result
                 ))),
                 Err(e) => Err(e.into()),
             }
+        }
+        Op::SetLabels(computer, labels) => {
+            sqlx::query("UPDATE computers SET labels = ? WHERE id = ?")
+                .bind(labels_json(&labels))
+                .bind(computer)
+                .execute(&mut *conn)
+                .await?;
+            Ok(Outcome::Nothing)
         }
         Op::DeclarePartitions(computer, partitions) => {
             for p in &partitions {
@@ -1167,14 +1184,21 @@ impl Store for SqliteStore {
         reference: String,
         owner_id: i64,
         token_hash: Vec<u8>,
+        labels: BTreeMap<String, String>,
     ) -> Result<i64> {
         match self
-            .write(Op::CreateComputer(reference, owner_id, token_hash))
+            .write(Op::CreateComputer(reference, owner_id, token_hash, labels))
             .await?
         {
             Outcome::Id(id) => Ok(id),
             _ => Err(StoreError::Closed),
         }
+    }
+
+    async fn set_labels(&self, computer_id: i64, labels: BTreeMap<String, String>) -> Result<()> {
+        self.write(Op::SetLabels(computer_id, labels))
+            .await
+            .map(|_| ())
     }
 
     async fn computer(&self, id: i64) -> Result<Option<ComputerRow>> {
@@ -1197,7 +1221,7 @@ impl Store for SqliteStore {
 
     async fn computers(&self, owner: Option<i64>) -> Result<Vec<api::Computer>> {
         let rows = sqlx::query(
-            "SELECT c.id, c.reference, c.revision, p.name FROM computers c JOIN principals p ON p.id = c.owner_id \
+            "SELECT c.id, c.reference, c.revision, p.name, c.labels FROM computers c JOIN principals p ON p.id = c.owner_id \
              WHERE (? IS NULL OR c.owner_id = ?) ORDER BY c.reference",
         )
         .bind(owner)
@@ -1207,10 +1231,12 @@ impl Store for SqliteStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get(0)?;
+            let labels: String = row.try_get(4)?;
             out.push(api::Computer {
                 reference: row.try_get(1)?,
                 revision: row.try_get(2)?,
                 owner: row.try_get(3)?,
+                labels: serde_json::from_str(&labels).unwrap_or_default(),
                 partitions: self.partition_list(id).await?,
                 software: self.software_list(id).await?,
             });
