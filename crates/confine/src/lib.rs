@@ -340,7 +340,7 @@ impl Tree {
 
     /// Writes a file whole, replacing what was there (a link or a FIFO in its place
     /// included: the name is replaced, nothing it pointed to is touched). The content is
-    /// written to a new file beside it, then renamed over it.
+    /// written to a new file beside it, then renamed over it; it is not synced to disk.
     pub fn replace(&self, relative: &Path, bytes: &[u8], mode: u32) -> Result<(), ConfineError> {
         let (parent, name) = self.parent_of(relative)?;
         let mut temporary = OsString::from(".grove-new.");
@@ -359,13 +359,14 @@ impl Tree {
         // The mode asked for, whatever the umask.
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
             .map_err(|e| parent.error(&temporary, e))?;
+        // Not synced: the files replaced here (a rotated log, the resource file) are
+        // rewritten when lost, and a sync would hold a log's rotation, during which what
+        // the service writes is lost, for milliseconds.
         let mut file = File::from(fd);
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|source| ConfineError::Io {
-                path: parent.full(&temporary),
-                source,
-            })?;
+        file.write_all(bytes).map_err(|source| ConfineError::Io {
+            path: parent.full(&temporary),
+            source,
+        })?;
         renameat(&parent.fd, &temporary, &parent.fd, name.as_os_str())
             .map_err(|e| self.error(relative, e))
     }
