@@ -36,6 +36,8 @@ pub(crate) enum ProfileCommand {
     Annotate {
         file: String,
         assignments: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Print every diagnostic as `file:line: message`; fail if there is any error.
     Check {
@@ -102,10 +104,34 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ProfileCommand::Annotate { file, assignments } => {
+        ProfileCommand::Annotate {
+            file,
+            assignments,
+            json,
+        } => {
             let profile = load(&file, &assignments)?;
             report(&profile.diagnostics);
-            write!(std::io::stdout().lock(), "{}", profile.annotate())?;
+            if json {
+                let list: Vec<serde_json::Value> = profile
+                    .annotations()
+                    .into_iter()
+                    .map(|a| {
+                        serde_json::json!({
+                            "section": a.section,
+                            "option": a.option,
+                            "value": a.value,
+                            "steps": a.steps.iter().map(|(op, source)| {
+                                serde_json::json!({ "operator": op, "source": source })
+                            }).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+            } else {
+                write!(std::io::stdout().lock(), "{}", profile.annotate())?;
+            }
             Ok(if profile.diagnostics.is_empty() {
                 ExitCode::SUCCESS
             } else {

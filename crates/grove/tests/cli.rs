@@ -207,6 +207,32 @@ fn annotate_shows_where_each_value_came_from() {
 }
 
 #[test]
+fn annotate_json_lists_each_option_with_its_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);
+    let out = grove(
+        dir.path(),
+        &["profile", "annotate", "buildout.cfg", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let lines = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|a| a["section"] == "app" && a["option"] == "lines")
+        .expect("app:lines");
+    assert_eq!(lines["value"], "one\ntwo");
+    assert_eq!(
+        lines["steps"],
+        serde_json::json!([
+            {"operator": "=", "source": "base.cfg:4"},
+            {"operator": "+=", "source": "buildout.cfg:9"},
+        ])
+    );
+}
+
+#[test]
 fn bad_assignment_and_bad_usage() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), &[("buildout.cfg", PROFILE), ("base.cfg", BASE)]);

@@ -19,6 +19,7 @@ mod parse;
 mod resolve;
 mod value;
 
+pub use annotate::Annotation;
 pub use cond::Environment;
 pub use error::{Diagnostic, ErrorKind, Severity};
 pub use load::{Assignment, FileInfo, LoadError, LoadOptions, Loader, Profile, is_url, load};
