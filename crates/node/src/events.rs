@@ -32,6 +32,9 @@ pub(crate) struct Looper {
     memory: Memory,
     /// What was deployed successfully, per partition (kept on disk too).
     deployed: HashMap<String, Deployed>,
+    /// Partitions with services the previous agent left running (adopted at the start):
+    /// ended if the master freed them meanwhile.
+    inherited: HashSet<String>,
     timing: Timing,
     events: mpsc::UnboundedSender<Event>,
     inbox: mpsc::UnboundedReceiver<Event>,
@@ -52,6 +55,7 @@ impl Looper {
             agent,
             memory: Memory::default(),
             deployed: HashMap::new(),
+            inherited: HashSet::new(),
             timing,
             events,
             inbox,
@@ -68,7 +72,12 @@ impl Looper {
         let mut supervisor = self.agent.shared.supervisor.lock().await;
         for record in records.all() {
             match supervisor.adopt(&record) {
-                Ok(()) => adopted += 1,
+                Ok(()) => {
+                    adopted += 1;
+                    if let Some(name) = ServiceName::parse(&record.spec.name) {
+                        self.inherited.insert(name.partition);
+                    }
+                }
                 Err(e) => {
                     tracing::info!(error = %e, "not adopted");
                     let _ = records.remove(&record.spec.name);
@@ -195,22 +204,11 @@ impl Looper {
 
     /// Starts a task for each piece of work that is due (of the kinds `only` lets
     /// through); returns how many.
-    async fn start_due(&mut self, only: impl Fn(&Work) -> bool) -> usize {
-        // Partitions with services, to end them when the master freed the partition.
-        let occupied: HashSet<String> = self
-            .agent
-            .shared
-            .supervisor
-            .lock()
-            .await
-            .names()
-            .iter()
-            .filter_map(|n| ServiceName::parse(n))
-            .map(|n| n.partition)
-            .collect();
+    fn start_due(&mut self, only: impl Fn(&Work) -> bool) -> usize {
+        // Not the supervisor's lock: a deployment may hold it while services stop.
         let work = plan::due(
             &self.memory,
-            &self.facts(occupied),
+            &self.facts(self.inherited.clone()),
             &self.timing,
             Instant::now(),
         );
@@ -250,6 +248,10 @@ impl Looper {
     fn on_event(&mut self, event: Event) {
         let Event::Done(key, outcome) = event;
         self.memory.busy.remove(&key);
+        if let Key::Partition(reference) = &key {
+            // Processed once: what it runs is this agent's business now.
+            self.inherited.remove(reference);
+        }
         self.remember_deployed(&outcome);
         self.memory.settle(outcome, &self.timing, Instant::now());
     }
@@ -292,7 +294,7 @@ impl Looper {
         loop {
             // Work runs in its own tasks: a slow build or profile never holds up the
             // change stream or the other partitions.
-            self.start_due(|_| true).await;
+            self.start_due(|_| true);
             if pending.is_none() {
                 pending = Some(self.poll(wait));
             }
@@ -331,7 +333,7 @@ impl Looper {
     /// One pass for scripts: the work of one kind that is due now, to its end. Returns
     /// what failed.
     pub(crate) async fn pass(&mut self, software: bool) -> Vec<String> {
-        let mut running = self.start_due(|w| w.is_software() == software).await;
+        let mut running = self.start_due(|w| w.is_software() == software);
         while running > 0 {
             match self.inbox.recv().await {
                 Some(event) => self.on_event(event),

@@ -138,7 +138,7 @@ pub(crate) struct Facts {
     pub(crate) present: HashSet<String>,
     /// The partitions formatted here.
     pub(crate) slots: HashSet<String>,
-    /// Partitions where services run (some perhaps left by a previous agent).
+    /// Partitions where a previous agent left services running, not processed since.
     pub(crate) occupied: HashSet<String>,
 }
 
