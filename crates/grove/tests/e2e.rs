@@ -814,3 +814,40 @@ fn labels_from_the_command_line() {
     assert_eq!(computer["labels"], serde_json::json!({"zone": "eu-2"}));
     master.stop();
 }
+
+/// While the node is away its services go on; an instance destroyed meanwhile is ended
+/// when the node comes back: its adopted service stops and the partition is wiped.
+#[test]
+fn an_instance_destroyed_while_the_node_is_away_is_ended_when_it_returns() {
+    let place = Place::new(17);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (apart, master) = Apart::master(&place, &listen, &format!("http://{listen}"));
+    let config = apart.register("node-1", 1);
+    let node = apart.node(&config);
+    let sr = example("hello");
+    apart.client(&["supply", &sr, "node-1"]);
+    let hello = apart.client(&["request", "hello", &sr, "--wait"]);
+    let url = text(&hello, "url");
+    let pid = service_pids(&config)
+        .first()
+        .map(|(_, pid)| *pid)
+        .expect("a service");
+    node.stop();
+    assert_eq!(
+        get(&url).as_deref(),
+        Some("Hello World!\n"),
+        "it outlives its agent"
+    );
+    apart.client(&["request", "hello", &sr, "--state", "destroyed"]);
+    let node = apart.node(&config);
+    eventually("the service to be gone", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    eventually("the instance to be destroyed", || {
+        let instance = apart.client(&["service", "info", "hello"]);
+        (instance["reported_state"] == "destroyed").then_some(())
+    });
+    assert!(get(&url).is_none());
+    node.stop();
+    master.stop();
+}
