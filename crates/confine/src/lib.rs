@@ -236,16 +236,22 @@ impl Tree {
             .to_owned();
         let parent = match relative.parent() {
             Some(p) if !p.as_os_str().is_empty() => self.subtree(p)?,
-            _ => Tree {
-                fd: self.fd.try_clone().map_err(|source| ConfineError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?,
-                path: self.path.clone(),
-                owner: self.owner,
-            },
+            _ => self.duplicate()?,
         };
         Ok((parent, name))
+    }
+
+    /// The root itself, on a descriptor of its own.
+    fn duplicate(&self) -> Result<Tree, ConfineError> {
+        let fd = self.fd.try_clone().map_err(|source| ConfineError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(Tree {
+            fd,
+            path: self.path.clone(),
+            owner: self.owner,
+        })
     }
 
     fn give(&self, fd: &OwnedFd, relative: &Path) -> Result<(), ConfineError> {
@@ -407,10 +413,7 @@ impl Tree {
     /// following links; none when it does not exist.
     pub fn entries(&self, relative: &Path) -> Result<Vec<Entry>, ConfineError> {
         let dir = if relative == Path::new(".") {
-            self.fd.try_clone().map_err(|source| ConfineError::Io {
-                path: self.path.clone(),
-                source,
-            })?
+            self.duplicate()?.fd
         } else {
             match self.subtree(relative) {
                 Ok(tree) => tree.fd,
@@ -448,23 +451,26 @@ impl Tree {
     /// following a link: a link is removed, not what it points to.
     pub fn remove_all(&self, relative: &Path) -> Result<(), ConfineError> {
         let (parent, name) = self.parent_of(relative)?;
-        parent.remove_entry(Path::new(&name))
+        match parent.kind(Path::new(&name))? {
+            Some(kind) => parent.remove_entry(Path::new(&name), kind),
+            None => Ok(()),
+        }
     }
 
-    fn remove_entry(&self, name: &Path) -> Result<(), ConfineError> {
-        match self.kind(name)? {
-            None => Ok(()),
-            Some(Kind::Directory) => {
+    /// Removes the entry `name` of this directory, of the `kind` its listing said.
+    fn remove_entry(&self, name: &Path, kind: Kind) -> Result<(), ConfineError> {
+        match kind {
+            Kind::Directory => {
                 let sub = self.subtree(name)?;
                 for entry in sub.entries(Path::new("."))? {
-                    sub.remove_entry(Path::new(&entry.name))?;
+                    sub.remove_entry(Path::new(&entry.name), entry.kind)?;
                 }
                 match unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
                     Ok(()) | Err(Errno::NOENT) => Ok(()),
                     Err(e) => Err(self.error(name, e)),
                 }
             }
-            Some(_) => match unlinkat(&self.fd, name, AtFlags::empty()) {
+            _ => match unlinkat(&self.fd, name, AtFlags::empty()) {
                 Ok(()) | Err(Errno::NOENT) => Ok(()),
                 Err(e) => Err(self.error(name, e)),
             },
