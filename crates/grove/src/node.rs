@@ -122,7 +122,7 @@ fn register(path: &Path, args: RegisterArgs, json: bool) -> anyhow::Result<ExitC
     if let Some(root) = args.instance_root {
         config.instance_root = root;
     }
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate()?;
     let client = grove_node::Client::new(&args.master_url, &args.token);
     let credentials = client
         .register(

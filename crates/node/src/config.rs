@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
 
+/// A setting that breaks its rule: which, and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {rule}")]
+pub struct InvalidSetting {
+    pub setting: &'static str,
+    pub rule: String,
+}
+
 /// What `grove node register` writes and `grove node --config` reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,23 +167,24 @@ impl Config {
 
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        config.validate()?;
+        config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
 
     /// Checks the settings that a file or the environment could get wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let invalid = |setting: &'static str, rule: String| Err(InvalidSetting { setting, rule });
         if grove_api::masters::Masters::parse(&self.master_url)
             .urls()
             .is_empty()
         {
-            return Err("master_url: at least one URL".to_owned());
+            return invalid("master_url", "at least one URL".to_owned());
         }
         if self.partitions == 0 || self.partitions > 10_000 {
-            return Err("partitions: between 1 and 10000".to_owned());
+            return invalid("partitions", "between 1 and 10000".to_owned());
         }
         if self.parallel_builds == 0 {
-            return Err("parallel_builds: at least 1".to_owned());
+            return invalid("parallel_builds", "at least 1".to_owned());
         }
         for (name, value) in [
             ("partition_base", &self.partition_base),
@@ -188,16 +197,17 @@ impl Config {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !valid {
-                return Err(format!(
-                    "{name}: {value:?} must be letters, digits, '-', '_' or '.'"
-                ));
+                return invalid(
+                    name,
+                    format!("{value:?} must be letters, digits, '-', '_' or '.'"),
+                );
             }
         }
         if u32::from(self.ipv4_base)
             .checked_add(self.partitions)
             .is_none()
         {
-            return Err("ipv4_base: too high for the partition count".to_owned());
+            return invalid("ipv4_base", "too high for the partition count".to_owned());
         }
         Ok(())
     }
@@ -235,7 +245,7 @@ impl Config {
             *self = table
                 .try_into()
                 .map_err(|e: toml::de::Error| e.to_string())?;
-            self.validate()?;
+            self.validate().map_err(|e| e.to_string())?;
         }
         Ok(())
     }

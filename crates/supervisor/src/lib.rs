@@ -26,7 +26,7 @@ mod process;
 mod record;
 
 use process::Proc;
-pub use process::start_time;
+pub use process::{AdoptError, start_time};
 pub use record::{Record, Records};
 
 /// What to run.
@@ -146,11 +146,11 @@ pub enum SupervisorError {
     Unknown(String),
     #[error("cannot open the log: {0}")]
     Log(#[from] grove_confine::ConfineError),
-    #[error("cannot adopt {name} (pid {pid}): {reason}")]
+    #[error("cannot adopt {name} (pid {pid}): {source}")]
     Adopt {
         name: String,
         pid: u32,
-        reason: String,
+        source: AdoptError,
     },
 }
 
@@ -235,11 +235,11 @@ impl Supervisor {
         if self.services.contains_key(&spec.name) {
             return Err(SupervisorError::Duplicate(spec.name));
         }
-        let adopted = Proc::adopt(record.pid, record.start_time).map_err(|reason| {
+        let adopted = Proc::adopt(record.pid, record.start_time).map_err(|source| {
             SupervisorError::Adopt {
                 name: spec.name.clone(),
                 pid: record.pid,
-                reason,
+                source,
             }
         })?;
         tracing::info!(service = %spec.name, pid = record.pid, "service adopted");

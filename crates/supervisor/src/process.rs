@@ -10,6 +10,19 @@ use tokio::io::unix::AsyncFd;
 
 use crate::signal_group;
 
+/// Why a recorded process cannot be adopted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    #[error("not a pid")]
+    NotAPid,
+    #[error("gone ({0})")]
+    Gone(std::io::Error),
+    #[error("another process has that pid now")]
+    Reused,
+    #[error("cannot watch it: {0}")]
+    Watch(std::io::Error),
+}
+
 pub(crate) enum Proc {
     Child(tokio::process::Child),
     Adopted {
@@ -63,17 +76,19 @@ fn watch(pidfd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
 
 impl Proc {
     /// Takes over `pid` if it is still the process that started at `start`.
-    pub(crate) fn adopt(pid: u32, start: u64) -> Result<Proc, String> {
-        let raw = i32::try_from(pid).map_err(|_| "not a pid".to_owned())?;
-        let id = rustix::process::Pid::from_raw(raw).ok_or("not a pid")?;
+    pub(crate) fn adopt(pid: u32, start: u64) -> Result<Proc, AdoptError> {
+        let id = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or(AdoptError::NotAPid)?;
         let pidfd = rustix::process::pidfd_open(id, rustix::process::PidfdFlags::empty())
-            .map_err(|e| format!("gone ({e})"))?;
+            .map_err(|e| AdoptError::Gone(e.into()))?;
         // Checked after the pidfd is open: the pidfd holds this very process, so a pid
         // reused after the check cannot be mistaken for it.
         if start_time(pid) != Some(start) {
-            return Err("another process has that pid now".to_owned());
+            return Err(AdoptError::Reused);
         }
-        let pidfd = watch(pidfd).map_err(|e| format!("cannot watch it: {e}"))?;
+        let pidfd = watch(pidfd).map_err(AdoptError::Watch)?;
         Ok(Proc::Adopted {
             pid,
             pidfd,
