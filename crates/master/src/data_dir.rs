@@ -29,8 +29,10 @@ fn narrow(path: &Path, mode: u32) -> Result<(), MasterError> {
     Ok(())
 }
 
-/// Creates the data directory (0700) and the store's file (0600, so that SQLite gives
-/// its WAL and shared-memory files the same mode), and narrows whatever is wider.
+/// Creates the data directory (0700, narrowed if it was wider: nothing in it is reachable
+/// by others from then on) and the store's file (0600, so that SQLite gives its WAL and
+/// shared-memory files the same mode). The files are narrowed by [`narrow_all`] once the
+/// store has made its own.
 pub(crate) fn prepare(data_dir: &Path, store: &Path) -> Result<(), MasterError> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -43,7 +45,7 @@ pub(crate) fn prepare(data_dir: &Path, store: &Path) -> Result<(), MasterError> 
         .mode(0o600)
         .open(store)
         .map_err(error(store))?;
-    narrow_all(data_dir)
+    narrow(data_dir, 0o700)
 }
 
 /// The directory to 0700, every file in it to 0600.

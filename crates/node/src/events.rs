@@ -13,10 +13,7 @@ use tokio::sync::mpsc;
 use crate::plan::{self, Facts, Key, Memory, Outcome, ServiceName, Timing, Work};
 use crate::state::Deployed;
 use crate::work::Job;
-use crate::{Agent, ClientError, NodeError, software, stale};
-
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(60);
+use crate::{Agent, ClientError, FIRST_RETRY, MAX_RETRY, NodeError, software, stale};
 
 /// What wakes the loop besides the long poll and the timers.
 #[derive(Debug)]

@@ -65,10 +65,8 @@ impl Records {
         };
         let mut records: Vec<Record> = entries
             .filter_map(Result::ok)
-            .filter(|e| {
-                e.path().extension().is_some_and(|x| x == "json")
-                    && !e.file_name().to_string_lossy().starts_with('.')
-            })
+            // A record being written is `.<name>.json.new`: not a `.json`.
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
             .filter_map(|e| {
                 let parsed = std::fs::read(e.path())
                     .map_err(|e| e.to_string())
