@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+// The end-to-end tests' helpers (only `end_processes_in` is used here).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 struct Api {
     url: String,
     auth: String,
@@ -99,43 +103,12 @@ fn grove() -> Command {
 
 struct Killed(Child);
 
-/// Ends the services the bench's node leaves running (services outlive their agent):
-/// every process working below the bench's directory.
+/// Ends the services the bench's node leaves running (services outlive their agent).
 struct Services(std::path::PathBuf);
 
 impl Drop for Services {
     fn drop(&mut self) {
-        for _ in 0..50 {
-            let found: Vec<i32> = std::fs::read_dir("/proc")
-                .unwrap()
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|pid| {
-                    std::fs::read_link(format!("/proc/{pid}/cwd"))
-                        .is_ok_and(|cwd| cwd.starts_with(&self.0))
-                })
-                .collect();
-            if found.is_empty() {
-                return;
-            }
-            for pid in found {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let _ = self.0.wait();
+        common::end_processes_in(&self.0);
     }
 }
 

@@ -1,20 +1,14 @@
 //! `grove master` as a process: it comes up, and a `kill -9` in the middle of a burst of
 //! concurrent requests loses none that it acknowledged.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+mod common;
+use common::free_port;
 
 fn new_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
