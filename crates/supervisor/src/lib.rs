@@ -425,25 +425,32 @@ impl Task {
         }
     }
 
-    /// Waits out a delay; the order that came meanwhile, if any.
-    async fn pause(&mut self, delay: std::time::Duration) -> Option<Order> {
+    /// Waits out a delay; `Err` with the order that came meanwhile, or with none when
+    /// the supervisor is gone.
+    async fn pause(&mut self, delay: std::time::Duration) -> Result<(), Option<Order>> {
         tokio::select! {
-            () = tokio::time::sleep(delay) => None,
-            order = self.orders.recv() => Some(order.unwrap_or_else(|| Order::Detach(oneshot::channel().0))),
+            () = tokio::time::sleep(delay) => Ok(()),
+            order = self.orders.recv() => Err(order),
         }
     }
 
-    /// Ends the task without a process running.
-    fn finish(&self, order: Order) {
+    /// Ends the task without a process running: told to, or because the supervisor is
+    /// gone (`None`, as a detach with no one to answer).
+    fn finish(&self, order: Option<Order>) {
         self.set(|s| {
             s.state = State::Stopped;
             s.pid = None;
         });
-        if matches!(order, Order::Stop(_)) {
-            self.forget();
+        match order {
+            Some(Order::Stop(done)) => {
+                self.forget();
+                let _ = done.send(());
+            }
+            Some(Order::Detach(done)) => {
+                let _ = done.send(());
+            }
+            None => {}
         }
-        let (Order::Stop(done) | Order::Detach(done)) = order;
-        let _ = done.send(());
     }
 
     /// One service's life: start (or adopt), wait, restart with backoff, until told to
@@ -470,7 +477,7 @@ impl Task {
                         s.pid = None;
                         s.last_exit = Some(e);
                     });
-                    if let Some(order) = self.pause(backoff).await {
+                    if let Err(order) = self.pause(backoff).await {
                         return self.finish(order);
                     }
                     backoff = next_backoff(backoff, &policy);
@@ -514,7 +521,7 @@ impl Task {
                         s.pid = None;
                         s.last_exit = Some(text);
                     });
-                    if let Some(order) = self.pause(backoff).await {
+                    if let Err(order) = self.pause(backoff).await {
                         return self.finish(order);
                     }
                     backoff = next_backoff(backoff, &policy);
@@ -523,7 +530,7 @@ impl Task {
                 Err(Some(Order::Stop(done))) => {
                     process.stop(policy.stop_timeout, &self.spec.name).await;
                     tracing::info!(service = %self.spec.name, "service stopped");
-                    return self.finish(Order::Stop(done));
+                    return self.finish(Some(Order::Stop(done)));
                 }
                 // Told to detach, or the supervisor is gone: the process stays, with its
                 // record, for the next supervisor.
