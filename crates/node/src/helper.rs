@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
@@ -137,11 +137,7 @@ pub fn end_descendants() {
         if children.is_empty() {
             return;
         }
-        for pid in &children {
-            if let Ok(pid) = i32::try_from(*pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
+        procfs::signal_each(&children, Signal::SIGKILL);
         std::thread::sleep(std::time::Duration::from_millis(10));
         while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
             if matches!(status, nix::sys::wait::WaitStatus::StillAlive) {

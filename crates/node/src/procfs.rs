@@ -31,6 +31,15 @@ pub(crate) fn parse_stat(line: &str) -> Option<ProcStat> {
     })
 }
 
+/// Sends `signal` to each process; one already gone is what was wanted.
+pub(crate) fn signal_each(pids: &[u32], signal: nix::sys::signal::Signal) {
+    for pid in pids {
+        if let Ok(pid) = i32::try_from(*pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+}
+
 /// Every process that could be read.
 pub(crate) fn processes() -> Vec<ProcStat> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -100,14 +100,7 @@ pub(crate) fn end_tenant(tenant: &Tenant, grace: Duration) -> usize {
         ?tenant,
         "stopping processes the agent does not supervise"
     );
-    let send = |pids: &[u32], signal: Signal| {
-        for pid in pids {
-            if let Ok(pid) = i32::try_from(*pid) {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
-            }
-        }
-    };
-    send(&first, Signal::SIGTERM);
+    procfs::signal_each(&first, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     let mut left = find();
     while !left.is_empty() && Instant::now() < deadline {
@@ -119,7 +112,7 @@ pub(crate) fn end_tenant(tenant: &Tenant, grace: Duration) -> usize {
         if left.is_empty() {
             break;
         }
-        send(&left, Signal::SIGKILL);
+        procfs::signal_each(&left, Signal::SIGKILL);
         std::thread::sleep(Duration::from_millis(20));
         left = find();
     }
