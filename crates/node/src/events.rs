@@ -167,19 +167,25 @@ impl Looper {
         Ok(())
     }
 
-    /// What the disk and the supervisor say about the releases and partitions the desired
-    /// state names.
-    fn facts(&self, occupied: HashSet<String>) -> Facts {
+    /// What the disk says about the releases and partitions the desired state names, and
+    /// which partitions the previous agent left services in.
+    fn facts(&self) -> Facts {
         let mut facts = Facts::default();
         let root = &self.agent.config().software_root;
         if let Some(desired) = &self.memory.desired {
-            let urls = desired.software.iter().map(|s| &s.software_release).chain(
-                desired
-                    .partitions
-                    .iter()
-                    .filter_map(|p| p.instance.as_ref())
-                    .map(|i| &i.software_release),
-            );
+            // Each release once, however many partitions run it.
+            let urls: HashSet<&String> = desired
+                .software
+                .iter()
+                .map(|s| &s.software_release)
+                .chain(
+                    desired
+                        .partitions
+                        .iter()
+                        .filter_map(|p| p.instance.as_ref())
+                        .map(|i| &i.software_release),
+                )
+                .collect();
             for url in urls {
                 if software::is_installed(root, url) {
                     facts.installed.insert(url.clone());
@@ -189,7 +195,7 @@ impl Looper {
                 }
             }
         }
-        facts.occupied = occupied;
+        facts.occupied = self.inherited.clone();
         facts.slots = self
             .agent
             .slots()
@@ -203,12 +209,7 @@ impl Looper {
     /// through); returns how many.
     fn start_due(&mut self, only: impl Fn(&Work) -> bool) -> usize {
         // Not the supervisor's lock: a deployment may hold it while services stop.
-        let work = plan::due(
-            &self.memory,
-            &self.facts(self.inherited.clone()),
-            &self.timing,
-            Instant::now(),
-        );
+        let work = plan::due(&self.memory, &self.facts(), &self.timing, Instant::now());
         let mut started = 0;
         for work in work.into_iter().filter(|w| only(w)) {
             let key = work.key();
