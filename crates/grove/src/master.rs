@@ -14,6 +14,15 @@ pub(crate) struct MasterArgs {
     /// Where the store, the master key and the admin token live.
     #[arg(long, env = "GROVE_DATA_DIR")]
     data_dir: PathBuf,
+    /// Where the desired state is kept: `sqlite:PATH` or `postgres://USER@HOST/DATABASE`
+    /// (several masters may share one PostgreSQL database). Default: SQLite in the data
+    /// directory.
+    #[arg(long, env = "GROVE_STORE")]
+    store: Option<grove_store::Location>,
+    /// How new instances are placed: simple (least loaded computer), chance (any that
+    /// fits), zone (spread each user's instances across zones) or pack (fullest first).
+    #[arg(long, default_value = "simple", env = "GROVE_PLACEMENT")]
+    placement: grove_store::Policy,
     /// Connections served at once (also bounded by the open file limit); more wait.
     #[arg(long, default_value_t = grove_master::Limits::default().max_connections)]
     max_connections: usize,
@@ -31,6 +40,8 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         let config = grove_master::MasterConfig {
             listen: args.listen,
             data_dir: args.data_dir,
+            store: args.store,
+            placement: args.placement,
             limits: grove_master::Limits {
                 header_read_timeout: std::time::Duration::from_secs(
                     args.header_timeout_seconds.max(1),
@@ -43,6 +54,7 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             let started = serde_json::json!({
                 "url": master.url(),
                 "admin_token": master.admin_token_path,
+                "store": master.store,
             });
             #[allow(clippy::print_stdout)]
             {
@@ -51,6 +63,7 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         } else {
             eprintln!("master listening on {}", master.url());
             eprintln!("admin token: {}", master.admin_token_path.display());
+            eprintln!("store: {}", master.store);
         }
         shutdown_signal().await;
         tracing::info!("stopping");

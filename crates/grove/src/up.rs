@@ -110,11 +110,10 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let example = args.example.as_deref().map(example_release).transpose()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let code = runtime.block_on(async {
-        let master = grove_master::start(&grove_master::MasterConfig {
-            listen: args.listen,
-            data_dir: data_dir.join("master"),
-            limits: grove_master::Limits::default(),
-        })
+        let master = grove_master::start(&grove_master::MasterConfig::new(
+            args.listen,
+            data_dir.join("master"),
+        ))
         .await?;
         let url = master.url();
         let admin = std::fs::read_to_string(&master.admin_token_path)

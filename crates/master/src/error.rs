@@ -59,6 +59,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(_) => ApiError::bad_request(e.to_string()),
             StoreError::Database(_)
             | StoreError::Open { .. }
+            | StoreError::BadLocation(_)
             | StoreError::Closed
             | StoreError::Newer { .. } => {
                 tracing::error!(error = %e, "store failure");

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use grove_store::{Changed, SqliteStore, Store};
+use grove_store::{Changed, Db, Elsewhere, Location, Policy, Store, StoreConfig};
 use ring::rand::SystemRandom;
 use tokio::sync::watch;
 
@@ -31,7 +31,24 @@ pub use error::ApiError;
 pub struct MasterConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the store is; SQLite in the data directory when not given.
+    pub store: Option<Location>,
+    /// How new instances are placed.
+    pub placement: Policy,
     pub limits: Limits,
+}
+
+impl MasterConfig {
+    /// A master on SQLite in `data_dir`, placing the default way.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> MasterConfig {
+        MasterConfig {
+            listen,
+            data_dir,
+            store: None,
+            placement: Policy::Simple,
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// Failures to start the master.
@@ -83,8 +100,15 @@ impl ChangeStream {
     /// Marks the desired state of these computers as changed: wakes their waiting nodes
     /// and invalidates their cached documents.
     pub(crate) fn notify(&self, changed: &Changed) {
-        for computer in &changed.computers {
+        for computer in changed.computers.iter().chain(&changed.documents) {
             self.touch(*computer);
+        }
+    }
+
+    /// Some changes may have been missed: every computer's document is stale.
+    pub(crate) fn touch_all(&self) {
+        for sender in lock(&self.senders).values() {
+            sender.send_modify(|generation| *generation += 1);
         }
     }
 
@@ -216,6 +240,8 @@ impl<S: Store> Master<S> {
 pub struct RunningMaster {
     pub addr: SocketAddr,
     pub admin_token_path: PathBuf,
+    /// Where the store is (a PostgreSQL URL without its password).
+    pub store: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     closing: Arc<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
@@ -254,35 +280,54 @@ fn write_private(path: &Path, contents: &str) -> Result<(), MasterError> {
     file.sync_all().map_err(write_error)
 }
 
-/// The key partition tokens are derived from: created once, kept in the data directory.
-fn master_key(data_dir: &Path, rng: &SystemRandom) -> Result<Vec<u8>, MasterError> {
+/// The key partition tokens derive from: kept in the store, so that every master sharing
+/// it derives the same tokens. A key file an older Grove left in the data directory is
+/// what this master proposes, so that its partitions' tokens keep working.
+async fn master_key(
+    data_dir: &Path,
+    store: &Db,
+    rng: &SystemRandom,
+) -> Result<Vec<u8>, MasterError> {
     let path = data_dir.join("master.key");
-    match std::fs::read_to_string(&path) {
+    let proposed = match std::fs::read_to_string(&path) {
         Ok(text) => {
             let text = text.trim();
             if text.len() < 64 {
                 return Err(MasterError::BadKey { path });
             }
-            Ok(text.as_bytes().to_vec())
+            text.to_owned()
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = auth::random_secret(rng).map_err(|_| MasterError::Random)?;
-            write_private(&path, &format!("{secret}\n"))?;
-            Ok(secret.into_bytes())
+            auth::random_secret(rng).map_err(|_| MasterError::Random)?
         }
-        Err(source) => Err(MasterError::Read { path, source }),
-    }
+        Err(source) => return Err(MasterError::Read { path, source }),
+    };
+    Ok(store.master_key(proposed).await?.into_bytes())
 }
 
-/// Opens the store in `data_dir`, creating the admin token at first start.
-pub async fn open(data_dir: &Path) -> Result<Arc<Master<SqliteStore>>, MasterError> {
+fn store_location(config: &MasterConfig) -> Location {
+    config
+        .store
+        .clone()
+        .unwrap_or_else(|| Location::Sqlite(config.data_dir.join("master.sqlite")))
+}
+
+/// Opens the store (`config.store`, or SQLite in the data directory), creating the admin
+/// token at first start.
+pub async fn open(config: &MasterConfig) -> Result<Arc<Master<Db>>, MasterError> {
+    let data_dir = &config.data_dir;
     let store_path = data_dir.join("master.sqlite");
     data_dir::prepare(data_dir, &store_path)?;
-    let rng = SystemRandom::new();
-    let key = master_key(data_dir, &rng)?;
-    let store = SqliteStore::open(&store_path).await?;
+    let location = store_location(config);
+    let store = Db::open(&StoreConfig {
+        location,
+        placement: config.placement,
+    })
+    .await?;
     // The WAL and shared-memory files exist now.
     data_dir::narrow_all(data_dir)?;
+    let rng = SystemRandom::new();
+    let key = master_key(data_dir, &store, &rng).await?;
     let token_path = data_dir.join("admin.token");
     let secret = auth::random_secret(&rng).map_err(|_| MasterError::Random)?;
     if let Some(admin) = store.ensure_admin(auth::hash_secret(&secret)).await? {
@@ -292,21 +337,44 @@ pub async fn open(data_dir: &Path) -> Result<Arc<Master<SqliteStore>>, MasterErr
         )?;
         tracing::info!(path = %token_path.display(), "admin token written");
     } else if !token_path.exists() {
-        tracing::warn!(path = %token_path.display(), "the admin token file is missing; the admin token cannot be shown again");
+        tracing::warn!(path = %token_path.display(), "the admin token file is missing; the admin token is where the master that created the store wrote it");
     }
-    Ok(Arc::new(Master {
+    let master = Arc::new(Master {
         store,
         partitions: auth::PartitionKeys::new(&key),
         changes: ChangeStream::default(),
         caches: Caches::default(),
         rng,
         closing: Arc::new(watch::channel(false).0),
-    }))
+    });
+    tokio::spawn(follow_elsewhere(Arc::downgrade(&master)));
+    Ok(master)
+}
+
+/// Wakes this master's long polls and drops its cached documents for what other masters
+/// sharing the store change.
+async fn follow_elsewhere(master: std::sync::Weak<Master<Db>>) {
+    let Some(mut changes) = master.upgrade().map(|m| m.store.elsewhere()) else {
+        return;
+    };
+    loop {
+        let event = changes.recv().await;
+        let Some(master) = master.upgrade() else {
+            return;
+        };
+        match event {
+            Ok(Elsewhere::Changed(changed)) => master.changes.notify(&changed),
+            Ok(Elsewhere::Lost) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                master.changes.touch_all();
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Starts the master on `config.listen` and returns once it accepts connections.
 pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> {
-    let master = open(&config.data_dir).await?;
+    let master = open(config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| MasterError::Listen {
@@ -327,6 +395,7 @@ pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> 
     Ok(RunningMaster {
         addr,
         admin_token_path: config.data_dir.join("admin.token"),
+        store: store_location(config).to_string(),
         shutdown: Some(tx),
         closing,
         task,

@@ -488,9 +488,8 @@ async fn report_software<S: Store>(
     Body(report): Body<api::SoftwareReport>,
 ) -> Result<StatusCode, ApiError> {
     let row = own_computer(&m, &caller, &reference).await?;
-    m.store.report_software(row.id, report).await?;
-    // The report is part of the computer's desired state document (no new revision).
-    m.changes.touch(row.id);
+    let changed = m.store.report_software(row.id, report).await?;
+    m.changes.notify(&changed);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -716,12 +715,6 @@ async fn publish<S: Store>(
     };
     let changed: Changed = m.store.publish(target.id, publish.parameters).await?;
     m.changes.notify(&changed);
-    // The parameters are part of the desired state document of the instance's computer.
-    if let Some(reference) = &target.computer
-        && let Some(row) = m.computer_by_reference(reference).await?
-    {
-        m.changes.touch(row.id);
-    }
     Ok(StatusCode::NO_CONTENT)
 }
 

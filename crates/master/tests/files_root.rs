@@ -28,20 +28,14 @@ fn read_as_nobody(path: &Path) -> std::process::Output {
 }
 
 async fn check(data_dir: &Path) {
-    let master = start(&MasterConfig {
-        data_dir: data_dir.to_owned(),
-        limits: grove_master::Limits::default(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-    })
+    let master = start(&MasterConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        data_dir.to_owned(),
+    ))
     .await
     .expect("starts");
     assert_eq!(mode(data_dir), 0o700);
-    for name in [
-        "master.sqlite",
-        "master.sqlite-wal",
-        "master.key",
-        "admin.token",
-    ] {
+    for name in ["master.sqlite", "master.sqlite-wal", "admin.token"] {
         let path = data_dir.join(name);
         assert_eq!(mode(&path), 0o600, "{name}");
         let read = read_as_nobody(&path);
@@ -74,7 +68,7 @@ async fn the_master_files_are_its_own() {
     let old = dir.path().join("old");
     check(&old).await;
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    for name in ["master.sqlite", "master.key", "admin.token"] {
+    for name in ["master.sqlite", "admin.token"] {
         std::fs::set_permissions(old.join(name), std::fs::Permissions::from_mode(0o644))
             .expect("chmod");
     }

@@ -114,11 +114,10 @@ fn schemas_match_the_wire_types() {
 fn every_documented_operation_is_routed_and_guarded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let config = grove_master::MasterConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().to_owned(),
-        limits: grove_master::Limits::default(),
-    };
+    let config = grove_master::MasterConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        dir.path().to_owned(),
+    );
     let master = runtime
         .block_on(grove_master::start(&config))
         .expect("master");

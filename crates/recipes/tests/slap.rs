@@ -68,11 +68,10 @@ db = ${db:connection-url}
 fn configuration_request_and_publish_go_through_the_master() {
     let dir = tempfile::tempdir().expect("tempdir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let config = grove_master::MasterConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().join("master"),
-        limits: grove_master::Limits::default(),
-    };
+    let config = grove_master::MasterConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        dir.path().join("master"),
+    );
     let master = runtime
         .block_on(grove_master::start(&config))
         .expect("master");

@@ -1,18 +1,30 @@
 //! The master's durable store.
 //!
-//! [`Store`] is what the master needs of a store; [`SqliteStore`] implements it on SQLite
-//! (WAL, `synchronous = FULL`). A mutation returns only once it is durable. Concurrent
-//! mutations are queued to one writer that applies all the waiting ones in one
-//! transaction, each in its own savepoint, and commits once: one fsync for a whole batch
-//! (group commit), and a failing mutation does not undo its neighbours.
+//! [`Store`] is what the master needs of a store; [`Db`] implements it on SQLite (the
+//! embedded default) or PostgreSQL (several masters on one database). The rules of the
+//! desired state live once, in [`rules`], over the transaction interface of `tx.rs`; the
+//! backends differ only in their dialect (`backend.rs`): how to connect, migrate, lock
+//! and tell other masters what changed.
+//!
+//! A mutation returns only once it is durable. Concurrent mutations are queued to one
+//! writer that applies all the waiting ones in one transaction, each in its own savepoint,
+//! and commits once (group commit, `writer.rs`).
 
-mod sqlite;
+mod backend;
+mod reads;
+mod rules;
+pub mod scratch;
+mod tx;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 
+pub use backend::{Backend, Location};
 pub use grove_api as api;
-pub use sqlite::SqliteStore;
+pub use grove_scheduler::Policy;
+pub use writer::Db;
 
 /// Store errors. Messages are lowercase fragments.
 #[derive(Debug, thiserror::Error)]
@@ -27,22 +39,45 @@ pub enum StoreError {
     Invalid(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("cannot open the store at {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
+    #[error("cannot open the store at {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
+    #[error("{0:?} is not a store location: sqlite:PATH or postgres://USER@HOST/DATABASE")]
+    BadLocation(String),
     #[error("the store is shut down")]
     Closed,
     #[error(
-        "the store at {path} is at schema version {found}, newer than this Grove's {known}: \
+        "the store at {location} is at schema version {found}, newer than this Grove's {known}: \
          run a newer Grove"
     )]
     Newer {
-        path: String,
+        location: String,
         found: i64,
         known: usize,
     },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub location: Location,
+    /// How new instances are placed.
+    pub placement: Policy,
+}
+
+impl StoreConfig {
+    /// SQLite at `path`, the default placement.
+    pub fn sqlite(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            location: Location::Sqlite(path.into()),
+            placement: Policy::Simple,
+        }
+    }
+}
 
 /// A principal holding a token: the admin or a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +104,49 @@ pub enum Requester {
     Instance(i64),
 }
 
-/// What a mutation changed, for the change stream.
+/// What a mutation changed, for the change stream: computed by the rules, once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changed {
-    /// Computers whose desired state has a new revision.
+    /// Computers whose desired state has a new revision: their nodes wake.
     pub computers: Vec<i64>,
+    /// Computers whose desired state document changed without a new revision (a reported
+    /// software state, published parameters): cached copies are stale.
+    pub documents: Vec<i64>,
+}
+
+impl Changed {
+    pub fn is_empty(&self) -> bool {
+        self.computers.is_empty() && self.documents.is_empty()
+    }
+
+    pub(crate) fn computer(&mut self, id: i64) {
+        if !self.computers.contains(&id) {
+            self.computers.push(id);
+        }
+    }
+
+    pub(crate) fn document(&mut self, id: i64) {
+        if !self.documents.contains(&id) {
+            self.documents.push(id);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &Changed) {
+        for id in &other.computers {
+            self.computer(*id);
+        }
+        for id in &other.documents {
+            self.document(*id);
+        }
+    }
+}
+
+/// A change another master made, or word that some may have been missed (the connection
+/// that carries them was lost): then every cached document is stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Elsewhere {
+    Changed(Changed),
+    Lost,
 }
 
 /// The master's store. Every mutation is durable when its future resolves.
@@ -81,6 +154,9 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the admin if there is none; its id when it was created.
     fn ensure_admin(&self, token_hash: Vec<u8>)
     -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// The key partition tokens derive from: `proposed` if the store had none, else the
+    /// one every master sharing this store uses.
+    fn master_key(&self, proposed: String) -> impl Future<Output = Result<String>> + Send;
     fn create_user(
         &self,
         name: String,
@@ -125,7 +201,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         computer_id: i64,
         report: api::SoftwareReport,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Changed>> + Send;
 
     fn request(
         &self,
@@ -174,4 +250,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         computer_id: i64,
     ) -> impl Future<Output = Result<api::DesiredState>> + Send;
+
+    /// What other masters sharing this store change, as they commit it (nothing on a
+    /// store only one master uses).
+    fn elsewhere(&self) -> tokio::sync::broadcast::Receiver<Elsewhere>;
 }

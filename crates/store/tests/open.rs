@@ -1,6 +1,6 @@
 //! Opening a store: migrations, and a store written by a newer Grove.
 
-use grove_store::{SqliteStore, StoreError};
+use grove_store::{Db, StoreConfig, StoreError};
 use sqlx::Connection;
 
 #[tokio::test]
@@ -8,7 +8,7 @@ async fn a_store_from_a_newer_grove_is_refused_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("master.sqlite");
     drop(
-        SqliteStore::open(&path)
+        Db::open(&StoreConfig::sqlite(&path))
             .await
             .expect("creates and migrates"),
     );
@@ -22,7 +22,9 @@ async fn a_store_from_a_newer_grove_is_refused_untouched() {
         .expect("pretend a newer schema");
     conn.close().await.expect("close");
 
-    let error = SqliteStore::open(&path).await.expect_err("refused");
+    let error = Db::open(&StoreConfig::sqlite(&path))
+        .await
+        .expect_err("refused");
     assert!(
         matches!(error, StoreError::Newer { found: 99, .. }),
         "{error}"
@@ -30,7 +32,7 @@ async fn a_store_from_a_newer_grove_is_refused_untouched() {
     assert_eq!(
         error.to_string(),
         format!(
-            "the store at {} is at schema version 99, newer than this Grove's 2: run a newer Grove",
+            "the store at sqlite:{} is at schema version 99, newer than this Grove's 3: run a newer Grove",
             path.display()
         )
     );
@@ -44,43 +46,140 @@ async fn a_store_from_a_newer_grove_is_refused_untouched() {
     assert_eq!(version, 99, "nothing was migrated");
 }
 
-/// A store from before labels (schema 1) is migrated at open; its computers are kept and
-/// have no labels.
+/// A store an older Grove left (schema 2: labels, and the rules in triggers) is migrated
+/// at open: its computers, instances and partitions are kept, and the counters the rules
+/// now keep themselves start from what the partitions hold.
 #[tokio::test]
-async fn a_store_from_before_labels_is_migrated_and_keeps_its_computers() {
-    use grove_store::Store;
+async fn a_store_from_before_the_rules_moved_is_migrated_and_keeps_everything() {
+    use grove_store::{Requester, Store, api};
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("master.sqlite");
-    let store = SqliteStore::open(&path).await.expect("creates");
-    let admin = store
-        .ensure_admin(vec![1; 32])
-        .await
-        .expect("admin")
-        .expect("created");
-    store
-        .create_computer("COMP-1".to_owned(), admin, vec![2; 32], Default::default())
-        .await
-        .expect("computer");
-    drop(store);
-    // Back to schema 1: what an older Grove left.
-    let url = format!("sqlite://{}", path.display());
+    let url = format!("sqlite://{}?mode=rwc", path.display());
     let mut conn = sqlx::SqliteConnection::connect(&url)
         .await
         .expect("connect");
     for statement in [
-        "ALTER TABLE computers DROP COLUMN labels",
-        "PRAGMA user_version = 1",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/sqlite/0002_labels.sql"),
+        "PRAGMA user_version = 2",
+        "INSERT INTO principals (kind, name, token_hash, created_at) VALUES ('admin', 'admin', x'01', 0)",
+        "INSERT INTO computers (reference, owner_id, token_hash, created_at, labels) \
+         VALUES ('COMP-1', 1, x'02', 0, '{\"zone\":\"eu-1\"}')",
+        "INSERT INTO partitions (computer_id, reference) VALUES (1, 'slappart0'), (1, 'slappart1')",
+        "INSERT INTO software (computer_id, url, requested_state) VALUES (1, 'https://sr/a.cfg', 'available')",
+        "INSERT INTO instances (owner_id, requester, title, software_release, software_type, \
+         parameters, requested_state, shared, sla, computer_id, partition_reference, timestamp) \
+         VALUES (1, 'user:1', 'old', 'https://sr/a.cfg', 'default', '{}', 'started', 0, '{}', 1, 'slappart0', 5)",
     ] {
-        sqlx::query(statement)
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
             .execute(&mut conn)
             .await
-            .expect("downgrade");
+            .expect("an old store");
     }
     conn.close().await.expect("close");
 
-    let store = SqliteStore::open(&path).await.expect("migrates");
+    let store = Db::open(&StoreConfig::sqlite(&path))
+        .await
+        .expect("migrates");
     let computers = store.computers(None).await.expect("computers");
     assert_eq!(computers.len(), 1);
-    assert_eq!(computers[0].reference, "COMP-1");
-    assert!(computers[0].labels.is_empty());
+    assert_eq!(
+        computers[0].labels.get("zone").map(String::as_str),
+        Some("eu-1")
+    );
+    let old = store.instance(1).await.expect("read").expect("kept");
+    assert_eq!(old.partition.as_deref(), Some("slappart0"));
+    let ask = |title: &str| api::InstanceRequest {
+        title: title.to_owned(),
+        software_release: "https://sr/a.cfg".to_owned(),
+        software_type: "default".to_owned(),
+        parameters: Default::default(),
+        state: api::RequestedState::Started,
+        shared: false,
+        sla: Default::default(),
+    };
+    let (new, _) = store
+        .request(1, Requester::User(1), ask("new"))
+        .await
+        .expect("the free partition is found");
+    assert_eq!(new.partition.as_deref(), Some("slappart1"));
+    assert!(
+        new.timestamp > 5,
+        "the clock starts after the old timestamps"
+    );
+    let full = store
+        .request(1, Requester::User(1), ask("more"))
+        .await
+        .expect_err("both partitions are used");
+    assert!(matches!(full, StoreError::NoCapacity(_)), "{full}");
+}
+
+async fn postgres() -> grove_store::Location {
+    grove_store::scratch::database()
+        .await
+        .unwrap_or_else(|e| panic!("this test needs PostgreSQL: {e}"))
+}
+
+#[tokio::test]
+async fn a_postgres_store_from_a_newer_grove_is_refused_untouched() {
+    let location = postgres().await;
+    let config = StoreConfig {
+        location: location.clone(),
+        placement: grove_store::Policy::Simple,
+    };
+    drop(Db::open(&config).await.expect("creates and migrates"));
+    let grove_store::Location::Postgres(url) = &location else {
+        unreachable!("a postgres location")
+    };
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query("UPDATE grove_schema SET version = 99")
+        .execute(&mut conn)
+        .await
+        .expect("pretend a newer schema");
+    let error = Db::open(&config).await.expect_err("refused");
+    assert!(
+        matches!(error, StoreError::Newer { found: 99, .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("newer than this Grove's 1: run a newer Grove"),
+        "{error}"
+    );
+    assert!(
+        !error.to_string().contains(":grove@"),
+        "no password in {error}"
+    );
+    let version: i64 = sqlx::query_scalar("SELECT version FROM grove_schema")
+        .fetch_one(&mut conn)
+        .await
+        .expect("version");
+    assert_eq!(version, 99, "nothing was migrated");
+}
+
+/// Masters sharing a store share its master key: the first one proposed is kept.
+#[tokio::test]
+async fn the_master_key_is_the_first_one_proposed_on_both_backends() {
+    use grove_store::Store;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for location in [
+        grove_store::Location::Sqlite(dir.path().join("master.sqlite")),
+        postgres().await,
+    ] {
+        let config = StoreConfig {
+            location: location.clone(),
+            placement: grove_store::Policy::Simple,
+        };
+        let first = Db::open(&config).await.expect("opens");
+        let second = Db::open(&config).await.expect("opens beside");
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        assert_eq!(
+            first.master_key(a.clone()).await.expect("key"),
+            a,
+            "{location}"
+        );
+        assert_eq!(second.master_key(b).await.expect("key"), a, "{location}");
+    }
 }

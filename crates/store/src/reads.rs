@@ -1,0 +1,306 @@
+//! What the master reads: from a pool of connections beside the writer, the same SQL on
+//! every backend.
+
+use std::collections::BTreeMap;
+
+use grove_api as api;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::{ComputerRow, PrincipalRow, Result, StoreError};
+
+/// The instance columns [`row_to_instance`] reads, with the computer's reference (a macro,
+/// so that queries can be built from it at compile time).
+macro_rules! select_instances {
+    () => {
+        "SELECT i.id, i.title, i.software_release, i.software_type, i.parameters, \
+         i.requested_state, i.shared, i.sla, c.reference AS computer, i.partition_reference, \
+         i.host_instance_id, i.parent_id, i.root_id, i.reported_state, i.error, i.connection, \
+         i.timestamp, i.computer_id, i.reported_timestamp FROM instances i \
+         LEFT JOIN computers c ON c.id = i.computer_id "
+    };
+}
+
+pub(crate) const INSTANCE_BY_ID: &str = concat!(select_instances!(), "WHERE i.id = $1");
+
+fn json_object(text: &str) -> api::Parameters {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn requested(text: &str) -> api::RequestedState {
+    api::RequestedState::parse(text).unwrap_or(api::RequestedState::Destroyed)
+}
+
+pub(crate) fn row_to_instance(row: &AnyRow) -> Result<api::Instance> {
+    let reported: Option<String> = row.try_get("reported_state")?;
+    let sla: String = row.try_get("sla")?;
+    let id: i64 = row.try_get("id")?;
+    Ok(api::Instance {
+        id,
+        title: row.try_get("title")?,
+        software_release: row.try_get("software_release")?,
+        software_type: row.try_get("software_type")?,
+        parameters: json_object(&row.try_get::<String, _>("parameters")?),
+        requested_state: requested(&row.try_get::<String, _>("requested_state")?),
+        shared: row.try_get::<i64, _>("shared")? != 0,
+        sla: serde_json::from_str(&sla).unwrap_or_default(),
+        computer: row.try_get("computer")?,
+        partition: row.try_get("partition_reference")?,
+        host_instance: row.try_get("host_instance_id")?,
+        parent: row.try_get("parent_id")?,
+        root: row.try_get::<Option<i64>, _>("root_id")?.unwrap_or(id),
+        reported_state: reported.as_deref().and_then(api::ReportedState::parse),
+        error: row.try_get("error")?,
+        connection: json_object(&row.try_get::<String, _>("connection")?),
+        timestamp: row.try_get("timestamp")?,
+        reported_timestamp: row.try_get("reported_timestamp")?,
+    })
+}
+
+fn computer_row(row: &AnyRow) -> Result<ComputerRow> {
+    Ok(ComputerRow {
+        id: row.try_get("id")?,
+        reference: row.try_get("reference")?,
+        owner_id: row.try_get("owner_id")?,
+        token_hash: row.try_get("token_hash")?,
+        revision: row.try_get("revision")?,
+    })
+}
+
+/// The read side of a store.
+#[derive(Debug, Clone)]
+pub(crate) struct Reads {
+    pub(crate) pool: AnyPool,
+}
+
+impl Reads {
+    pub(crate) async fn principal(&self, id: i64) -> Result<Option<PrincipalRow>> {
+        let row = sqlx::query("SELECT id, kind, name, token_hash FROM principals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(PrincipalRow {
+                id: row.try_get(0)?,
+                admin: row.try_get::<String, _>(1)? == "admin",
+                name: row.try_get(2)?,
+                token_hash: row.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn computer(&self, id: i64) -> Result<Option<ComputerRow>> {
+        let row = sqlx::query(
+            "SELECT id, reference, owner_id, token_hash, revision FROM computers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(computer_row).transpose()
+    }
+
+    pub(crate) async fn computer_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ComputerRow>> {
+        let row = sqlx::query(
+            "SELECT id, reference, owner_id, token_hash, revision FROM computers \
+             WHERE reference = $1",
+        )
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(computer_row).transpose()
+    }
+
+    async fn software_list(&self, computer: i64) -> Result<Vec<api::SoftwareInstallation>> {
+        let rows = sqlx::query(
+            "SELECT url, requested_state, reported_state, error FROM software \
+             WHERE computer_id = $1 ORDER BY url",
+        )
+        .bind(computer)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let requested: String = row.try_get(1)?;
+                let reported: Option<String> = row.try_get(2)?;
+                Ok(api::SoftwareInstallation {
+                    software_release: row.try_get(0)?,
+                    requested_state: api::SupplyState::parse(&requested)
+                        .unwrap_or(api::SupplyState::Destroyed),
+                    reported_state: reported.as_deref().and_then(api::SoftwareState::parse),
+                    error: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn partition_list(&self, computer: i64) -> Result<Vec<api::PartitionInfo>> {
+        let rows = sqlx::query(
+            "SELECT reference, addresses, instance_id FROM partitions WHERE computer_id = $1 \
+             ORDER BY length(reference), reference",
+        )
+        .bind(computer)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let addresses: String = row.try_get(1)?;
+                Ok(api::PartitionInfo {
+                    reference: row.try_get(0)?,
+                    addresses: serde_json::from_str(&addresses).unwrap_or_default(),
+                    instance: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn computers(&self, owner: Option<i64>) -> Result<Vec<api::Computer>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.reference, c.revision, p.name, c.labels FROM computers c \
+             JOIN principals p ON p.id = c.owner_id \
+             WHERE ($1 IS NULL OR c.owner_id = $1) ORDER BY c.reference",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get(0)?;
+            let labels: String = row.try_get(4)?;
+            out.push(api::Computer {
+                reference: row.try_get(1)?,
+                revision: row.try_get(2)?,
+                owner: row.try_get(3)?,
+                labels: serde_json::from_str(&labels).unwrap_or_default(),
+                partitions: self.partition_list(id).await?,
+                software: self.software_list(id).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn instance(&self, id: i64) -> Result<Option<api::Instance>> {
+        let row = sqlx::query(INSTANCE_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_instance).transpose()
+    }
+
+    pub(crate) async fn instance_owner(&self, id: i64) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT owner_id FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    pub(crate) async fn instances(&self, owner: Option<i64>) -> Result<Vec<api::Instance>> {
+        let rows = sqlx::query(concat!(
+            select_instances!(),
+            "WHERE ($1 IS NULL OR i.owner_id = $1) ORDER BY i.id"
+        ))
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_instance).collect()
+    }
+
+    pub(crate) async fn usage(&self, instance: i64, limit: u32) -> Result<Vec<api::UsageSample>> {
+        let rows = sqlx::query(
+            "SELECT c.reference, u.partition_reference, u.cpu_seconds, u.memory_bytes, u.at, \
+             u.restarts FROM usage u JOIN computers c ON c.id = u.computer_id \
+             WHERE u.instance_id = $1 ORDER BY u.id DESC LIMIT $2",
+        )
+        .bind(instance)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(api::UsageSample {
+                    computer: row.try_get(0)?,
+                    partition: row.try_get(1)?,
+                    cpu_seconds: row.try_get(2)?,
+                    memory_bytes: u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0),
+                    at: row.try_get(4)?,
+                    restarts: u32::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn desired_state(&self, computer_id: i64) -> Result<api::DesiredState> {
+        let Some(computer) = self.computer(computer_id).await? else {
+            return Err(StoreError::NotFound(format!("computer {computer_id}")));
+        };
+        let software = self.software_list(computer_id).await?;
+        let rows = sqlx::query(
+            "SELECT p.reference AS p_reference, p.addresses, i.id, i.title, i.software_release, \
+             i.software_type, i.parameters, i.requested_state, i.connection, i.timestamp, \
+             r.title AS root_title FROM partitions p LEFT JOIN instances i ON i.id = p.instance_id \
+             LEFT JOIN instances r ON r.id = COALESCE(i.root_id, i.id) \
+             WHERE p.computer_id = $1 ORDER BY length(p.reference), p.reference",
+        )
+        .bind(computer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let shared_rows = sqlx::query(
+            "SELECT id, title, software_type, parameters, requested_state, timestamp, \
+             host_instance_id FROM instances WHERE computer_id = $1 AND shared = 1 \
+             AND host_instance_id IS NOT NULL ORDER BY id",
+        )
+        .bind(computer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut shared: BTreeMap<i64, Vec<api::SharedInstance>> = BTreeMap::new();
+        for row in &shared_rows {
+            shared
+                .entry(row.try_get(6)?)
+                .or_default()
+                .push(api::SharedInstance {
+                    id: row.try_get(0)?,
+                    title: row.try_get(1)?,
+                    software_type: row.try_get(2)?,
+                    parameters: json_object(&row.try_get::<String, _>(3)?),
+                    requested_state: requested(&row.try_get::<String, _>(4)?),
+                    timestamp: row.try_get(5)?,
+                });
+        }
+        let mut partitions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let addresses: String = row.try_get("addresses")?;
+            let id: Option<i64> = row.try_get("id")?;
+            let instance = match id {
+                Some(id) => Some(api::PartitionInstance {
+                    id,
+                    title: row.try_get("title")?,
+                    root_title: row.try_get("root_title")?,
+                    software_release: row.try_get("software_release")?,
+                    software_type: row.try_get("software_type")?,
+                    requested_state: requested(&row.try_get::<String, _>("requested_state")?),
+                    parameters: json_object(&row.try_get::<String, _>("parameters")?),
+                    connection: json_object(&row.try_get::<String, _>("connection")?),
+                    shared_instances: shared.remove(&id).unwrap_or_default(),
+                    timestamp: row.try_get("timestamp")?,
+                    token: String::new(),
+                }),
+                None => None,
+            };
+            partitions.push(api::PartitionState {
+                reference: row.try_get("p_reference")?,
+                addresses: serde_json::from_str(&addresses).unwrap_or_default(),
+                instance,
+            });
+        }
+        Ok(api::DesiredState {
+            computer: computer.reference,
+            revision: computer.revision,
+            software,
+            partitions,
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! The rules of the desired state, once, over the transaction interface (`tx.rs`).
+//!
+//! Each mutation the master asks for is an [`Op`]; [`apply`] runs it inside the writer's
+//! transaction and returns its own answer with what it [`Changed`]: which computers have
+//! a new revision (their nodes wake) and which documents are stale. Nothing else in the
+//! store or the master decides what changed.
+//!
+//! - `request.rs`: identity of a request, placement (through `grove-scheduler`), shared
+//!   instances.
+//! - `tree.rs`: state propagation down a tree, children garbage collection, publishing,
+//!   reports and freeing a partition.
+//! - `nodes.rs`: what nodes declare and report: partitions, software, usage.
+
+mod nodes;
+mod request;
+mod tree;
+
+use std::collections::BTreeMap;
+
+use grove_api as api;
+use grove_scheduler::{Policy, SeededDice};
+
+use crate::tx::Tx;
+use crate::{Changed, Requester, Result};
+
+/// A mutation.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    EnsureAdmin(Vec<u8>),
+    MasterKey(String),
+    CreateUser(String, Vec<u8>),
+    CreateComputer(String, i64, Vec<u8>, BTreeMap<String, String>),
+    SetLabels(i64, BTreeMap<String, String>),
+    DeclarePartitions(i64, Vec<api::PartitionDeclaration>),
+    Supply(i64, api::Supply),
+    ReportSoftware(i64, api::SoftwareReport),
+    Request(i64, Requester, api::InstanceRequest),
+    ReportInstance(i64, api::StateReport),
+    Publish(i64, api::Parameters),
+    SetChildren(i64, Vec<String>),
+    Usage(i64, api::UsageReport),
+}
+
+/// What a mutation answers, beside what it changed.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Nothing,
+    Created(i64),
+    Existing,
+    Key(String),
+    Instance(Box<api::Instance>),
+}
+
+/// How instances are placed: the policy, and dice for the one that rolls them.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    pub(crate) policy: Policy,
+    pub(crate) dice: SeededDice,
+}
+
+/// The name the master key is kept under.
+const MASTER_KEY: &str = "master_key";
+
+pub(crate) async fn apply(
+    tx: &mut Tx<'_>,
+    placement: &mut Placement,
+    op: Op,
+) -> Result<(Answer, Changed)> {
+    let mut changed = Changed::default();
+    let answer = match op {
+        Op::EnsureAdmin(hash) => {
+            if tx.admin_exists().await? {
+                Answer::Existing
+            } else {
+                Answer::Created(tx.insert_principal("admin", "admin", hash).await?)
+            }
+        }
+        Op::MasterKey(proposed) => match tx.setting(MASTER_KEY).await? {
+            Some(key) => Answer::Key(key),
+            None => {
+                tx.set_setting(MASTER_KEY, &proposed).await?;
+                Answer::Key(proposed)
+            }
+        },
+        Op::CreateUser(name, hash) => {
+            Answer::Created(tx.insert_principal("user", &name, hash).await?)
+        }
+        Op::CreateComputer(reference, owner, hash, labels) => {
+            Answer::Created(tx.insert_computer(&reference, owner, hash, &labels).await?)
+        }
+        Op::SetLabels(computer, labels) => {
+            tx.set_labels(computer, &labels).await?;
+            Answer::Nothing
+        }
+        Op::DeclarePartitions(computer, partitions) => {
+            nodes::declare_partitions(tx, computer, &partitions, &mut changed).await?;
+            Answer::Nothing
+        }
+        Op::Supply(computer, supply) => {
+            nodes::supply(tx, computer, &supply, &mut changed).await?;
+            Answer::Nothing
+        }
+        Op::ReportSoftware(computer, report) => {
+            nodes::report_software(tx, computer, &report, &mut changed).await?;
+            Answer::Nothing
+        }
+        Op::Request(owner, requester, request) => {
+            let instance =
+                request::request(tx, placement, owner, requester, request, &mut changed).await?;
+            Answer::Instance(Box::new(instance))
+        }
+        Op::ReportInstance(id, report) => {
+            tree::report(tx, id, &report, &mut changed).await?;
+            Answer::Nothing
+        }
+        Op::Publish(id, parameters) => {
+            tree::publish(tx, id, &parameters, &mut changed).await?;
+            Answer::Nothing
+        }
+        Op::SetChildren(parent, titles) => {
+            tree::keep_children(tx, parent, &titles, &mut changed).await?;
+            Answer::Nothing
+        }
+        Op::Usage(computer, report) => {
+            nodes::record_usage(tx, computer, &report).await?;
+            Answer::Nothing
+        }
+    };
+    Ok((answer, changed))
+}
+
+/// Marks an instance as changed: a new timestamp, and a new revision of its computer.
+pub(crate) async fn touch(tx: &mut Tx<'_>, id: i64, changed: &mut Changed) -> Result<()> {
+    if let Some(computer) = tx.retimestamp(id).await? {
+        tx.bump(computer, 0, 0).await?;
+        changed.computer(computer);
+    }
+    Ok(())
+}

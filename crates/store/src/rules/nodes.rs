@@ -1,0 +1,88 @@
+//! What nodes declare and report: partitions, software, usage.
+
+use grove_api as api;
+
+use crate::tx::{Tx, now_seconds};
+use crate::{Changed, Result, StoreError};
+
+/// Declares partitions (new ones are free; known ones get their new addresses).
+pub(super) async fn declare_partitions(
+    tx: &mut Tx<'_>,
+    computer: i64,
+    partitions: &[api::PartitionDeclaration],
+    changed: &mut Changed,
+) -> Result<()> {
+    let mut added = 0;
+    for partition in partitions {
+        if tx.partition_exists(computer, &partition.reference).await? {
+            tx.set_addresses(computer, &partition.reference, &partition.addresses)
+                .await?;
+        } else {
+            tx.insert_partition(computer, &partition.reference, &partition.addresses)
+                .await?;
+            added += 1;
+        }
+    }
+    tx.bump(computer, added, 0).await?;
+    changed.computer(computer);
+    Ok(())
+}
+
+pub(super) async fn supply(
+    tx: &mut Tx<'_>,
+    computer: i64,
+    supply: &api::Supply,
+    changed: &mut Changed,
+) -> Result<()> {
+    tx.upsert_software(computer, &supply.software_release, supply.state)
+        .await?;
+    tx.bump(computer, 0, 0).await?;
+    changed.computer(computer);
+    Ok(())
+}
+
+/// A node's report on a release; a release asked to go that the node removed is
+/// forgotten. The report shows in the computer's document, not as a new revision.
+pub(super) async fn report_software(
+    tx: &mut Tx<'_>,
+    computer: i64,
+    report: &api::SoftwareReport,
+    changed: &mut Changed,
+) -> Result<()> {
+    let Some(requested) = tx
+        .software_requested(computer, &report.software_release)
+        .await?
+    else {
+        return Err(StoreError::NotFound(format!(
+            "software release {} is not supplied to this computer",
+            report.software_release
+        )));
+    };
+    if report.state == api::SoftwareState::Destroyed
+        && requested == api::SupplyState::Destroyed.as_str()
+    {
+        tx.delete_software(computer, &report.software_release)
+            .await?;
+    } else {
+        tx.set_software_report(computer, report).await?;
+    }
+    changed.document(computer);
+    Ok(())
+}
+
+pub(super) async fn record_usage(
+    tx: &mut Tx<'_>,
+    computer: i64,
+    report: &api::UsageReport,
+) -> Result<()> {
+    let at = now_seconds();
+    for sample in &report.partitions {
+        if !tx.insert_usage(computer, sample, at).await? {
+            return Err(StoreError::NotFound(format!(
+                "partition {} of this computer",
+                sample.reference
+            )));
+        }
+    }
+    Ok(())
+}

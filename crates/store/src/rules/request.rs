@@ -1,0 +1,275 @@
+//! Requesting an instance: who it is (requester and title), where it goes (the
+//! scheduler's answer among the computers the store narrows down), and which host serves
+//! a shared one.
+
+use grove_api as api;
+use grove_scheduler::{Ask, COMPUTER_GUID, Policy};
+
+use super::tree::propagate;
+use super::{Placement, touch};
+use crate::tx::{Narrow, NewInstance, Tx};
+use crate::{Changed, Requester, Result, StoreError};
+
+/// The SLA key that names the instance a shared instance attaches to.
+const INSTANCE_GUID: &str = "instance_guid";
+
+fn validate(request: &api::InstanceRequest) -> Result<()> {
+    if request.title.trim().is_empty() {
+        return Err(StoreError::Invalid("title is empty".to_owned()));
+    }
+    if request.software_release.trim().is_empty() {
+        return Err(StoreError::Invalid("software_release is empty".to_owned()));
+    }
+    if let Some((key, _)) = request
+        .sla
+        .iter()
+        .find(|(k, v)| k.trim().is_empty() || v.is_empty())
+    {
+        return Err(StoreError::Invalid(format!(
+            "sla {key:?}: keys and values must not be empty"
+        )));
+    }
+    Ok(())
+}
+
+/// Requests an instance: creates it, or updates the one the requester has by that title.
+pub(super) async fn request(
+    tx: &mut Tx<'_>,
+    placement: &mut Placement,
+    owner: i64,
+    requester: Requester,
+    request: api::InstanceRequest,
+    changed: &mut Changed,
+) -> Result<api::Instance> {
+    validate(&request)?;
+    let (requester_key, parent) = match requester {
+        Requester::User(id) => (format!("user:{id}"), None),
+        Requester::Instance(id) => (
+            format!("instance:{id}"),
+            Some(tx.existing(id).await?.instance),
+        ),
+    };
+    // A child of a root that is not started takes the root's state.
+    let mut state = request.state;
+    if let Some(parent) = &parent
+        && let Some(root_state) = tx.requested_state(parent.root).await?
+        && let Some(root_state) = api::RequestedState::parse(&root_state)
+        && root_state != api::RequestedState::Started
+    {
+        state = root_state;
+    }
+    let id = match tx.identify(&requester_key, &request.title).await? {
+        Some(id) => {
+            update(tx, id, &request, state, changed).await?;
+            id
+        }
+        None => {
+            if state == api::RequestedState::Destroyed {
+                return Err(StoreError::NotFound(format!(
+                    "no instance {:?} to destroy",
+                    request.title
+                )));
+            }
+            // Placed before it is inserted: a request that fits nowhere leaves nothing.
+            let spot = if request.shared {
+                None
+            } else {
+                Some(
+                    choose(
+                        tx,
+                        placement,
+                        owner,
+                        &request.software_release,
+                        &request.sla,
+                    )
+                    .await?,
+                )
+            };
+            let timestamp = tx.timestamp();
+            let id = tx
+                .insert_instance(&NewInstance {
+                    owner,
+                    requester: &requester_key,
+                    parent: parent.as_ref().map(|p| p.id),
+                    // A root's root_id stays empty: it is its own root.
+                    root: parent.as_ref().map(|p| p.root),
+                    request: &request,
+                    state,
+                    timestamp,
+                })
+                .await?;
+            match spot {
+                Some(spot) => take(tx, id, spot, changed).await?,
+                None => attach_to_host(tx, owner, id, changed).await?,
+            }
+            return Ok(tx.existing(id).await?.instance);
+        }
+    };
+    let loaded = tx.existing(id).await?;
+    if state != api::RequestedState::Destroyed && loaded.computer_id.is_none() {
+        if loaded.instance.shared {
+            attach_to_host(tx, owner, id, changed).await?;
+        } else {
+            let instance = &loaded.instance;
+            let spot = choose(
+                tx,
+                placement,
+                owner,
+                &instance.software_release,
+                &instance.sla,
+            )
+            .await?;
+            take(tx, id, spot, changed).await?;
+        }
+        return Ok(tx.existing(id).await?.instance);
+    }
+    Ok(loaded.instance)
+}
+
+/// Requesting an existing instance again: what differs is written and shown to its node,
+/// its host and, for a stop or a destroy, its children.
+async fn update(
+    tx: &mut Tx<'_>,
+    id: i64,
+    request: &api::InstanceRequest,
+    state: api::RequestedState,
+    changed: &mut Changed,
+) -> Result<()> {
+    let loaded = tx.existing(id).await?;
+    let current = &loaded.instance;
+    if current.shared != request.shared {
+        return Err(StoreError::Conflict(format!(
+            "instance {:?} is {}shared; request it again the same way",
+            request.title,
+            if current.shared { "" } else { "not " }
+        )));
+    }
+    let differs = current.software_release != request.software_release
+        || current.software_type != request.software_type
+        || current.parameters != request.parameters
+        || current.requested_state != state
+        || current.sla != request.sla;
+    if !differs {
+        return Ok(());
+    }
+    tx.update_request(id, request, state).await?;
+    if let Some(computer) = loaded.computer_id {
+        tx.bump(computer, 0, 0).await?;
+        changed.computer(computer);
+    }
+    if let Some(host) = current.host_instance {
+        touch(tx, host, changed).await?;
+    }
+    if state != api::RequestedState::Started && current.requested_state != state {
+        propagate(tx, id, state, changed).await?;
+    }
+    Ok(())
+}
+
+/// Where a new instance goes: a computer and its free partition.
+#[derive(Debug)]
+struct Spot {
+    computer: i64,
+    partition: String,
+}
+
+/// The store narrows the candidates with what its indexes answer fast, in the policy's
+/// order when a weigher is a plain order; the scheduler has the last word. When nothing
+/// is left, every computer goes through the scheduler's filters again, so that the
+/// answer names the one that removed the last candidates.
+async fn choose(
+    tx: &mut Tx<'_>,
+    placement: &mut Placement,
+    owner: i64,
+    software_release: &str,
+    sla: &std::collections::BTreeMap<String, String>,
+) -> Result<Spot> {
+    let ask = Ask {
+        requester: owner,
+        software_release: software_release.to_owned(),
+        sla: sla.clone(),
+    };
+    let labelled = grove_scheduler::filters(&ask)
+        .iter()
+        .any(|f| matches!(f, grove_scheduler::Filter::Label(..)));
+    let policy = placement.policy;
+    let ordered = match policy {
+        Policy::Simple => Some(false),
+        Policy::Pack => Some(true),
+        Policy::Chance | Policy::Zone => None,
+    };
+    let narrow = Narrow {
+        owner,
+        software_release,
+        computer_guid: sla.get(COMPUTER_GUID).map(String::as_str),
+        // Spreading counts the requester's instances on full computers too.
+        fit_only: policy != Policy::Zone,
+        most_used_first: ordered,
+        count_owner: policy == Policy::Zone,
+        // Labels are matched by the scheduler: the first rows may not carry them.
+        limit: (ordered.is_some() && !labelled).then_some(1),
+    };
+    let candidates = tx.candidates(&narrow).await?;
+    let chosen = match grove_scheduler::place(&ask, &candidates, policy, &mut placement.dice) {
+        Ok(chosen) => chosen.id,
+        Err(no) if !narrow.fit_only => return Err(StoreError::NoCapacity(no.to_string())),
+        Err(_) => {
+            let everything = tx
+                .candidates(&Narrow {
+                    fit_only: false,
+                    most_used_first: None,
+                    count_owner: false,
+                    limit: None,
+                    ..narrow
+                })
+                .await?;
+            let message = match grove_scheduler::fitting(&ask, &everything) {
+                Err(no) => no.to_string(),
+                Ok(_) => format!("no free partition with {software_release} supplied"),
+            };
+            return Err(StoreError::NoCapacity(message));
+        }
+    };
+    let partition = tx.free_partition(chosen).await?.ok_or_else(|| {
+        StoreError::NoCapacity(format!(
+            "no free partition with {software_release} supplied"
+        ))
+    })?;
+    Ok(Spot {
+        computer: chosen,
+        partition,
+    })
+}
+
+/// Gives the partition to the instance.
+async fn take(tx: &mut Tx<'_>, id: i64, spot: Spot, changed: &mut Changed) -> Result<()> {
+    tx.place(id, spot.computer, &spot.partition, None).await?;
+    tx.take_partition(spot.computer, &spot.partition, id)
+        .await?;
+    tx.bump(spot.computer, -1, 1).await?;
+    changed.computer(spot.computer);
+    Ok(())
+}
+
+/// A shared instance gets no partition: it is attached to a started instance of the same
+/// software release and type, which serves it.
+async fn attach_to_host(tx: &mut Tx<'_>, owner: i64, id: i64, changed: &mut Changed) -> Result<()> {
+    let instance = tx.existing(id).await?.instance;
+    let host = match instance.sla.get(INSTANCE_GUID) {
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            StoreError::Invalid(format!("sla instance_guid {text:?} is not an instance id"))
+        })?),
+        None => None,
+    };
+    let computer_guid = instance.sla.get(COMPUTER_GUID).map(String::as_str);
+    let Some((host, computer, partition)) =
+        tx.host_for(owner, &instance, computer_guid, host).await?
+    else {
+        return Err(StoreError::NoCapacity(format!(
+            "no started instance of {} (type {}) to host a shared instance",
+            instance.software_release, instance.software_type
+        )));
+    };
+    tx.place(id, computer, &partition, Some(host)).await?;
+    touch(tx, host, changed).await
+}

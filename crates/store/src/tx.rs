@@ -1,0 +1,687 @@
+//! The transaction interface the rules are written against: one small, typed statement a
+//! method, the same SQL on every backend. Nothing here decides anything; `rules/` does.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use grove_api as api;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::reads::{INSTANCE_BY_ID, row_to_instance};
+use crate::{Result, StoreError};
+
+/// Instance timestamps: microseconds since the epoch, strictly increasing across the
+/// masters that share a store (the last one given is kept in the store's `clock` row).
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    last: i64,
+}
+
+impl Clock {
+    pub(crate) fn next(&mut self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        self.last = now.max(self.last + 1);
+        self.last
+    }
+}
+
+pub(crate) fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T, empty: &str) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| empty.to_owned())
+}
+
+/// An instance as the rules see it: its API form and the computer it is on.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub(crate) instance: api::Instance,
+    pub(crate) computer_id: Option<i64>,
+}
+
+/// A new instance row.
+#[derive(Debug)]
+pub(crate) struct NewInstance<'a> {
+    pub(crate) owner: i64,
+    pub(crate) requester: &'a str,
+    pub(crate) parent: Option<i64>,
+    pub(crate) root: Option<i64>,
+    pub(crate) request: &'a api::InstanceRequest,
+    pub(crate) state: api::RequestedState,
+    pub(crate) timestamp: i64,
+}
+
+/// What the placement query narrows candidates to before the scheduler sees them.
+#[derive(Debug)]
+pub(crate) struct Narrow<'a> {
+    pub(crate) owner: i64,
+    pub(crate) software_release: &'a str,
+    pub(crate) computer_guid: Option<&'a str>,
+    /// Only computers with the release supplied and a free partition.
+    pub(crate) fit_only: bool,
+    /// Order by used partitions, fewest first (`Some(false)`) or most first.
+    pub(crate) most_used_first: Option<bool>,
+    /// Count the owner's instances on each computer.
+    pub(crate) count_owner: bool,
+    pub(crate) limit: Option<i64>,
+}
+
+/// One open write transaction.
+#[derive(Debug)]
+pub(crate) struct Tx<'c> {
+    pub(crate) conn: &'c mut AnyConnection,
+    pub(crate) clock: &'c mut Clock,
+}
+
+impl Tx<'_> {
+    pub(crate) fn timestamp(&mut self) -> i64 {
+        self.clock.next()
+    }
+
+    // Principals.
+
+    pub(crate) async fn admin_exists(&mut self) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT id FROM principals WHERE kind = 'admin'")
+                .fetch_optional(&mut *self.conn)
+                .await?
+                .is_some(),
+        )
+    }
+
+    pub(crate) async fn insert_principal(
+        &mut self,
+        kind: &str,
+        name: &str,
+        token_hash: Vec<u8>,
+    ) -> Result<i64> {
+        let result = sqlx::query(
+            "INSERT INTO principals (kind, name, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(token_hash)
+        .bind(now_seconds())
+        .fetch_one(&mut *self.conn)
+        .await;
+        match result {
+            Ok(row) => Ok(row.try_get(0)?),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a user named {name:?} exists"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn setting(&mut self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *self.conn)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?)
+    }
+
+    pub(crate) async fn set_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2)")
+            .bind(name)
+            .bind(value)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    // Computers.
+
+    pub(crate) async fn insert_computer(
+        &mut self,
+        reference: &str,
+        owner: i64,
+        token_hash: Vec<u8>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<i64> {
+        let result = sqlx::query(
+            "INSERT INTO computers (reference, owner_id, token_hash, created_at, labels) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(reference)
+        .bind(owner)
+        .bind(token_hash)
+        .bind(now_seconds())
+        .bind(to_json(labels, "{}"))
+        .fetch_one(&mut *self.conn)
+        .await;
+        match result {
+            Ok(row) => Ok(row.try_get(0)?),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a computer {reference:?} is registered"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn set_labels(
+        &mut self,
+        computer: i64,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE computers SET labels = $1 WHERE id = $2")
+            .bind(to_json(labels, "{}"))
+            .bind(computer)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A new revision of a computer's desired state, with its partitions taken (`used`)
+    /// or freed (`-used`) and declared (`free`).
+    pub(crate) async fn bump(&mut self, computer: i64, free: i64, used: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE computers SET revision = revision + 1, free_partitions = free_partitions + $2, \
+             used_partitions = used_partitions + $3 WHERE id = $1",
+        )
+        .bind(computer)
+        .bind(free)
+        .bind(used)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    // Partitions.
+
+    pub(crate) async fn partition_exists(
+        &mut self,
+        computer: i64,
+        reference: &str,
+    ) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM partitions WHERE computer_id = $1 AND reference = $2")
+                .bind(computer)
+                .bind(reference)
+                .fetch_optional(&mut *self.conn)
+                .await?
+                .is_some(),
+        )
+    }
+
+    pub(crate) async fn insert_partition(
+        &mut self,
+        computer: i64,
+        reference: &str,
+        addresses: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO partitions (computer_id, reference, addresses) VALUES ($1, $2, $3)",
+        )
+        .bind(computer)
+        .bind(reference)
+        .bind(to_json(&addresses, "[]"))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_addresses(
+        &mut self,
+        computer: i64,
+        reference: &str,
+        addresses: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE partitions SET addresses = $3 WHERE computer_id = $1 AND reference = $2",
+        )
+        .bind(computer)
+        .bind(reference)
+        .bind(to_json(&addresses, "[]"))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The first free partition of a computer, in natural order.
+    pub(crate) async fn free_partition(&mut self, computer: i64) -> Result<Option<String>> {
+        Ok(sqlx::query(
+            "SELECT reference FROM partitions WHERE computer_id = $1 AND instance_id IS NULL \
+             ORDER BY length(reference), reference LIMIT 1",
+        )
+        .bind(computer)
+        .fetch_optional(&mut *self.conn)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?)
+    }
+
+    pub(crate) async fn take_partition(
+        &mut self,
+        computer: i64,
+        reference: &str,
+        instance: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE partitions SET instance_id = $3 WHERE computer_id = $1 AND reference = $2",
+        )
+        .bind(computer)
+        .bind(reference)
+        .bind(instance)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Frees the partition an instance holds; the computer it was on.
+    pub(crate) async fn free_partition_of(&mut self, instance: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query(
+            "UPDATE partitions SET instance_id = NULL WHERE instance_id = $1 RETURNING computer_id",
+        )
+        .bind(instance)
+        .fetch_optional(&mut *self.conn)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?)
+    }
+
+    /// The computers that might take an instance, as the scheduler needs them.
+    pub(crate) async fn candidates(
+        &mut self,
+        narrow: &Narrow<'_>,
+    ) -> Result<Vec<grove_scheduler::Candidate>> {
+        let mut sql = String::from(
+            "SELECT c.id, c.reference, c.owner_id, p.kind, c.labels, c.free_partitions, \
+             c.used_partitions, EXISTS (SELECT 1 FROM software s WHERE s.computer_id = c.id \
+             AND s.url = $1 AND s.requested_state = 'available') AS supplied, ",
+        );
+        sql.push_str(if narrow.count_owner {
+            "(SELECT count(*) FROM instances i WHERE i.computer_id = c.id AND i.owner_id = $2 \
+             AND i.shared = 0) "
+        } else {
+            "0 "
+        });
+        sql.push_str(
+            "FROM computers c JOIN principals p ON p.id = c.owner_id \
+             WHERE (c.owner_id = $2 OR p.kind = 'admin') AND ($3 IS NULL OR c.reference = $3) ",
+        );
+        if narrow.fit_only {
+            sql.push_str(
+                "AND c.free_partitions > 0 AND EXISTS (SELECT 1 FROM software s WHERE \
+                 s.computer_id = c.id AND s.url = $1 AND s.requested_state = 'available') ",
+            );
+        }
+        match narrow.most_used_first {
+            Some(false) => sql.push_str("ORDER BY c.used_partitions, c.reference "),
+            Some(true) => sql.push_str("ORDER BY c.used_partitions DESC, c.reference "),
+            None => {}
+        }
+        if narrow.limit.is_some() {
+            sql.push_str("LIMIT $4");
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(narrow.software_release)
+            .bind(narrow.owner)
+            .bind(narrow.computer_guid);
+        if let Some(limit) = narrow.limit {
+            query = query.bind(limit);
+        }
+        let rows = query.fetch_all(&mut *self.conn).await?;
+        rows.iter().map(candidate).collect()
+    }
+
+    // Software.
+
+    pub(crate) async fn upsert_software(
+        &mut self,
+        computer: i64,
+        url: &str,
+        state: api::SupplyState,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO software (computer_id, url, requested_state) VALUES ($1, $2, $3) \
+             ON CONFLICT (computer_id, url) DO UPDATE SET requested_state = excluded.requested_state",
+        )
+        .bind(computer)
+        .bind(url)
+        .bind(state.as_str())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn software_requested(
+        &mut self,
+        computer: i64,
+        url: &str,
+    ) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT requested_state FROM software WHERE computer_id = $1 AND url = $2")
+                .bind(computer)
+                .bind(url)
+                .fetch_optional(&mut *self.conn)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?,
+        )
+    }
+
+    pub(crate) async fn delete_software(&mut self, computer: i64, url: &str) -> Result<()> {
+        sqlx::query("DELETE FROM software WHERE computer_id = $1 AND url = $2")
+            .bind(computer)
+            .bind(url)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_software_report(
+        &mut self,
+        computer: i64,
+        report: &api::SoftwareReport,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE software SET reported_state = $3, error = $4 WHERE computer_id = $1 AND url = $2",
+        )
+        .bind(computer)
+        .bind(&report.software_release)
+        .bind(report.state.as_str())
+        .bind(&report.error)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    // Instances.
+
+    pub(crate) async fn instance(&mut self, id: i64) -> Result<Option<Loaded>> {
+        let row = sqlx::query(INSTANCE_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.map(|row| {
+            Ok(Loaded {
+                computer_id: row.try_get("computer_id")?,
+                instance: row_to_instance(&row)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// An instance that must exist.
+    pub(crate) async fn existing(&mut self, id: i64) -> Result<Loaded> {
+        self.instance(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("instance {id}")))
+    }
+
+    pub(crate) async fn requested_state(&mut self, id: i64) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT requested_state FROM instances WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?,
+        )
+    }
+
+    /// The instance a requester knows by this title.
+    pub(crate) async fn identify(&mut self, requester: &str, title: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query("SELECT id FROM instances WHERE requester = $1 AND title = $2")
+                .bind(requester)
+                .bind(title)
+                .fetch_optional(&mut *self.conn)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?,
+        )
+    }
+
+    pub(crate) async fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<i64> {
+        let request = new.request;
+        let row = sqlx::query(
+            "INSERT INTO instances (owner_id, requester, title, parent_id, root_id, \
+             software_release, software_type, parameters, requested_state, shared, sla, timestamp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(new.owner)
+        .bind(new.requester)
+        .bind(&request.title)
+        .bind(new.parent)
+        .bind(new.root)
+        .bind(&request.software_release)
+        .bind(&request.software_type)
+        .bind(to_json(&request.parameters, "{}"))
+        .bind(new.state.as_str())
+        .bind(i64::from(request.shared))
+        .bind(to_json(&request.sla, "{}"))
+        .bind(new.timestamp)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Requests an existing instance again with new values.
+    pub(crate) async fn update_request(
+        &mut self,
+        id: i64,
+        request: &api::InstanceRequest,
+        state: api::RequestedState,
+    ) -> Result<()> {
+        let timestamp = self.clock.next();
+        sqlx::query(
+            "UPDATE instances SET software_release = $1, software_type = $2, parameters = $3, \
+             requested_state = $4, sla = $5, timestamp = $6 WHERE id = $7",
+        )
+        .bind(&request.software_release)
+        .bind(&request.software_type)
+        .bind(to_json(&request.parameters, "{}"))
+        .bind(state.as_str())
+        .bind(to_json(&request.sla, "{}"))
+        .bind(timestamp)
+        .bind(id)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_requested_state(
+        &mut self,
+        id: i64,
+        state: api::RequestedState,
+    ) -> Result<()> {
+        sqlx::query("UPDATE instances SET requested_state = $1 WHERE id = $2")
+            .bind(state.as_str())
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A new timestamp for an instance; the computer it is on.
+    pub(crate) async fn retimestamp(&mut self, id: i64) -> Result<Option<i64>> {
+        let timestamp = self.clock.next();
+        let row =
+            sqlx::query("UPDATE instances SET timestamp = $1 WHERE id = $2 RETURNING computer_id")
+                .bind(timestamp)
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        Ok(row.map(|row| row.try_get(0)).transpose()?.flatten())
+    }
+
+    /// The instances a parent requested: id, title, requested state.
+    pub(crate) async fn children(&mut self, parent: i64) -> Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, title, requested_state FROM instances WHERE parent_id = $1 ORDER BY id",
+        )
+        .bind(parent)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect()
+    }
+
+    /// Puts an instance on a computer: in its own partition, or served by a host.
+    pub(crate) async fn place(
+        &mut self,
+        id: i64,
+        computer: i64,
+        partition: &str,
+        host: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE instances SET computer_id = $1, partition_reference = $2, host_instance_id = $3 \
+             WHERE id = $4",
+        )
+        .bind(computer)
+        .bind(partition)
+        .bind(host)
+        .bind(id)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes an instance, and the shared instances it hosts, off their computer.
+    pub(crate) async fn unplace(&mut self, id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE instances SET computer_id = NULL, partition_reference = NULL, \
+             host_instance_id = NULL WHERE id = $1 OR host_instance_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// A started instance of the same release and type that may serve a shared one:
+    /// id, computer, partition.
+    pub(crate) async fn host_for(
+        &mut self,
+        owner: i64,
+        shared: &api::Instance,
+        computer_guid: Option<&str>,
+        host: Option<i64>,
+    ) -> Result<Option<(i64, i64, String)>> {
+        let row = sqlx::query(
+            "SELECT i.id, i.computer_id, i.partition_reference FROM instances i \
+             JOIN computers c ON c.id = i.computer_id JOIN principals p ON p.id = i.owner_id \
+             WHERE i.software_release = $1 AND i.software_type = $2 AND i.shared = 0 \
+             AND i.requested_state = 'started' AND i.id != $3 \
+             AND ($4 IS NULL OR c.reference = $4) AND ($5 IS NULL OR i.id = $5) \
+             AND (i.owner_id = $6 OR p.kind = 'admin') ORDER BY i.id LIMIT 1",
+        )
+        .bind(&shared.software_release)
+        .bind(&shared.software_type)
+        .bind(shared.id)
+        .bind(computer_guid)
+        .bind(host)
+        .bind(owner)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .transpose()
+    }
+
+    pub(crate) async fn set_report(&mut self, id: i64, report: &api::StateReport) -> Result<()> {
+        sqlx::query(
+            "UPDATE instances SET reported_state = $1, error = $2, reported_timestamp = $3 \
+             WHERE id = $4",
+        )
+        .bind(report.state.as_str())
+        .bind(&report.error)
+        .bind(report.timestamp)
+        .bind(id)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_connection(
+        &mut self,
+        id: i64,
+        parameters: &api::Parameters,
+    ) -> Result<()> {
+        sqlx::query("UPDATE instances SET connection = $1 WHERE id = $2")
+            .bind(to_json(parameters, "{}"))
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    // Usage.
+
+    /// Records a sample against the instance the partition holds; false when the computer
+    /// has no such partition.
+    pub(crate) async fn insert_usage(
+        &mut self,
+        computer: i64,
+        sample: &api::PartitionUsage,
+        at: i64,
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO usage (computer_id, instance_id, partition_reference, cpu_seconds, \
+             memory_bytes, restarts, at) SELECT computer_id, instance_id, reference, $1, $2, $3, $4 \
+             FROM partitions WHERE computer_id = $5 AND reference = $6",
+        )
+        .bind(sample.cpu_seconds)
+        .bind(i64::try_from(sample.memory_bytes).unwrap_or(i64::MAX))
+        .bind(i64::from(sample.restarts))
+        .bind(at)
+        .bind(computer)
+        .bind(&sample.reference)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(inserted.rows_affected() > 0)
+    }
+}
+
+fn candidate(row: &AnyRow) -> Result<grove_scheduler::Candidate> {
+    let labels: String = row.try_get(4)?;
+    let count = |index: usize| -> Result<u32> {
+        Ok(u32::try_from(row.try_get::<i64, _>(index)?.max(0)).unwrap_or(u32::MAX))
+    };
+    Ok(grove_scheduler::Candidate {
+        id: row.try_get(0)?,
+        reference: row.try_get(1)?,
+        owner: row.try_get(2)?,
+        shared: row.try_get::<String, _>(3)? == "admin",
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+        free_partitions: count(5)?,
+        used_partitions: count(6)?,
+        supplied: flag(row, 7)?,
+        requester_instances: count(8)?,
+    })
+}
+
+/// A boolean column: SQLite gives an integer, PostgreSQL a boolean.
+fn flag(row: &AnyRow, index: usize) -> Result<bool> {
+    match row.try_get::<bool, _>(index) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<i64, _>(index)? != 0),
+    }
+}
+
+impl Clock {
+    /// The last timestamp the store gave, which another master may have moved on.
+    pub(crate) fn catch_up(&mut self, stored: i64) {
+        self.last = self.last.max(stored);
+    }
+
+    pub(crate) fn last(&self) -> i64 {
+        self.last
+    }
+}

@@ -1,0 +1,547 @@
+//! [`Db`]: the store the master uses, on either backend. One writer connection fed by a
+//! queue (group commit), a pool of readers beside it, and on PostgreSQL a listener for
+//! what other masters commit.
+
+use std::collections::BTreeMap;
+
+use grove_api as api;
+use grove_scheduler::SeededDice;
+use sqlx::{AnyConnection, Connection, Row};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::backend::{Backend, CHANNEL, RECONNECT, Target, exec};
+use crate::reads::Reads;
+use crate::rules::{self, Answer, Op, Placement};
+use crate::tx::{Clock, Tx};
+use crate::{
+    Changed, ComputerRow, Elsewhere, PrincipalRow, Requester, Result, Store, StoreConfig,
+    StoreError,
+};
+
+/// The most mutations one transaction takes.
+const MAX_BATCH: usize = 512;
+
+/// The store. Cloning it is cheap: clones share the writer and the readers.
+#[derive(Debug, Clone)]
+pub struct Db {
+    writer: mpsc::Sender<Job>,
+    reads: Reads,
+    elsewhere: broadcast::Sender<Elsewhere>,
+    backend: Backend,
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<(Answer, Changed)>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+/// The writer's side: its connection, the clock, the placement, and who it is when it
+/// tells other masters what changed.
+struct Writer {
+    target: Target,
+    conn: Option<AnyConnection>,
+    clock: Clock,
+    placement: Placement,
+    origin: u64,
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // Without the OS random source, the time is seed enough for dice and an origin tag.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos());
+        return u64::try_from(now % u128::from(u64::MAX)).unwrap_or(1);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+impl Db {
+    /// Opens (creating if needed) the store, migrates it and starts its writer.
+    pub async fn open(config: &StoreConfig) -> Result<Db> {
+        let target = Target::new(&config.location)?;
+        let mut conn = target.connect().await.map_err(|e| target.open_error(e))?;
+        target.migrate(&mut conn).await?;
+        let readers = target.readers().await.map_err(|e| target.open_error(e))?;
+        let origin = random_u64();
+        let (elsewhere, _) = broadcast::channel(1024);
+        if let Some(url) = target.postgres_url() {
+            let listener = sqlx::postgres::PgListener::connect(url)
+                .await
+                .map_err(|e| target.open_error(e))?;
+            tokio::spawn(listen(listener, origin, elsewhere.clone()));
+        }
+        let (writer, queue) = mpsc::channel(4096);
+        let backend = target.backend;
+        let state = Writer {
+            target,
+            conn: Some(conn),
+            clock: Clock::default(),
+            placement: Placement {
+                policy: config.placement,
+                dice: SeededDice::new(random_u64()),
+            },
+            origin,
+        };
+        // The writer has a thread of its own, so that the requests it serializes do not
+        // wait behind the HTTP work of the runtime that serves them.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| state.target.open_error(sqlx::Error::Io(e)))?;
+        let location = state.target.location.to_string();
+        std::thread::Builder::new()
+            .name("grove-store-writer".to_owned())
+            .spawn(move || runtime.block_on(write_loop(state, queue)))
+            .map_err(|e| StoreError::Open {
+                location,
+                source: sqlx::Error::Io(e),
+            })?;
+        Ok(Db {
+            writer,
+            reads: Reads { pool: readers },
+            elsewhere,
+            backend,
+        })
+    }
+
+    /// Which backend this store is on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn write(&self, op: Op) -> Result<(Answer, Changed)> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Job { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn changed(&self, op: Op) -> Result<Changed> {
+        self.write(op).await.map(|(_, changed)| changed)
+    }
+
+    async fn created(&self, op: Op) -> Result<i64> {
+        match self.write(op).await? {
+            (Answer::Created(id), _) => Ok(id),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(answer: &Answer) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!(
+        "the writer answered {answer:?} to a request it does not answer so"
+    )))
+}
+
+/// Tells this master what the others commit: notifications on [`CHANNEL`], each
+/// `origin;computers;documents` with comma-separated ids. When the connection drops,
+/// some may have been missed: that is said too, and the listener connects again.
+async fn listen(
+    mut listener: sqlx::postgres::PgListener,
+    origin: u64,
+    out: broadcast::Sender<Elsewhere>,
+) {
+    if let Err(e) = listener.listen(CHANNEL).await {
+        tracing::error!(error = %e, "cannot listen for other masters' changes");
+    }
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                if let Some(changed) = parse_notice(notification.payload(), origin) {
+                    let _ = out.send(Elsewhere::Changed(changed));
+                }
+            }
+            Ok(None) => {
+                tracing::warn!("lost the connection that carries other masters' changes");
+                let _ = out.send(Elsewhere::Lost);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for other masters' changes");
+                let _ = out.send(Elsewhere::Lost);
+                tokio::time::sleep(RECONNECT).await;
+            }
+        }
+    }
+}
+
+fn ids(text: &str) -> Vec<i64> {
+    text.split(',').filter_map(|id| id.parse().ok()).collect()
+}
+
+fn parse_notice(payload: &str, origin: u64) -> Option<Changed> {
+    let mut parts = payload.split(';');
+    let from: u64 = parts.next()?.parse().ok()?;
+    if from == origin {
+        return None;
+    }
+    Some(Changed {
+        computers: ids(parts.next().unwrap_or_default()),
+        documents: ids(parts.next().unwrap_or_default()),
+    })
+}
+
+/// Notices for a change, small enough for PostgreSQL's payload limit.
+fn notices(origin: u64, changed: &Changed) -> Vec<String> {
+    const PER_NOTICE: usize = 400;
+    let join = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut out = Vec::new();
+    for chunk in changed.computers.chunks(PER_NOTICE) {
+        out.push(format!("{origin};{};", join(chunk)));
+    }
+    for chunk in changed.documents.chunks(PER_NOTICE) {
+        out.push(format!("{origin};;{}", join(chunk)));
+    }
+    out
+}
+
+/// The writer: takes every waiting mutation, applies them in one transaction, commits
+/// once, then answers.
+///
+/// A batch is first applied as is; if one of its mutations fails (no capacity, a
+/// conflict), the transaction is rolled back and the batch applied again with a savepoint
+/// around each mutation, so that the failing one alone is undone.
+async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<Op> = batch.iter().map(|job| job.op.clone()).collect();
+        let results = match writer.run_batch(&ops, false).await {
+            Ok(Some(results)) => Ok(results),
+            Ok(None) => match writer.run_batch(&ops, true).await {
+                Ok(Some(results)) => Ok(results),
+                Ok(None) => Err(sqlx::Error::Protocol(
+                    "a savepoint did not isolate a failure".to_owned(),
+                )),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match results {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store transaction failed");
+                for job in batch {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Database(sqlx::Error::Protocol(
+                            e.to_string(),
+                        ))));
+                }
+                writer.check_connection().await;
+            }
+        }
+    }
+}
+
+type Results = Vec<Result<(Answer, Changed)>>;
+
+impl Writer {
+    /// After a failed batch: a connection that no longer answers is replaced.
+    async fn check_connection(&mut self) {
+        if let Some(conn) = self.conn.as_mut()
+            && conn.ping().await.is_ok()
+        {
+            return;
+        }
+        self.conn = None;
+        match self.target.connect().await {
+            Ok(conn) => {
+                tracing::info!("the store's writer connected again");
+                self.conn = Some(conn);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the store's writer cannot connect");
+                tokio::time::sleep(RECONNECT).await;
+            }
+        }
+    }
+
+    /// Applies `ops` in one committed transaction and returns each result; `None` when,
+    /// without savepoints, one of them failed (the transaction is then rolled back).
+    async fn run_batch(&mut self, ops: &[Op], savepoints: bool) -> sqlx::Result<Option<Results>> {
+        if self.conn.is_none() {
+            self.check_connection().await;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(sqlx::Error::PoolTimedOut);
+        };
+        let backend = self.target.backend;
+        backend.begin(conn).await?;
+        let outcome = apply_all(
+            conn,
+            &mut self.clock,
+            &mut self.placement,
+            ops,
+            savepoints,
+            backend,
+            self.origin,
+        )
+        .await;
+        match outcome {
+            Ok(Some(results)) => match exec(conn, "COMMIT").await {
+                Ok(()) => Ok(Some(results)),
+                Err(e) => {
+                    let _ = exec(conn, "ROLLBACK").await;
+                    Err(e)
+                }
+            },
+            Ok(None) => {
+                exec(conn, "ROLLBACK").await?;
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = exec(conn, "ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs the batch inside the open transaction: the clock from the store, each op (in a
+/// savepoint if asked), the clock back, and on PostgreSQL the notices for other masters
+/// (delivered when the transaction commits).
+async fn apply_all(
+    conn: &mut AnyConnection,
+    clock: &mut Clock,
+    placement: &mut Placement,
+    ops: &[Op],
+    savepoints: bool,
+    backend: Backend,
+    origin: u64,
+) -> sqlx::Result<Option<Results>> {
+    let stored: i64 = sqlx::query("SELECT last FROM clock WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    clock.catch_up(stored);
+    let mut results = Vec::with_capacity(ops.len());
+    let mut all = Changed::default();
+    for op in ops {
+        if savepoints {
+            exec(conn, "SAVEPOINT op").await?;
+        }
+        let result = {
+            let mut tx = Tx {
+                conn: &mut *conn,
+                clock: &mut *clock,
+            };
+            rules::apply(&mut tx, placement, op.clone()).await
+        };
+        match (&result, savepoints) {
+            (Err(_), true) => {
+                exec(conn, "ROLLBACK TO op").await?;
+                exec(conn, "RELEASE op").await?;
+            }
+            (Ok(_), true) => exec(conn, "RELEASE op").await?,
+            (Err(_), false) => return Ok(None),
+            (Ok(_), false) => {}
+        }
+        if let Ok((_, changed)) = &result {
+            all.merge(changed);
+        }
+        results.push(result);
+    }
+    sqlx::query("UPDATE clock SET last = $1 WHERE id = 1")
+        .bind(clock.last())
+        .execute(&mut *conn)
+        .await?;
+    if backend == Backend::Postgres {
+        for notice in notices(origin, &all) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(notice)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(Some(results))
+}
+
+impl Store for Db {
+    async fn ensure_admin(&self, token_hash: Vec<u8>) -> Result<Option<i64>> {
+        match self.write(Op::EnsureAdmin(token_hash)).await? {
+            (Answer::Created(id), _) => Ok(Some(id)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn master_key(&self, proposed: String) -> Result<String> {
+        match self.write(Op::MasterKey(proposed)).await? {
+            (Answer::Key(key), _) => Ok(key),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn create_user(&self, name: String, token_hash: Vec<u8>) -> Result<i64> {
+        self.created(Op::CreateUser(name, token_hash)).await
+    }
+
+    async fn principal(&self, id: i64) -> Result<Option<PrincipalRow>> {
+        self.reads.principal(id).await
+    }
+
+    async fn set_labels(&self, computer_id: i64, labels: BTreeMap<String, String>) -> Result<()> {
+        self.changed(Op::SetLabels(computer_id, labels))
+            .await
+            .map(|_| ())
+    }
+
+    async fn create_computer(
+        &self,
+        reference: String,
+        owner_id: i64,
+        token_hash: Vec<u8>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<i64> {
+        self.created(Op::CreateComputer(reference, owner_id, token_hash, labels))
+            .await
+    }
+
+    async fn computer(&self, id: i64) -> Result<Option<ComputerRow>> {
+        self.reads.computer(id).await
+    }
+
+    async fn computer_by_reference(&self, reference: String) -> Result<Option<ComputerRow>> {
+        self.reads.computer_by_reference(&reference).await
+    }
+
+    async fn computers(&self, owner: Option<i64>) -> Result<Vec<api::Computer>> {
+        self.reads.computers(owner).await
+    }
+
+    async fn declare_partitions(
+        &self,
+        computer_id: i64,
+        partitions: Vec<api::PartitionDeclaration>,
+    ) -> Result<Changed> {
+        self.changed(Op::DeclarePartitions(computer_id, partitions))
+            .await
+    }
+
+    async fn supply(&self, computer_id: i64, supply: api::Supply) -> Result<Changed> {
+        self.changed(Op::Supply(computer_id, supply)).await
+    }
+
+    async fn report_software(
+        &self,
+        computer_id: i64,
+        report: api::SoftwareReport,
+    ) -> Result<Changed> {
+        self.changed(Op::ReportSoftware(computer_id, report)).await
+    }
+
+    async fn request(
+        &self,
+        owner_id: i64,
+        requester: Requester,
+        request: api::InstanceRequest,
+    ) -> Result<(api::Instance, Changed)> {
+        match self
+            .write(Op::Request(owner_id, requester, request))
+            .await?
+        {
+            (Answer::Instance(instance), changed) => Ok((*instance, changed)),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn instance(&self, id: i64) -> Result<Option<api::Instance>> {
+        self.reads.instance(id).await
+    }
+
+    async fn instance_owner(&self, id: i64) -> Result<Option<i64>> {
+        self.reads.instance_owner(id).await
+    }
+
+    async fn instances(&self, owner: Option<i64>) -> Result<Vec<api::Instance>> {
+        self.reads.instances(owner).await
+    }
+
+    async fn report_instance(&self, instance_id: i64, report: api::StateReport) -> Result<Changed> {
+        self.changed(Op::ReportInstance(instance_id, report)).await
+    }
+
+    async fn publish(&self, instance_id: i64, parameters: api::Parameters) -> Result<Changed> {
+        self.changed(Op::Publish(instance_id, parameters)).await
+    }
+
+    async fn set_children(&self, parent_id: i64, titles: Vec<String>) -> Result<Changed> {
+        self.changed(Op::SetChildren(parent_id, titles)).await
+    }
+
+    async fn record_usage(&self, computer_id: i64, report: api::UsageReport) -> Result<()> {
+        self.changed(Op::Usage(computer_id, report))
+            .await
+            .map(|_| ())
+    }
+
+    async fn usage(&self, instance_id: i64, limit: u32) -> Result<Vec<api::UsageSample>> {
+        self.reads.usage(instance_id, limit).await
+    }
+
+    async fn desired_state(&self, computer_id: i64) -> Result<api::DesiredState> {
+        self.reads.desired_state(computer_id).await
+    }
+
+    fn elsewhere(&self) -> broadcast::Receiver<Elsewhere> {
+        self.elsewhere.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_and_skip_their_origin() {
+        let changed = Changed {
+            computers: vec![1, 2],
+            documents: vec![3],
+        };
+        let sent = notices(7, &changed);
+        assert_eq!(sent, ["7;1,2;", "7;;3"]);
+        assert_eq!(parse_notice(&sent[0], 7), None);
+        assert_eq!(
+            parse_notice(&sent[0], 8),
+            Some(Changed {
+                computers: vec![1, 2],
+                documents: vec![]
+            })
+        );
+        assert_eq!(
+            parse_notice(&sent[1], 8),
+            Some(Changed {
+                computers: vec![],
+                documents: vec![3]
+            })
+        );
+        assert_eq!(parse_notice("garbage", 8), None);
+        let many = Changed {
+            computers: (0..1000).collect(),
+            documents: vec![],
+        };
+        let sent = notices(1, &many);
+        assert_eq!(sent.len(), 3);
+        assert!(sent.iter().all(|n| n.len() < 8000));
+    }
+}
