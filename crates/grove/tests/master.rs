@@ -1,5 +1,5 @@
 //! `grove master` as a process: it comes up, and a `kill -9` in the middle of a burst of
-//! concurrent requests loses none that it acknowledged.
+//! concurrent requests loses none that it acknowledged, on SQLite and on PostgreSQL.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -18,15 +18,20 @@ fn new_agent() -> ureq::Agent {
         .into()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
+fn start(dir: &std::path::Path, port: u16, store: Option<&str>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_grove"));
+    command
         .args([
             "master",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",
         ])
-        .arg(dir)
+        .arg(dir);
+    if let Some(store) = store {
+        command.args(["--store", store]);
+    }
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -69,11 +74,20 @@ fn call(
 }
 
 #[test]
-fn kill_9_loses_no_acknowledged_request() {
+fn kill_9_loses_no_acknowledged_request_on_sqlite() {
+    kill_9_loses_no_acknowledged_request(None);
+}
+
+#[test]
+fn kill_9_loses_no_acknowledged_request_on_postgres() {
+    kill_9_loses_no_acknowledged_request(Some(&common::postgres_url()));
+}
+
+fn kill_9_loses_no_acknowledged_request(store: Option<&str>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut master = start(dir.path(), port);
+    let mut master = start(dir.path(), port, store);
     let admin = std::fs::read_to_string(dir.path().join("admin.token")).expect("admin token");
     let admin = admin.trim();
     let agent = new_agent();
@@ -133,7 +147,7 @@ fn kill_9_loses_no_acknowledged_request() {
         "the burst did run: {} requests",
         acknowledged.len()
     );
-    let mut master = start(dir.path(), port);
+    let mut master = start(dir.path(), port, store);
     let (status, instances) =
         call(&agent, &format!("{base}/v1/instances"), admin, None).expect("list");
     assert_eq!(status, 200);

@@ -1,8 +1,10 @@
 //! Load on a real master over loopback HTTP (keep-alive clients on their own threads; the
 //! master on a one-worker runtime, so on one core). Results go to BENCHMARKS.md.
 //!
-//! `cargo bench -p grove-master --bench api` (set `GROVE_BENCH_SECONDS`, default 5, and
-//! `GROVE_BENCH_COMPUTERS`, default 10000).
+//! `cargo bench -p grove-master --bench api` (set `GROVE_BENCH_SECONDS`, default 5,
+//! `GROVE_BENCH_COMPUTERS`, default 10000, `GROVE_BENCH_STORE=postgres` for a fresh
+//! database on the server `GROVE_TEST_POSTGRES` names, default SQLite, and
+//! `GROVE_BENCH_PLACEMENT`, default simple).
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -179,9 +181,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let config = grove_master::MasterConfig::new(
+    let mut config = grove_master::MasterConfig::new(
         "127.0.0.1:0".parse().expect("addr"),
         dir.path().to_owned(),
+    );
+    if std::env::var("GROVE_BENCH_STORE").as_deref() == Ok("postgres") {
+        let location = runtime
+            .block_on(grove_store::scratch::database())
+            .unwrap_or_else(|e| panic!("GROVE_BENCH_STORE=postgres: {e}"));
+        config.store = Some(location);
+    }
+    if let Ok(policy) = std::env::var("GROVE_BENCH_PLACEMENT") {
+        config.placement = policy.parse().expect("GROVE_BENCH_PLACEMENT");
+    }
+    println!(
+        "(store: {}, placement: {})",
+        config
+            .store
+            .as_ref()
+            .map_or("sqlite".to_owned(), ToString::to_string),
+        config.placement
     );
     let master = runtime
         .block_on(grove_master::start(&config))

@@ -1162,3 +1162,92 @@ on_both_backends!(
     a_destroyed_instance_token_stops_working,
     computers_carry_labels_set_at_registration_and_by_the_admin,
 );
+
+/// Where each policy puts instances, and how SLA labels narrow it: three shared computers
+/// of three partitions (the admin's), requested by a user.
+fn placement_follows_the_policy_and_the_sla(backend: Backend) {
+    // (policy, computers the first four requests land on)
+    let cases = [
+        (Policy::Simple, ["A", "B", "C", "A"]),
+        (Policy::Pack, ["A", "A", "A", "B"]),
+        (Policy::Zone, ["A", "B", "C", "B"]),
+    ];
+    for (policy, expected) in cases {
+        let t = TestMaster::start(backend, policy);
+        let admin = t.admin.clone();
+        for (reference, labels) in [
+            ("A", json!({"zone": "eu-1"})),
+            ("B", json!({"zone": "eu-2"})),
+            ("C", json!({"zone": "eu-1", "gpu": "yes"})),
+        ] {
+            t.computer(&admin, reference, 3, SR);
+            t.ok(
+                "PUT",
+                &format!("/v1/computers/{reference}/labels"),
+                &admin,
+                Some(&json!({ "labels": labels })),
+            );
+        }
+        let alice = t.user("alice");
+        let placed: Vec<String> = (0..4)
+            .map(|i| {
+                let instance = t.ok(
+                    "POST",
+                    "/v1/instances",
+                    &alice,
+                    Some(&request(&format!("i{i}"), json!({}))),
+                );
+                instance["computer"].as_str().expect("placed").to_owned()
+            })
+            .collect();
+        assert_eq!(placed, expected, "{policy}");
+
+        let with_sla = |title: &str, sla: Value| {
+            let mut body = request(title, json!({}));
+            body["sla"] = sla;
+            t.call("POST", "/v1/instances", Some(&alice), Some(&body))
+        };
+        let (status, body) = with_sla("gpu", json!({"gpu": "yes"}));
+        assert_eq!(
+            (status, body["computer"].as_str()),
+            (200, Some("C")),
+            "{policy}: {body}"
+        );
+        let (status, body) = with_sla("eu-2", json!({"zone": "eu-2"}));
+        assert_eq!(
+            (status, body["computer"].as_str()),
+            (200, Some("B")),
+            "{policy}: {body}"
+        );
+        for (sla, message) in [
+            (json!({"zone": "eu-9"}), "no computer with label zone=eu-9"),
+            (
+                json!({"computer_guid": "A", "gpu": "yes"}),
+                "no computer with label gpu=yes",
+            ),
+            (
+                json!({"computer_guid": "Z"}),
+                "no computer \"Z\" this user may use",
+            ),
+        ] {
+            let (status, body) = with_sla("nowhere", sla.clone());
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (503, Some("no_capacity")),
+                "{policy} {sla}: {body}"
+            );
+            let text = body["error"]["message"].as_str().expect("message");
+            assert!(text.contains(message), "{policy} {sla}: {text}");
+        }
+    }
+}
+
+#[test]
+fn placement_on_sqlite() {
+    placement_follows_the_policy_and_the_sla(Backend::Sqlite);
+}
+
+#[test]
+fn placement_on_postgres() {
+    placement_follows_the_policy_and_the_sla(Backend::Postgres);
+}

@@ -25,7 +25,9 @@ pub struct Candidate {
     pub supplied: bool,
     pub free_partitions: u32,
     pub used_partitions: u32,
-    /// How many instances of the requester already run there (for spreading).
+    /// How many instances of the requester already run there (for spreading; the store
+    /// counts them only for the `zone` policy, and then gives every computer the requester
+    /// may use, full or not).
     pub requester_instances: u32,
 }
 
@@ -219,9 +221,13 @@ pub fn place<'c>(
             .copied(),
         Policy::Chance => fit.get(dice.roll(fit.len())).copied(),
         Policy::Zone => {
-            // The requester's instances per zone, over the computers that fit.
+            // The requester's instances per zone, over every computer it may use (full
+            // ones too: their instances are in that zone all the same).
             let mut per_zone: BTreeMap<Option<&str>, u32> = BTreeMap::new();
-            for c in &fit {
+            for c in candidates
+                .iter()
+                .filter(|c| passes(&Filter::Access, ask, c))
+            {
                 *per_zone
                     .entry(c.labels.get(ZONE).map(String::as_str))
                     .or_default() += c.requester_instances;

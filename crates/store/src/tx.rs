@@ -8,6 +8,7 @@ use grove_api as api;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::backend::Backend;
 use crate::reads::{INSTANCE_BY_ID, row_to_instance};
 use crate::{Result, StoreError};
 
@@ -82,6 +83,41 @@ pub(crate) struct Narrow<'a> {
 pub(crate) struct Tx<'c> {
     pub(crate) conn: &'c mut AnyConnection,
     pub(crate) clock: &'c mut Clock,
+    pub(crate) backend: Backend,
+}
+
+/// The fast path of the `simple` and `pack` policies: a user's new instance is placed and
+/// inserted in one statement, on the computer the policy's order puts first, unless the
+/// title exists. The order is the one [`Tx::candidates`] gives the scheduler.
+macro_rules! insert_first_fit {
+    ($order:literal) => {
+        concat!(
+            "INSERT INTO instances (owner_id, requester, title, software_release, software_type, \
+             parameters, requested_state, shared, sla, timestamp, computer_id, partition_reference) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, 0, $8, $9, cap.id, cap.partition FROM (\
+             SELECT c.id, (SELECT f.reference FROM partitions f WHERE f.computer_id = c.id \
+             AND f.instance_id IS NULL ORDER BY length(f.reference), f.reference LIMIT 1) AS partition \
+             FROM computers c JOIN principals p ON p.id = c.owner_id \
+             WHERE (c.owner_id = $1 OR p.kind = 'admin') AND ($10 IS NULL OR c.reference = $10) \
+             AND c.free_partitions > 0 AND EXISTS (SELECT 1 FROM software s WHERE \
+             s.computer_id = c.id AND s.url = $4 AND s.requested_state = 'available') \
+             ORDER BY ",
+            $order,
+            " LIMIT 1) AS cap WHERE cap.partition IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM instances WHERE requester = $2 AND title = $3) \
+             RETURNING id, computer_id, partition_reference, \
+             (SELECT reference FROM computers WHERE id = computer_id)"
+        )
+    };
+}
+
+/// Where the fast path put an instance.
+#[derive(Debug)]
+pub(crate) struct FirstFit {
+    pub(crate) id: i64,
+    pub(crate) computer: i64,
+    pub(crate) partition: String,
+    pub(crate) reference: String,
 }
 
 impl Tx<'_> {
@@ -264,23 +300,6 @@ impl Tx<'_> {
         .transpose()?)
     }
 
-    pub(crate) async fn take_partition(
-        &mut self,
-        computer: i64,
-        reference: &str,
-        instance: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE partitions SET instance_id = $3 WHERE computer_id = $1 AND reference = $2",
-        )
-        .bind(computer)
-        .bind(reference)
-        .bind(instance)
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(())
-    }
-
     /// Frees the partition an instance holds; the computer it was on.
     pub(crate) async fn free_partition_of(&mut self, instance: i64) -> Result<Option<i64>> {
         Ok(sqlx::query(
@@ -291,6 +310,79 @@ impl Tx<'_> {
         .await?
         .map(|row| row.try_get(0))
         .transpose()?)
+    }
+
+    /// The fast path of `simple` (`most_used_first` false) and `pack`: `None` when the
+    /// title exists or nothing fits (the general path finds out which).
+    pub(crate) async fn insert_first_fit(
+        &mut self,
+        new: &NewInstance<'_>,
+        computer_guid: Option<&str>,
+        most_used_first: bool,
+    ) -> Result<Option<FirstFit>> {
+        let sql = if most_used_first {
+            insert_first_fit!("c.used_partitions DESC, c.reference")
+        } else {
+            insert_first_fit!("c.used_partitions, c.reference")
+        };
+        let request = new.request;
+        let row = sqlx::query(sql)
+            .bind(new.owner)
+            .bind(new.requester)
+            .bind(&request.title)
+            .bind(&request.software_release)
+            .bind(&request.software_type)
+            .bind(to_json(&request.parameters, "{}"))
+            .bind(new.state.as_str())
+            .bind(to_json(&request.sla, "{}"))
+            .bind(new.timestamp)
+            .bind(computer_guid)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.map(|row| {
+            Ok(FirstFit {
+                id: row.try_get(0)?,
+                computer: row.try_get(1)?,
+                partition: row.try_get(2)?,
+                reference: row.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Gives a partition to an instance: the partition taken, the computer's counters and
+    /// a new revision (one round trip on SQLite, which takes several statements at once).
+    pub(crate) async fn occupy(
+        &mut self,
+        computer: i64,
+        partition: &str,
+        instance: i64,
+    ) -> Result<()> {
+        macro_rules! take {
+            () => {
+                "UPDATE partitions SET instance_id = $3 WHERE computer_id = $1 AND reference = $2"
+            };
+        }
+        macro_rules! count {
+            () => {
+                "UPDATE computers SET revision = revision + 1, \
+                 free_partitions = free_partitions - 1, used_partitions = used_partitions + 1 \
+                 WHERE id = $1"
+            };
+        }
+        let statements: &[&'static str] = match self.backend {
+            Backend::Sqlite => &[concat!(take!(), "; ", count!())],
+            Backend::Postgres => &[take!(), count!()],
+        };
+        for sql in statements {
+            sqlx::query(*sql)
+                .bind(computer)
+                .bind(partition)
+                .bind(instance)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The computers that might take an instance, as the scheduler needs them.

@@ -344,6 +344,7 @@ async fn apply_all(
             let mut tx = Tx {
                 conn: &mut *conn,
                 clock: &mut *clock,
+                backend,
             };
             rules::apply(&mut tx, placement, op.clone()).await
         };

@@ -28,6 +28,17 @@ pub fn example(name: &str) -> String {
         .to_string()
 }
 
+/// A fresh PostgreSQL database's URL (on the server `GROVE_TEST_POSTGRES` names); fails,
+/// never skips, without one.
+pub fn postgres_url() -> String {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    match runtime.block_on(grove_store::scratch::database()) {
+        Ok(grove_store::Location::Postgres(url)) => url,
+        Ok(other) => panic!("not a PostgreSQL database: {other}"),
+        Err(e) => panic!("this test needs PostgreSQL: {e}"),
+    }
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

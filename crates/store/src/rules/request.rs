@@ -7,7 +7,7 @@ use grove_scheduler::{Ask, COMPUTER_GUID, Policy};
 
 use super::tree::propagate;
 use super::{Placement, touch};
-use crate::tx::{Narrow, NewInstance, Tx};
+use crate::tx::{FirstFit, Narrow, NewInstance, Tx};
 use crate::{Changed, Requester, Result, StoreError};
 
 /// The SLA key that names the instance a shared instance attaches to.
@@ -57,6 +57,31 @@ pub(super) async fn request(
         && root_state != api::RequestedState::Started
     {
         state = root_state;
+    }
+    if parent.is_none()
+        && !request.shared
+        && state != api::RequestedState::Destroyed
+        && let Some(most_used_first) = first_fit(placement.policy, &request)
+    {
+        let timestamp = tx.timestamp();
+        let new = NewInstance {
+            owner,
+            requester: &requester_key,
+            parent: None,
+            root: None,
+            request: &request,
+            state,
+            timestamp,
+        };
+        let computer_guid = request.sla.get(COMPUTER_GUID).map(String::as_str);
+        if let Some(fit) = tx
+            .insert_first_fit(&new, computer_guid, most_used_first)
+            .await?
+        {
+            tx.occupy(fit.computer, &fit.partition, fit.id).await?;
+            changed.computer(fit.computer);
+            return Ok(placed(fit, request, state, timestamp));
+        }
     }
     let id = match tx.identify(&requester_key, &request.title).await? {
         Some(id) => {
@@ -201,8 +226,12 @@ async fn choose(
     let narrow = Narrow {
         owner,
         software_release,
-        computer_guid: sla.get(COMPUTER_GUID).map(String::as_str),
-        // Spreading counts the requester's instances on full computers too.
+        // Spreading counts the requester's instances on every computer it may use, full or
+        // not, and the scheduler filters.
+        computer_guid: sla
+            .get(COMPUTER_GUID)
+            .filter(|_| policy != Policy::Zone)
+            .map(String::as_str),
         fit_only: policy != Policy::Zone,
         most_used_first: ordered,
         count_owner: policy == Policy::Zone,
@@ -216,6 +245,7 @@ async fn choose(
         Err(_) => {
             let everything = tx
                 .candidates(&Narrow {
+                    computer_guid: None,
                     fit_only: false,
                     most_used_first: None,
                     count_owner: false,
@@ -244,11 +274,54 @@ async fn choose(
 /// Gives the partition to the instance.
 async fn take(tx: &mut Tx<'_>, id: i64, spot: Spot, changed: &mut Changed) -> Result<()> {
     tx.place(id, spot.computer, &spot.partition, None).await?;
-    tx.take_partition(spot.computer, &spot.partition, id)
-        .await?;
-    tx.bump(spot.computer, -1, 1).await?;
+    tx.occupy(spot.computer, &spot.partition, id).await?;
     changed.computer(spot.computer);
     Ok(())
+}
+
+/// Whether a user's new instance takes the fast path (`Tx::insert_first_fit`): under
+/// `simple` (`Some(false)`: least used first) and `pack` (`Some(true)`), when no label is
+/// asked for, the scheduler's choice is the first row of the policy's order.
+fn first_fit(policy: Policy, request: &api::InstanceRequest) -> Option<bool> {
+    let labelled = request
+        .sla
+        .keys()
+        .any(|k| k != COMPUTER_GUID && k != INSTANCE_GUID);
+    match policy {
+        _ if labelled => None,
+        Policy::Simple => Some(false),
+        Policy::Pack => Some(true),
+        Policy::Chance | Policy::Zone => None,
+    }
+}
+
+/// The instance the fast path created, as the store now holds it.
+fn placed(
+    fit: FirstFit,
+    request: api::InstanceRequest,
+    state: api::RequestedState,
+    timestamp: i64,
+) -> api::Instance {
+    api::Instance {
+        id: fit.id,
+        title: request.title,
+        software_release: request.software_release,
+        software_type: request.software_type,
+        parameters: request.parameters,
+        requested_state: state,
+        shared: false,
+        sla: request.sla,
+        computer: Some(fit.reference),
+        partition: Some(fit.partition),
+        host_instance: None,
+        parent: None,
+        root: fit.id,
+        reported_state: None,
+        error: None,
+        connection: api::Parameters::new(),
+        timestamp,
+        reported_timestamp: None,
+    }
 }
 
 /// A shared instance gets no partition: it is attached to a started instance of the same
