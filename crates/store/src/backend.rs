@@ -82,6 +82,8 @@ pub(crate) const CHANNEL: &str = "grove_changes";
 /// Serializes the writers of every master sharing a PostgreSQL store (an advisory lock
 /// held until the transaction ends), as SQLite's `BEGIN IMMEDIATE` does for one file.
 const WRITE_LOCK: i64 = 0x6772_6f76_6501;
+/// `BEGIN` and [`WRITE_LOCK`] taken (its value, spelled out).
+const BEGIN_LOCKED: &str = "BEGIN; SELECT pg_advisory_xact_lock(113741193962753)";
 
 impl Backend {
     pub(crate) fn of(location: &Location) -> Backend {
@@ -102,14 +104,8 @@ impl Backend {
     pub(crate) async fn begin(self, conn: &mut AnyConnection) -> sqlx::Result<()> {
         match self {
             Backend::Sqlite => exec(conn, "BEGIN IMMEDIATE").await,
-            Backend::Postgres => {
-                exec(conn, "BEGIN").await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(WRITE_LOCK)
-                    .execute(&mut *conn)
-                    .await
-                    .map(|_| ())
-            }
+            // One round trip: both in one simple query.
+            Backend::Postgres => exec(conn, BEGIN_LOCKED).await,
         }
     }
 }
@@ -289,6 +285,11 @@ pub(crate) const RECONNECT: Duration = Duration::from_millis(500);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_write_lock_is_spelled_out_right() {
+        assert!(BEGIN_LOCKED.ends_with(&format!("({WRITE_LOCK})")));
+    }
 
     #[test]
     fn locations_parse_and_hide_passwords() {

@@ -312,18 +312,39 @@ impl Tx<'_> {
         .transpose()?)
     }
 
-    /// The fast path of `simple` (`most_used_first` false) and `pack`: `None` when the
-    /// title exists or nothing fits (the general path finds out which).
+    /// The fast path of `simple` (`most_used_first` false) and `pack`: places, inserts
+    /// and occupies the partition (one round trip on PostgreSQL, whose statements may
+    /// write several tables; two on SQLite). `None` when the title exists or nothing fits
+    /// (the general path finds out which).
     pub(crate) async fn insert_first_fit(
         &mut self,
         new: &NewInstance<'_>,
         computer_guid: Option<&str>,
         most_used_first: bool,
     ) -> Result<Option<FirstFit>> {
-        let sql = if most_used_first {
-            insert_first_fit!("c.used_partitions DESC, c.reference")
-        } else {
-            insert_first_fit!("c.used_partitions, c.reference")
+        macro_rules! occupying {
+            ($insert:expr) => {
+                concat!(
+                    "WITH ins AS (",
+                    $insert,
+                    "), taken AS (UPDATE partitions SET instance_id = ins.id FROM ins \
+                     WHERE partitions.computer_id = ins.computer_id \
+                     AND partitions.reference = ins.partition_reference), \
+                     counted AS (UPDATE computers SET revision = revision + 1, \
+                     free_partitions = free_partitions - 1, used_partitions = used_partitions + 1 \
+                     FROM ins WHERE computers.id = ins.computer_id) SELECT * FROM ins"
+                )
+            };
+        }
+        let sql = match (self.backend, most_used_first) {
+            (Backend::Sqlite, true) => insert_first_fit!("c.used_partitions DESC, c.reference"),
+            (Backend::Sqlite, false) => insert_first_fit!("c.used_partitions, c.reference"),
+            (Backend::Postgres, true) => {
+                occupying!(insert_first_fit!("c.used_partitions DESC, c.reference"))
+            }
+            (Backend::Postgres, false) => {
+                occupying!(insert_first_fit!("c.used_partitions, c.reference"))
+            }
         };
         let request = new.request;
         let row = sqlx::query(sql)
@@ -339,19 +360,23 @@ impl Tx<'_> {
             .bind(computer_guid)
             .fetch_optional(&mut *self.conn)
             .await?;
-        row.map(|row| {
-            Ok(FirstFit {
-                id: row.try_get(0)?,
-                computer: row.try_get(1)?,
-                partition: row.try_get(2)?,
-                reference: row.try_get(3)?,
-            })
-        })
-        .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let fit = FirstFit {
+            id: row.try_get(0)?,
+            computer: row.try_get(1)?,
+            partition: row.try_get(2)?,
+            reference: row.try_get(3)?,
+        };
+        if self.backend == Backend::Sqlite {
+            self.occupy(fit.computer, &fit.partition, fit.id).await?;
+        }
+        Ok(Some(fit))
     }
 
     /// Gives a partition to an instance: the partition taken, the computer's counters and
-    /// a new revision (one round trip on SQLite, which takes several statements at once).
+    /// a new revision, in one round trip.
     pub(crate) async fn occupy(
         &mut self,
         computer: i64,
@@ -370,18 +395,18 @@ impl Tx<'_> {
                  WHERE id = $1"
             };
         }
-        let statements: &[&'static str] = match self.backend {
-            Backend::Sqlite => &[concat!(take!(), "; ", count!())],
-            Backend::Postgres => &[take!(), count!()],
+        // SQLite runs several statements of one query; PostgreSQL writes several tables
+        // from one statement.
+        let sql = match self.backend {
+            Backend::Sqlite => concat!(take!(), "; ", count!()),
+            Backend::Postgres => concat!("WITH taken AS (", take!(), ") ", count!()),
         };
-        for sql in statements {
-            sqlx::query(*sql)
-                .bind(computer)
-                .bind(partition)
-                .bind(instance)
-                .execute(&mut *self.conn)
-                .await?;
-        }
+        sqlx::query(sql)
+            .bind(computer)
+            .bind(partition)
+            .bind(instance)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 

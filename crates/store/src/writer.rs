@@ -329,11 +329,14 @@ async fn apply_all(
     backend: Backend,
     origin: u64,
 ) -> sqlx::Result<Option<Results>> {
-    let stored: i64 = sqlx::query("SELECT last FROM clock WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
-    clock.catch_up(stored);
+    // Other masters move the clock on PostgreSQL; a SQLite file has one writer, read once.
+    if backend == Backend::Postgres || clock.last() == 0 {
+        let stored: i64 = sqlx::query("SELECT last FROM clock WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        clock.catch_up(stored);
+    }
     let mut results = Vec::with_capacity(ops.len());
     let mut all = Changed::default();
     for op in ops {

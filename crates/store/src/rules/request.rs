@@ -78,7 +78,6 @@ pub(super) async fn request(
             .insert_first_fit(&new, computer_guid, most_used_first)
             .await?
         {
-            tx.occupy(fit.computer, &fit.partition, fit.id).await?;
             changed.computer(fit.computer);
             return Ok(placed(fit, request, state, timestamp));
         }
