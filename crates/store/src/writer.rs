@@ -49,6 +49,7 @@ struct Writer {
     clock: Clock,
     placement: Placement,
     origin: u64,
+    since_vacuum: usize,
 }
 
 fn random_u64() -> u64 {
@@ -89,6 +90,7 @@ impl Db {
                 dice: SeededDice::new(random_u64()),
             },
             origin,
+            since_vacuum: 0,
         };
         // The writer has a thread of its own, so that the requests it serializes do not
         // wait behind the HTTP work of the runtime that serves them.
@@ -237,6 +239,7 @@ async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }
+                writer.tidy(ops.len()).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "store transaction failed");
@@ -255,7 +258,30 @@ async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
 
 type Results = Vec<Result<(Answer, Changed)>>;
 
+/// Mutations between two vacuums of the computers table on PostgreSQL.
+const VACUUM_EVERY: usize = 1_000;
+
 impl Writer {
+    /// On PostgreSQL, every placement moves its computer in the least-loaded index, and
+    /// the scans that place walk over the dead entries until a vacuum: autovacuum comes
+    /// once a minute at best, so the writer vacuums that small table itself, between
+    /// batches, every [`VACUUM_EVERY`] mutations.
+    async fn tidy(&mut self, done: usize) {
+        if self.target.backend != Backend::Postgres {
+            return;
+        }
+        self.since_vacuum += done;
+        if self.since_vacuum < VACUUM_EVERY {
+            return;
+        }
+        self.since_vacuum = 0;
+        if let Some(conn) = self.conn.as_mut()
+            && let Err(e) = exec(conn, "VACUUM computers").await
+        {
+            tracing::warn!(error = %e, "cannot vacuum the computers table");
+        }
+    }
+
     /// After a failed batch: a connection that no longer answers is replaced.
     async fn check_connection(&mut self) {
         if let Some(conn) = self.conn.as_mut()
@@ -365,18 +391,36 @@ async fn apply_all(
         }
         results.push(result);
     }
-    sqlx::query("UPDATE clock SET last = $1 WHERE id = 1")
-        .bind(clock.last())
-        .execute(&mut *conn)
-        .await?;
-    if backend == Backend::Postgres {
-        for notice in notices(origin, &all) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(notice)
+    let notices = match backend {
+        Backend::Postgres => notices(origin, &all),
+        Backend::Sqlite => Vec::new(),
+    };
+    let mut notices = notices.into_iter();
+    // The clock goes back with the first notice, in one round trip.
+    match notices.next() {
+        None => {
+            sqlx::query("UPDATE clock SET last = $1 WHERE id = 1")
+                .bind(clock.last())
                 .execute(&mut *conn)
                 .await?;
         }
+        Some(first) => {
+            sqlx::query(
+                "WITH c AS (UPDATE clock SET last = $1 WHERE id = 1) SELECT pg_notify($2, $3)",
+            )
+            .bind(clock.last())
+            .bind(CHANNEL)
+            .bind(first)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for notice in notices {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(notice)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(Some(results))
 }
