@@ -103,7 +103,8 @@ pub(crate) struct RequestArgs {
     /// Parameters as a JSON object in a file.
     #[arg(long)]
     params_file: Option<PathBuf>,
-    /// A placement filter, KEY=VALUE: computer_guid, instance_guid.
+    /// A placement filter, KEY=VALUE: computer_guid (the computer), instance_guid (the host
+    /// of a shared instance), or a label the computer must carry (zone=eu-1).
     #[arg(long = "sla", value_name = "KEY=VALUE")]
     sla: Vec<String>,
     /// Return once the instance has published its connection parameters.

@@ -361,4 +361,9 @@ fn main() {
         Some(("wrk-f", "fleet.cfg")),
     );
     runtime.block_on(master.stop());
+    if let Some(location) = &config.store {
+        runtime
+            .block_on(grove_store::scratch::drop_database(location))
+            .expect("drop the bench's database");
+    }
 }

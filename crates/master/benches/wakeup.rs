@@ -175,4 +175,7 @@ fn main() {
     }
     runtime.block_on(master_a.stop());
     runtime.block_on(master_b.stop());
+    runtime
+        .block_on(grove_store::scratch::drop_database(&store))
+        .expect("drop the bench's database");
 }

@@ -63,6 +63,31 @@ pub async fn database() -> Result<Location> {
     Ok(Location::Postgres(with_database(&server, &name)))
 }
 
+/// Drops a database [`database`] made (benchmarks do, so that the next run does not
+/// share the disk with the last one's autovacuum).
+pub async fn drop_database(location: &Location) -> Result<()> {
+    let Location::Postgres(url) = location else {
+        return Ok(());
+    };
+    let name = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').nth(1))
+        .and_then(|tail| tail.split('?').next())
+        .filter(|name| {
+            name.starts_with("grove_test_")
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .ok_or_else(|| StoreError::BadLocation(location.to_string()))?;
+    let mut conn = PgConnection::connect(&server_url()).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

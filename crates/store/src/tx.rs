@@ -253,37 +253,25 @@ impl Tx<'_> {
         )
     }
 
-    pub(crate) async fn insert_partition(
+    /// Declares a partition, or gives a declared one its new addresses.
+    pub(crate) async fn put_partition(
         &mut self,
         computer: i64,
         reference: &str,
         addresses: &[String],
+        declared: bool,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO partitions (computer_id, reference, addresses) VALUES ($1, $2, $3)",
-        )
-        .bind(computer)
-        .bind(reference)
-        .bind(to_json(&addresses, "[]"))
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn set_addresses(
-        &mut self,
-        computer: i64,
-        reference: &str,
-        addresses: &[String],
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE partitions SET addresses = $3 WHERE computer_id = $1 AND reference = $2",
-        )
-        .bind(computer)
-        .bind(reference)
-        .bind(to_json(&addresses, "[]"))
-        .execute(&mut *self.conn)
-        .await?;
+        let sql = if declared {
+            "UPDATE partitions SET addresses = $3 WHERE computer_id = $1 AND reference = $2"
+        } else {
+            "INSERT INTO partitions (computer_id, reference, addresses) VALUES ($1, $2, $3)"
+        };
+        sqlx::query(sql)
+            .bind(computer)
+            .bind(reference)
+            .bind(to_json(&addresses, "[]"))
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 
@@ -313,8 +301,7 @@ impl Tx<'_> {
     }
 
     /// The fast path of `simple` (`most_used_first` false) and `pack`: places, inserts
-    /// and occupies the partition (one round trip on PostgreSQL, whose statements may
-    /// write several tables; two on SQLite). `None` when the title exists or nothing fits
+    /// and occupies the partition in one round trip. `None` when the title exists or nothing fits
     /// (the general path finds out which).
     pub(crate) async fn insert_first_fit(
         &mut self,
@@ -336,9 +323,31 @@ impl Tx<'_> {
                 )
             };
         }
+        // SQLite runs the statements of one query in turn: the partition is taken and the
+        // computer counted only when the one before changed a row (`changes()`), for the
+        // instance just inserted (`last_insert_rowid()`).
+        macro_rules! then_occupying {
+            ($insert:expr) => {
+                concat!(
+                    $insert,
+                    "; UPDATE partitions SET instance_id = last_insert_rowid() \
+                     WHERE changes() = 1 AND (computer_id, reference) = \
+                     (SELECT computer_id, partition_reference FROM instances \
+                     WHERE id = last_insert_rowid()); \
+                     UPDATE computers SET revision = revision + 1, \
+                     free_partitions = free_partitions - 1, used_partitions = used_partitions + 1 \
+                     WHERE changes() = 1 AND id = \
+                     (SELECT computer_id FROM instances WHERE id = last_insert_rowid())"
+                )
+            };
+        }
         let sql = match (self.backend, most_used_first) {
-            (Backend::Sqlite, true) => insert_first_fit!("c.used_partitions DESC, c.reference"),
-            (Backend::Sqlite, false) => insert_first_fit!("c.used_partitions, c.reference"),
+            (Backend::Sqlite, true) => {
+                then_occupying!(insert_first_fit!("c.used_partitions DESC, c.reference"))
+            }
+            (Backend::Sqlite, false) => {
+                then_occupying!(insert_first_fit!("c.used_partitions, c.reference"))
+            }
             (Backend::Postgres, true) => {
                 occupying!(insert_first_fit!("c.used_partitions DESC, c.reference"))
             }
@@ -358,21 +367,18 @@ impl Tx<'_> {
             .bind(to_json(&request.sla, "{}"))
             .bind(new.timestamp)
             .bind(computer_guid)
-            .fetch_optional(&mut *self.conn)
+            // Every statement runs to its end; only the insert returns a row.
+            .fetch_all(&mut *self.conn)
             .await?;
-        let Some(row) = row else {
+        let Some(row) = row.first() else {
             return Ok(None);
         };
-        let fit = FirstFit {
+        Ok(Some(FirstFit {
             id: row.try_get(0)?,
             computer: row.try_get(1)?,
             partition: row.try_get(2)?,
             reference: row.try_get(3)?,
-        };
-        if self.backend == Backend::Sqlite {
-            self.occupy(fit.computer, &fit.partition, fit.id).await?;
-        }
-        Ok(Some(fit))
+        }))
     }
 
     /// Gives a partition to an instance: the partition taken, the computer's counters and

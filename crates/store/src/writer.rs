@@ -324,7 +324,7 @@ impl Writer {
         )
         .await;
         match outcome {
-            Ok(Some(results)) => match exec(conn, "COMMIT").await {
+            Ok(Some((results, closing))) => match commit(conn, closing).await {
                 Ok(()) => Ok(Some(results)),
                 Err(e) => {
                     let _ = exec(conn, "ROLLBACK").await;
@@ -344,8 +344,9 @@ impl Writer {
 }
 
 /// Runs the batch inside the open transaction: the clock from the store, each op (in a
-/// savepoint if asked), the clock back, and on PostgreSQL the notices for other masters
-/// (delivered when the transaction commits).
+/// savepoint if asked); returns the results and what closes the batch before its commit:
+/// the clock back, and on PostgreSQL the notices for other masters (delivered when the
+/// transaction commits).
 async fn apply_all(
     conn: &mut AnyConnection,
     clock: &mut Clock,
@@ -354,7 +355,7 @@ async fn apply_all(
     savepoints: bool,
     backend: Backend,
     origin: u64,
-) -> sqlx::Result<Option<Results>> {
+) -> sqlx::Result<Option<(Results, String)>> {
     // Other masters move the clock on PostgreSQL; a SQLite file has one writer, read once.
     if backend == Backend::Postgres || clock.last() == 0 {
         let stored: i64 = sqlx::query("SELECT last FROM clock WHERE id = 1")
@@ -391,38 +392,29 @@ async fn apply_all(
         }
         results.push(result);
     }
-    let notices = match backend {
-        Backend::Postgres => notices(origin, &all),
-        Backend::Sqlite => Vec::new(),
-    };
-    let mut notices = notices.into_iter();
-    // The clock goes back with the first notice, in one round trip.
-    match notices.next() {
-        None => {
-            sqlx::query("UPDATE clock SET last = $1 WHERE id = 1")
-                .bind(clock.last())
-                .execute(&mut *conn)
-                .await?;
-        }
-        Some(first) => {
-            sqlx::query(
-                "WITH c AS (UPDATE clock SET last = $1 WHERE id = 1) SELECT pg_notify($2, $3)",
-            )
-            .bind(clock.last())
-            .bind(CHANNEL)
-            .bind(first)
-            .execute(&mut *conn)
-            .await?;
+    let mut closing = format!("UPDATE clock SET last = {} WHERE id = 1; ", clock.last());
+    if backend == Backend::Postgres {
+        for notice in notices(origin, &all) {
+            closing.push_str(&format!("SELECT pg_notify('{CHANNEL}', '{notice}'); "));
         }
     }
-    for notice in notices {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(notice)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(Some(results))
+    Ok(Some((results, closing)))
+}
+
+/// Ends the batch: the clock written back, the notices sent and the commit, in one round
+/// trip (statements without parameters: what they carry is numbers, `;` and `,`).
+async fn commit(conn: &mut AnyConnection, mut closing: String) -> sqlx::Result<()> {
+    debug_assert!(
+        closing
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _=;,'()".contains(c)),
+        "{closing}"
+    );
+    closing.push_str("COMMIT");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(closing))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 impl Store for Db {

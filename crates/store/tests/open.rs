@@ -183,3 +183,141 @@ async fn the_master_key_is_the_first_one_proposed_on_both_backends() {
         assert_eq!(second.master_key(b).await.expect("key"), a, "{location}");
     }
 }
+
+/// The counters placement reads (free and used partitions) follow every placement and
+/// every freed partition, on both backends: the fast path writes them with
+/// dialect-specific statements, the general path with common ones.
+#[tokio::test]
+async fn capacity_counters_follow_placements_on_both_backends() {
+    use grove_store::{Location, Policy, Requester, Store, api};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for location in [
+        Location::Sqlite(dir.path().join("master.sqlite")),
+        postgres().await,
+    ] {
+        for policy in [Policy::Simple, Policy::Chance] {
+            let store = Db::open(&StoreConfig {
+                location: location.clone(),
+                placement: policy,
+            })
+            .await
+            .expect("opens");
+            // The first store of the location makes the admin (id 1); the next finds it.
+            let admin = store
+                .ensure_admin(vec![1; 32])
+                .await
+                .expect("admin")
+                .unwrap_or(1);
+            let reference = format!("C-{policy}");
+            let computer = store
+                .create_computer(reference.clone(), admin, vec![2; 32], Default::default())
+                .await
+                .expect("computer");
+            let partitions = (0..3)
+                .map(|i| api::PartitionDeclaration {
+                    reference: format!("slappart{i}"),
+                    addresses: vec![],
+                })
+                .collect();
+            store
+                .declare_partitions(computer, partitions)
+                .await
+                .expect("partitions");
+            let url = format!("https://sr/{policy}.cfg");
+            store
+                .supply(
+                    computer,
+                    api::Supply {
+                        software_release: url.clone(),
+                        state: api::SupplyState::Available,
+                    },
+                )
+                .await
+                .expect("supply");
+            let ask = |title: &str, state| api::InstanceRequest {
+                title: format!("{policy}-{title}"),
+                software_release: url.clone(),
+                software_type: "default".to_owned(),
+                parameters: Default::default(),
+                state,
+                shared: false,
+                sla: [("computer_guid".to_owned(), reference.clone())].into(),
+            };
+            let started = api::RequestedState::Started;
+            let mut placed = Vec::new();
+            for i in 0..3 {
+                let (instance, changed) = store
+                    .request(
+                        admin,
+                        Requester::User(admin),
+                        ask(&format!("i{i}"), started),
+                    )
+                    .await
+                    .expect("placed");
+                assert_eq!(changed.computers, [computer], "{location} {policy}");
+                placed.push(instance);
+            }
+            let parts: Vec<_> = placed
+                .iter()
+                .map(|i| i.partition.clone().expect("placed"))
+                .collect();
+            assert_eq!(
+                parts,
+                ["slappart0", "slappart1", "slappart2"],
+                "{location} {policy}"
+            );
+            let full = store
+                .request(admin, Requester::User(admin), ask("i3", started))
+                .await
+                .expect_err("full");
+            assert!(
+                matches!(full, StoreError::NoCapacity(_)),
+                "{location} {policy}: {full}"
+            );
+            // One destroyed and reported so: its partition is the one the next takes.
+            store
+                .request(
+                    admin,
+                    Requester::User(admin),
+                    ask("i1", api::RequestedState::Destroyed),
+                )
+                .await
+                .expect("destroy");
+            store
+                .report_instance(
+                    placed[1].id,
+                    api::StateReport {
+                        state: api::ReportedState::Destroyed,
+                        error: None,
+                        timestamp: None,
+                    },
+                )
+                .await
+                .expect("report");
+            let (again, _) = store
+                .request(admin, Requester::User(admin), ask("i3", started))
+                .await
+                .expect("the freed partition");
+            assert_eq!(
+                again.partition.as_deref(),
+                Some("slappart1"),
+                "{location} {policy}"
+            );
+            let computers = store.computers(None).await.expect("computers");
+            let mine = computers
+                .iter()
+                .find(|c| c.reference == reference)
+                .expect("listed");
+            let used = mine
+                .partitions
+                .iter()
+                .filter(|p| p.instance.is_some())
+                .count();
+            assert_eq!(used, 3, "{location} {policy}");
+            store
+                .request(admin, Requester::User(admin), ask("i4", started))
+                .await
+                .expect_err("full again: the counters agree with the partitions");
+        }
+    }
+}

@@ -14,12 +14,15 @@ pub(super) async fn declare_partitions(
 ) -> Result<()> {
     let mut added = 0;
     for partition in partitions {
-        if tx.partition_exists(computer, &partition.reference).await? {
-            tx.set_addresses(computer, &partition.reference, &partition.addresses)
-                .await?;
-        } else {
-            tx.insert_partition(computer, &partition.reference, &partition.addresses)
-                .await?;
+        let declared = tx.partition_exists(computer, &partition.reference).await?;
+        tx.put_partition(
+            computer,
+            &partition.reference,
+            &partition.addresses,
+            declared,
+        )
+        .await?;
+        if !declared {
             added += 1;
         }
     }
