@@ -83,7 +83,8 @@ pub(crate) const CHANNEL: &str = "grove_changes";
 /// held until the transaction ends), as SQLite's `BEGIN IMMEDIATE` does for one file.
 const WRITE_LOCK: i64 = 0x6772_6f76_6501;
 /// `BEGIN` and [`WRITE_LOCK`] taken (its value, spelled out).
-const BEGIN_LOCKED: &str = "BEGIN; SELECT pg_advisory_xact_lock(113741193962753)";
+const BEGIN_LOCKED: &str = "BEGIN; SELECT 1 FROM pg_advisory_xact_lock(113741193962753); \
+     SELECT last FROM clock WHERE id = 1";
 
 impl Backend {
     pub(crate) fn of(location: &Location) -> Backend {
@@ -100,12 +101,20 @@ impl Backend {
         }
     }
 
-    /// Starts a write transaction that no other writer runs beside.
-    pub(crate) async fn begin(self, conn: &mut AnyConnection) -> sqlx::Result<()> {
+    /// Starts a write transaction that no other writer runs beside; on PostgreSQL, also
+    /// the store's clock as other masters left it (read once the lock is held, by a
+    /// statement of its own: each sees what committed before it started).
+    pub(crate) async fn begin(self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
         match self {
-            Backend::Sqlite => exec(conn, "BEGIN IMMEDIATE").await,
-            // One round trip: both in one simple query.
-            Backend::Postgres => exec(conn, BEGIN_LOCKED).await,
+            Backend::Sqlite => exec(conn, "BEGIN IMMEDIATE").await.map(|()| None),
+            // One round trip: the three statements in one simple query.
+            Backend::Postgres => {
+                let rows = sqlx::raw_sql(BEGIN_LOCKED).fetch_all(conn).await?;
+                let clock = rows.last().ok_or_else(|| {
+                    sqlx::Error::Protocol("the store has no clock row".to_owned())
+                })?;
+                Ok(Some(clock.try_get(0)?))
+            }
         }
     }
 }
@@ -288,7 +297,7 @@ mod tests {
 
     #[test]
     fn the_write_lock_is_spelled_out_right() {
-        assert!(BEGIN_LOCKED.ends_with(&format!("({WRITE_LOCK})")));
+        assert!(BEGIN_LOCKED.contains(&format!("pg_advisory_xact_lock({WRITE_LOCK})")));
     }
 
     #[test]

@@ -312,7 +312,9 @@ impl Writer {
             return Err(sqlx::Error::PoolTimedOut);
         };
         let backend = self.target.backend;
-        backend.begin(conn).await?;
+        if let Some(stored) = backend.begin(conn).await? {
+            self.clock.catch_up(stored);
+        }
         let outcome = apply_all(
             conn,
             &mut self.clock,
@@ -356,8 +358,9 @@ async fn apply_all(
     backend: Backend,
     origin: u64,
 ) -> sqlx::Result<Option<(Results, String)>> {
-    // Other masters move the clock on PostgreSQL; a SQLite file has one writer, read once.
-    if backend == Backend::Postgres || clock.last() == 0 {
+    // A SQLite file has one writer: its clock is read once. (On PostgreSQL, where other
+    // masters move it, `begin` read it.)
+    if backend == Backend::Sqlite && clock.last() == 0 {
         let stored: i64 = sqlx::query("SELECT last FROM clock WHERE id = 1")
             .fetch_one(&mut *conn)
             .await?
