@@ -126,6 +126,16 @@ pub(crate) async fn exec(conn: &mut AnyConnection, sql: &'static str) -> sqlx::R
         .map(|_| ())
 }
 
+/// A PostgreSQL URL whose connections say what they are for (`application_name`, seen in
+/// `pg_stat_activity`), unless the operator named them.
+fn named(url: &str, name: &str) -> String {
+    if url.contains("application_name=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name={name}")
+}
+
 /// A path as a `sqlite://` URL (bytes outside a safe set percent-encoded).
 fn sqlite_url(path: &Path, mode: &str) -> String {
     use std::os::unix::ffi::OsStrExt;
@@ -168,7 +178,10 @@ impl Target {
                 parse(&sqlite_url(path, "rwc"))?,
                 parse(&sqlite_url(path, "ro"))?,
             ),
-            Location::Postgres(url) => (parse(url)?, parse(url)?),
+            Location::Postgres(url) => (
+                parse(&named(url, "grove-writer"))?,
+                parse(&named(url, "grove-reader"))?,
+            ),
         };
         Ok(Target {
             backend,
@@ -279,10 +292,10 @@ impl Target {
         Ok(())
     }
 
-    /// The PostgreSQL URL, for the listener.
-    pub(crate) fn postgres_url(&self) -> Option<&str> {
+    /// The PostgreSQL URL of the listener.
+    pub(crate) fn listener_url(&self) -> Option<String> {
         match &self.location {
-            Location::Postgres(url) => Some(url),
+            Location::Postgres(url) => Some(named(url, "grove-listener")),
             Location::Sqlite(_) => None,
         }
     }

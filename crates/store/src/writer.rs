@@ -73,8 +73,8 @@ impl Db {
         let readers = target.readers().await.map_err(|e| target.open_error(e))?;
         let origin = random_u64();
         let (elsewhere, _) = broadcast::channel(1024);
-        if let Some(url) = target.postgres_url() {
-            let listener = sqlx::postgres::PgListener::connect(url)
+        if let Some(url) = target.listener_url() {
+            let listener = sqlx::postgres::PgListener::connect(&url)
                 .await
                 .map_err(|e| target.open_error(e))?;
             tokio::spawn(listen(listener, origin, elsewhere.clone()));

@@ -1,0 +1,132 @@
+//! What PostgreSQL adds: masters sharing a store hear each other's changes, and say so
+//! when the connection that carries them was lost; a writer whose connection dies
+//! connects again.
+
+use std::time::Duration;
+
+use grove_store::{Changed, Db, Elsewhere, Location, Policy, Store, StoreConfig, api};
+use sqlx::Connection;
+use tokio::sync::broadcast::Receiver;
+
+async fn postgres() -> Location {
+    grove_store::scratch::database()
+        .await
+        .unwrap_or_else(|e| panic!("this test needs PostgreSQL: {e}"))
+}
+
+/// Ends the connections of this database that have this application name.
+async fn terminate(location: &Location, application: &str) -> i64 {
+    let Location::Postgres(url) = location else {
+        unreachable!("a postgres location")
+    };
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(application)
+    .fetch_one(&mut conn)
+    .await
+    .expect("terminate")
+}
+
+/// The next event that is not an older change, within 10 seconds.
+async fn next(heard: &mut Receiver<Elsewhere>) -> Elsewhere {
+    tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("the feed is open")
+}
+
+fn partitions(n: usize) -> Vec<api::PartitionDeclaration> {
+    (0..n)
+        .map(|i| api::PartitionDeclaration {
+            reference: format!("slappart{i}"),
+            addresses: vec![],
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn masters_hear_each_other_say_when_they_may_have_missed_and_writers_reconnect() {
+    let location = postgres().await;
+    let config = StoreConfig {
+        location: location.clone(),
+        placement: Policy::Simple,
+    };
+    let a = Db::open(&config).await.expect("master A");
+    let b = Db::open(&config).await.expect("master B");
+    let mut heard = a.elsewhere();
+    let admin = b
+        .ensure_admin(vec![1; 32])
+        .await
+        .expect("admin")
+        .expect("made");
+    let computer = b
+        .create_computer("C".to_owned(), admin, vec![2; 32], Default::default())
+        .await
+        .expect("computer");
+
+    // B's change reaches A; A's own does not come back to it.
+    a.declare_partitions(computer, partitions(1))
+        .await
+        .expect("declared on A");
+    b.declare_partitions(computer, partitions(2))
+        .await
+        .expect("declared on B");
+    assert_eq!(
+        next(&mut heard).await,
+        Elsewhere::Changed(Changed {
+            computers: vec![computer],
+            documents: vec![],
+        })
+    );
+    assert!(heard.try_recv().is_err(), "A heard only B's change");
+
+    // The listeners' connections die: A says it may have missed changes, then hears again.
+    assert!(terminate(&location, "grove-listener").await >= 1);
+    assert_eq!(next(&mut heard).await, Elsewhere::Lost);
+    let supply = api::Supply {
+        software_release: "https://sr/a.cfg".to_owned(),
+        state: api::SupplyState::Available,
+    };
+    let mut mended = false;
+    for _ in 0..20 {
+        b.supply(computer, supply.clone())
+            .await
+            .expect("supplied on B");
+        match tokio::time::timeout(Duration::from_millis(500), heard.recv()).await {
+            Ok(Ok(Elsewhere::Changed(changed))) if changed.computers == [computer] => {
+                mended = true;
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert!(mended, "A hears B again once its listener is back");
+
+    // The writers' connections die: a mutation fails at most once, none hangs, and the
+    // next succeed, on both masters.
+    assert!(terminate(&location, "grove-writer").await >= 2);
+    for (name, db) in [("A", &a), ("B", &b)] {
+        let (failed, created) = until_created(db, name).await;
+        assert!(created, "{name}'s writer connected again");
+        assert!(failed <= 1, "{name}: {failed} attempts failed");
+    }
+}
+
+/// Creates users until one is created (three attempts): how many failed, and whether one
+/// was created.
+async fn until_created(db: &Db, prefix: &str) -> (usize, bool) {
+    let mut failed = 0;
+    for attempt in 0..3 {
+        match db
+            .create_user(format!("{prefix}-{attempt}"), vec![3; 32])
+            .await
+        {
+            Ok(_) => return (failed, true),
+            Err(_) => failed += 1,
+        }
+    }
+    (failed, false)
+}
