@@ -1251,3 +1251,33 @@ fn placement_on_sqlite() {
 fn placement_on_postgres() {
     placement_follows_the_policy_and_the_sla(Backend::Postgres);
 }
+
+/// A data directory an older Grove left has a `master.key` file: the store takes that key,
+/// so the partition tokens already handed out keep working.
+#[test]
+fn a_legacy_master_key_file_is_taken_into_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = "k".repeat(64);
+    std::fs::write(dir.path().join("master.key"), format!("{key}\n")).expect("key file");
+    let t = TestMaster::start_in(dir, None, Policy::Simple);
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 1, SR);
+    let web = t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("web", json!({}))),
+    );
+    let id = web["id"].as_i64().expect("id");
+    let signed = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes()),
+        format!("partition:{id}").as_bytes(),
+    );
+    let hex: String = signed.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let expected = format!("g1.p.{id}.{hex}");
+    assert_eq!(t.partition_token(&node, "COMP-1", 0), expected);
+    // The file is no longer needed: the key is in the store.
+    std::fs::remove_file(t.dir.path().join("master.key")).expect("remove");
+    let t = t.restart();
+    assert_eq!(t.partition_token(&node, "COMP-1", 0), expected);
+}
