@@ -259,7 +259,7 @@ async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
 type Results = Vec<Result<(Answer, Changed)>>;
 
 /// Mutations between two vacuums of the computers table on PostgreSQL.
-const VACUUM_EVERY: usize = 1_000;
+const VACUUM_EVERY: usize = 300;
 
 impl Writer {
     /// On PostgreSQL, every placement moves its computer in the least-loaded index, and
