@@ -47,6 +47,9 @@ pub async fn database() -> Result<Location> {
         source,
     };
     let mut conn = PgConnection::connect(&server).await.map_err(unreachable)?;
+    if on_this_machine(&server) {
+        drop_leftovers(&mut conn).await;
+    }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -61,6 +64,62 @@ pub async fn database() -> Result<Location> {
         .map_err(unreachable)?;
     conn.close().await.map_err(unreachable)?;
     Ok(Location::Postgres(with_database(&server, &name)))
+}
+
+/// Whether the server runs here, so that a database's process id says whether its test
+/// still runs.
+fn on_this_machine(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+    matches!(host, "" | "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// Drops the databases of test processes that have ended (their process id is gone), one
+/// process at a time (the others go on without waiting). A failure leaves them for later.
+async fn drop_leftovers(conn: &mut PgConnection) {
+    const CLEANING: i64 = 0x6772_6f76_6502;
+    let locked: bool = match sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(CLEANING)
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(locked) => locked,
+        Err(_) => return,
+    };
+    if !locked {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'grove\\_test\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name
+            .split('_')
+            .nth(2)
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let ended = pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let safe = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if ended && safe {
+            let dropped = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut *conn)
+            .await;
+            if let Err(e) = dropped {
+                tracing::debug!(database = %name, error = %e, "a leftover test database stays");
+            }
+        }
+    }
+    let _unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(CLEANING)
+        .execute(&mut *conn)
+        .await;
 }
 
 /// Drops a database [`database`] made (benchmarks do, so that the next run does not
@@ -90,6 +149,18 @@ pub async fn drop_database(location: &Location) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn servers_here_and_elsewhere() {
+        for (url, here) in [
+            ("postgres://grove:grove@127.0.0.1:5432/postgres", true),
+            ("postgres://grove@localhost/postgres", true),
+            ("postgres://grove@/postgres?host=/run/postgresql", true),
+            ("postgres://grove@db.example:5432/postgres", false),
+        ] {
+            assert_eq!(super::on_this_machine(url), here, "{url}");
+        }
+    }
+
     #[test]
     fn the_database_is_replaced() {
         for (url, expected) in [
