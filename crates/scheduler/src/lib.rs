@@ -94,8 +94,16 @@ pub struct UnknownPolicy(pub String);
 pub const ZONE: &str = "zone";
 /// The SLA key that names one computer.
 pub const COMPUTER_GUID: &str = "computer_guid";
+/// The SLA key that names the instance a shared instance attaches to.
+pub const INSTANCE_GUID: &str = "instance_guid";
 /// SLA keys that are about the instance, not about where it goes.
-const NOT_LABELS: &[&str] = &[COMPUTER_GUID, "instance_guid"];
+const NOT_LABELS: &[&str] = &[COMPUTER_GUID, INSTANCE_GUID];
+
+/// Whether an SLA key is a label the computer must carry (any key but `computer_guid` and
+/// `instance_guid`).
+pub fn is_label(key: &str) -> bool {
+    !NOT_LABELS.contains(&key)
+}
 
 /// The filters, in the order they run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +174,7 @@ pub fn filters(ask: &Ask) -> Vec<Filter> {
         filters.push(Filter::ComputerGuid(reference.clone()));
     }
     for (key, value) in &ask.sla {
-        if !NOT_LABELS.contains(&key.as_str()) {
+        if is_label(key) {
             filters.push(Filter::Label(key.clone(), value.clone()));
         }
     }

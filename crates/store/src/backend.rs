@@ -63,7 +63,7 @@ fn without_password(url: &str) -> String {
 
 /// The dialect of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
-pub use backend::{Backend, Location};
+pub use backend::Location;
 pub use grove_api as api;
 pub use grove_scheduler::Policy;
 pub use writer::Db;
@@ -115,10 +115,6 @@ pub struct Changed {
 }
 
 impl Changed {
-    pub fn is_empty(&self) -> bool {
-        self.computers.is_empty() && self.documents.is_empty()
-    }
-
     pub(crate) fn computer(&mut self, id: i64) {
         if !self.computers.contains(&id) {
             self.computers.push(id);

@@ -111,6 +111,15 @@ macro_rules! insert_first_fit {
     };
 }
 
+/// What taking a partition does to its computer: a new revision, one partition fewer free
+/// and one more used (every statement that takes a partition sets this).
+macro_rules! taken {
+    () => {
+        "revision = revision + 1, free_partitions = free_partitions - 1, \
+         used_partitions = used_partitions + 1"
+    };
+}
+
 /// Where the fast path put an instance.
 #[derive(Debug)]
 pub(crate) struct FirstFit {
@@ -317,9 +326,9 @@ impl Tx<'_> {
                     "), taken AS (UPDATE partitions SET instance_id = ins.id FROM ins \
                      WHERE partitions.computer_id = ins.computer_id \
                      AND partitions.reference = ins.partition_reference), \
-                     counted AS (UPDATE computers SET revision = revision + 1, \
-                     free_partitions = free_partitions - 1, used_partitions = used_partitions + 1 \
-                     FROM ins WHERE computers.id = ins.computer_id) SELECT * FROM ins"
+                     counted AS (UPDATE computers SET ",
+                    taken!(),
+                    " FROM ins WHERE computers.id = ins.computer_id) SELECT * FROM ins"
                 )
             };
         }
@@ -334,9 +343,9 @@ impl Tx<'_> {
                      WHERE changes() = 1 AND (computer_id, reference) = \
                      (SELECT computer_id, partition_reference FROM instances \
                      WHERE id = last_insert_rowid()); \
-                     UPDATE computers SET revision = revision + 1, \
-                     free_partitions = free_partitions - 1, used_partitions = used_partitions + 1 \
-                     WHERE changes() = 1 AND id = \
+                     UPDATE computers SET ",
+                    taken!(),
+                    " WHERE changes() = 1 AND id = \
                      (SELECT computer_id FROM instances WHERE id = last_insert_rowid())"
                 )
             };
@@ -396,9 +405,7 @@ impl Tx<'_> {
         }
         macro_rules! count {
             () => {
-                "UPDATE computers SET revision = revision + 1, \
-                 free_partitions = free_partitions - 1, used_partitions = used_partitions + 1 \
-                 WHERE id = $1"
+                concat!("UPDATE computers SET ", taken!(), " WHERE id = $1")
             };
         }
         // SQLite runs several statements of one query; PostgreSQL writes several tables

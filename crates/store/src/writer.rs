@@ -27,7 +27,6 @@ pub struct Db {
     writer: mpsc::Sender<Job>,
     reads: Reads,
     elsewhere: broadcast::Sender<Elsewhere>,
-    backend: Backend,
 }
 
 struct Job {
@@ -80,7 +79,6 @@ impl Db {
             tokio::spawn(listen(listener, origin, elsewhere.clone()));
         }
         let (writer, queue) = mpsc::channel(4096);
-        let backend = target.backend;
         let state = Writer {
             target,
             conn: Some(conn),
@@ -110,13 +108,7 @@ impl Db {
             writer,
             reads: Reads { pool: readers },
             elsewhere,
-            backend,
         })
-    }
-
-    /// Which backend this store is on.
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     async fn write(&self, op: Op) -> Result<(Answer, Changed)> {

@@ -3,15 +3,12 @@
 //! a shared one.
 
 use grove_api as api;
-use grove_scheduler::{Ask, COMPUTER_GUID, Policy};
+use grove_scheduler::{Ask, COMPUTER_GUID, INSTANCE_GUID, Policy};
 
 use super::tree::propagate;
 use super::{Placement, touch};
 use crate::tx::{FirstFit, Narrow, NewInstance, Tx};
 use crate::{Changed, Requester, Result, StoreError};
-
-/// The SLA key that names the instance a shared instance attaches to.
-const INSTANCE_GUID: &str = "instance_guid";
 
 fn validate(request: &api::InstanceRequest) -> Result<()> {
     if request.title.trim().is_empty() {
@@ -213,15 +210,9 @@ async fn choose(
         software_release: software_release.to_owned(),
         sla: sla.clone(),
     };
-    let labelled = grove_scheduler::filters(&ask)
-        .iter()
-        .any(|f| matches!(f, grove_scheduler::Filter::Label(..)));
+    let labelled = asks_labels(sla);
     let policy = placement.policy;
-    let ordered = match policy {
-        Policy::Simple => Some(false),
-        Policy::Pack => Some(true),
-        Policy::Chance | Policy::Zone => None,
-    };
+    let ordered = plain_order(policy);
     let narrow = Narrow {
         owner,
         software_release,
@@ -278,20 +269,28 @@ async fn take(tx: &mut Tx<'_>, id: i64, spot: Spot, changed: &mut Changed) -> Re
     Ok(())
 }
 
-/// Whether a user's new instance takes the fast path (`Tx::insert_first_fit`): under
-/// `simple` (`Some(false)`: least used first) and `pack` (`Some(true)`), when no label is
-/// asked for, the scheduler's choice is the first row of the policy's order.
-fn first_fit(policy: Policy, request: &api::InstanceRequest) -> Option<bool> {
-    let labelled = request
-        .sla
-        .keys()
-        .any(|k| k != COMPUTER_GUID && k != INSTANCE_GUID);
+/// The policy's weigher when it is a plain order of the used partitions: fewest first
+/// (`simple`: `Some(false)`) or most first (`pack`: `Some(true)`).
+fn plain_order(policy: Policy) -> Option<bool> {
     match policy {
-        _ if labelled => None,
         Policy::Simple => Some(false),
         Policy::Pack => Some(true),
         Policy::Chance | Policy::Zone => None,
     }
+}
+
+fn asks_labels(sla: &std::collections::BTreeMap<String, String>) -> bool {
+    sla.keys().any(|key| grove_scheduler::is_label(key))
+}
+
+/// Whether a user's new instance takes the fast path (`Tx::insert_first_fit`): when the
+/// policy is a plain order and no label is asked for, the scheduler's choice is the first
+/// row of that order.
+fn first_fit(policy: Policy, request: &api::InstanceRequest) -> Option<bool> {
+    if asks_labels(&request.sla) {
+        return None;
+    }
+    plain_order(policy)
 }
 
 /// The instance the fast path created, as the store now holds it.
