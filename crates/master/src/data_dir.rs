@@ -30,21 +30,24 @@ fn narrow(path: &Path, mode: u32) -> Result<(), MasterError> {
 }
 
 /// Creates the data directory (0700, narrowed if it was wider: nothing in it is reachable
-/// by others from then on) and the store's file (0600, so that SQLite gives its WAL and
-/// shared-memory files the same mode). The files are narrowed by [`narrow_all`] once the
-/// store has made its own.
-pub(crate) fn prepare(data_dir: &Path, store: &Path) -> Result<(), MasterError> {
+/// by others from then on) and a SQLite store's file, wherever it is (0600, so that SQLite
+/// gives its WAL and shared-memory files the same mode). The files of the data directory
+/// are narrowed by [`narrow_all`] once the store has made its own.
+pub(crate) fn prepare(data_dir: &Path, sqlite: Option<&Path>) -> Result<(), MasterError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
         .map_err(error(data_dir))?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(store)
-        .map_err(error(store))?;
+    if let Some(store) = sqlite {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(store)
+            .map_err(error(store))?;
+        narrow(store, 0o600)?;
+    }
     narrow(data_dir, 0o700)
 }
 

@@ -316,9 +316,12 @@ fn store_location(config: &MasterConfig) -> Location {
 /// token at first start.
 pub async fn open(config: &MasterConfig) -> Result<Arc<Master<Db>>, MasterError> {
     let data_dir = &config.data_dir;
-    let store_path = data_dir.join("master.sqlite");
-    data_dir::prepare(data_dir, &store_path)?;
     let location = store_location(config);
+    let sqlite = match &location {
+        Location::Sqlite(path) => Some(path.as_path()),
+        Location::Postgres(_) => None,
+    };
+    data_dir::prepare(data_dir, sqlite)?;
     let store = Db::open(&StoreConfig {
         location,
         placement: config.placement,

@@ -1281,3 +1281,31 @@ fn a_legacy_master_key_file_is_taken_into_the_store() {
     let t = t.restart();
     assert_eq!(t.partition_token(&node, "COMP-1", 0), expected);
 }
+
+/// A SQLite store put elsewhere with `--store` is made 0600 like the default one, and a
+/// master whose store is elsewhere (SQLite or PostgreSQL) leaves no `master.sqlite` in its
+/// data directory.
+#[test]
+fn a_store_elsewhere_is_private_and_leaves_no_file_in_the_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let path = elsewhere.path().join("custom.sqlite");
+    let postgres = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(grove_store::scratch::database())
+        .unwrap_or_else(|e| panic!("this test runs on PostgreSQL too: {e}"));
+    for store in [Location::Sqlite(path.clone()), postgres] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = TestMaster::start_in(dir, Some(store.clone()), Policy::Simple);
+        t.user("alice");
+        assert!(
+            !t.dir.path().join("master.sqlite").exists(),
+            "{store}: no stray store in the data directory"
+        );
+    }
+    let mode = std::fs::metadata(&path)
+        .expect("store")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the store elsewhere is private");
+}
