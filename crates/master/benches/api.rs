@@ -331,12 +331,10 @@ fn main() {
         setup.elapsed()
     );
     if let Some(grove_store::Location::Postgres(url)) = &config.store {
-        // What autovacuum does within its minute after a bulk load, and an operator at
-        // once: statistics that know the tables hold 10,000 computers.
         runtime.block_on(async {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            sqlx::raw_sql("ANALYZE")
+            sqlx::raw_sql(grove_store::scratch::ANALYZE_BULK_LOAD)
                 .execute(&mut conn)
                 .await
                 .expect("analyze");

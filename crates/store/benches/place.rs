@@ -82,7 +82,10 @@ fn main() {
         if let Location::Postgres(url) = &location {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            sqlx::raw_sql("ANALYZE").execute(&mut conn).await.expect("analyze");
+            sqlx::raw_sql(grove_store::scratch::ANALYZE_BULK_LOAD)
+                .execute(&mut conn)
+                .await
+                .expect("analyze");
         }
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
