@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$grove" master --listen "127.0.0.1:$port" --data-dir "$data/master" 2>"$data/master.log" &
+"$grove" master --insecure-http --listen "127.0.0.1:$port" --data-dir "$data/master" 2>"$data/master.log" &
 master=$!
 trap 'kill "$master" 2>/dev/null || true; wait "$master" 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 100); do

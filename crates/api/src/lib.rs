@@ -190,6 +190,56 @@ pub struct NewUser {
     pub name: String,
 }
 
+/// `POST /v1/join-tokens`: a one-time token a new node joins with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJoinToken {
+    /// How long the token may be used, in seconds (default one hour).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    /// Labels the joining computer gets.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A join token, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    pub token: String,
+    /// Seconds since the epoch after which it is refused.
+    pub expires_at: i64,
+    /// The fingerprint of the master's CA, which the joining node pins.
+    pub ca_fingerprint: String,
+}
+
+/// `POST /v1/join`: a node joins with a join token and a certificate request; its key
+/// never leaves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub token: String,
+    /// The computer's reference.
+    pub reference: String,
+    /// A PEM certificate signing request.
+    pub csr: String,
+}
+
+/// What a joined node gets: its certificate (PEM), naming its computer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub reference: String,
+    pub certificate: String,
+    /// Seconds since the epoch when it expires (the node renews it before).
+    pub expires_at: i64,
+}
+
+/// `GET /v1/ca`: the master's CA certificate (PEM) and its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaCertificate {
+    pub certificate: String,
+    pub fingerprint: String,
+}
+
 /// A created principal and its token, shown once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {

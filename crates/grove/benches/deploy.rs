@@ -175,7 +175,12 @@ fn main() {
     let url = format!("http://127.0.0.1:{port}");
     let _master = Killed(
         grove()
-            .args(["master", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "master",
+                "--insecure-http",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("--data-dir")
             .arg(dir.path().join("master"))
             .stderr(Stdio::null())

@@ -21,6 +21,10 @@ pub(crate) struct Connection {
     /// A user's or the admin's token (else GROVE_TOKEN, else the configuration file).
     #[arg(long, env = "GROVE_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// The master's CA certificate (PEM): trust the master only if this CA signed its
+    /// certificate (else GROVE_CA_CERT, else the configuration file, else the system's roots).
+    #[arg(long, env = "GROVE_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -35,6 +39,25 @@ pub(crate) struct ClientFile {
     #[serde(deserialize_with = "grove_api::masters::deserialize_list")]
     pub(crate) master_url: String,
     pub(crate) token: String,
+    /// The master's CA certificate (PEM file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ca_cert: Option<PathBuf>,
+}
+
+/// A client of `url` with `token`, trusting the CA in `ca_cert` when given.
+pub(crate) fn client_for(url: &str, token: &str, ca_cert: Option<&Path>) -> anyhow::Result<Client> {
+    let ca_pem = ca_cert
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))
+        })
+        .transpose()?;
+    let identity = grove_node::Identity {
+        token: Some(token.trim().to_owned()),
+        ca_pem,
+        certificate: None,
+    };
+    Ok(Client::with_identity(url, &identity)?)
 }
 
 fn client_files() -> Vec<PathBuf> {
@@ -55,7 +78,7 @@ fn client_files() -> Vec<PathBuf> {
 impl Connection {
     fn client(&self) -> anyhow::Result<Client> {
         if let (Some(url), Some(token)) = (&self.master_url, &self.token) {
-            return Ok(Client::new(url, token.trim()));
+            return client_for(url, token, self.ca_cert.as_deref());
         }
         for path in client_files() {
             let Ok(text) = std::fs::read_to_string(&path) else {
@@ -65,7 +88,8 @@ impl Connection {
                 .with_context(|| format!("{} is not a client configuration", path.display()))?;
             let url = self.master_url.clone().unwrap_or(file.master_url);
             let token = self.token.clone().unwrap_or(file.token);
-            return Ok(Client::new(&url, token.trim()));
+            let ca_cert = self.ca_cert.clone().or(file.ca_cert);
+            return client_for(&url, &token, ca_cert.as_deref());
         }
         bail!(
             "no master given: pass --master-url and --token, set GROVE_MASTER_URL and \

@@ -29,6 +29,20 @@ pub(crate) struct MasterArgs {
     /// Seconds a client has to send a request's headers; idle connections close after it.
     #[arg(long, default_value_t = grove_master::Limits::default().header_read_timeout.as_secs())]
     header_timeout_seconds: u64,
+    /// The CA certificate (PEM) to issue certificates with, instead of the one the master
+    /// makes at first start (give --ca-key too).
+    #[arg(long, requires = "ca_key", env = "GROVE_CA_CERT_FILE")]
+    ca_cert: Option<PathBuf>,
+    /// The key of --ca-cert (PEM).
+    #[arg(long, requires = "ca_cert", env = "GROVE_CA_KEY_FILE")]
+    ca_key: Option<PathBuf>,
+    /// A DNS name or address clients reach this master by, for its server certificate
+    /// (repeatable; localhost, loopback, the host name and the listen address are in).
+    #[arg(long = "tls-name")]
+    tls_names: Vec<String>,
+    /// Serve plain HTTP instead of HTTPS: only on a loopback address, behind a TLS proxy.
+    #[arg(long, conflicts_with_all = ["ca_cert", "tls_names"])]
+    insecure_http: bool,
     /// Print where the master listens and its admin token's file as one JSON object.
     #[arg(long)]
     json: bool,
@@ -48,6 +62,14 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
                 ),
                 max_connections: args.max_connections.max(1),
             },
+            transport: if args.insecure_http {
+                grove_master::Transport::Http
+            } else {
+                grove_master::Transport::Https(grove_master::TlsOptions {
+                    ca: args.ca_cert.zip(args.ca_key),
+                    names: args.tls_names,
+                })
+            },
         };
         let master = grove_master::start(&config).await?;
         if args.json {
@@ -55,6 +77,8 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
                 "url": master.url(),
                 "admin_token": master.admin_token_path,
                 "store": master.store,
+                "ca_certificate": master.ca.as_ref().map(|(path, _)| path),
+                "ca_fingerprint": master.ca.as_ref().map(|(_, fingerprint)| fingerprint),
             });
             #[allow(clippy::print_stdout)]
             {
@@ -64,6 +88,18 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             eprintln!("master listening on {}", master.url());
             eprintln!("admin token: {}", master.admin_token_path.display());
             eprintln!("store: {}", master.store);
+            match &master.ca {
+                Some((path, fingerprint)) => {
+                    eprintln!("CA certificate: {}", path.display());
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!("CA fingerprint: {fingerprint}");
+                    }
+                }
+                None => tracing::warn!(
+                    "serving plain HTTP (--insecure-http): run this master behind a TLS proxy"
+                ),
+            }
         }
         shutdown_signal().await;
         tracing::info!("stopping");

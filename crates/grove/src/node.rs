@@ -32,6 +32,11 @@ pub(crate) struct NodeArgs {
 enum NodeCommand {
     /// Register this computer at a master and write the agent's configuration.
     Register(RegisterArgs),
+    /// Make a one-time join token for a new node (printed on stdout).
+    JoinToken(JoinTokenArgs),
+    /// Join a master with a join token: make this node's key, get its certificate, pin
+    /// the master's CA and write the agent's configuration.
+    Join(JoinArgs),
     /// Format the partitions and declare them to the master, once.
     Format,
     /// Install and remove software releases, once.
@@ -73,6 +78,9 @@ struct RegisterArgs {
     /// A user's or the admin's token.
     #[arg(long, env = "GROVE_TOKEN", hide_env_values = true)]
     token: String,
+    /// The master's CA certificate (PEM), for a master serving HTTPS.
+    #[arg(long, env = "GROVE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[arg(long, default_value_t = 10)]
     partitions: u32,
     #[arg(long)]
@@ -84,11 +92,72 @@ struct RegisterArgs {
     labels: Vec<String>,
 }
 
+#[derive(Debug, clap::Args)]
+struct JoinTokenArgs {
+    #[arg(long, env = "GROVE_MASTER_URL")]
+    master_url: String,
+    /// A user's or the admin's token; the joining computer is theirs.
+    #[arg(long, env = "GROVE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The master's CA certificate (PEM).
+    #[arg(long, env = "GROVE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// How long the token may be used: seconds, or a number with s, m, h or d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: Duration,
+    /// A label the joining computer gets, `KEY=VALUE`; repeat for more.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct JoinArgs {
+    /// The master's URL (https://...).
+    url: String,
+    /// The computer's reference (default: this machine's host name).
+    name: Option<String>,
+    /// The join token `grove node join-token` printed.
+    #[arg(long, env = "GROVE_JOIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The SHA-256 fingerprint of the master's CA (64 hex digits, as `grove master`
+    /// prints it): the master is refused unless its CA has it.
+    #[arg(long)]
+    ca_fingerprint: String,
+    #[arg(long, default_value_t = 10)]
+    partitions: u32,
+    #[arg(long)]
+    software_root: Option<PathBuf>,
+    #[arg(long)]
+    instance_root: Option<PathBuf>,
+}
+
+/// `90`, `90s`, `15m`, `1h`, `7d`.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: a number of seconds, or with s, m, h or d"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(scale)))
+}
+
 pub(crate) fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let json = args.json;
     match args.command {
         None => daemon(&args.config),
         Some(NodeCommand::Register(register_args)) => register(&args.config, register_args, json),
+        Some(NodeCommand::JoinToken(token_args)) => join_token(token_args, json),
+        Some(NodeCommand::Join(join_args)) => join(&args.config, join_args, json),
         Some(NodeCommand::Format) => pass(&args.config, Pass::Format, json),
         Some(NodeCommand::Software) => pass(&args.config, Pass::Software, json),
         Some(NodeCommand::Instance) => pass(&args.config, Pass::Instance, json),
@@ -123,7 +192,8 @@ fn register(path: &Path, args: RegisterArgs, json: bool) -> anyhow::Result<ExitC
         config.instance_root = root;
     }
     config.validate()?;
-    let client = grove_node::Client::new(&args.master_url, &args.token);
+    let client = crate::client::client_for(&args.master_url, &args.token, args.ca_cert.as_deref())?;
+    config.ca_certificate = args.ca_cert.clone();
     let credentials = client
         .register(
             &args.name,
@@ -149,12 +219,148 @@ fn register(path: &Path, args: RegisterArgs, json: bool) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+fn join_token(args: JoinTokenArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let client = crate::client::client_for(&args.master_url, &args.token, args.ca_cert.as_deref())?;
+    let request = grove_api::NewJoinToken {
+        ttl_seconds: Some(args.ttl.as_secs()),
+        labels: crate::client::key_values(&args.labels, "label")?,
+    };
+    let token: grove_api::JoinToken = client
+        .call(
+            "POST",
+            "/v1/join-tokens",
+            Some(&request),
+            Duration::from_secs(30),
+        )?
+        .context("the master answered nothing")?;
+    if json {
+        print_json(&serde_json::to_value(&token)?)?;
+    } else {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{}", token.token);
+        }
+        eprintln!(
+            "valid once, until {} (seconds since the epoch); the master's CA fingerprint: {}",
+            token.expires_at, token.ca_fingerprint
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fingerprint as `grove master` prints it: 64 hex digits, colons and case ignored.
+fn normalize_fingerprint(text: &str) -> anyhow::Result<String> {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("--ca-fingerprint {text:?}: 64 hex digits, as `grove master` prints it");
+    }
+    Ok(hex)
+}
+
+fn join(path: &Path, args: JoinArgs, json: bool) -> anyhow::Result<ExitCode> {
+    if path.exists() {
+        bail!(
+            "{} exists: this node has joined already (remove the file to join again)",
+            path.display()
+        );
+    }
+    let pinned = normalize_fingerprint(&args.ca_fingerprint)?;
+    let name = match args.name {
+        Some(name) => name,
+        None => nix::unistd::gethostname()
+            .context("cannot read the host name; give the computer's name")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let mut config = Config::new(&args.url, &name, "");
+    config.partitions = args.partitions;
+    if let Some(root) = args.software_root {
+        config.software_root = root;
+    }
+    if let Some(root) = args.instance_root {
+        config.instance_root = root;
+    }
+    config.validate()?;
+    // The CA is read without trust, then trusted only if it is the pinned one; every
+    // later call verifies the master's certificate against it.
+    let shown = grove_node::Client::unverified_ca(&args.url)
+        .with_context(|| format!("cannot read the CA of {}", args.url))?;
+    let ders = grove_pki::certificates_der(&shown.certificate, "the master's CA")?;
+    let actual = ders
+        .first()
+        .map(|der| grove_pki::fingerprint(der))
+        .unwrap_or_default();
+    if actual != pinned {
+        bail!(
+            "refusing the master at {}: its CA's fingerprint is {actual}, not the pinned {pinned}",
+            args.url
+        );
+    }
+    let (key, csr) = grove_pki::request(&grove_pki::Identity::Computer(name.clone()))?;
+    let client = grove_node::Client::with_identity(
+        &args.url,
+        &grove_node::Identity {
+            token: None,
+            ca_pem: Some(shown.certificate.clone()),
+            certificate: None,
+        },
+    )?;
+    let joined = client
+        .join(&grove_api::JoinRequest {
+            token: args.token.trim().to_owned(),
+            reference: name.clone(),
+            csr,
+        })
+        .with_context(|| format!("cannot join {} as {name}", args.url))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = [
+        ("ca.pem", shown.certificate.as_str()),
+        ("node.pem", joined.certificate.as_str()),
+        ("node.key", key.as_str()),
+    ];
+    for (file, text) in files {
+        write_private(&dir.join(file), text)?;
+    }
+    config.ca_certificate = Some(dir.join("ca.pem"));
+    config.certificate = Some(dir.join("node.pem"));
+    config.key = Some(dir.join("node.key"));
+    write_config(path, &config)?;
+    if json {
+        print_json(&serde_json::json!({
+            "computer": name,
+            "master_url": args.url,
+            "config": path,
+            "certificate_expires_at": joined.expires_at,
+        }))?;
+    } else {
+        eprintln!(
+            "joined {} as {name}; configuration written to {}",
+            args.url,
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Written readable by its owner only: it holds the node's token.
 pub(crate) fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    write_private(path, &config.to_toml())
+}
+
+/// A file readable by its owner only (0600 from its creation).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -162,20 +368,20 @@ pub(crate) fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(config.to_toml().as_bytes())
+    file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 /// The agent; `keep_services`: whether its services keep running when it stops (the
 /// daemon's way, so that a restart or an upgrade interrupts none).
-pub(crate) fn agent(config: Config, keep_services: bool) -> Agent {
+pub(crate) fn agent(config: Config, keep_services: bool) -> anyhow::Result<Agent> {
     let options = AgentOptions {
         runner: std::env::current_exe().ok(),
         keep_services,
         ..AgentOptions::default()
     };
-    Agent::new(config, options, Arc::new(Host))
+    Ok(Agent::new(config, options, Arc::new(Host))?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -184,7 +390,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn daemon(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
-    let agent = agent(config, true);
+    let agent = agent(config, true)?;
     let runtime = runtime()?;
     let code = runtime.block_on(async {
         tracing::info!(computer = %agent.config().computer, master = %agent.config().master_url, "node agent starting");
@@ -214,7 +420,7 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 
 fn pass(path: &Path, pass: Pass, json: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
-    let agent = agent(config, false);
+    let agent = agent(config, false)?;
     runtime()?.block_on(async {
         let failures = match pass {
             Pass::Format => {

@@ -132,7 +132,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             config.partitions,
             config.instance_root.display()
         );
-        let agent = crate::node::agent(config, false);
+        let agent = crate::node::agent(config, false)?;
         // Partitions are declared before anything is requested of them.
         agent.format().await?;
         write_client_file(&data_dir, &url, &admin)?;
@@ -183,6 +183,7 @@ fn write_client_file(data_dir: &Path, url: &str, admin: &str) -> anyhow::Result<
     use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join("client.toml");
     let text = toml::to_string(&crate::client::ClientFile {
+        ca_cert: None,
         master_url: url.to_owned(),
         token: admin.to_owned(),
     })?;

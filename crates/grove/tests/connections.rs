@@ -25,6 +25,7 @@ impl Master {
         let child = Command::new(env!("CARGO_BIN_EXE_grove"))
             .args([
                 "master",
+                "--insecure-http",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",

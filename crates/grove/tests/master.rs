@@ -23,6 +23,7 @@ fn start(dir: &std::path::Path, port: u16, store: Option<&str>) -> Child {
     command
         .args([
             "master",
+            "--insecure-http",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",

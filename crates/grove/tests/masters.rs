@@ -9,7 +9,14 @@ use common::{Apart, Daemon, Place, eventually, example, free_port, get, grove, t
 
 fn start_master(place: &Place, name: &str, listen: &str, store: &str) -> Daemon {
     let mut command = grove();
-    command.args(["master", "--listen", listen, "--store", store]);
+    command.args([
+        "master",
+        "--insecure-http",
+        "--listen",
+        listen,
+        "--store",
+        store,
+    ]);
     command.arg("--data-dir").arg(place.path().join(name));
     let daemon = Daemon::spawn(command, place.path().join(format!("{name}.log")));
     eventually("the master to answer", || {

@@ -57,6 +57,7 @@ impl From<StoreError> for ApiError {
                 e.to_string(),
             ),
             StoreError::Invalid(_) => ApiError::bad_request(e.to_string()),
+            StoreError::Unauthorized(message) => ApiError::unauthorized(message),
             StoreError::Database(_)
             | StoreError::Open { .. }
             | StoreError::BadLocation(_)

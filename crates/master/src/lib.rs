@@ -8,9 +8,13 @@
 pub mod auth;
 mod data_dir;
 mod server;
+mod tls;
+
+pub use tls::{SERVER_LIFETIME, TlsOptions, Transport};
 
 pub use server::Limits;
 mod error;
+mod joining;
 mod routes;
 
 pub use routes::ENDPOINTS;
@@ -36,10 +40,13 @@ pub struct MasterConfig {
     /// How new instances are placed.
     pub placement: Policy,
     pub limits: Limits,
+    /// HTTPS with the master's CA, or plain HTTP on loopback.
+    pub transport: Transport,
 }
 
 impl MasterConfig {
-    /// A master on SQLite in `data_dir`, placing the default way.
+    /// A master on SQLite in `data_dir`, placing the default way, serving plain HTTP (the
+    /// embedded default of `grove up`; `grove master` serves HTTPS).
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> MasterConfig {
         MasterConfig {
             listen,
@@ -47,6 +54,7 @@ impl MasterConfig {
             store: None,
             placement: Policy::Simple,
             limits: Limits::default(),
+            transport: Transport::Http,
         }
     }
 }
@@ -78,6 +86,22 @@ pub enum MasterError {
     },
     #[error("the system random source failed")]
     Random,
+    #[error("{what}: {source}")]
+    Ca {
+        what: String,
+        source: grove_pki::PkiError,
+    },
+    #[error(
+        "the store's CA (fingerprint {stored}) is not the one given (fingerprint {given}): \
+         masters sharing a store share its CA"
+    )]
+    OtherCa { stored: String, given: String },
+    #[error(
+        "plain HTTP is served on loopback only, and {0} is not: serve HTTPS, or listen on 127.0.0.1 behind a TLS proxy"
+    )]
+    PlainNotLoopback(SocketAddr),
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] grove_store::StoreError),
 }
@@ -157,6 +181,8 @@ pub struct Master<S> {
     pub(crate) changes: ChangeStream,
     pub(crate) caches: Caches,
     pub(crate) rng: SystemRandom,
+    /// The certificate authority, when the master serves HTTPS.
+    pub(crate) ca: Option<Arc<grove_pki::Ca>>,
     /// Set when the master stops, so that long polls answer at once instead of holding
     /// the shutdown up.
     pub(crate) closing: Arc<watch::Sender<bool>>,
@@ -242,6 +268,8 @@ pub struct RunningMaster {
     pub admin_token_path: PathBuf,
     /// Where the store is (a PostgreSQL URL without its password).
     pub store: String,
+    /// The CA's certificate file and fingerprint, when the master serves HTTPS.
+    pub ca: Option<(PathBuf, String)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     closing: Arc<watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
@@ -249,7 +277,8 @@ pub struct RunningMaster {
 
 impl RunningMaster {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting requests and waits for the ones in flight.
@@ -342,12 +371,27 @@ pub async fn open(config: &MasterConfig) -> Result<Arc<Master<Db>>, MasterError>
     } else if !token_path.exists() {
         tracing::warn!(path = %token_path.display(), "the admin token file is missing; the admin token is where the master that created the store wrote it");
     }
+    let ca = match &config.transport {
+        Transport::Https(options) => {
+            let ca = tls::certificate_authority(&store, options.ca.as_ref(), &rng).await?;
+            std::fs::write(data_dir.join("ca.pem"), ca.certificate_pem()).map_err(|source| {
+                MasterError::Write {
+                    path: data_dir.join("ca.pem"),
+                    source,
+                }
+            })?;
+            write_private(&data_dir.join("ca.key"), ca.key_pem())?;
+            Some(Arc::new(ca))
+        }
+        Transport::Http => None,
+    };
     let master = Arc::new(Master {
         store,
         partitions: auth::PartitionKeys::new(&key),
         changes: ChangeStream::default(),
         caches: Caches::default(),
         rng,
+        ca,
         closing: Arc::new(watch::channel(false).0),
     });
     tokio::spawn(follow_elsewhere(Arc::downgrade(&master)));
@@ -377,7 +421,26 @@ async fn follow_elsewhere(master: std::sync::Weak<Master<Db>>) {
 
 /// Starts the master on `config.listen` and returns once it accepts connections.
 pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> {
+    if matches!(config.transport, Transport::Http) && !config.listen.ip().is_loopback() {
+        return Err(MasterError::PlainNotLoopback(config.listen));
+    }
     let master = open(config).await?;
+    let tls = match (&config.transport, &master.ca) {
+        (Transport::Https(options), Some(ca)) => Some(tls::Tls::new(
+            ca,
+            tls::server_names(config.listen, &options.names),
+        )?),
+        _ => {
+            tracing::warn!(
+                "serving plain HTTP: tokens travel in clear beyond this machine's loopback"
+            );
+            None
+        }
+    };
+    let ca = master
+        .ca
+        .as_ref()
+        .map(|ca| (config.data_dir.join("ca.pem"), ca.fingerprint()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| MasterError::Listen {
@@ -393,12 +456,13 @@ pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let closing = Arc::clone(&master.closing);
     let app = routes::router(master);
-    let task = tokio::spawn(server::serve(listener, app, config.limits, rx));
+    let task = tokio::spawn(server::serve(listener, app, config.limits, tls, rx));
     tracing::info!(%addr, "master listening");
     Ok(RunningMaster {
         addr,
         admin_token_path: config.data_dir.join("admin.token"),
         store: store_location(config).to_string(),
+        ca,
         shutdown: Some(tx),
         closing,
         task,

@@ -61,6 +61,9 @@ pub const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("PUT", "/v1/instances/{id}/connection", "publish"),
     ("PUT", "/v1/instances/{id}/children", "setChildren"),
     ("GET", "/v1/instances/{id}/usage", "instanceUsage"),
+    ("GET", "/v1/ca", "caCertificate"),
+    ("POST", "/v1/join-tokens", "createJoinToken"),
+    ("POST", "/v1/join", "join"),
 ];
 
 /// The handler of an operation.
@@ -84,6 +87,9 @@ fn handler<S: Store>(operation: &str) -> Option<MethodRouter<Arc<Master<S>>>> {
         "publish" => put(publish::<S>),
         "setChildren" => put(set_children::<S>),
         "instanceUsage" => get(instance_usage::<S>),
+        "caCertificate" => get(crate::joining::ca_certificate::<S>),
+        "createJoinToken" => post(crate::joining::create_join_token::<S>),
+        "join" => post(crate::joining::join::<S>),
         _ => return None,
     })
 }
@@ -103,7 +109,7 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
 }
 
 /// A JSON body whose errors are API errors (400 with the parser's message, 413).
-pub(crate) struct Body<T>(T);
+pub(crate) struct Body<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for Body<T> {
     type Rejection = ApiError;
@@ -151,7 +157,7 @@ impl<St: Send + Sync> FromRequestParts<St> for InstanceId {
 }
 
 /// The authenticated caller.
-pub(crate) struct Caller(Principal);
+pub(crate) struct Caller(pub(crate) Principal);
 
 impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
     type Rejection = ApiError;
@@ -160,14 +166,17 @@ impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
         parts: &mut Parts,
         master: &Arc<Master<S>>,
     ) -> Result<Caller, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing authorization header: send `Authorization: Bearer <token>`",
-                )
-            })?;
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            // No token: the client certificate, if TLS verified one.
+            return match parts.extensions.get::<crate::server::Peer>() {
+                Some(crate::server::Peer(Some(presented))) => {
+                    crate::joining::by_certificate(master, presented).await
+                }
+                _ => Err(ApiError::unauthorized(
+                    "no credentials: send `Authorization: Bearer <token>` or a client certificate",
+                )),
+            };
+        };
         let token = header
             .to_str()
             .ok()
@@ -256,7 +265,7 @@ async fn create_user<S: Store>(
 
 /// Names and references: 1 to 128 characters from `[A-Za-z0-9._-]`, so they are safe in
 /// paths, URLs and logs.
-fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
     let valid = !name.is_empty()
         && name.len() <= 128
         && name
@@ -272,7 +281,7 @@ fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn user_of(caller: &Principal) -> Option<i64> {
+pub(crate) fn user_of(caller: &Principal) -> Option<i64> {
     match caller {
         Principal::Admin { id } | Principal::User { id } => Some(*id),
         _ => None,
@@ -311,7 +320,9 @@ async fn register_computer<S: Store>(
 
 /// Labels are what placement matches an SLA against: names like references (plus `/`),
 /// short values without control characters, a few per computer.
-fn validate_labels(labels: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+pub(crate) fn validate_labels(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ApiError> {
     const MAX_LABELS: usize = 64;
     if labels.len() > MAX_LABELS {
         return Err(ApiError::bad_request(format!(

@@ -67,6 +67,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<crate::tls::Tls>,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     let max = connections_that_fit(limits.max_connections);
@@ -105,21 +106,65 @@ pub(crate) async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        // No TCP_NODELAY: hyper writes a response's head and body apart, and with it each
-        // became a packet of its own (desired-state reads fell from 60k/s to 32k/s).
-        let service = TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let app = app.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            match tls {
+                None => serve_connection(stream, app, None, header_read_timeout, watcher).await,
+                Some(tls) => {
+                    // The handshake is bounded like a request's headers.
+                    let accepted =
+                        tokio::time::timeout(header_read_timeout, tls.acceptor.accept(stream))
+                            .await;
+                    match accepted {
+                        Ok(Ok(stream)) => {
+                            let peer = crate::tls::peer(stream.get_ref().1);
+                            serve_connection(stream, app, peer, header_read_timeout, watcher).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
             drop(permit);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// What the TLS layer learnt about the client: the holder its certificate names, if it
+/// sent one. Every request carries it; handlers read it through `Caller`.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer(pub(crate) Option<grove_pki::Presented>);
+
+/// Serves one connection (plain or TLS) with hyper's HTTP/1.
+async fn serve_connection<I>(
+    stream: I,
+    app: Router,
+    peer: Option<grove_pki::Presented>,
+    header_read_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let peer = Peer(peer);
+    let app = app.map_request(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(peer.clone());
+            request
+        },
+    );
+    // No TCP_NODELAY: hyper writes a response's head and body apart, and with it each
+    // became a packet of its own (desired-state reads fell from 60k/s to 32k/s).
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }

@@ -20,29 +20,95 @@ pub enum ClientError {
     },
     #[error("the master's answer is not understood: {0}")]
     Answer(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct Client {
     masters: api::masters::Masters,
-    authorization: String,
+    authorization: Option<String>,
     agent: ureq::Agent,
+}
+
+/// Who a client is to the master, and which master it trusts: a token, a client
+/// certificate, or both; the CA that signed the master's certificate (else the system's
+/// roots).
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub token: Option<String>,
+    /// The master's CA certificate (PEM).
+    pub ca_pem: Option<String>,
+    /// A client certificate and its key (PEM).
+    pub certificate: Option<(String, String)>,
+}
+
+fn tls_error(what: &str) -> impl FnOnce(ureq::Error) -> ClientError + '_ {
+    move |e| ClientError::Tls(format!("{what}: {e}"))
+}
+
+fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .tls_config(tls)
+        .build()
+        .into()
 }
 
 impl Client {
     /// A client of the master at `url`, or of the masters of a comma list of URLs (it goes
     /// on with the next when one does not answer).
     pub fn new(url: &str, token: &str) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .build()
-            .into();
         Client {
             masters: api::masters::Masters::parse(url),
-            authorization: format!("Bearer {token}"),
-            agent,
+            authorization: Some(format!("Bearer {token}")),
+            agent: agent(ureq::tls::TlsConfig::default()),
         }
+    }
+
+    /// A client with this identity; fails when a certificate or key does not read.
+    pub fn with_identity(url: &str, identity: &Identity) -> Result<Client, ClientError> {
+        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+        let mut tls = TlsConfig::builder();
+        if let Some(ca) = &identity.ca_pem {
+            let ca =
+                Certificate::from_pem(ca.as_bytes()).map_err(tls_error("the CA certificate"))?;
+            tls = tls.root_certs(RootCerts::new_with_certs(&[ca]));
+        }
+        if let Some((certificate, key)) = &identity.certificate {
+            let certificate = Certificate::from_pem(certificate.as_bytes())
+                .map_err(tls_error("the client certificate"))?;
+            let key = PrivateKey::from_pem(key.as_bytes()).map_err(tls_error("the client key"))?;
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&[certificate], key)));
+        }
+        Ok(Client {
+            masters: api::masters::Masters::parse(url),
+            authorization: identity.token.as_ref().map(|t| format!("Bearer {t}")),
+            agent: agent(tls.build()),
+        })
+    }
+
+    /// The CA certificate a master shows, read without trusting it yet: the caller
+    /// compares its fingerprint with the one it pins before it trusts anything else.
+    pub fn unverified_ca(url: &str) -> Result<api::CaCertificate, ClientError> {
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(true)
+            .build();
+        let client = Client {
+            masters: api::masters::Masters::parse(url),
+            authorization: None,
+            agent: agent(tls),
+        };
+        client
+            .call("GET", "/v1/ca", None, Duration::from_secs(10))?
+            .ok_or_else(|| ClientError::Answer("an empty answer to GET /v1/ca".to_owned()))
+    }
+
+    /// Joins with a join token: the master signs `csr` for computer `reference`.
+    pub fn join(&self, request: &api::JoinRequest) -> Result<api::Joined, ClientError> {
+        self.call("POST", "/v1/join", Some(request), Duration::from_secs(30))?
+            .ok_or_else(|| ClientError::Answer("an empty answer to POST /v1/join".to_owned()))
     }
 
     /// The master that answered last.
@@ -81,27 +147,33 @@ impl Client {
             message: e.to_string(),
         };
         let result = match (method, body) {
-            ("GET", _) => self
-                .agent
-                .get(&url)
-                .config()
-                .timeout_global(Some(timeout))
-                .build()
-                .header("Authorization", &self.authorization)
-                .call(),
+            ("GET", _) => {
+                let mut request = self
+                    .agent
+                    .get(&url)
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build();
+                if let Some(authorization) = &self.authorization {
+                    request = request.header("Authorization", authorization);
+                }
+                request.call()
+            }
             (method, body) => {
                 let json = body.map(Body::json).transpose()?.unwrap_or_default();
                 let builder = match method {
                     "PUT" => self.agent.put(&url),
                     _ => self.agent.post(&url),
                 };
-                builder
+                let mut request = builder
                     .config()
                     .timeout_global(Some(timeout))
                     .build()
-                    .header("Authorization", &self.authorization)
-                    .header("Content-Type", "application/json")
-                    .send(json)
+                    .header("Content-Type", "application/json");
+                if let Some(authorization) = &self.authorization {
+                    request = request.header("Authorization", authorization);
+                }
+                request.send(json)
             }
         };
         let mut response = result.map_err(unreachable)?;

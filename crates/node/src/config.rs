@@ -26,8 +26,19 @@ pub struct Config {
     pub master_url: String,
     /// The computer's reference at the master.
     pub computer: String,
-    /// The node's token (`g1.n...`), as registration returned it.
+    /// The node's token (`g1.n...`), as registration returned it; empty for a node that
+    /// joined and authenticates with its certificate.
+    #[serde(default)]
     pub token: String,
+    /// The master's CA certificate (PEM file): the master is trusted only if that CA
+    /// signed its certificate.
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
+    /// The node's certificate and key (PEM files), from `grove node join`.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
     #[serde(default = "default_software_root")]
     pub software_root: PathBuf,
     #[serde(default = "default_instance_root")]
@@ -127,6 +138,9 @@ impl Config {
             master_url: master_url.to_owned(),
             computer: computer.to_owned(),
             token: token.to_owned(),
+            ca_certificate: None,
+            certificate: None,
+            key: None,
             software_root: default_software_root(),
             instance_root: default_instance_root(),
             partitions: default_partitions(),
@@ -163,6 +177,37 @@ impl Config {
                 message,
             })?;
         Ok(config)
+    }
+
+    /// Who the node is to the master: its token or its certificate, and the CA it trusts
+    /// (the files are read now).
+    pub fn identity(&self) -> Result<crate::client::Identity, NodeError> {
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path).map_err(|source| NodeError::Io {
+                path: path.clone(),
+                source,
+            })
+        };
+        let certificate = match (&self.certificate, &self.key) {
+            (Some(certificate), Some(key)) => Some((read(certificate)?, read(key)?)),
+            (None, None) => None,
+            _ => {
+                return Err(NodeError::Failed(
+                    "certificate and key go together: give both or neither".to_owned(),
+                ));
+            }
+        };
+        if certificate.is_none() && self.token.is_empty() {
+            return Err(NodeError::Failed(
+                "no credentials: the configuration has neither a token nor a certificate"
+                    .to_owned(),
+            ));
+        }
+        Ok(crate::client::Identity {
+            token: (!self.token.is_empty()).then(|| self.token.clone()),
+            ca_pem: self.ca_certificate.as_ref().map(read).transpose()?,
+            certificate,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {

@@ -27,6 +27,9 @@ pub struct Job {
     pub addresses: Vec<String>,
     pub software_dir: PathBuf,
     pub master_url: String,
+    /// The master's CA certificate (PEM), when the master serves HTTPS with its own CA.
+    #[serde(default)]
+    pub master_ca: Option<String>,
     pub instance: api::PartitionInstance,
 }
 
@@ -80,7 +83,11 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
             .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
     }
     let profile = load_profile(&main, fetcher)?;
-    let master = HttpMaster::new(&job.master_url, &job.instance.token);
+    let master = HttpMaster::new(
+        &job.master_url,
+        &job.instance.token,
+        job.master_ca.as_deref(),
+    )?;
     let partition = Partition {
         computer: job.computer.clone(),
         reference: job.partition.clone(),

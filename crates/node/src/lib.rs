@@ -35,7 +35,7 @@ use grove_fetch::Fetcher;
 use grove_recipes::Registry;
 use grove_supervisor::{Policy, Supervisor};
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, Identity};
 pub use config::Config;
 pub use format::Slot;
 pub use os::{Host, Os};
@@ -77,6 +77,8 @@ struct Shared {
     config: Config,
     options: AgentOptions,
     client: Client,
+    /// The master's CA certificate (PEM), which partitions trust too.
+    master_ca: Option<String>,
     fetcher: Fetcher,
     registry: Registry,
     os: Arc<dyn Os>,
@@ -113,13 +115,17 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
 impl Agent {
-    pub fn new(config: Config, options: AgentOptions, os: Arc<dyn Os>) -> Agent {
-        let client = Client::new(&config.master_url, &config.token);
+    /// An agent for this configuration; fails when its credentials do not read.
+    pub fn new(config: Config, options: AgentOptions, os: Arc<dyn Os>) -> Result<Agent, NodeError> {
+        let identity = config.identity()?;
+        let client = Client::with_identity(&config.master_url, &identity)?;
+        let master_ca = identity.ca_pem;
         let policy = options.policy;
         let state = state::State::new(&config.instance_root);
-        Agent {
+        Ok(Agent {
             shared: Arc::new(Shared {
                 client,
+                master_ca,
                 options,
                 fetcher: Fetcher::new(Duration::from_secs(60)),
                 registry: Registry::builtin(),
@@ -133,7 +139,7 @@ impl Agent {
                 builds: tokio::sync::Semaphore::new(config.parallel_builds),
                 config,
             }),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {

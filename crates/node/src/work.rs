@@ -298,6 +298,7 @@ impl Agent {
             addresses: slot.addresses.clone(),
             software_dir,
             master_url: config.master_url.clone(),
+            master_ca: self.shared.master_ca.clone(),
             instance: instance.clone(),
         };
         let shared = Arc::clone(&self.shared);

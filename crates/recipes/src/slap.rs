@@ -43,17 +43,25 @@ enum Failure {
 }
 
 impl HttpMaster {
-    pub fn new(url: &str, token: &str) -> HttpMaster {
+    /// `ca_pem`: the master's CA certificate, trusted instead of the system's roots.
+    pub fn new(url: &str, token: &str, ca_pem: Option<&str>) -> Result<HttpMaster, String> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = ca_pem {
+            let ca = ureq::tls::Certificate::from_pem(ca.as_bytes())
+                .map_err(|e| format!("the master's CA certificate: {e}"))?;
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]));
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
+            .tls_config(tls.build())
             .build()
             .into();
-        HttpMaster {
+        Ok(HttpMaster {
             masters: api::masters::Masters::parse(url),
             authorization: format!("Bearer {token}"),
             agent,
-        }
+        })
     }
 
     fn send(&self, method: &str, path: &str, body: &str) -> Result<String, String> {

@@ -128,7 +128,7 @@ fn configuration_request_and_publish_go_through_the_master() {
     let slot = &desired.partitions[0];
     let instance = slot.instance.clone().expect("app runs in slappart0");
     let app_id = instance.id;
-    let client = HttpMaster::new(&url, &instance.token);
+    let client = HttpMaster::new(&url, &instance.token, None).expect("client");
     let partition = Partition {
         computer: "COMP-1".to_owned(),
         reference: slot.reference.clone(),
@@ -177,7 +177,8 @@ fn configuration_request_and_publish_go_through_the_master() {
         .expect("db runs in slappart1");
     let mut published = api::Parameters::new();
     published.insert("url".to_owned(), json!("redis://127.0.1.2:6379"));
-    HttpMaster::new(&url, &child_slot.token)
+    HttpMaster::new(&url, &child_slot.token, None)
+        .expect("client")
         .publish(
             child_slot.id,
             &api::Publish {

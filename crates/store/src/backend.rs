@@ -72,9 +72,13 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_labels.sql"),
     include_str!("../migrations/sqlite/0003_rules_in_rust.sql"),
+    include_str!("../migrations/sqlite/0004_joining.sql"),
 ];
 
-const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_initial.sql")];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_initial.sql"),
+    include_str!("../migrations/postgres/0002_joining.sql"),
+];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.
 pub(crate) const CHANNEL: &str = "grove_changes";

@@ -37,6 +37,9 @@ pub enum StoreError {
     NoCapacity(String),
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A credential the store keeps (a join token) is unknown, spent or expired.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("cannot open the store at {location}: {source}")]
@@ -95,6 +98,8 @@ pub struct ComputerRow {
     pub owner_id: i64,
     pub token_hash: Vec<u8>,
     pub revision: i64,
+    /// The serial of the certificate its node holds (none: no certificate is accepted).
+    pub certificate_serial: Option<String>,
 }
 
 /// Who requests an instance: a user, or an instance requesting a child as itself.
@@ -153,6 +158,35 @@ pub trait Store: Send + Sync + 'static {
     /// The key partition tokens derive from: `proposed` if the store had none, else the
     /// one every master sharing this store uses.
     fn master_key(&self, proposed: String) -> impl Future<Output = Result<String>> + Send;
+    /// The certificate authority every master sharing the store uses (PEM certificate and
+    /// key, as one JSON text): the stored one, or `proposed` stored.
+    fn certificate_authority(
+        &self,
+        proposed: String,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// A join token (its hash) for computers `owner` will own, with these labels.
+    fn create_join_token(
+        &self,
+        owner: i64,
+        hash: Vec<u8>,
+        labels: BTreeMap<String, String>,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    /// Spends a join token on a new computer `reference` whose node holds the
+    /// certificate `serial`; the computer's id.
+    fn join(
+        &self,
+        hash: Vec<u8>,
+        reference: String,
+        serial: String,
+        now: i64,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    /// The certificate a computer's node holds from now on (`None`: revoked).
+    fn set_certificate(
+        &self,
+        computer: i64,
+        serial: Option<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
     fn create_user(
         &self,
         name: String,

@@ -64,6 +64,7 @@ fn computer_row(row: &AnyRow) -> Result<ComputerRow> {
         owner_id: row.try_get("owner_id")?,
         token_hash: row.try_get("token_hash")?,
         revision: row.try_get("revision")?,
+        certificate_serial: row.try_get("certificate_serial")?,
     })
 }
 
@@ -92,7 +93,7 @@ impl Reads {
 
     pub(crate) async fn computer(&self, id: i64) -> Result<Option<ComputerRow>> {
         let row = sqlx::query(
-            "SELECT id, reference, owner_id, token_hash, revision FROM computers WHERE id = $1",
+            "SELECT id, reference, owner_id, token_hash, revision, certificate_serial FROM computers WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -105,7 +106,7 @@ impl Reads {
         reference: &str,
     ) -> Result<Option<ComputerRow>> {
         let row = sqlx::query(
-            "SELECT id, reference, owner_id, token_hash, revision FROM computers \
+            "SELECT id, reference, owner_id, token_hash, revision, certificate_serial FROM computers \
              WHERE reference = $1",
         )
         .bind(reference)

@@ -121,6 +121,16 @@ macro_rules! taken {
     };
 }
 
+/// A join token as the rules see it.
+#[derive(Debug)]
+pub(crate) struct JoinToken {
+    pub(crate) id: i64,
+    pub(crate) owner: i64,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) expires_at: i64,
+    pub(crate) used: bool,
+}
+
 /// Where the fast path put an instance.
 #[derive(Debug)]
 pub(crate) struct FirstFit {
@@ -186,6 +196,81 @@ impl Tx<'_> {
             .bind(value)
             .execute(&mut *self.conn)
             .await?;
+        Ok(())
+    }
+
+    // Join tokens.
+
+    pub(crate) async fn insert_join_token(
+        &mut self,
+        owner: i64,
+        hash: &[u8],
+        labels: &BTreeMap<String, String>,
+        expires_at: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO join_tokens (token_hash, owner_id, labels, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(hash)
+        .bind(owner)
+        .bind(to_json(labels, "{}"))
+        .bind(now_seconds())
+        .bind(expires_at)
+        .fetch_one(&mut *self.conn)
+        .await?
+        .try_get(0)?)
+    }
+
+    pub(crate) async fn join_token(&mut self, hash: &[u8]) -> Result<Option<JoinToken>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, owner_id, labels, expires_at, used_at \
+             FROM join_tokens WHERE token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *self.conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let labels: String = row.try_get("labels")?;
+        Ok(Some(JoinToken {
+            id: row.try_get("id")?,
+            owner: row.try_get("owner_id")?,
+            labels: serde_json::from_str(&labels).unwrap_or_default(),
+            expires_at: row.try_get("expires_at")?,
+            used: row.try_get::<Option<i64>, _>("used_at")?.is_some(),
+        }))
+    }
+
+    pub(crate) async fn spend_join_token(
+        &mut self,
+        id: i64,
+        now: i64,
+        computer: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE join_tokens SET used_at = $2, computer_id = $3 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .bind(computer)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_certificate_serial(
+        &mut self,
+        computer: i64,
+        serial: Option<&str>,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE computers SET certificate_serial = $2 WHERE id = $1")
+            .bind(computer)
+            .bind(serial)
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no computer {computer}")));
+        }
         Ok(())
     }
 

@@ -124,6 +124,13 @@ impl Db {
         self.write(op).await.map(|(_, changed)| changed)
     }
 
+    async fn shared(&self, name: &'static str, proposed: String) -> Result<String> {
+        match self.write(Op::Shared(name, proposed)).await? {
+            (Answer::Key(value), _) => Ok(value),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
     async fn created(&self, op: Op) -> Result<i64> {
         match self.write(op).await? {
             (Answer::Created(id), _) => Ok(id),
@@ -421,10 +428,48 @@ impl Store for Db {
     }
 
     async fn master_key(&self, proposed: String) -> Result<String> {
-        match self.write(Op::MasterKey(proposed)).await? {
-            (Answer::Key(key), _) => Ok(key),
-            (other, _) => Err(unexpected(&other)),
-        }
+        self.shared("master_key", proposed).await
+    }
+
+    async fn certificate_authority(&self, proposed: String) -> Result<String> {
+        self.shared("certificate_authority", proposed).await
+    }
+
+    async fn create_join_token(
+        &self,
+        owner: i64,
+        hash: Vec<u8>,
+        labels: BTreeMap<String, String>,
+        expires_at: i64,
+    ) -> Result<i64> {
+        self.created(Op::CreateJoinToken {
+            owner,
+            hash,
+            labels,
+            expires_at,
+        })
+        .await
+    }
+
+    async fn join(
+        &self,
+        hash: Vec<u8>,
+        reference: String,
+        serial: String,
+        now: i64,
+    ) -> Result<i64> {
+        self.created(Op::Join {
+            hash,
+            reference,
+            serial,
+            now,
+        })
+        .await
+    }
+
+    async fn set_certificate(&self, computer: i64, serial: Option<String>) -> Result<()> {
+        self.write(Op::SetCertificate(computer, serial)).await?;
+        Ok(())
     }
 
     async fn create_user(&self, name: String, token_hash: Vec<u8>) -> Result<i64> {

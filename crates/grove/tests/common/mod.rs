@@ -140,7 +140,7 @@ impl<'p> Apart<'p> {
 
     fn start_master(place: &Place, listen: &str) -> Daemon {
         let mut command = grove();
-        command.args(["master", "--listen", listen]);
+        command.args(["master", "--insecure-http", "--listen", listen]);
         command.arg("--data-dir").arg(place.path().join("master"));
         let daemon = Daemon::spawn(command, place.path().join("master.log"));
         eventually("the master to answer", || {

@@ -10,7 +10,9 @@
 //! - `tree.rs`: state propagation down a tree, children garbage collection, publishing,
 //!   reports and freeing a partition.
 //! - `nodes.rs`: what nodes declare and report: partitions, software, usage.
+//! - `joining.rs`: join tokens, and the certificate each computer's node holds.
 
+mod joining;
 mod nodes;
 mod request;
 mod tree;
@@ -27,7 +29,21 @@ use crate::{Changed, Requester, Result};
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     EnsureAdmin(Vec<u8>),
-    MasterKey(String),
+    /// A value every master sharing the store uses (the first proposed is kept).
+    Shared(&'static str, String),
+    CreateJoinToken {
+        owner: i64,
+        hash: Vec<u8>,
+        labels: BTreeMap<String, String>,
+        expires_at: i64,
+    },
+    Join {
+        hash: Vec<u8>,
+        reference: String,
+        serial: String,
+        now: i64,
+    },
+    SetCertificate(i64, Option<String>),
     CreateUser(String, Vec<u8>),
     CreateComputer(String, i64, Vec<u8>, BTreeMap<String, String>),
     SetLabels(i64, BTreeMap<String, String>),
@@ -58,9 +74,6 @@ pub(crate) struct Placement {
     pub(crate) dice: SeededDice,
 }
 
-/// The name the master key is kept under.
-const MASTER_KEY: &str = "master_key";
-
 pub(crate) async fn apply(
     tx: &mut Tx<'_>,
     placement: &mut Placement,
@@ -75,13 +88,29 @@ pub(crate) async fn apply(
                 Answer::Created(tx.insert_principal("admin", "admin", hash).await?)
             }
         }
-        Op::MasterKey(proposed) => match tx.setting(MASTER_KEY).await? {
-            Some(key) => Answer::Key(key),
+        Op::Shared(name, proposed) => match tx.setting(name).await? {
+            Some(value) => Answer::Key(value),
             None => {
-                tx.set_setting(MASTER_KEY, &proposed).await?;
+                tx.set_setting(name, &proposed).await?;
                 Answer::Key(proposed)
             }
         },
+        Op::CreateJoinToken {
+            owner,
+            hash,
+            labels,
+            expires_at,
+        } => Answer::Created(joining::create_token(tx, owner, &hash, &labels, expires_at).await?),
+        Op::Join {
+            hash,
+            reference,
+            serial,
+            now,
+        } => Answer::Created(joining::join(tx, &hash, &reference, &serial, now).await?),
+        Op::SetCertificate(computer, serial) => {
+            joining::set_certificate(tx, computer, serial.as_deref()).await?;
+            Answer::Nothing
+        }
         Op::CreateUser(name, hash) => {
             Answer::Created(tx.insert_principal("user", &name, hash).await?)
         }

@@ -1,0 +1,286 @@
+//! A master serving HTTPS with its own CA; nodes join it with one-time join tokens,
+//! pinning the CA's fingerprint, and from then on authenticate with their certificate.
+//! Outcomes of the attacks: a wrong fingerprint, a spent or expired token, no credentials,
+//! a node's certificate used for another computer, plain HTTP.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+mod common;
+use common::{Daemon, Place, eventually, example, free_port, get, grove, text};
+
+struct Https<'p> {
+    place: &'p Place,
+    listen: String,
+    ca: PathBuf,
+    fingerprint: String,
+    admin: String,
+}
+
+impl<'p> Https<'p> {
+    fn start(place: &'p Place) -> (Https<'p>, Daemon) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut command = grove();
+        command
+            .args(["master", "--listen", &listen, "--data-dir"])
+            .arg(place.path().join("master"));
+        let daemon = Daemon::spawn(command, place.path().join("master.log"));
+        let line = daemon.line(Duration::from_secs(60));
+        let fingerprint = line
+            .strip_prefix("CA fingerprint: ")
+            .unwrap_or_else(|| panic!("the master prints its CA fingerprint first: {line:?}"))
+            .to_owned();
+        let ca = place.path().join("master/ca.pem");
+        let pem = std::fs::read_to_string(&ca).expect("ca.pem");
+        let der = grove_pki::certificates_der(&pem, "ca.pem")
+            .expect("PEM")
+            .remove(0);
+        assert_eq!(
+            grove_pki::fingerprint(&der),
+            fingerprint,
+            "the printed fingerprint is ca.pem's"
+        );
+        let key_mode = std::fs::metadata(place.path().join("master/ca.key"))
+            .expect("ca.key")
+            .permissions()
+            .mode();
+        assert_eq!(key_mode & 0o777, 0o600, "the CA key is private");
+        let admin = std::fs::read_to_string(place.path().join("master/admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_owned();
+        let https = Https {
+            place,
+            listen,
+            ca,
+            fingerprint,
+            admin,
+        };
+        (https, daemon)
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}", self.listen)
+    }
+
+    /// A client command as the admin over HTTPS, trusting the master's CA.
+    fn cli(&self, args: &[&str]) -> Output {
+        grove()
+            .args(args)
+            .env("GROVE_MASTER_URL", self.url())
+            .env("GROVE_TOKEN", &self.admin)
+            .env("GROVE_CA_CERT", &self.ca)
+            .output()
+            .expect("runs")
+    }
+
+    fn join_token(&self, extra: &[&str]) -> String {
+        let mut args = vec!["node", "join-token"];
+        args.extend_from_slice(extra);
+        let output = self.cli(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    fn join(&self, name: &str, token: &str, fingerprint: &str) -> (Output, PathBuf) {
+        let config = self.place.path().join(format!("{name}/node.toml"));
+        let output = grove()
+            .args(["node", "join", &self.url(), name, "--partitions", "2"])
+            .args([
+                "--token",
+                token,
+                "--ca-fingerprint",
+                fingerprint,
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--software-root")
+            .arg(self.place.path().join("software"))
+            .arg("--instance-root")
+            .arg(self.place.path().join("instance"))
+            .env_remove("GROVE_MASTER_URL")
+            .env_remove("GROVE_TOKEN")
+            .output()
+            .expect("runs");
+        (output, config)
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An HTTPS agent trusting the CA, with a client certificate if given.
+fn agent(ca: &Path, identity: Option<(&Path, &Path)>) -> ureq::Agent {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let ca = std::fs::read(ca).expect("ca");
+    let mut tls = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[
+        Certificate::from_pem(&ca).expect("ca pem"),
+    ]));
+    if let Some((certificate, key)) = identity {
+        let certificate = std::fs::read(certificate).expect("certificate");
+        let key = std::fs::read(key).expect("key");
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(
+            &[Certificate::from_pem(&certificate).expect("pem")],
+            PrivateKey::from_pem(&key).expect("key pem"),
+        )));
+    }
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .tls_config(tls.build())
+        .build()
+        .into()
+}
+
+fn status(agent: &ureq::Agent, url: &str) -> u16 {
+    agent.get(url).call().expect("an answer").status().as_u16()
+}
+
+#[test]
+fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_computer() {
+    let place = Place::new(19);
+    let (master, daemon) = Https::start(&place);
+    let token = master.join_token(&["--ttl", "10m", "--label", "zone=eu-1"]);
+    assert!(token.starts_with("gj1."), "{token}");
+
+    // A wrong fingerprint: the node refuses the master, writes nothing, spends nothing.
+    let wrong = "00".repeat(32);
+    let (refused, config) = master.join("node-1", &token, &wrong);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("refusing the master"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!config.exists());
+
+    // The right one (colons and case as an operator may copy it).
+    let spelled = master
+        .fingerprint
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let (joined, config) = master.join("node-1", &token, &spelled);
+    assert!(joined.status.success(), "{}", stderr(&joined));
+    let dir = config.parent().expect("dir").to_owned();
+    for file in ["node.toml", "node.key", "node.pem", "ca.pem"] {
+        let mode = std::fs::metadata(dir.join(file))
+            .expect(file)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let listed = master.cli(&["computer", "list", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("node-1") && listed.contains("eu-1"),
+        "{listed}"
+    );
+
+    // A join token works once, and not after it expires.
+    let (reused, _) = master.join("node-9", &token, &master.fingerprint);
+    assert_eq!(reused.status.code(), Some(1));
+    assert!(
+        stderr(&reused).contains("used already"),
+        "{}",
+        stderr(&reused)
+    );
+    let short = master.join_token(&["--ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let (expired, _) = master.join("node-9", &short, &master.fingerprint);
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(stderr(&expired).contains("expired"), "{}", stderr(&expired));
+
+    // Certificates: no credentials at all is refused; node-1's certificate reads node-1's
+    // desired state and not node-2's.
+    let second = master.join_token(&[]);
+    let (joined_2, _) = master.join("node-2", &second, &master.fingerprint);
+    assert!(joined_2.status.success(), "{}", stderr(&joined_2));
+    let anonymous = agent(&master.ca, None);
+    let desired = |name: &str| format!("{}/v1/computers/{name}/desired", master.url());
+    assert_eq!(status(&anonymous, &desired("node-1")), 401);
+    let node_1 = agent(
+        &master.ca,
+        Some((&dir.join("node.pem"), &dir.join("node.key"))),
+    );
+    assert_eq!(status(&node_1, &desired("node-1")), 200);
+    assert_eq!(status(&node_1, &desired("node-2")), 403);
+    // A certificate of another CA does not pass the handshake.
+    let stranger_dir = place.path().join("stranger");
+    std::fs::create_dir_all(&stranger_dir).expect("dir");
+    let stranger_ca =
+        grove_pki::Ca::create("stranger", std::time::SystemTime::now(), &ring_rng()).expect("ca");
+    let issued = stranger_ca
+        .issue_client(
+            &grove_pki::Identity::Computer("node-1".to_owned()),
+            std::time::SystemTime::now(),
+            Duration::from_secs(600),
+            &ring_rng(),
+        )
+        .expect("issued");
+    std::fs::write(stranger_dir.join("c.pem"), &issued.certificate_pem).expect("write");
+    std::fs::write(stranger_dir.join("c.key"), &issued.key_pem).expect("write");
+    let stranger = agent(
+        &master.ca,
+        Some((&stranger_dir.join("c.pem"), &stranger_dir.join("c.key"))),
+    );
+    assert!(
+        stranger.get(&desired("node-1")).call().is_err(),
+        "the handshake fails"
+    );
+    // Plain HTTP gets no API answer from the HTTPS port.
+    assert_eq!(get(&format!("http://{}/v1/health", master.listen)), None);
+
+    // The joined node deploys over mutual TLS: it formats and declares its partitions,
+    // then runs.
+    let mut format = grove();
+    format
+        .args(["node", "format", "--json", "--config"])
+        .arg(&config);
+    place.node_env(&mut format);
+    let formatted = format.output().expect("runs");
+    assert!(formatted.status.success(), "{}", stderr(&formatted));
+    let mut command = grove();
+    command.arg("node").arg("--config").arg(&config);
+    place.node_env(&mut command);
+    let node = Daemon::spawn(command, place.path().join("node.log"));
+    let sr = example("hello");
+    let supplied = master.cli(&["supply", &sr, "node-1"]);
+    assert!(supplied.status.success(), "{}", stderr(&supplied));
+    let requested = master.cli(&[
+        "request",
+        "hello",
+        &sr,
+        "--wait",
+        "--param",
+        "name=tls",
+        "--sla",
+        "computer_guid=node-1",
+        "--json",
+    ]);
+    assert!(requested.status.success(), "{}", stderr(&requested));
+    let answer: serde_json::Value = serde_json::from_slice(&requested.stdout).expect("json");
+    let url = text(&answer, "url");
+    let page = eventually("the service to answer", || get(&url));
+    assert_eq!(page, "Hello tls!\n");
+    node.stop();
+    daemon.stop();
+}
+
+fn ring_rng() -> ring::rand::SystemRandom {
+    ring::rand::SystemRandom::new()
+}

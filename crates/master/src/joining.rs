@@ -1,0 +1,152 @@
+//! Joining nodes over HTTPS: the admin makes a one-time, expiring join token; a new node
+//! sends it with a certificate request and gets a certificate naming its computer, signed
+//! by the master's CA. From then on the node authenticates with that certificate.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use grove_api as api;
+use grove_pki::{Identity, Presented};
+use grove_store::Store;
+
+use crate::Master;
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+use crate::routes::{Body, Caller, user_of, validate_labels, validate_name};
+
+/// How long a join token lasts unless asked otherwise.
+const DEFAULT_JOIN_TTL: Duration = Duration::from_secs(3600);
+/// The longest a join token may last.
+const MAX_JOIN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a node's certificate lasts; the node renews it at half.
+pub(crate) const NODE_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// What a join token starts with (the rest is its secret).
+const JOIN_PREFIX: &str = "gj1.";
+
+fn seconds(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn ca<S>(master: &Master<S>) -> Result<&grove_pki::Ca, ApiError> {
+    master.ca.as_deref().ok_or_else(|| {
+        ApiError::bad_request(
+            "this master serves plain HTTP and has no certificate authority: join a master that serves HTTPS",
+        )
+    })
+}
+
+/// `GET /v1/ca`: public, so that a node can check it against the fingerprint it pins.
+pub(crate) async fn ca_certificate<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+) -> Result<Json<api::CaCertificate>, ApiError> {
+    let ca = ca(&m)?;
+    Ok(Json(api::CaCertificate {
+        certificate: ca.certificate_pem().to_owned(),
+        fingerprint: ca.fingerprint(),
+    }))
+}
+
+/// `POST /v1/join-tokens`: users and the admin; the computer that joins is theirs.
+pub(crate) async fn create_join_token<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+    Caller(caller): Caller,
+    Body(new): Body<api::NewJoinToken>,
+) -> Result<(StatusCode, Json<api::JoinToken>), ApiError> {
+    let owner = user_of(&caller)
+        .ok_or_else(|| ApiError::forbidden("only users and the admin make join tokens"))?;
+    validate_labels(&new.labels)?;
+    let fingerprint = ca(&m)?.fingerprint();
+    let ttl = new
+        .ttl_seconds
+        .map_or(DEFAULT_JOIN_TTL, Duration::from_secs);
+    if ttl.is_zero() || ttl > MAX_JOIN_TTL {
+        return Err(ApiError::bad_request(format!(
+            "ttl_seconds: between 1 and {}",
+            MAX_JOIN_TTL.as_secs()
+        )));
+    }
+    let secret = m.secret()?;
+    let expires_at = seconds(SystemTime::now() + ttl);
+    m.store
+        .create_join_token(owner, auth::hash_secret(&secret), new.labels, expires_at)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(api::JoinToken {
+            token: format!("{JOIN_PREFIX}{secret}"),
+            expires_at,
+            ca_fingerprint: fingerprint,
+        }),
+    ))
+}
+
+/// `POST /v1/join`: no other credential than the join token.
+pub(crate) async fn join<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+    Body(request): Body<api::JoinRequest>,
+) -> Result<(StatusCode, Json<api::Joined>), ApiError> {
+    let ca = ca(&m)?;
+    let secret = request
+        .token
+        .trim()
+        .strip_prefix(JOIN_PREFIX)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("not a join token"))?;
+    validate_name("computer reference", &request.reference)?;
+    let now = SystemTime::now();
+    let (certificate, serial, not_after) = ca
+        .sign_request(
+            &request.csr,
+            &Identity::Computer(request.reference.clone()),
+            now,
+            NODE_CERTIFICATE_LIFETIME,
+            &m.rng,
+        )
+        .map_err(|e| ApiError::bad_request(format!("csr: {e}")))?;
+    m.store
+        .join(
+            auth::hash_secret(secret),
+            request.reference.clone(),
+            serial,
+            seconds(now),
+        )
+        .await?;
+    tracing::info!(computer = %request.reference, "a node joined");
+    Ok((
+        StatusCode::CREATED,
+        Json(api::Joined {
+            reference: request.reference,
+            certificate,
+            expires_at: seconds(not_after),
+        }),
+    ))
+}
+
+/// The principal a verified client certificate stands for: a node for the computer it
+/// names, as long as that computer's node holds this very certificate.
+pub(crate) async fn by_certificate<S: Store>(
+    master: &Master<S>,
+    presented: &Presented,
+) -> Result<Caller, ApiError> {
+    let refused = || ApiError::unauthorized("this certificate is not (or no longer) valid here");
+    match &presented.identity {
+        Identity::Computer(reference) => {
+            // Read from the store, not the cache: a renewal or revocation on any master
+            // takes effect at once.
+            let row = master
+                .store
+                .computer_by_reference(reference.clone())
+                .await?
+                .ok_or_else(refused)?;
+            if row.certificate_serial.as_deref() != Some(presented.serial.as_str()) {
+                return Err(refused());
+            }
+            Ok(Caller(Principal::Node { computer: row.id }))
+        }
+        _ => Err(refused()),
+    }
+}
