@@ -233,6 +233,15 @@ pub struct Joined {
     pub expires_at: i64,
 }
 
+/// `POST /v1/computers/{reference}/certificate`: a node renews its certificate with a
+/// request for a new key (the answer is a [`Joined`]; the old certificate is refused from
+/// then on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRequest {
+    pub csr: String,
+}
+
 /// `GET /v1/ca`: the master's CA certificate (PEM) and its fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaCertificate {

@@ -173,6 +173,13 @@ pub(crate) enum ComputerCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Revoke the certificate of a computer's node (the admin or its owner): the master
+    /// refuses it from the next request on; the node joins again with a new join token.
+    Revoke {
+        reference: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// Set labels of a computer (admin only): `KEY=VALUE` sets, `KEY=` removes; prints
     /// the labels it has then.
     Label {
@@ -611,6 +618,23 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
                 ));
             }
             print_lines(&lines)?;
+        }
+        ComputerCommand::Revoke {
+            reference,
+            connection,
+        } => {
+            let client = connection.client()?;
+            client.call::<serde_json::Value>(
+                "POST",
+                &format!("/v1/computers/{reference}/revoke"),
+                None,
+                grove_node::client::SHORT,
+            )?;
+            if connection.json {
+                print_json(&serde_json::json!({ "revoked": reference }))?;
+            } else {
+                eprintln!("the certificate of {reference}'s node is revoked");
+            }
         }
         ComputerCommand::Label {
             reference,

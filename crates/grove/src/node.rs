@@ -37,6 +37,9 @@ enum NodeCommand {
     /// Join a master with a join token: make this node's key, get its certificate, pin
     /// the master's CA and write the agent's configuration.
     Join(JoinArgs),
+    /// Renew this node's certificate now (the agent renews it by itself past half of
+    /// its life).
+    Renew,
     /// Format the partitions and declare them to the master, once.
     Format,
     /// Install and remove software releases, once.
@@ -158,6 +161,7 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         Some(NodeCommand::Register(register_args)) => register(&args.config, register_args, json),
         Some(NodeCommand::JoinToken(token_args)) => join_token(token_args, json),
         Some(NodeCommand::Join(join_args)) => join(&args.config, join_args, json),
+        Some(NodeCommand::Renew) => renew(&args.config, json),
         Some(NodeCommand::Format) => pass(&args.config, Pass::Format, json),
         Some(NodeCommand::Software) => pass(&args.config, Pass::Software, json),
         Some(NodeCommand::Instance) => pass(&args.config, Pass::Instance, json),
@@ -244,6 +248,21 @@ fn join_token(args: JoinTokenArgs, json: bool) -> anyhow::Result<ExitCode> {
             "valid once, until {} (seconds since the epoch); the master's CA fingerprint: {}",
             token.expires_at, token.ca_fingerprint
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn renew(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let agent = agent(config, false)?;
+    let expires = agent.renew_certificate()?;
+    let expires_at = expires
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if json {
+        print_json(&serde_json::json!({ "expires_at": expires_at }))?;
+    } else {
+        eprintln!("certificate renewed; it expires at {expires_at} (seconds since the epoch)");
     }
     Ok(ExitCode::SUCCESS)
 }

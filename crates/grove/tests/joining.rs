@@ -242,6 +242,37 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
         stranger.get(&desired("node-1")).call().is_err(),
         "the handshake fails"
     );
+    // Renewal: the node's new certificate works, its old one is refused at once.
+    let old = place.path().join("old");
+    std::fs::create_dir_all(&old).expect("dir");
+    std::fs::copy(dir.join("node.pem"), old.join("node.pem")).expect("copy");
+    std::fs::copy(dir.join("node.key"), old.join("node.key")).expect("copy");
+    let renewed = grove()
+        .args(["node", "renew", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(renewed.status.success(), "{}", stderr(&renewed));
+    let renewed_agent = agent(
+        &master.ca,
+        Some((&dir.join("node.pem"), &dir.join("node.key"))),
+    );
+    assert_eq!(status(&renewed_agent, &desired("node-1")), 200);
+    let old_agent = agent(
+        &master.ca,
+        Some((&old.join("node.pem"), &old.join("node.key"))),
+    );
+    assert_eq!(status(&old_agent, &desired("node-1")), 401);
+    // Revocation: node-2's certificate is refused from the next request on.
+    let dir_2 = place.path().join("node-2");
+    let node_2 = agent(
+        &master.ca,
+        Some((&dir_2.join("node.pem"), &dir_2.join("node.key"))),
+    );
+    assert_eq!(status(&node_2, &desired("node-2")), 200);
+    let revoked = master.cli(&["computer", "revoke", "node-2"]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(status(&node_2, &desired("node-2")), 401);
     // Plain HTTP gets no API answer from the HTTPS port.
     assert_eq!(get(&format!("http://{}/v1/health", master.listen)), None);
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use grove_api as api;
 use grove_pki::{Identity, Presented};
@@ -15,7 +15,9 @@ use grove_store::Store;
 use crate::Master;
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
-use crate::routes::{Body, Caller, user_of, validate_labels, validate_name};
+use crate::routes::{
+    Body, Caller, managed_computer, own_computer, user_of, validate_labels, validate_name,
+};
 
 /// How long a join token lasts unless asked otherwise.
 const DEFAULT_JOIN_TTL: Duration = Duration::from_secs(3600);
@@ -124,6 +126,48 @@ pub(crate) async fn join<S: Store>(
             expires_at: seconds(not_after),
         }),
     ))
+}
+
+/// `POST /v1/computers/{reference}/certificate`: the computer's node only (by its
+/// current certificate, or its token).
+pub(crate) async fn renew<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+    Body(request): Body<api::CertificateRequest>,
+) -> Result<Json<api::Joined>, ApiError> {
+    let ca = ca(&m)?;
+    let row = own_computer(&m, &caller, &reference).await?;
+    let now = SystemTime::now();
+    let (certificate, serial, not_after) = ca
+        .sign_request(
+            &request.csr,
+            &Identity::Computer(row.reference.clone()),
+            now,
+            NODE_CERTIFICATE_LIFETIME,
+            &m.rng,
+        )
+        .map_err(|e| ApiError::bad_request(format!("csr: {e}")))?;
+    m.store.set_certificate(row.id, Some(serial)).await?;
+    tracing::info!(computer = %row.reference, "node certificate renewed");
+    Ok(Json(api::Joined {
+        reference: row.reference,
+        certificate,
+        expires_at: seconds(not_after),
+    }))
+}
+
+/// `POST /v1/computers/{reference}/revoke`: the admin or the computer's owner; the node's
+/// certificate is refused from the next request on, on every master.
+pub(crate) async fn revoke<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+    Caller(caller): Caller,
+    Path(reference): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let row = managed_computer(&m, &caller, &reference).await?;
+    m.store.set_certificate(row.id, None).await?;
+    tracing::warn!(computer = %row.reference, "node certificate revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The principal a verified client certificate stands for: a node for the computer it

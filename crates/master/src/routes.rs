@@ -61,6 +61,16 @@ pub const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("PUT", "/v1/instances/{id}/connection", "publish"),
     ("PUT", "/v1/instances/{id}/children", "setChildren"),
     ("GET", "/v1/instances/{id}/usage", "instanceUsage"),
+    (
+        "POST",
+        "/v1/computers/{reference}/certificate",
+        "renewCertificate",
+    ),
+    (
+        "POST",
+        "/v1/computers/{reference}/revoke",
+        "revokeCertificate",
+    ),
     ("GET", "/v1/ca", "caCertificate"),
     ("POST", "/v1/join-tokens", "createJoinToken"),
     ("POST", "/v1/join", "join"),
@@ -90,6 +100,8 @@ fn handler<S: Store>(operation: &str) -> Option<MethodRouter<Arc<Master<S>>>> {
         "caCertificate" => get(crate::joining::ca_certificate::<S>),
         "createJoinToken" => post(crate::joining::create_join_token::<S>),
         "join" => post(crate::joining::join::<S>),
+        "renewCertificate" => post(crate::joining::renew::<S>),
+        "revokeCertificate" => post(crate::joining::revoke::<S>),
         _ => return None,
     })
 }
@@ -409,7 +421,7 @@ async fn visible_computer<S: Store>(
 }
 
 /// The computer, if the caller is its node.
-async fn own_computer<S: Store>(
+pub(crate) async fn own_computer<S: Store>(
     m: &Master<S>,
     caller: &Principal,
     reference: &str,
@@ -424,7 +436,7 @@ async fn own_computer<S: Store>(
 }
 
 /// The computer, if the caller is the admin or its owner.
-async fn managed_computer<S: Store>(
+pub(crate) async fn managed_computer<S: Store>(
     m: &Master<S>,
     caller: &Principal,
     reference: &str,

@@ -105,12 +105,13 @@ fn schemas_match_the_wire_types() {
     check::<api::JoinRequest>(&doc, "JoinRequest");
     check::<api::Joined>(&doc, "Joined");
     check::<api::CaCertificate>(&doc, "CaCertificate");
+    check::<api::CertificateRequest>(&doc, "CertificateRequest");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 28,
+        documented, 29,
         "a schema was added or removed: check it here too"
     );
 }

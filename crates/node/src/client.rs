@@ -28,7 +28,8 @@ pub enum ClientError {
 pub struct Client {
     masters: api::masters::Masters,
     authorization: Option<String>,
-    agent: ureq::Agent,
+    /// Replaced whole when the node's certificate is renewed.
+    agent: std::sync::Arc<std::sync::RwLock<ureq::Agent>>,
 }
 
 /// Who a client is to the master, and which master it trusts: a token, a client
@@ -47,13 +48,31 @@ fn tls_error(what: &str) -> impl FnOnce(ureq::Error) -> ClientError + '_ {
     move |e| ClientError::Tls(format!("{what}: {e}"))
 }
 
-fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(5)))
-        .tls_config(tls)
-        .build()
-        .into()
+fn agent(tls: ureq::tls::TlsConfig) -> std::sync::Arc<std::sync::RwLock<ureq::Agent>> {
+    std::sync::Arc::new(std::sync::RwLock::new(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .tls_config(tls)
+            .build()
+            .into(),
+    ))
+}
+
+fn tls_config(identity: &Identity) -> Result<ureq::tls::TlsConfig, ClientError> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let mut tls = TlsConfig::builder();
+    if let Some(ca) = &identity.ca_pem {
+        let ca = Certificate::from_pem(ca.as_bytes()).map_err(tls_error("the CA certificate"))?;
+        tls = tls.root_certs(RootCerts::new_with_certs(&[ca]));
+    }
+    if let Some((certificate, key)) = &identity.certificate {
+        let certificate = Certificate::from_pem(certificate.as_bytes())
+            .map_err(tls_error("the client certificate"))?;
+        let key = PrivateKey::from_pem(key.as_bytes()).map_err(tls_error("the client key"))?;
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&[certificate], key)));
+    }
+    Ok(tls.build())
 }
 
 impl Client {
@@ -69,24 +88,40 @@ impl Client {
 
     /// A client with this identity; fails when a certificate or key does not read.
     pub fn with_identity(url: &str, identity: &Identity) -> Result<Client, ClientError> {
-        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-        let mut tls = TlsConfig::builder();
-        if let Some(ca) = &identity.ca_pem {
-            let ca =
-                Certificate::from_pem(ca.as_bytes()).map_err(tls_error("the CA certificate"))?;
-            tls = tls.root_certs(RootCerts::new_with_certs(&[ca]));
-        }
-        if let Some((certificate, key)) = &identity.certificate {
-            let certificate = Certificate::from_pem(certificate.as_bytes())
-                .map_err(tls_error("the client certificate"))?;
-            let key = PrivateKey::from_pem(key.as_bytes()).map_err(tls_error("the client key"))?;
-            tls = tls.client_cert(Some(ClientCert::new_with_certs(&[certificate], key)));
-        }
         Ok(Client {
             masters: api::masters::Masters::parse(url),
             authorization: identity.token.as_ref().map(|t| format!("Bearer {t}")),
-            agent: agent(tls.build()),
+            agent: agent(tls_config(identity)?),
         })
+    }
+
+    /// Uses this TLS identity from the next call on (a renewed certificate), in this
+    /// client and its clones.
+    pub fn set_identity(&self, identity: &Identity) -> Result<(), ClientError> {
+        let renewed = agent(tls_config(identity)?);
+        let renewed = renewed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        *self
+            .agent
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = renewed;
+        Ok(())
+    }
+
+    /// Renews this node's certificate: the master signs `csr` for `computer`.
+    pub fn renew_certificate(&self, computer: &str, csr: &str) -> Result<api::Joined, ClientError> {
+        let request = api::CertificateRequest {
+            csr: csr.to_owned(),
+        };
+        self.call(
+            "POST",
+            &format!("/v1/computers/{computer}/certificate"),
+            Some(&request),
+            Duration::from_secs(30),
+        )?
+        .ok_or_else(|| ClientError::Answer("an empty answer to a certificate renewal".to_owned()))
     }
 
     /// The CA certificate a master shows, read without trusting it yet: the caller
@@ -146,10 +181,14 @@ impl Client {
             url: base.to_owned(),
             message: e.to_string(),
         };
+        let agent = self
+            .agent
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let result = match (method, body) {
             ("GET", _) => {
-                let mut request = self
-                    .agent
+                let mut request = agent
                     .get(&url)
                     .config()
                     .timeout_global(Some(timeout))
@@ -162,8 +201,8 @@ impl Client {
             (method, body) => {
                 let json = body.map(Body::json).transpose()?.unwrap_or_default();
                 let builder = match method {
-                    "PUT" => self.agent.put(&url),
-                    _ => self.agent.post(&url),
+                    "PUT" => agent.put(&url),
+                    _ => agent.post(&url),
                 };
                 let mut request = builder
                     .config()

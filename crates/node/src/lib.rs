@@ -19,6 +19,7 @@ pub mod instance;
 pub mod os;
 mod plan;
 mod procfs;
+mod renew;
 pub mod software;
 mod stale;
 mod state;
@@ -39,6 +40,7 @@ pub use client::{Client, ClientError, Identity};
 pub use config::Config;
 pub use format::Slot;
 pub use os::{Host, Os};
+pub use renew::certificate_state;
 pub use status::{ServiceStatus, query_status};
 
 #[derive(Debug, thiserror::Error)]
@@ -228,9 +230,11 @@ impl Agent {
         looper.stop_leftovers().await;
         let status = status::serve(self.clone())?;
         let usage = tokio::spawn(usage::report_every(self.clone()));
+        let renewal = tokio::spawn(self.clone().renew_when_due());
         let result = looper.follow(&mut shutdown).await;
         status.abort();
         usage.abort();
+        renewal.abort();
         declare.abort();
         let _ = std::fs::remove_file(self.shared.config.status_socket());
         if self.shared.options.keep_services {

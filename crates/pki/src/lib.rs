@@ -109,7 +109,19 @@ pub struct Issued {
 pub struct Presented {
     pub identity: Identity,
     pub serial: String,
+    pub not_before: SystemTime,
     pub not_after: SystemTime,
+}
+
+impl Presented {
+    /// Whether its holder should renew it: past half of its life.
+    pub fn due_for_renewal(&self, now: SystemTime) -> bool {
+        let life = self
+            .not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default();
+        now >= self.not_before + life / 2
+    }
 }
 
 /// The SHA-256 of a certificate's DER, as 64 lowercase hex digits.
@@ -157,13 +169,14 @@ pub fn presented(der: &[u8]) -> Result<Presented> {
         .and_then(|n| n.as_str().ok())
         .ok_or(PkiError::NoIdentity("kind of holder"))?;
     let identity = Identity::from_subject(unit, name).ok_or(PkiError::NoIdentity("known kind"))?;
-    let seconds = certificate.validity().not_after.timestamp();
-    let not_after =
-        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+    let time = |seconds: i64| {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+    };
     Ok(Presented {
         identity,
         serial: hex(certificate.raw_serial()),
-        not_after,
+        not_before: time(certificate.validity().not_before.timestamp()),
+        not_after: time(certificate.validity().not_after.timestamp()),
     })
 }
 

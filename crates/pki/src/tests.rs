@@ -25,6 +25,10 @@ fn a_signed_request_names_whom_the_ca_says_not_whom_it_asks() {
     let seen = presented(&der).expect("presented");
     assert_eq!(seen.identity, Identity::Computer("COMP-7".to_owned()));
     assert_eq!(seen.serial, serial);
+    // Backdated five minutes: an hour's certificate is due at 25 minutes of its life.
+    let now = SystemTime::now();
+    assert!(!seen.due_for_renewal(now + Duration::from_secs(20 * 60)));
+    assert!(seen.due_for_renewal(now + Duration::from_secs(30 * 60)));
 }
 
 #[test]
