@@ -4,7 +4,8 @@
 //! `cargo bench -p grove-master --bench api` (set `GROVE_BENCH_SECONDS`, default 5,
 //! `GROVE_BENCH_COMPUTERS`, default 10000, `GROVE_BENCH_STORE=postgres` for a fresh
 //! database on the server `GROVE_TEST_POSTGRES` names, default SQLite, and
-//! `GROVE_BENCH_PLACEMENT`, default simple).
+//! `GROVE_BENCH_PLACEMENT`, default simple; `GROVE_BENCH_TLS=1` for HTTPS with the
+//! master's own CA, tokens over TLS).
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -14,10 +15,19 @@ use serde_json::{Value, json};
 
 const SR: &str = "https://example.test/bench/software.cfg";
 
+/// The master's CA certificate when it serves HTTPS (`GROVE_BENCH_TLS=1`).
+static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn agent() -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(ca) = CA.get() {
+        let ca = ureq::tls::Certificate::from_pem(ca.as_bytes()).expect("CA");
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]));
+    }
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
+        .tls_config(tls.build())
         .build()
         .into()
 }
@@ -194,8 +204,13 @@ fn main() {
     if let Ok(policy) = std::env::var("GROVE_BENCH_PLACEMENT") {
         config.placement = policy.parse().expect("GROVE_BENCH_PLACEMENT");
     }
+    let tls = std::env::var("GROVE_BENCH_TLS").as_deref() == Ok("1");
+    if tls {
+        config.transport = grove_master::Transport::Https(grove_master::TlsOptions::default());
+    }
     println!(
-        "(store: {}, placement: {})",
+        "(transport: {}, store: {}, placement: {})",
+        if tls { "https" } else { "http" },
         config
             .store
             .as_ref()
@@ -205,6 +220,10 @@ fn main() {
     let master = runtime
         .block_on(grove_master::start(&config))
         .expect("master");
+    if let Some((path, _)) = &master.ca {
+        CA.set(std::fs::read_to_string(path).expect("ca.pem"))
+            .expect("set once");
+    }
     let base = master.url();
     let admin = std::fs::read_to_string(&master.admin_token_path)
         .expect("token")

@@ -160,9 +160,12 @@ async fn serve_connection<I>(
     );
     // No TCP_NODELAY: hyper writes a response's head and body apart, and with it each
     // became a packet of its own (desired-state reads fell from 60k/s to 32k/s).
+    // One buffer per response (no vectored writes): over TLS each write is a record of
+    // its own, and a head and a body apart cost two.
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
+        .writev(false)
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(error = %e, "connection ended with an error");
