@@ -58,6 +58,11 @@ pub struct Config {
     /// Partition `i` gets `ipv4_base + i`; any 127.0.0.0/8 address binds on Linux as is.
     #[serde(default = "default_ipv4_base")]
     pub ipv4_base: Ipv4Addr,
+    /// The interface partitions' IPv4 addresses are added to when running as root, so
+    /// that other machines reach their services (give `ipv4_base` from a range routed to
+    /// this machine); none for loopback addresses.
+    #[serde(default)]
+    pub ipv4_interface: Option<String>,
     /// Partition `i` gets `ipv6_prefix + i + 1` (a ULA), added to `ipv6_interface` when
     /// running as root.
     #[serde(default)]
@@ -148,6 +153,7 @@ impl Config {
             user_base: default_user_base(),
             build_user: default_build_user(),
             ipv4_base: default_ipv4_base(),
+            ipv4_interface: None,
             ipv6_prefix: None,
             ipv6_interface: default_interface(),
             isolation: true,
@@ -280,7 +286,14 @@ impl Config {
                     .map(toml::Value::Boolean)
                     .map_err(|_| format!("{name}: {value:?} is not true or false"))?,
                 Some(_) => toml::Value::String(value),
-                None if field == "ipv6_prefix" => toml::Value::String(value),
+                // Settings without a default value.
+                None if matches!(
+                    field.as_str(),
+                    "ipv6_prefix" | "ipv4_interface" | "ca_certificate" | "certificate" | "key"
+                ) =>
+                {
+                    toml::Value::String(value)
+                }
                 None => return Err(format!("{name}: no such setting")),
             };
             table.insert(field, parsed);

@@ -155,9 +155,15 @@ pub fn format(config: &Config, os: &dyn Os) -> Result<Vec<Slot>, NodeError> {
         };
         let addresses = addresses(config, index);
         if os.is_root() {
-            for address in addresses.iter().filter(|a| a.is_ipv6()) {
-                os.add_address(&config.ipv6_interface, *address)
-                    .map_err(|message| NodeError::Os { message })?;
+            for address in &addresses {
+                let interface = match address {
+                    IpAddr::V6(_) => Some(config.ipv6_interface.as_str()),
+                    IpAddr::V4(_) => config.ipv4_interface.as_deref(),
+                };
+                if let Some(interface) = interface {
+                    os.add_address(interface, *address)
+                        .map_err(|message| NodeError::Os { message })?;
+                }
             }
         }
         let slot = Slot {
