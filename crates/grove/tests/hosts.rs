@@ -267,6 +267,99 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
     });
     assert_eq!(page, "Hello b!\n");
 
+    let curl_in = |host: &str, url: &str| {
+        let output = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &hosts.ns(host),
+                "curl",
+                "-fsS",
+                "--max-time",
+                "5",
+                url,
+            ])
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let deployed = |title: &str| {
+        let info = cli("m", &["service", "info", title, "--json"]);
+        let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
+        info["connection"]["url"].as_str().map(str::to_owned)
+    };
+
+    // Node b's link is cut for 30 s: its service keeps answering in its namespace, and a
+    // request made meanwhile is deployed once the link is back.
+    let link = format!("{}b", hosts.tag);
+    ip(&["link", "set", &link, "down"]);
+    assert_eq!(curl_in("a", &service), None, "the link is down");
+    cli(
+        "m",
+        &[
+            "request",
+            "during-cut",
+            &sr,
+            "--param",
+            "name=cut",
+            "--sla",
+            "computer_guid=node-b",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(30));
+    assert_eq!(curl_in("b", &service).as_deref(), Some("Hello b!\n"));
+    assert_eq!(deployed("during-cut"), None, "nothing reached node b");
+    ip(&["link", "set", &link, "up"]);
+    let back = std::time::Instant::now();
+    let cut_url = eventually("the pending request to be deployed", || {
+        deployed("during-cut")
+    });
+    eprintln!("deployed {:.1?} after the link came back", back.elapsed());
+    assert_eq!(
+        eventually("its service", || curl_in("a", &cut_url)),
+        "Hello cut!\n"
+    );
+
+    // kill -9 of the master: the services keep running; once it is back, the nodes
+    // reconnect and deploy what is asked.
+    master.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(master);
+    assert_eq!(curl_in("a", &service).as_deref(), Some("Hello b!\n"));
+    let mut command = hosts.grove("m");
+    command
+        .args(["master", "--listen", "10.77.0.1:8443", "--data-dir"])
+        .arg(place.path().join("master"));
+    let master = Daemon::spawn(command, place.path().join("master-again.log"));
+    assert_eq!(
+        master.line(Duration::from_secs(60)),
+        format!("CA fingerprint: {fingerprint}"),
+        "the same CA after a restart"
+    );
+    cli("m", &["supply", &sr, "node-a"]);
+    cli(
+        "m",
+        &[
+            "request",
+            "after-restart",
+            &sr,
+            "--wait",
+            "--param",
+            "name=again",
+            "--sla",
+            "computer_guid=node-a",
+        ],
+    );
+    let again = eventually("the new instance", || deployed("after-restart"));
+    assert!(again.contains("10.77.1."), "on node a: {again}");
+    assert_eq!(
+        eventually("its service", || curl_in("b", &again)),
+        "Hello again!\n"
+    );
+    assert_eq!(curl_in("a", &service).as_deref(), Some("Hello b!\n"));
+
     for node in nodes {
         node.stop();
     }

@@ -15,6 +15,9 @@ use crate::state::Deployed;
 use crate::work::Job;
 use crate::{Agent, ClientError, FIRST_RETRY, MAX_RETRY, NodeError, software, stale};
 
+/// The longest pause between two attempts to reach a master that does not answer.
+const OFFLINE_RETRY: Duration = Duration::from_secs(2);
+
 /// What wakes the loop besides the long poll and the timers.
 #[derive(Debug)]
 enum Event {
@@ -317,7 +320,9 @@ impl Looper {
                             () = shutdown.as_mut() => return Ok(()),
                             () = tokio::time::sleep(delay) => {}
                         }
-                        delay = (delay * 2).min(Duration::from_secs(10));
+                        // At most a few seconds: a master back (or a link restored)
+                        // is noticed soon, for the price of one connection attempt.
+                        delay = (delay * 2).min(OFFLINE_RETRY);
                     } else {
                         delay = FIRST_RETRY;
                     }
