@@ -114,6 +114,12 @@ pub(crate) async fn serve(
             match tls {
                 None => serve_connection(stream, app, None, header_read_timeout, watcher).await,
                 Some(tls) => {
+                    // The handshake's flights go out at once (with Nagle, a flight in
+                    // several writes waited for the client's delayed ACK: 40 ms); each
+                    // response is one write anyway.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
                     // The handshake is bounded like a request's headers.
                     let accepted =
                         tokio::time::timeout(header_read_timeout, tls.acceptor.accept(stream))
