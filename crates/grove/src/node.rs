@@ -197,7 +197,15 @@ fn register(path: &Path, args: RegisterArgs, json: bool) -> anyhow::Result<ExitC
     }
     config.validate()?;
     let client = crate::client::client_for(&args.master_url, &args.token, args.ca_cert.as_deref())?;
-    config.ca_certificate = args.ca_cert.clone();
+    // Absolute: the agent may run from another directory.
+    config.ca_certificate = args
+        .ca_cert
+        .as_deref()
+        .map(|path| {
+            std::fs::canonicalize(path)
+                .with_context(|| format!("the CA certificate {}", path.display()))
+        })
+        .transpose()?;
     let credentials = client
         .register(
             &args.name,

@@ -92,7 +92,12 @@ impl<'p> Https<'p> {
     }
 
     fn join(&self, name: &str, token: &str, fingerprint: &str) -> (Output, PathBuf) {
-        let config = self.place.path().join(format!("{name}/node.toml"));
+        self.join_in(name, name, token, fingerprint)
+    }
+
+    /// Joins as `name` with the configuration in directory `dir` of the place.
+    fn join_in(&self, dir: &str, name: &str, token: &str, fingerprint: &str) -> (Output, PathBuf) {
+        let config = self.place.path().join(format!("{dir}/node.toml"));
         let output = grove()
             .args(["node", "join", &self.url(), name, "--partitions", "2"])
             .args([
@@ -190,6 +195,15 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
         listed.contains("node-1") && listed.contains("eu-1"),
         "{listed}"
     );
+
+    // A name already taken is refused and spends nothing: the same token joins as
+    // another name afterwards.
+    let spare = master.join_token(&[]);
+    let (taken, _) = master.join_in("elsewhere", "node-1", &spare, &master.fingerprint);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stderr(&taken).contains("registered"), "{}", stderr(&taken));
+    let (joined_3, _) = master.join("node-3", &spare, &master.fingerprint);
+    assert!(joined_3.status.success(), "{}", stderr(&joined_3));
 
     // A join token works once, and not after it expires.
     let (reused, _) = master.join("node-9", &token, &master.fingerprint);

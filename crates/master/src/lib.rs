@@ -17,8 +17,6 @@ mod error;
 mod joining;
 mod routes;
 
-pub use routes::ENDPOINTS;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

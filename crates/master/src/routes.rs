@@ -9,9 +9,10 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use grove_api as api;
+use grove_api::endpoints::{Method, OPERATIONS, Operation};
 use grove_store::{Changed, Requester, Store};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -28,91 +29,47 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 
 type App<S> = State<Arc<Master<S>>>;
 
-/// Every endpoint: method, path and operation id, as `openapi.json` documents them (a test
-/// holds the two equal).
-pub const ENDPOINTS: &[(&str, &str, &str)] = &[
-    ("GET", "/v1/health", "health"),
-    ("POST", "/v1/users", "createUser"),
-    ("POST", "/v1/computers", "registerComputer"),
-    ("GET", "/v1/computers", "listComputers"),
-    ("GET", "/v1/computers/{reference}", "showComputer"),
-    (
-        "PUT",
-        "/v1/computers/{reference}/partitions",
-        "declarePartitions",
-    ),
-    (
-        "PUT",
-        "/v1/computers/{reference}/labels",
-        "setComputerLabels",
-    ),
-    ("POST", "/v1/computers/{reference}/supply", "supply"),
-    (
-        "PUT",
-        "/v1/computers/{reference}/software",
-        "reportSoftware",
-    ),
-    ("GET", "/v1/computers/{reference}/desired", "desiredState"),
-    ("POST", "/v1/computers/{reference}/usage", "reportUsage"),
-    ("POST", "/v1/instances", "requestInstance"),
-    ("GET", "/v1/instances", "listInstances"),
-    ("GET", "/v1/instances/{id}", "showInstance"),
-    ("PUT", "/v1/instances/{id}/state", "reportState"),
-    ("PUT", "/v1/instances/{id}/connection", "publish"),
-    ("PUT", "/v1/instances/{id}/children", "setChildren"),
-    ("GET", "/v1/instances/{id}/usage", "instanceUsage"),
-    (
-        "POST",
-        "/v1/computers/{reference}/certificate",
-        "renewCertificate",
-    ),
-    (
-        "POST",
-        "/v1/computers/{reference}/revoke",
-        "revokeCertificate",
-    ),
-    ("GET", "/v1/ca", "caCertificate"),
-    ("POST", "/v1/join-tokens", "createJoinToken"),
-    ("POST", "/v1/join", "join"),
-];
-
-/// The handler of an operation.
-fn handler<S: Store>(operation: &str) -> Option<MethodRouter<Arc<Master<S>>>> {
-    Some(match operation {
-        "health" => get(health),
-        "createUser" => post(create_user::<S>),
-        "registerComputer" => post(register_computer::<S>),
-        "listComputers" => get(list_computers::<S>),
-        "showComputer" => get(show_computer::<S>),
-        "setComputerLabels" => put(set_labels::<S>),
-        "declarePartitions" => put(declare_partitions::<S>),
-        "supply" => post(supply::<S>),
-        "reportSoftware" => put(report_software::<S>),
-        "desiredState" => get(desired_state::<S>),
-        "reportUsage" => post(report_usage::<S>),
-        "requestInstance" => post(request_instance::<S>),
-        "listInstances" => get(list_instances::<S>),
-        "showInstance" => get(show_instance::<S>),
-        "reportState" => put(report_state::<S>),
-        "publish" => put(publish::<S>),
-        "setChildren" => put(set_children::<S>),
-        "instanceUsage" => get(instance_usage::<S>),
-        "caCertificate" => get(crate::joining::ca_certificate::<S>),
-        "createJoinToken" => post(crate::joining::create_join_token::<S>),
-        "join" => post(crate::joining::join::<S>),
-        "renewCertificate" => post(crate::joining::renew::<S>),
-        "revokeCertificate" => post(crate::joining::revoke::<S>),
-        _ => return None,
-    })
+/// The handler of each operation: exhaustive, so an operation without a handler does not
+/// compile.
+fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
+    use crate::joining;
+    // The method comes from the table, not from the handler's line.
+    let filter = match operation.method() {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Put => MethodFilter::PUT,
+    };
+    match operation {
+        Operation::Health => on(filter, health),
+        Operation::CreateUser => on(filter, create_user::<S>),
+        Operation::RegisterComputer => on(filter, register_computer::<S>),
+        Operation::ListComputers => on(filter, list_computers::<S>),
+        Operation::ShowComputer => on(filter, show_computer::<S>),
+        Operation::SetComputerLabels => on(filter, set_labels::<S>),
+        Operation::DeclarePartitions => on(filter, declare_partitions::<S>),
+        Operation::Supply => on(filter, supply::<S>),
+        Operation::ReportSoftware => on(filter, report_software::<S>),
+        Operation::DesiredState => on(filter, desired_state::<S>),
+        Operation::ReportUsage => on(filter, report_usage::<S>),
+        Operation::RequestInstance => on(filter, request_instance::<S>),
+        Operation::ListInstances => on(filter, list_instances::<S>),
+        Operation::ShowInstance => on(filter, show_instance::<S>),
+        Operation::ReportState => on(filter, report_state::<S>),
+        Operation::Publish => on(filter, publish::<S>),
+        Operation::SetChildren => on(filter, set_children::<S>),
+        Operation::InstanceUsage => on(filter, instance_usage::<S>),
+        Operation::RenewCertificate => on(filter, joining::renew::<S>),
+        Operation::RevokeCertificate => on(filter, joining::revoke::<S>),
+        Operation::CaCertificate => on(filter, joining::ca_certificate::<S>),
+        Operation::CreateJoinToken => on(filter, joining::create_join_token::<S>),
+        Operation::Join => on(filter, joining::join::<S>),
+    }
 }
 
 pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
     let mut router = Router::new();
-    for (_, path, operation) in ENDPOINTS {
-        match handler::<S>(operation) {
-            Some(method) => router = router.route(path, method),
-            None => tracing::error!(operation, "an endpoint has no handler"),
-        }
+    for operation in OPERATIONS {
+        router = router.route(operation.path(), handler::<S>(*operation));
     }
     router
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -23,9 +23,15 @@ fn every_endpoint_is_documented_and_every_documented_operation_exists() {
             documented.insert((method.to_uppercase(), path.clone(), id.to_owned()));
         }
     }
-    let code: BTreeSet<(String, String, String)> = grove_master::ENDPOINTS
+    let code: BTreeSet<(String, String, String)> = api::endpoints::OPERATIONS
         .iter()
-        .map(|(m, p, o)| ((*m).to_owned(), (*p).to_owned(), (*o).to_owned()))
+        .map(|o| {
+            (
+                o.method().as_str().to_owned(),
+                o.path().to_owned(),
+                o.id().to_owned(),
+            )
+        })
         .collect();
     let only_doc: Vec<_> = documented.difference(&code).collect();
     let only_code: Vec<_> = code.difference(&documented).collect();
@@ -131,7 +137,9 @@ fn every_documented_operation_is_routed_and_guarded() {
         .http_status_as_error(false)
         .build()
         .into();
-    for (method, path, operation) in grove_master::ENDPOINTS {
+    for endpoint in api::endpoints::OPERATIONS {
+        let (method, path, operation) =
+            (&endpoint.method().as_str(), endpoint.path(), &endpoint.id());
         let url = format!(
             "{}{}",
             master.url(),

@@ -1,0 +1,101 @@
+//! Every endpoint of the API: its operation, method and path. The master routes each
+//! operation with an exhaustive `match` (a new operation without a handler does not
+//! compile), `openapi.json` documents the same table (a test holds them equal), and
+//! clients take paths and methods from here.
+
+/// An HTTP method the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+        }
+    }
+}
+
+macro_rules! operations {
+    ($($variant:ident => $method:ident $path:literal $id:literal,)*) => {
+        /// What an endpoint does.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $($variant,)*
+        }
+
+        /// Every operation, in the order `openapi.json` lists them.
+        pub const OPERATIONS: &[Operation] = &[$(Operation::$variant,)*];
+
+        impl Operation {
+            pub fn method(self) -> Method {
+                match self {
+                    $(Operation::$variant => Method::$method,)*
+                }
+            }
+
+            /// The path, with `{reference}` and `{id}` where the path names them.
+            pub fn path(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => $path,)*
+                }
+            }
+
+            /// The `operationId` of `openapi.json`.
+            pub fn id(self) -> &'static str {
+                match self {
+                    $(Operation::$variant => $id,)*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    Health => Get "/v1/health" "health",
+    CreateUser => Post "/v1/users" "createUser",
+    RegisterComputer => Post "/v1/computers" "registerComputer",
+    ListComputers => Get "/v1/computers" "listComputers",
+    ShowComputer => Get "/v1/computers/{reference}" "showComputer",
+    DeclarePartitions => Put "/v1/computers/{reference}/partitions" "declarePartitions",
+    SetComputerLabels => Put "/v1/computers/{reference}/labels" "setComputerLabels",
+    Supply => Post "/v1/computers/{reference}/supply" "supply",
+    ReportSoftware => Put "/v1/computers/{reference}/software" "reportSoftware",
+    DesiredState => Get "/v1/computers/{reference}/desired" "desiredState",
+    ReportUsage => Post "/v1/computers/{reference}/usage" "reportUsage",
+    RequestInstance => Post "/v1/instances" "requestInstance",
+    ListInstances => Get "/v1/instances" "listInstances",
+    ShowInstance => Get "/v1/instances/{id}" "showInstance",
+    ReportState => Put "/v1/instances/{id}/state" "reportState",
+    Publish => Put "/v1/instances/{id}/connection" "publish",
+    SetChildren => Put "/v1/instances/{id}/children" "setChildren",
+    InstanceUsage => Get "/v1/instances/{id}/usage" "instanceUsage",
+    RenewCertificate => Post "/v1/computers/{reference}/certificate" "renewCertificate",
+    RevokeCertificate => Post "/v1/computers/{reference}/revoke" "revokeCertificate",
+    CaCertificate => Get "/v1/ca" "caCertificate",
+    CreateJoinToken => Post "/v1/join-tokens" "createJoinToken",
+    Join => Post "/v1/join" "join",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_ids_and_routes_are_unique() {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut routes = std::collections::BTreeSet::new();
+        for operation in OPERATIONS {
+            assert!(ids.insert(operation.id()), "{operation:?}");
+            assert!(
+                routes.insert((operation.method().as_str(), operation.path())),
+                "{operation:?}"
+            );
+        }
+    }
+}
