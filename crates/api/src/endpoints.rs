@@ -80,6 +80,7 @@ operations! {
     CaCertificate => Get "/v1/ca" "caCertificate",
     CreateJoinToken => Post "/v1/join-tokens" "createJoinToken",
     Join => Post "/v1/join" "join",
+    IssueUserCertificate => Post "/v1/users/{name}/certificate" "issueUserCertificate",
 }
 
 #[cfg(test)]

@@ -243,6 +243,18 @@ pub struct CertificateRequest {
     pub csr: String,
 }
 
+/// `POST /v1/users/{name}/certificate`: a client certificate for a user or the admin,
+/// with its key and the master's CA (PEM), shown once; the user's previous certificate is
+/// refused from then on. Tokens keep working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateBundle {
+    pub name: String,
+    pub certificate: String,
+    pub key: String,
+    pub ca: String,
+    pub expires_at: i64,
+}
+
 /// `GET /v1/ca`: the master's CA certificate (PEM) and its fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaCertificate {

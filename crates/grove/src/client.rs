@@ -25,6 +25,13 @@ pub(crate) struct Connection {
     /// certificate (else GROVE_CA_CERT, else the configuration file, else the system's roots).
     #[arg(long, env = "GROVE_CA_CERT", global = true)]
     ca_cert: Option<PathBuf>,
+    /// A client certificate (PEM) to authenticate with instead of a token (from `grove
+    /// user certificate`); give --key too.
+    #[arg(long, env = "GROVE_CERT", requires = "key", global = true)]
+    certificate: Option<PathBuf>,
+    /// The key of --certificate (PEM).
+    #[arg(long, env = "GROVE_KEY", requires = "certificate", global = true)]
+    key: Option<PathBuf>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -77,6 +84,20 @@ fn client_files() -> Vec<PathBuf> {
 
 impl Connection {
     fn client(&self) -> anyhow::Result<Client> {
+        if let (Some(url), Some(certificate), Some(key)) =
+            (&self.master_url, &self.certificate, &self.key)
+        {
+            let read = |path: &Path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+            };
+            let identity = grove_node::Identity {
+                token: self.token.as_ref().map(|t| t.trim().to_owned()),
+                ca_pem: self.ca_cert.as_deref().map(read).transpose()?,
+                certificate: Some((read(certificate)?, read(key)?)),
+            };
+            return Ok(Client::with_identity(url, &identity)?);
+        }
         if let (Some(url), Some(token)) = (&self.master_url, &self.token) {
             return client_for(url, token, self.ca_cert.as_deref());
         }
@@ -196,6 +217,17 @@ pub(crate) enum UserCommand {
     /// Create a user and print its token (admin only).
     Create {
         name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Issue a client certificate for a user (the admin, or the user themself) and write
+    /// `NAME.pem`, `NAME.key` and `ca.pem` (0600) in a directory; the user's previous
+    /// certificate is refused from then on.
+    Certificate {
+        name: String,
+        /// Where the files go.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
         #[command(flatten)]
         connection: Connection,
     },
@@ -693,6 +725,45 @@ pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 print_json(&credentials)?;
             } else {
                 print_lines(&[credentials.token])?;
+            }
+        }
+        UserCommand::Certificate {
+            name,
+            out,
+            connection,
+        } => {
+            let bundle: api::CertificateBundle = connection
+                .client()?
+                .call(
+                    "POST",
+                    &format!("/v1/users/{name}/certificate"),
+                    None,
+                    grove_node::client::SHORT,
+                )?
+                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let files = [
+                (format!("{name}.pem"), &bundle.certificate),
+                (format!("{name}.key"), &bundle.key),
+                ("ca.pem".to_owned(), &bundle.ca),
+            ];
+            for (file, text) in &files {
+                crate::node::write_private(&out.join(file), text)?;
+            }
+            if connection.json {
+                print_json(&serde_json::json!({
+                    "certificate": out.join(format!("{name}.pem")),
+                    "key": out.join(format!("{name}.key")),
+                    "ca": out.join("ca.pem"),
+                    "expires_at": bundle.expires_at,
+                }))?;
+            } else {
+                eprintln!(
+                    "wrote {name}.pem, {name}.key and ca.pem in {}; use them with \
+                     --certificate, --key and --ca-cert",
+                    out.display()
+                );
             }
         }
     }

@@ -386,7 +386,7 @@ pub(crate) fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
 }
 
 /// A file readable by its owner only (0600 from its creation).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)

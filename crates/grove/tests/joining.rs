@@ -287,6 +287,61 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
     let revoked = master.cli(&["computer", "revoke", "node-2"]);
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     assert_eq!(status(&node_2, &desired("node-2")), 401);
+    // A user with a client certificate instead of a token: sees what is theirs, may not
+    // do the admin's work, and a new certificate makes the old one refused.
+    let created = master.cli(&["user", "create", "alice"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let bundle = place.path().join("alice");
+    let issue = || {
+        let issued = master.cli(&[
+            "user",
+            "certificate",
+            "alice",
+            "--out",
+            bundle.to_str().expect("utf-8"),
+        ]);
+        assert!(issued.status.success(), "{}", stderr(&issued));
+    };
+    issue();
+    for file in ["alice.pem", "alice.key", "ca.pem"] {
+        let mode = std::fs::metadata(bundle.join(file))
+            .expect(file)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let as_alice = |args: &[&str]| {
+        grove()
+            .args(args)
+            .env("GROVE_MASTER_URL", master.url())
+            .env_remove("GROVE_TOKEN")
+            .env("GROVE_CA_CERT", bundle.join("ca.pem"))
+            .env("GROVE_CERT", bundle.join("alice.pem"))
+            .env("GROVE_KEY", bundle.join("alice.key"))
+            .output()
+            .expect("runs")
+    };
+    let mine = as_alice(&["computer", "list", "--json"]);
+    assert!(mine.status.success(), "{}", stderr(&mine));
+    let mine: serde_json::Value = serde_json::from_slice(&mine.stdout).expect("json");
+    assert_eq!(mine, serde_json::json!([]), "alice owns no computer");
+    let not_admin = as_alice(&["user", "create", "mallory"]);
+    assert!(!not_admin.status.success());
+    assert!(stderr(&not_admin).contains("403"), "{}", stderr(&not_admin));
+    std::fs::copy(bundle.join("alice.pem"), old.join("alice.pem")).expect("copy");
+    std::fs::copy(bundle.join("alice.key"), old.join("alice.key")).expect("copy");
+    issue();
+    let instances = format!("{}/v1/instances", master.url());
+    let new_alice = agent(
+        &master.ca,
+        Some((&bundle.join("alice.pem"), &bundle.join("alice.key"))),
+    );
+    assert_eq!(status(&new_alice, &instances), 200);
+    let old_alice = agent(
+        &master.ca,
+        Some((&old.join("alice.pem"), &old.join("alice.key"))),
+    );
+    assert_eq!(status(&old_alice, &instances), 401);
     // Plain HTTP gets no API answer from the HTTPS port.
     assert_eq!(get(&format!("http://{}/v1/health", master.listen)), None);
 

@@ -170,8 +170,56 @@ pub(crate) async fn revoke<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How long a user's client certificate lasts; a new one is asked for again.
+const USER_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// `POST /v1/users/{name}/certificate`: the admin for anyone, a user for themself.
+pub(crate) async fn user_certificate<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<api::CertificateBundle>), ApiError> {
+    let ca = ca(&m)?;
+    let row = m
+        .store
+        .principal_by_name(name.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {name:?}")))?;
+    let allowed = match caller {
+        Principal::Admin { .. } => true,
+        Principal::User { id } => id == row.id,
+        Principal::Node { .. } | Principal::Partition { .. } => false,
+    };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "only the admin, or the user themself, gets a user's certificate",
+        ));
+    }
+    let issued = ca
+        .issue_client(
+            &Identity::User(row.name.clone()),
+            SystemTime::now(),
+            USER_CERTIFICATE_LIFETIME,
+            &m.rng,
+        )
+        .map_err(|e| ApiError::internal(format!("cannot issue a certificate: {e}")))?;
+    m.store
+        .set_user_certificate(row.id, Some(issued.serial.clone()))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(api::CertificateBundle {
+            name: row.name,
+            certificate: issued.certificate_pem,
+            key: issued.key_pem,
+            ca: ca.certificate_pem().to_owned(),
+            expires_at: seconds(issued.not_after),
+        }),
+    ))
+}
+
 /// The principal a verified client certificate stands for: a node for the computer it
-/// names, as long as that computer's node holds this very certificate.
+/// names, a user by name, as long as the store names this very certificate theirs.
 pub(crate) async fn by_certificate<S: Store>(
     master: &Master<S>,
     presented: &Presented,
@@ -191,6 +239,21 @@ pub(crate) async fn by_certificate<S: Store>(
             }
             Ok(Caller(Principal::Node { computer: row.id }))
         }
-        _ => Err(refused()),
+        Identity::User(name) => {
+            let row = master
+                .store
+                .principal_by_name(name.clone())
+                .await?
+                .ok_or_else(refused)?;
+            if row.certificate_serial.as_deref() != Some(presented.serial.as_str()) {
+                return Err(refused());
+            }
+            Ok(Caller(if row.admin {
+                Principal::Admin { id: row.id }
+            } else {
+                Principal::User { id: row.id }
+            }))
+        }
+        Identity::Partition(_) | Identity::Master => Err(refused()),
     }
 }

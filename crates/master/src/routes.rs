@@ -63,6 +63,7 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::CaCertificate => on(filter, joining::ca_certificate::<S>),
         Operation::CreateJoinToken => on(filter, joining::create_join_token::<S>),
         Operation::Join => on(filter, joining::join::<S>),
+        Operation::IssueUserCertificate => on(filter, joining::user_certificate::<S>),
     }
 }
 

@@ -112,12 +112,13 @@ fn schemas_match_the_wire_types() {
     check::<api::Joined>(&doc, "Joined");
     check::<api::CaCertificate>(&doc, "CaCertificate");
     check::<api::CertificateRequest>(&doc, "CertificateRequest");
+    check::<api::CertificateBundle>(&doc, "CertificateBundle");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 29,
+        documented, 30,
         "a schema was added or removed: check it here too"
     );
 }
@@ -143,7 +144,9 @@ fn every_documented_operation_is_routed_and_guarded() {
         let url = format!(
             "{}{}",
             master.url(),
-            path.replace("{reference}", "COMP-1").replace("{id}", "1")
+            path.replace("{reference}", "COMP-1")
+                .replace("{id}", "1")
+                .replace("{name}", "alice")
         );
         let response = match *method {
             "GET" => agent.get(&url).call(),

@@ -89,6 +89,8 @@ pub struct PrincipalRow {
     pub admin: bool,
     pub name: String,
     pub token_hash: Vec<u8>,
+    /// The serial of the client certificate the principal holds, if any.
+    pub certificate_serial: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +195,16 @@ pub trait Store: Send + Sync + 'static {
         token_hash: Vec<u8>,
     ) -> impl Future<Output = Result<i64>> + Send;
     fn principal(&self, id: i64) -> impl Future<Output = Result<Option<PrincipalRow>>> + Send;
+    fn principal_by_name(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<Option<PrincipalRow>>> + Send;
+    /// The client certificate a user or the admin holds from now on (`None`: revoked).
+    fn set_user_certificate(
+        &self,
+        principal: i64,
+        serial: Option<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Replaces a computer's labels.
     fn set_labels(

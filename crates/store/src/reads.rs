@@ -57,6 +57,16 @@ pub(crate) fn row_to_instance(row: &AnyRow) -> Result<api::Instance> {
     })
 }
 
+fn principal_row(row: &AnyRow) -> Result<PrincipalRow> {
+    Ok(PrincipalRow {
+        id: row.try_get(0)?,
+        admin: row.try_get::<String, _>(1)? == "admin",
+        name: row.try_get(2)?,
+        token_hash: row.try_get(3)?,
+        certificate_serial: row.try_get(4)?,
+    })
+}
+
 fn computer_row(row: &AnyRow) -> Result<ComputerRow> {
     Ok(ComputerRow {
         id: row.try_get("id")?,
@@ -76,19 +86,24 @@ pub(crate) struct Reads {
 
 impl Reads {
     pub(crate) async fn principal(&self, id: i64) -> Result<Option<PrincipalRow>> {
-        let row = sqlx::query("SELECT id, kind, name, token_hash FROM principals WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(PrincipalRow {
-                id: row.try_get(0)?,
-                admin: row.try_get::<String, _>(1)? == "admin",
-                name: row.try_get(2)?,
-                token_hash: row.try_get(3)?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(
+            "SELECT id, kind, name, token_hash, certificate_serial FROM principals WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(principal_row).transpose()
+    }
+
+    pub(crate) async fn principal_by_name(&self, name: &str) -> Result<Option<PrincipalRow>> {
+        let row = sqlx::query(
+            "SELECT id, kind, name, token_hash, certificate_serial FROM principals \
+             WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(principal_row).transpose()
     }
 
     pub(crate) async fn computer(&self, id: i64) -> Result<Option<ComputerRow>> {

@@ -258,6 +258,22 @@ impl Tx<'_> {
         Ok(())
     }
 
+    pub(crate) async fn set_principal_certificate(
+        &mut self,
+        principal: i64,
+        serial: Option<&str>,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE principals SET certificate_serial = $2 WHERE id = $1")
+            .bind(principal)
+            .bind(serial)
+            .execute(&mut *self.conn)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no principal {principal}")));
+        }
+        Ok(())
+    }
+
     pub(crate) async fn set_certificate_serial(
         &mut self,
         computer: i64,

@@ -480,6 +480,16 @@ impl Store for Db {
         self.reads.principal(id).await
     }
 
+    async fn principal_by_name(&self, name: String) -> Result<Option<PrincipalRow>> {
+        self.reads.principal_by_name(&name).await
+    }
+
+    async fn set_user_certificate(&self, principal: i64, serial: Option<String>) -> Result<()> {
+        self.write(Op::SetUserCertificate(principal, serial))
+            .await?;
+        Ok(())
+    }
+
     async fn set_labels(&self, computer_id: i64, labels: BTreeMap<String, String>) -> Result<()> {
         self.changed(Op::SetLabels(computer_id, labels))
             .await

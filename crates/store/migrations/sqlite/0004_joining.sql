@@ -1,6 +1,6 @@
 -- Joining nodes: one-time, expiring join tokens (only their hash is kept), and the serial
--- of the certificate each computer's node holds (a certificate with another serial, an
--- older or a revoked one, is refused).
+-- of the certificate each computer's node and each user holds (a certificate with another
+-- serial, an older or a revoked one, is refused).
 CREATE TABLE join_tokens (
     id INTEGER PRIMARY KEY,
     token_hash BLOB NOT NULL UNIQUE,
@@ -12,3 +12,4 @@ CREATE TABLE join_tokens (
     computer_id INTEGER REFERENCES computers (id)
 );
 ALTER TABLE computers ADD COLUMN certificate_serial TEXT;
+ALTER TABLE principals ADD COLUMN certificate_serial TEXT;

@@ -44,6 +44,7 @@ pub(crate) enum Op {
         now: i64,
     },
     SetCertificate(i64, Option<String>),
+    SetUserCertificate(i64, Option<String>),
     CreateUser(String, Vec<u8>),
     CreateComputer(String, i64, Vec<u8>, BTreeMap<String, String>),
     SetLabels(i64, BTreeMap<String, String>),
@@ -109,6 +110,11 @@ pub(crate) async fn apply(
         } => Answer::Created(joining::join(tx, &hash, &reference, &serial, now).await?),
         Op::SetCertificate(computer, serial) => {
             joining::set_certificate(tx, computer, serial.as_deref()).await?;
+            Answer::Nothing
+        }
+        Op::SetUserCertificate(principal, serial) => {
+            tx.set_principal_certificate(principal, serial.as_deref())
+                .await?;
             Answer::Nothing
         }
         Op::CreateUser(name, hash) => {
