@@ -332,14 +332,7 @@ impl Ca {
             })
             .collect::<Result<_>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        self.sign(params, &key, now, lifetime, rng)
-            .map(|(certificate_pem, serial, not_after)| Issued {
-                certificate_pem,
-                key_pem: key.serialize_pem(),
-                serial,
-                not_after,
-            })
+        self.sign_with_new_key(params, &key, now, lifetime, rng)
     }
 
     /// Signs a certificate request for `identity`, whatever name the request asked for:
@@ -358,7 +351,6 @@ impl Ca {
         let mut params = CertificateParams::default();
         subject(&mut params, identity);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         self.sign(params, &request.public_key, now, lifetime, rng)
     }
 
@@ -375,14 +367,25 @@ impl Ca {
         let mut params = CertificateParams::default();
         subject(&mut params, identity);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        self.sign(params, &key, now, lifetime, rng)
-            .map(|(certificate_pem, serial, not_after)| Issued {
-                certificate_pem,
-                key_pem: key.serialize_pem(),
-                serial,
-                not_after,
-            })
+        self.sign_with_new_key(params, &key, now, lifetime, rng)
+    }
+
+    /// Signs `params` for a key made here; the certificate and that key.
+    fn sign_with_new_key(
+        &self,
+        params: CertificateParams,
+        key: &KeyPair,
+        now: SystemTime,
+        lifetime: Duration,
+        rng: &dyn SecureRandom,
+    ) -> Result<Issued> {
+        let (certificate_pem, serial, not_after) = self.sign(params, key, now, lifetime, rng)?;
+        Ok(Issued {
+            certificate_pem,
+            key_pem: key.serialize_pem(),
+            serial,
+            not_after,
+        })
     }
 
     fn sign(
@@ -396,6 +399,8 @@ impl Ca {
         let serial = random_serial(rng)?;
         let serial_hex = hex(&serial.to_bytes());
         params.serial_number = Some(serial);
+        // Every certificate the CA issues signs (handshakes), nothing else.
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
         validity(&mut params, now, lifetime);
         let certificate = params
