@@ -53,16 +53,28 @@ pub(crate) struct ClientFile {
 
 /// A client of `url` with `token`, trusting the CA in `ca_cert` when given.
 pub(crate) fn client_for(url: &str, token: &str, ca_cert: Option<&Path>) -> anyhow::Result<Client> {
-    let ca_pem = ca_cert
-        .map(|path| {
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the CA certificate {}", path.display()))
-        })
-        .transpose()?;
+    client_with(url, Some(token), ca_cert, None)
+}
+
+/// A client of `url` with a token, a client certificate and its key, or both, trusting
+/// the CA in `ca_cert` when given (the files are read now).
+fn client_with(
+    url: &str,
+    token: Option<&str>,
+    ca_cert: Option<&Path>,
+    certificate: Option<(&Path, &Path)>,
+) -> anyhow::Result<Client> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let certificate = match certificate {
+        Some((certificate, key)) => Some((read(certificate)?, read(key)?)),
+        None => None,
+    };
     let identity = grove_node::Identity {
-        token: Some(token.trim().to_owned()),
-        ca_pem,
-        certificate: None,
+        token: token.map(|t| t.trim().to_owned()),
+        ca_pem: ca_cert.map(read).transpose()?,
+        certificate,
     };
     Ok(Client::with_identity(url, &identity)?)
 }
@@ -87,16 +99,12 @@ impl Connection {
         if let (Some(url), Some(certificate), Some(key)) =
             (&self.master_url, &self.certificate, &self.key)
         {
-            let read = |path: &Path| {
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))
-            };
-            let identity = grove_node::Identity {
-                token: self.token.as_ref().map(|t| t.trim().to_owned()),
-                ca_pem: self.ca_cert.as_deref().map(read).transpose()?,
-                certificate: Some((read(certificate)?, read(key)?)),
-            };
-            return Ok(Client::with_identity(url, &identity)?);
+            return client_with(
+                url,
+                self.token.as_deref(),
+                self.ca_cert.as_deref(),
+                Some((certificate, key)),
+            );
         }
         if let (Some(url), Some(token)) = (&self.master_url, &self.token) {
             return client_for(url, token, self.ca_cert.as_deref());

@@ -41,6 +41,24 @@ fn ca<S>(master: &Master<S>) -> Result<&grove_pki::Ca, ApiError> {
     })
 }
 
+/// Signs a node's certificate request for computer `reference`: certificate, serial, end.
+fn node_certificate(
+    ca: &grove_pki::Ca,
+    rng: &ring::rand::SystemRandom,
+    csr: &str,
+    reference: &str,
+    now: SystemTime,
+) -> Result<(String, String, SystemTime), ApiError> {
+    ca.sign_request(
+        csr,
+        &Identity::Computer(reference.to_owned()),
+        now,
+        NODE_CERTIFICATE_LIFETIME,
+        rng,
+    )
+    .map_err(|e| ApiError::bad_request(format!("csr: {e}")))
+}
+
 /// `GET /v1/ca`: public, so that a node can check it against the fingerprint it pins.
 pub(crate) async fn ca_certificate<S: Store>(
     State(m): State<Arc<Master<S>>>,
@@ -100,15 +118,8 @@ pub(crate) async fn join<S: Store>(
         .ok_or_else(|| ApiError::unauthorized("not a join token"))?;
     validate_name("computer reference", &request.reference)?;
     let now = SystemTime::now();
-    let (certificate, serial, not_after) = ca
-        .sign_request(
-            &request.csr,
-            &Identity::Computer(request.reference.clone()),
-            now,
-            NODE_CERTIFICATE_LIFETIME,
-            &m.rng,
-        )
-        .map_err(|e| ApiError::bad_request(format!("csr: {e}")))?;
+    let (certificate, serial, not_after) =
+        node_certificate(ca, &m.rng, &request.csr, &request.reference, now)?;
     m.store
         .join(
             auth::hash_secret(secret),
@@ -138,16 +149,8 @@ pub(crate) async fn renew<S: Store>(
 ) -> Result<Json<api::Joined>, ApiError> {
     let ca = ca(&m)?;
     let row = own_computer(&m, &caller, &reference).await?;
-    let now = SystemTime::now();
-    let (certificate, serial, not_after) = ca
-        .sign_request(
-            &request.csr,
-            &Identity::Computer(row.reference.clone()),
-            now,
-            NODE_CERTIFICATE_LIFETIME,
-            &m.rng,
-        )
-        .map_err(|e| ApiError::bad_request(format!("csr: {e}")))?;
+    let (certificate, serial, not_after) =
+        node_certificate(ca, &m.rng, &request.csr, &row.reference, SystemTime::now())?;
     m.store.set_certificate(row.id, Some(serial)).await?;
     tracing::info!(computer = %row.reference, "node certificate renewed");
     Ok(Json(api::Joined {
@@ -224,36 +227,32 @@ pub(crate) async fn by_certificate<S: Store>(
     master: &Master<S>,
     presented: &Presented,
 ) -> Result<Caller, ApiError> {
-    let refused = || ApiError::unauthorized("this certificate is not (or no longer) valid here");
-    match &presented.identity {
-        Identity::Computer(reference) => {
-            // Read from the store, not the cache: a renewal or revocation on any master
-            // takes effect at once.
-            let row = master
-                .store
-                .computer_by_reference(reference.clone())
-                .await?
-                .ok_or_else(refused)?;
-            if row.certificate_serial.as_deref() != Some(presented.serial.as_str()) {
-                return Err(refused());
-            }
-            Ok(Caller(Principal::Node { computer: row.id }))
-        }
-        Identity::User(name) => {
-            let row = master
-                .store
-                .principal_by_name(name.clone())
-                .await?
-                .ok_or_else(refused)?;
-            if row.certificate_serial.as_deref() != Some(presented.serial.as_str()) {
-                return Err(refused());
-            }
-            Ok(Caller(if row.admin {
-                Principal::Admin { id: row.id }
-            } else {
-                Principal::User { id: row.id }
-            }))
-        }
-        Identity::Partition(_) | Identity::Master => Err(refused()),
+    // Read from the store, not the caches: a renewal or revocation on any master takes
+    // effect at once.
+    let holder = match &presented.identity {
+        Identity::Computer(reference) => master
+            .store
+            .computer_by_reference(reference.clone())
+            .await?
+            .map(|row| (row.certificate_serial, Principal::Node { computer: row.id })),
+        Identity::User(name) => master
+            .store
+            .principal_by_name(name.clone())
+            .await?
+            .map(|row| {
+                let principal = if row.admin {
+                    Principal::Admin { id: row.id }
+                } else {
+                    Principal::User { id: row.id }
+                };
+                (row.certificate_serial, principal)
+            }),
+        Identity::Partition(_) | Identity::Master => None,
+    };
+    match holder {
+        Some((Some(held), principal)) if held == presented.serial => Ok(Caller(principal)),
+        _ => Err(ApiError::unauthorized(
+            "this certificate is not (or no longer) valid here",
+        )),
     }
 }

@@ -164,7 +164,7 @@ impl std::fmt::Debug for Tls {
 }
 
 impl Tls {
-    pub(crate) fn new(ca: &Ca, names: Vec<String>) -> Result<Tls, MasterError> {
+    pub(crate) fn new(ca: &Arc<Ca>, names: Vec<String>) -> Result<Tls, MasterError> {
         let rng = SystemRandom::new();
         let resolver = Arc::new(ServerCertificate {
             current: Mutex::new(Arc::new(certified_key(ca, &names, &rng)?)),
@@ -184,9 +184,7 @@ impl Tls {
             .map_err(|e| MasterError::Internal(e.to_string()))?
             .with_client_cert_verifier(clients)
             .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
-        let ca_pem = ca.certificate_pem().to_owned();
-        let ca_key = ca.key_pem().to_owned();
-        tokio::spawn(renew(Arc::downgrade(&resolver), ca_pem, ca_key, names));
+        tokio::spawn(renew(Arc::downgrade(&resolver), Arc::clone(ca), names));
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         })
@@ -194,25 +192,14 @@ impl Tls {
 }
 
 /// Issues a new server certificate at half the life of the current one.
-async fn renew(
-    resolver: std::sync::Weak<ServerCertificate>,
-    ca_pem: String,
-    ca_key: String,
-    names: Vec<String>,
-) {
+async fn renew(resolver: std::sync::Weak<ServerCertificate>, ca: Arc<Ca>, names: Vec<String>) {
     let rng = SystemRandom::new();
     loop {
         tokio::time::sleep(SERVER_LIFETIME / 2).await;
         let Some(resolver) = resolver.upgrade() else {
             return;
         };
-        let renewed = Ca::from_pem(&ca_pem, &ca_key)
-            .map_err(|source| MasterError::Ca {
-                what: "the CA".to_owned(),
-                source,
-            })
-            .and_then(|ca| certified_key(&ca, &names, &rng));
-        match renewed {
+        match certified_key(&ca, &names, &rng) {
             Ok(key) => {
                 *lock(&resolver.current) = Arc::new(key);
                 tracing::info!("server certificate renewed");

@@ -48,15 +48,17 @@ fn tls_error(what: &str) -> impl FnOnce(ureq::Error) -> ClientError + '_ {
     move |e| ClientError::Tls(format!("{what}: {e}"))
 }
 
-fn agent(tls: ureq::tls::TlsConfig) -> std::sync::Arc<std::sync::RwLock<ureq::Agent>> {
-    std::sync::Arc::new(std::sync::RwLock::new(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .tls_config(tls)
-            .build()
-            .into(),
-    ))
+fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
+fn shared(agent: ureq::Agent) -> std::sync::Arc<std::sync::RwLock<ureq::Agent>> {
+    std::sync::Arc::new(std::sync::RwLock::new(agent))
 }
 
 fn tls_config(identity: &Identity) -> Result<ureq::tls::TlsConfig, ClientError> {
@@ -82,7 +84,7 @@ impl Client {
         Client {
             masters: api::masters::Masters::parse(url),
             authorization: Some(format!("Bearer {token}")),
-            agent: agent(ureq::tls::TlsConfig::default()),
+            agent: shared(agent(ureq::tls::TlsConfig::default())),
         }
     }
 
@@ -91,7 +93,7 @@ impl Client {
         Ok(Client {
             masters: api::masters::Masters::parse(url),
             authorization: identity.token.as_ref().map(|t| format!("Bearer {t}")),
-            agent: agent(tls_config(identity)?),
+            agent: shared(agent(tls_config(identity)?)),
         })
     }
 
@@ -99,10 +101,6 @@ impl Client {
     /// client and its clones.
     pub fn set_identity(&self, identity: &Identity) -> Result<(), ClientError> {
         let renewed = agent(tls_config(identity)?);
-        let renewed = renewed
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
         *self
             .agent
             .write()
@@ -133,7 +131,7 @@ impl Client {
         let client = Client {
             masters: api::masters::Masters::parse(url),
             authorization: None,
-            agent: agent(tls),
+            agent: shared(agent(tls)),
         };
         client
             .call("GET", "/v1/ca", None, Duration::from_secs(10))?

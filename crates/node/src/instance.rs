@@ -87,7 +87,8 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
         &job.master_url,
         &job.instance.token,
         job.master_ca.as_deref(),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let partition = Partition {
         computer: job.computer.clone(),
         reference: job.partition.clone(),

@@ -36,6 +36,11 @@ pub struct HttpMaster {
     agent: ureq::Agent,
 }
 
+/// The master's CA certificate given to [`HttpMaster::new`] is not a PEM certificate.
+#[derive(Debug, thiserror::Error)]
+#[error("the master's CA certificate: {0}")]
+pub struct BadCa(ureq::Error);
+
 /// Why a call failed: no answer (another master may give one), or the master's answer.
 enum Failure {
     Unreachable(String),
@@ -44,11 +49,10 @@ enum Failure {
 
 impl HttpMaster {
     /// `ca_pem`: the master's CA certificate, trusted instead of the system's roots.
-    pub fn new(url: &str, token: &str, ca_pem: Option<&str>) -> Result<HttpMaster, String> {
+    pub fn new(url: &str, token: &str, ca_pem: Option<&str>) -> Result<HttpMaster, BadCa> {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = ca_pem {
-            let ca = ureq::tls::Certificate::from_pem(ca.as_bytes())
-                .map_err(|e| format!("the master's CA certificate: {e}"))?;
+            let ca = ureq::tls::Certificate::from_pem(ca.as_bytes()).map_err(BadCa)?;
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]));
         }
         let agent = ureq::Agent::config_builder()
