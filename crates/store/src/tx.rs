@@ -121,6 +121,140 @@ macro_rules! taken {
     };
 }
 
+/// The fast path's statement for a backend, with the SLA's computer (`$10`) or without.
+fn first_fit_sql(backend: Backend, on_computer: bool, most_used_first: bool) -> &'static str {
+    // PostgreSQL: data-modifying `WITH` clauses, one statement.
+    macro_rules! occupying {
+        ($insert:expr) => {
+            concat!(
+                "WITH ins AS (",
+                $insert,
+                "), taken AS (UPDATE partitions SET instance_id = ins.id FROM ins \
+                 WHERE partitions.computer_id = ins.computer_id \
+                 AND partitions.reference = ins.partition_reference), \
+                 counted AS (UPDATE computers SET ",
+                taken!(),
+                " FROM ins WHERE computers.id = ins.computer_id) SELECT * FROM ins"
+            )
+        };
+    }
+    // SQLite runs the statements of one query in turn: the partition is taken and the
+    // computer counted only when the one before changed a row (`changes()`), for the
+    // instance just inserted (`last_insert_rowid()`).
+    macro_rules! then_occupying {
+        ($insert:expr) => {
+            concat!(
+                $insert,
+                "; UPDATE partitions SET instance_id = last_insert_rowid() \
+                 WHERE changes() = 1 AND (computer_id, reference) = \
+                 (SELECT computer_id, partition_reference FROM instances \
+                 WHERE id = last_insert_rowid()); \
+                 UPDATE computers SET ",
+                taken!(),
+                " WHERE changes() = 1 AND id = \
+                 (SELECT computer_id FROM instances WHERE id = last_insert_rowid())"
+            )
+        };
+    }
+    // One text with the computer and one without, rather than `$10 IS NULL OR ...`:
+    // PostgreSQL then keeps one generic plan for each instead of planning every
+    // placement anew (half its time), and neither plan scans for a reference.
+    macro_rules! by_order {
+        ($occupying:ident, $on:literal) => {
+            if most_used_first {
+                $occupying!(insert_first_fit!(
+                    "c.used_partitions DESC, c.reference",
+                    $on
+                ))
+            } else {
+                $occupying!(insert_first_fit!("c.used_partitions, c.reference", $on))
+            }
+        };
+    }
+    match (backend, on_computer) {
+        (Backend::Sqlite, true) => by_order!(then_occupying, "AND c.reference = $10"),
+        (Backend::Sqlite, false) => by_order!(then_occupying, ""),
+        (Backend::Postgres, true) => by_order!(occupying, "AND c.reference = $10"),
+        (Backend::Postgres, false) => by_order!(occupying, ""),
+    }
+}
+
+/// The name of the writer's session function that runs the fast path for a batch.
+macro_rules! first_fits {
+    () => {
+        "pg_temp.grove_first_fits"
+    };
+}
+const FIRST_FITS: &str = first_fits!();
+const FIRST_FITS_CALL: &str = concat!("SELECT * FROM ", first_fits!(), "($1)");
+
+/// The session function that places a batch on PostgreSQL: the fast path's own statements
+/// (the same text, parameters read from the batch's JSON rows), one request after the
+/// other, so that each sees the partitions the ones before took. A temporary function
+/// belongs to its session alone: nothing in the schema, no version shared between masters.
+fn first_fits_function() -> String {
+    // The statements' parameters, highest first so that `$1` does not match `$10`.
+    const FIELDS: [(&str, &str); 10] = [
+        ("$10", "r.computer"),
+        ("$9", "r.ts"),
+        ("$8", "r.sla"),
+        ("$7", "r.state"),
+        ("$6", "r.parameters"),
+        ("$5", "r.type"),
+        ("$4", "r.release"),
+        ("$3", "r.title"),
+        ("$2", "r.requester"),
+        ("$1", "r.owner"),
+    ];
+    let statement = |on_computer, most_used_first| {
+        let mut sql = first_fit_sql(Backend::Postgres, on_computer, most_used_first).to_owned();
+        for (parameter, field) in FIELDS {
+            sql = sql.replace(parameter, field);
+        }
+        format!("{sql} INTO o_id, o_computer, o_partition, o_reference;")
+    };
+    format!(
+        "CREATE OR REPLACE FUNCTION {FIRST_FITS}(batch text) \
+         RETURNS TABLE (o_ord bigint, o_id bigint, o_computer bigint, o_partition text, \
+         o_reference text) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $grove$ \
+         #variable_conflict use_column\n\
+         DECLARE r record; \
+         BEGIN \
+         FOR r IN SELECT * FROM json_to_recordset(batch::json) AS x(ord bigint, owner bigint, \
+         requester text, title text, release text, type text, parameters text, state text, \
+         sla text, ts bigint, computer text, most_used boolean) ORDER BY x.ord LOOP \
+         IF r.computer IS NULL AND NOT r.most_used THEN {} \
+         ELSIF r.computer IS NULL THEN {} \
+         ELSIF NOT r.most_used THEN {} \
+         ELSE {} END IF; \
+         IF FOUND THEN o_ord := r.ord; RETURN NEXT; END IF; \
+         END LOOP; \
+         END $grove$",
+        statement(false, false),
+        statement(false, true),
+        statement(true, false),
+        statement(true, true),
+    )
+}
+
+/// Readies a connection that will be the writer's: on PostgreSQL, its session function.
+pub(crate) async fn prepare_writer(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(first_fits_function()))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One request of a batch for the fast path.
+#[derive(Debug)]
+pub(crate) struct FirstFitAsk<'a> {
+    pub(crate) new: NewInstance<'a>,
+    pub(crate) computer_guid: Option<&'a str>,
+    pub(crate) most_used_first: bool,
+}
+
 /// A join token as the rules see it.
 #[derive(Debug)]
 pub(crate) struct JoinToken {
@@ -420,59 +554,7 @@ impl Tx<'_> {
         computer_guid: Option<&str>,
         most_used_first: bool,
     ) -> Result<Option<FirstFit>> {
-        macro_rules! occupying {
-            ($insert:expr) => {
-                concat!(
-                    "WITH ins AS (",
-                    $insert,
-                    "), taken AS (UPDATE partitions SET instance_id = ins.id FROM ins \
-                     WHERE partitions.computer_id = ins.computer_id \
-                     AND partitions.reference = ins.partition_reference), \
-                     counted AS (UPDATE computers SET ",
-                    taken!(),
-                    " FROM ins WHERE computers.id = ins.computer_id) SELECT * FROM ins"
-                )
-            };
-        }
-        // SQLite runs the statements of one query in turn: the partition is taken and the
-        // computer counted only when the one before changed a row (`changes()`), for the
-        // instance just inserted (`last_insert_rowid()`).
-        macro_rules! then_occupying {
-            ($insert:expr) => {
-                concat!(
-                    $insert,
-                    "; UPDATE partitions SET instance_id = last_insert_rowid() \
-                     WHERE changes() = 1 AND (computer_id, reference) = \
-                     (SELECT computer_id, partition_reference FROM instances \
-                     WHERE id = last_insert_rowid()); \
-                     UPDATE computers SET ",
-                    taken!(),
-                    " WHERE changes() = 1 AND id = \
-                     (SELECT computer_id FROM instances WHERE id = last_insert_rowid())"
-                )
-            };
-        }
-        // One text with the computer and one without, rather than `$10 IS NULL OR ...`:
-        // PostgreSQL then keeps one generic plan for each instead of planning every
-        // placement anew (half its time), and neither plan scans for a reference.
-        macro_rules! by_order {
-            ($occupying:ident, $on:literal) => {
-                if most_used_first {
-                    $occupying!(insert_first_fit!(
-                        "c.used_partitions DESC, c.reference",
-                        $on
-                    ))
-                } else {
-                    $occupying!(insert_first_fit!("c.used_partitions, c.reference", $on))
-                }
-            };
-        }
-        let sql = match (self.backend, computer_guid.is_some()) {
-            (Backend::Sqlite, true) => by_order!(then_occupying, "AND c.reference = $10"),
-            (Backend::Sqlite, false) => by_order!(then_occupying, ""),
-            (Backend::Postgres, true) => by_order!(occupying, "AND c.reference = $10"),
-            (Backend::Postgres, false) => by_order!(occupying, ""),
-        };
+        let sql = first_fit_sql(self.backend, computer_guid.is_some(), most_used_first);
         let request = new.request;
         let query = sqlx::query(sql)
             .bind(new.owner)
@@ -499,6 +581,70 @@ impl Tx<'_> {
             partition: row.try_get(2)?,
             reference: row.try_get(3)?,
         }))
+    }
+
+    /// The fast path for several new instances, each placed as if after the one before.
+    /// On PostgreSQL the whole batch is one round trip (the writer's session function
+    /// [`FIRST_FITS`]); on SQLite, in the process, one statement each.
+    pub(crate) async fn insert_first_fits(
+        &mut self,
+        batch: &[FirstFitAsk<'_>],
+    ) -> Result<Vec<Option<FirstFit>>> {
+        if self.backend == Backend::Sqlite {
+            let mut out = Vec::with_capacity(batch.len());
+            for ask in batch {
+                out.push(
+                    self.insert_first_fit(&ask.new, ask.computer_guid, ask.most_used_first)
+                        .await?,
+                );
+            }
+            return Ok(out);
+        }
+        let asks: Vec<serde_json::Value> = batch
+            .iter()
+            .enumerate()
+            .map(|(ord, ask)| {
+                let request = ask.new.request;
+                serde_json::json!({
+                    "ord": ord,
+                    "owner": ask.new.owner,
+                    "requester": ask.new.requester,
+                    "title": request.title,
+                    "release": request.software_release,
+                    "type": request.software_type,
+                    "parameters": to_json(&request.parameters, "{}"),
+                    "state": ask.new.state.as_str(),
+                    "sla": to_json(&request.sla, "{}"),
+                    "ts": ask.new.timestamp,
+                    "computer": ask.computer_guid,
+                    "most_used": ask.most_used_first,
+                })
+            })
+            .collect();
+        let rows = sqlx::query(FIRST_FITS_CALL)
+            .bind(serde_json::Value::Array(asks).to_string())
+            .fetch_all(&mut *self.conn)
+            .await?;
+        let mut out: Vec<Option<FirstFit>> = batch.iter().map(|_| None).collect();
+        for row in rows {
+            let ord: i64 = row.try_get(0)?;
+            let slot = usize::try_from(ord)
+                .ok()
+                .and_then(|ord| out.get_mut(ord))
+                .ok_or_else(|| {
+                    StoreError::Database(sqlx::Error::Protocol(format!(
+                        "the batch placement answered for request {ord} of {}",
+                        batch.len()
+                    )))
+                })?;
+            *slot = Some(FirstFit {
+                id: row.try_get(1)?,
+                computer: row.try_get(2)?,
+                partition: row.try_get(3)?,
+                reference: row.try_get(4)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Gives a partition to an instance: the partition taken, the computer's counters and

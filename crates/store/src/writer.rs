@@ -69,6 +69,7 @@ impl Db {
         let target = Target::new(&config.location)?;
         let mut conn = target.connect().await.map_err(|e| target.open_error(e))?;
         target.migrate(&mut conn).await?;
+        crate::tx::prepare_writer(&mut conn, target.backend).await?;
         let readers = target.readers().await.map_err(|e| target.open_error(e))?;
         let origin = random_u64();
         let (elsewhere, _) = broadcast::channel(1024);
@@ -289,7 +290,14 @@ impl Writer {
             return;
         }
         self.conn = None;
-        match self.target.connect().await {
+        let connected = match self.target.connect().await {
+            Ok(mut conn) => crate::tx::prepare_writer(&mut conn, self.target.backend)
+                .await
+                .map(|()| conn)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match connected {
             Ok(conn) => {
                 tracing::info!("the store's writer connected again");
                 self.conn = Some(conn);
@@ -368,7 +376,38 @@ async fn apply_all(
     }
     let mut results = Vec::with_capacity(ops.len());
     let mut all = Changed::default();
-    for op in ops {
+    let mut next = 0;
+    while next < ops.len() {
+        // Users' new instances that arrived together are placed together (one round trip
+        // on PostgreSQL). With savepoints, where each mutation must be undone alone, one
+        // at a time.
+        let run = if savepoints {
+            0
+        } else {
+            rules::first_fit_run(placement, &ops[next..])
+        };
+        if run >= 2 {
+            let mut tx = Tx {
+                conn: &mut *conn,
+                clock: &mut *clock,
+                backend,
+            };
+            let Ok(outcomes) = rules::first_fits(&mut tx, placement, &ops[next..next + run]).await
+            else {
+                return Ok(None);
+            };
+            for outcome in outcomes {
+                let Ok((answer, changed)) = outcome else {
+                    return Ok(None);
+                };
+                all.merge(&changed);
+                results.push(Ok((answer, changed)));
+            }
+            next += run;
+            continue;
+        }
+        let op = &ops[next];
+        next += 1;
         if savepoints {
             exec(conn, "SAVEPOINT op").await?;
         }
@@ -633,5 +672,179 @@ mod tests {
         let sent = notices(1, &many);
         assert_eq!(sent.len(), 3);
         assert!(sent.iter().all(|n| n.len() < 8000));
+    }
+
+    /// A writer on a fresh store, without its thread: the test hands it batches.
+    async fn bare_writer(location: &crate::Location) -> Writer {
+        let target = Target::new(location).expect("location");
+        let mut conn = target.connect().await.expect("connect");
+        target.migrate(&mut conn).await.expect("migrate");
+        crate::tx::prepare_writer(&mut conn, target.backend)
+            .await
+            .expect("prepare");
+        Writer {
+            target,
+            conn: Some(conn),
+            clock: Clock::default(),
+            placement: Placement {
+                policy: grove_scheduler::Policy::Simple,
+                dice: SeededDice::new(1),
+            },
+            origin: 1,
+            since_vacuum: 0,
+        }
+    }
+
+    async fn run(writer: &mut Writer, ops: &[Op]) -> Vec<(Answer, Changed)> {
+        writer
+            .run_batch(ops, false)
+            .await
+            .expect("the batch runs")
+            .expect("nothing in the batch fails")
+            .into_iter()
+            .map(|result| result.expect("applied"))
+            .collect()
+    }
+
+    fn ask(title: &str, computer: Option<&str>) -> Op {
+        Op::Request(
+            1,
+            Requester::User(1),
+            api::InstanceRequest {
+                title: title.to_owned(),
+                software_release: "https://sr/x.cfg".to_owned(),
+                software_type: "default".to_owned(),
+                parameters: [("p".to_owned(), format!("'{title}\"$1").into())]
+                    .into_iter()
+                    .collect(),
+                state: api::RequestedState::Started,
+                shared: false,
+                sla: computer
+                    .map(|c| [("computer_guid".to_owned(), c.to_owned())].into())
+                    .unwrap_or_default(),
+            },
+        )
+    }
+
+    /// Where each request went: (title, computer, partition), and what changed.
+    fn placements(answers: &[(Answer, Changed)]) -> Vec<(String, String, String, Vec<i64>)> {
+        answers
+            .iter()
+            .map(|(answer, changed)| match answer {
+                Answer::Instance(i) => (
+                    i.title.clone(),
+                    i.computer.clone().unwrap_or_default(),
+                    i.partition.clone().unwrap_or_default(),
+                    changed.computers.clone(),
+                ),
+                other => panic!("not an instance: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Users' requests that arrive together are placed in one go (one statement on
+    /// PostgreSQL): each as if it came after the one before, a title asked twice is one
+    /// instance, and the counters agree with the partitions taken, on both backends.
+    #[tokio::test]
+    async fn requests_placed_together_land_as_one_after_the_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let batch = [
+            ask("a", None),
+            ask("b", None),
+            ask("a", None),
+            ask("c", Some("C2")),
+            ask("d", None),
+            ask("e", None),
+            ask("f", None),
+        ];
+        let mut seen = Vec::new();
+        for (n, location) in [
+            crate::Location::Sqlite(dir.path().join("one.sqlite")),
+            crate::Location::Sqlite(dir.path().join("together.sqlite")),
+            crate::scratch::database()
+                .await
+                .expect("this test needs PostgreSQL"),
+            crate::scratch::database()
+                .await
+                .expect("this test needs PostgreSQL"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut writer = bare_writer(&location).await;
+            let mut setup = vec![Op::EnsureAdmin(vec![1; 32])];
+            for (c, computer) in ["C1", "C2"].into_iter().enumerate() {
+                let id = i64::try_from(c).expect("small") + 1;
+                setup.push(Op::CreateComputer(
+                    computer.to_owned(),
+                    1,
+                    vec![2; 32],
+                    BTreeMap::new(),
+                ));
+                setup.push(Op::DeclarePartitions(
+                    id,
+                    (0..3)
+                        .map(|i| api::PartitionDeclaration {
+                            reference: format!("slappart{i}"),
+                            addresses: vec![],
+                        })
+                        .collect(),
+                ));
+                setup.push(Op::Supply(
+                    id,
+                    api::Supply {
+                        software_release: "https://sr/x.cfg".to_owned(),
+                        state: api::SupplyState::Available,
+                    },
+                ));
+            }
+            run(&mut writer, &setup).await;
+            // Even: one request a batch; odd: all in one batch.
+            let answers = if n % 2 == 0 {
+                let mut answers = Vec::new();
+                for op in &batch {
+                    answers.extend(run(&mut writer, std::slice::from_ref(op)).await);
+                }
+                answers
+            } else {
+                run(&mut writer, &batch).await
+            };
+            let got = placements(&answers);
+            let (Answer::Instance(a), Answer::Instance(again)) = (&answers[0].0, &answers[2].0)
+            else {
+                unreachable!("checked above")
+            };
+            assert_eq!(
+                a.id, again.id,
+                "{location}: a title asked twice is one instance"
+            );
+            assert_eq!(
+                a.parameters.get("p").and_then(|v| v.as_str()),
+                Some("'a\"$1"),
+                "{location}: parameters kept as given"
+            );
+            seen.push((location.to_string(), got));
+            // Six partitions, six instances: the next finds none, so the counters agree.
+            let full = writer
+                .run_batch(&[ask("g", None)], false)
+                .await
+                .expect("runs");
+            assert!(full.is_none(), "{location}: no room for a seventh");
+        }
+        let expected: Vec<(String, String, String, Vec<i64>)> = [
+            ("a", "C1", "slappart0", vec![1]),
+            ("b", "C2", "slappart0", vec![2]),
+            ("a", "C1", "slappart0", vec![]),
+            ("c", "C2", "slappart1", vec![2]),
+            ("d", "C1", "slappart1", vec![1]),
+            ("e", "C1", "slappart2", vec![1]),
+            ("f", "C2", "slappart2", vec![2]),
+        ]
+        .into_iter()
+        .map(|(t, c, p, ch)| (t.to_owned(), c.to_owned(), p.to_owned(), ch))
+        .collect();
+        for (location, got) in &seen {
+            assert_eq!(got, &expected, "{location}");
+        }
     }
 }

@@ -75,10 +75,66 @@ pub(crate) struct Placement {
     pub(crate) dice: SeededDice,
 }
 
+/// Runs one mutation.
 pub(crate) async fn apply(
     tx: &mut Tx<'_>,
     placement: &mut Placement,
     op: Op,
+) -> Result<(Answer, Changed)> {
+    apply_op(tx, placement, op, true).await
+}
+
+/// How many of `ops`, from the first, may be placed together by [`first_fits`].
+pub(crate) fn first_fit_run(placement: &Placement, ops: &[Op]) -> usize {
+    ops.iter()
+        .take_while(|op| {
+            matches!(op, Op::Request(_, requester, request)
+                if request::batchable(placement.policy, requester, request))
+        })
+        .count()
+}
+
+/// Runs a run of requests [`first_fit_run`] counted, the fast path for all at once: each
+/// the fast path places is answered; the others then go through the general path, in
+/// order. (A batch's requests arrive together: placing the fast ones first is an order
+/// they could have come in.)
+pub(crate) async fn first_fits(
+    tx: &mut Tx<'_>,
+    placement: &mut Placement,
+    ops: &[Op],
+) -> Result<Vec<Result<(Answer, Changed)>>> {
+    let requests: Vec<(i64, i64, &api::InstanceRequest)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Request(owner, Requester::User(user), request) => Some((*owner, *user, request)),
+            _ => None,
+        })
+        .collect();
+    if requests.len() != ops.len() {
+        return Err(crate::StoreError::Invalid(
+            "only users' requests are placed together".to_owned(),
+        ));
+    }
+    let fits = request::first_fits(tx, placement, &requests).await?;
+    let mut out = Vec::with_capacity(ops.len());
+    for (op, fit) in ops.iter().zip(fits) {
+        out.push(match fit {
+            Some((instance, computer)) => {
+                let mut changed = Changed::default();
+                changed.computer(computer);
+                Ok((Answer::Instance(Box::new(instance)), changed))
+            }
+            None => apply_op(tx, placement, op.clone(), false).await,
+        });
+    }
+    Ok(out)
+}
+
+async fn apply_op(
+    tx: &mut Tx<'_>,
+    placement: &mut Placement,
+    op: Op,
+    try_first_fit: bool,
 ) -> Result<(Answer, Changed)> {
     let mut changed = Changed::default();
     let answer = match op {
@@ -140,8 +196,16 @@ pub(crate) async fn apply(
             Answer::Nothing
         }
         Op::Request(owner, requester, request) => {
-            let instance =
-                request::request(tx, placement, owner, requester, request, &mut changed).await?;
+            let instance = request::request(
+                tx,
+                placement,
+                owner,
+                requester,
+                request,
+                try_first_fit,
+                &mut changed,
+            )
+            .await?;
             Answer::Instance(Box::new(instance))
         }
         Op::ReportInstance(id, report) => {

@@ -7,7 +7,7 @@ use grove_scheduler::{Ask, COMPUTER_GUID, INSTANCE_GUID, Policy};
 
 use super::tree::propagate;
 use super::{Placement, touch};
-use crate::tx::{FirstFit, Narrow, NewInstance, Tx};
+use crate::tx::{FirstFit, FirstFitAsk, Narrow, NewInstance, Tx};
 use crate::{Changed, Requester, Result, StoreError};
 
 fn validate(request: &api::InstanceRequest) -> Result<()> {
@@ -36,6 +36,7 @@ pub(super) async fn request(
     owner: i64,
     requester: Requester,
     request: api::InstanceRequest,
+    try_first_fit: bool,
     changed: &mut Changed,
 ) -> Result<api::Instance> {
     validate(&request)?;
@@ -55,7 +56,8 @@ pub(super) async fn request(
     {
         state = root_state;
     }
-    if parent.is_none()
+    if try_first_fit
+        && parent.is_none()
         && !request.shared
         && state != api::RequestedState::Destroyed
         && let Some(most_used_first) = first_fit(placement.policy, &request)
@@ -291,6 +293,68 @@ fn first_fit(policy: Policy, request: &api::InstanceRequest) -> Option<bool> {
         return None;
     }
     plain_order(policy)
+}
+
+/// Whether a request may go with others through the fast path at once
+/// ([`first_fits`]): a valid request of a user for a new-or-not, unshared instance that
+/// the policy places by a plain order.
+pub(super) fn batchable(
+    policy: Policy,
+    requester: &Requester,
+    request: &api::InstanceRequest,
+) -> bool {
+    matches!(requester, Requester::User(_))
+        && !request.shared
+        && request.state != api::RequestedState::Destroyed
+        && validate(request).is_ok()
+        && first_fit(policy, request).is_some()
+}
+
+/// The fast path for several [`batchable`] requests of users at once, in order: for each,
+/// the instance when it placed it. A request it did not place (its title exists, or
+/// nothing fits) goes through [`request`] without the fast path.
+pub(super) async fn first_fits(
+    tx: &mut Tx<'_>,
+    placement: &Placement,
+    requests: &[(i64, i64, &api::InstanceRequest)],
+) -> Result<Vec<Option<(api::Instance, i64)>>> {
+    let keys: Vec<String> = requests
+        .iter()
+        .map(|(_, user, _)| format!("user:{user}"))
+        .collect();
+    let mut asks = Vec::with_capacity(requests.len());
+    for ((owner, _, request), key) in requests.iter().zip(&keys) {
+        asks.push(FirstFitAsk {
+            new: NewInstance {
+                owner: *owner,
+                requester: key,
+                parent: None,
+                root: None,
+                request,
+                state: request.state,
+                timestamp: tx.timestamp(),
+            },
+            computer_guid: request.sla.get(COMPUTER_GUID).map(String::as_str),
+            most_used_first: first_fit(placement.policy, request).unwrap_or(false),
+        });
+    }
+    let fits = tx.insert_first_fits(&asks).await?;
+    Ok(fits
+        .into_iter()
+        .zip(asks)
+        .map(|(fit, ask)| {
+            fit.map(|fit| {
+                let computer = fit.computer;
+                let instance = placed(
+                    fit,
+                    ask.new.request.clone(),
+                    ask.new.state,
+                    ask.new.timestamp,
+                );
+                (instance, computer)
+            })
+        })
+        .collect())
 }
 
 /// The instance the fast path created, as the store now holds it.
