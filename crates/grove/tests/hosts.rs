@@ -182,7 +182,7 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
         ok(
             hosts
                 .grove(host)
-                .args(["node", "join", url, &name, "--partitions", "2"])
+                .args(["node", "join", url, &name, "--partitions", "3"])
                 .args([
                     "--token",
                     &token,
@@ -291,6 +291,44 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
         let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
         info["connection"]["url"].as_str().map(str::to_owned)
     };
+
+    // The webapp example split across the nodes: its web service on node a, the Redis it
+    // requests on node b (the `redis-computer` parameter), reached over the namespaces'
+    // network.
+    let webapp = example("webapp");
+    cli("m", &["supply", &webapp, "node-a"]);
+    cli("m", &["supply", &webapp, "node-b"]);
+    let requested = cli(
+        "m",
+        &[
+            "request",
+            "shop",
+            &webapp,
+            "--wait",
+            "--param",
+            "redis-computer=node-b",
+            "--sla",
+            "computer_guid=node-a",
+            "--json",
+        ],
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&requested.stdout).expect("json");
+    let shop = text(&answer, "url");
+    assert!(shop.contains("10.77.1."), "the web service on node a: {shop}");
+    let redis = cli("m", &["service", "info", "redis", "--json"]);
+    let redis: serde_json::Value = serde_json::from_slice(&redis.stdout).expect("json");
+    assert_eq!(redis["computer"], "node-b", "{redis}");
+    let redis_url = redis["connection"]["url"].as_str().expect("redis url");
+    assert!(redis_url.contains("10.77.2."), "Redis on node b: {redis_url}");
+    assert_eq!(
+        eventually("the web service to answer", || curl_in("b", &shop)),
+        "Hello, visitor number 1!\n"
+    );
+    assert_eq!(
+        curl_in("m", &shop).as_deref(),
+        Some("Hello, visitor number 2!\n"),
+        "the count is kept in Redis on node b"
+    );
 
     // Node b's link is cut for 30 s: its service keeps answering in its namespace, and a
     // request made meanwhile is deployed once the link is back.

@@ -303,7 +303,8 @@ impl Recipe for Publish {
 }
 
 /// `slapos.cookbook:request`: requests a child instance as this partition; `config-<key>`
-/// are its parameters, `sla-<key>` its filters, and each key of `return` comes back as
+/// are its parameters, `sla-<key>` its filters (an empty one filters nothing, so that a
+/// profile can pass an optional parameter through), and each key of `return` comes back as
 /// `connection-<key>` once the child published it (`request` fails until then,
 /// `requestoptional` leaves it empty).
 struct Request {
@@ -343,7 +344,10 @@ impl Recipe for Request {
                     serde_json::Value::String(value.as_text().into_owned()),
                 );
             } else if let Some(name) = key.strip_prefix("sla-") {
-                sla.insert(name.to_owned(), value.as_text().trim().to_owned());
+                let value = value.as_text().trim().to_owned();
+                if !value.is_empty() {
+                    sla.insert(name.to_owned(), value);
+                }
             }
         }
         let parameters = if self.serialised {

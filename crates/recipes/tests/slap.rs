@@ -48,12 +48,16 @@ parts = publish
 [slap-configuration]
 recipe = slapos.cookbook:slapconfiguration
 configuration.colour = blue
+configuration.db-computer =
+configuration.db-zone =
 
 [db]
 recipe = slapos.cookbook:request
 name = db
 software-url = child.cfg
 config-size = 2
+sla-computer_guid = ${slap-configuration:configuration.db-computer}
+sla-zone = ${slap-configuration:configuration.db-zone}
 return = url
 
 [publish]
@@ -113,7 +117,8 @@ fn configuration_request_and_publish_go_through_the_master() {
         "POST",
         "/v1/instances",
         Some(json!({
-            "title": "app", "software_release": "parent.cfg", "parameters": {"name": "Alice"}
+            "title": "app", "software_release": "parent.cfg",
+            "parameters": {"name": "Alice", "db-computer": "COMP-1"}
         })),
     );
 
@@ -160,6 +165,8 @@ fn configuration_request_and_publish_go_through_the_master() {
         .clone();
     assert_eq!(child["parent"], json!(app_id));
     assert_eq!(child["parameters"], json!({"size": "2"}));
+    // A parameter given fills its filter; an empty one filters nothing.
+    assert_eq!(child["sla"], json!({"computer_guid": "COMP-1"}));
     assert_eq!(child["partition"], "slappart1");
 
     // The child publishes; the parent's next run reads it and publishes its own.
