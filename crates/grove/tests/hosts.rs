@@ -314,12 +314,18 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
     );
     let answer: serde_json::Value = serde_json::from_slice(&requested.stdout).expect("json");
     let shop = text(&answer, "url");
-    assert!(shop.contains("10.77.1."), "the web service on node a: {shop}");
+    assert!(
+        shop.contains("10.77.1."),
+        "the web service on node a: {shop}"
+    );
     let redis = cli("m", &["service", "info", "redis", "--json"]);
     let redis: serde_json::Value = serde_json::from_slice(&redis.stdout).expect("json");
     assert_eq!(redis["computer"], "node-b", "{redis}");
     let redis_url = redis["connection"]["url"].as_str().expect("redis url");
-    assert!(redis_url.contains("10.77.2."), "Redis on node b: {redis_url}");
+    assert!(
+        redis_url.contains("10.77.2."),
+        "Redis on node b: {redis_url}"
+    );
     assert_eq!(
         eventually("the web service to answer", || curl_in("b", &shop)),
         "Hello, visitor number 1!\n"
