@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use grove_api as api;
-use grove_node::Client;
+use grove_client::Client;
 use serde::Deserialize;
 
 /// Where the master is and who is asking.
@@ -71,12 +71,12 @@ fn client_with(
         Some((certificate, key)) => Some((read(certificate)?, read(key)?)),
         None => None,
     };
-    let identity = grove_node::Identity {
+    let identity = grove_client::Identity {
         token: token.map(|t| t.trim().to_owned()),
         ca_pem: ca_cert.map(read).transpose()?,
         certificate,
     };
-    Ok(Client::with_identity(url, &identity)?)
+    Ok(Client::new(url, &identity)?)
 }
 
 fn client_files() -> Vec<PathBuf> {
@@ -274,12 +274,7 @@ pub(crate) fn supply(args: SupplyArgs, state: api::SupplyState) -> anyhow::Resul
         software_release: release_url(&args.software_release)?,
         state,
     };
-    client.call::<serde_json::Value>(
-        "POST",
-        &format!("/v1/computers/{}/supply", args.computer),
-        Some(&supply),
-        grove_node::client::SHORT,
-    )?;
+    client.supply(&args.computer, &supply)?;
     if args.connection.json {
         print_json(&supply)?;
     } else {
@@ -350,14 +345,7 @@ pub(crate) fn request_instance(
     client: &Client,
     request: &api::InstanceRequest,
 ) -> anyhow::Result<api::Instance> {
-    client
-        .call(
-            "POST",
-            "/v1/instances",
-            Some(request),
-            grove_node::client::SHORT,
-        )?
-        .ok_or_else(|| anyhow!("the master answered nothing"))
+    Ok(client.request_instance(request)?)
 }
 
 pub(crate) fn connection_lines(connection: &api::Parameters) -> Vec<String> {
@@ -379,14 +367,7 @@ enum SoftwareProgress {
 /// computer (its owner, the admin); none once it is available or when it cannot be read.
 fn software_state(client: &Client, instance: &api::Instance) -> Option<SoftwareProgress> {
     let computer = instance.computer.as_deref()?;
-    let computer: api::Computer = client
-        .call(
-            "GET",
-            &format!("/v1/computers/{computer}"),
-            None,
-            grove_node::client::SHORT,
-        )
-        .ok()??;
+    let computer = client.show_computer(computer).ok()?;
     let software = computer
         .software
         .into_iter()
@@ -428,14 +409,7 @@ pub(crate) fn wait_for_connection(
     let mut error_since: Option<Instant> = None;
     let mut shown = String::new();
     loop {
-        let instance: api::Instance = client
-            .call(
-                "GET",
-                &format!("/v1/instances/{id}"),
-                None,
-                grove_node::client::SHORT,
-            )?
-            .ok_or_else(|| anyhow!("the master answered nothing"))?;
+        let instance = client.show_instance(id)?;
         // Published, its services up (the promises passed), and the report is about this
         // request: a changed instance keeps its old parameters until the node processed it.
         let current = instance
@@ -507,9 +481,7 @@ pub(crate) fn wait_for_connection(
 }
 
 fn instances(client: &Client) -> anyhow::Result<Vec<api::Instance>> {
-    Ok(client
-        .call("GET", "/v1/instances", None, grove_node::client::SHORT)?
-        .unwrap_or_default())
+    Ok(client.list_instances()?)
 }
 
 pub(crate) fn service(command: ServiceCommand) -> anyhow::Result<ExitCode> {
@@ -584,10 +556,7 @@ pub(crate) fn service(command: ServiceCommand) -> anyhow::Result<ExitCode> {
 pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
     match command {
         ComputerCommand::List { connection } => {
-            let list: Vec<api::Computer> = connection
-                .client()?
-                .call("GET", "/v1/computers", None, grove_node::client::SHORT)?
-                .unwrap_or_default();
+            let list = connection.client()?.list_computers()?;
             if connection.json {
                 return print_json(&list).map(|()| ExitCode::SUCCESS);
             }
@@ -612,15 +581,7 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
             reference,
             connection,
         } => {
-            let computer: api::Computer = connection
-                .client()?
-                .call(
-                    "GET",
-                    &format!("/v1/computers/{reference}"),
-                    None,
-                    grove_node::client::SHORT,
-                )?
-                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            let computer = connection.client()?.show_computer(&reference)?;
             if connection.json {
                 return print_json(&computer).map(|()| ExitCode::SUCCESS);
             }
@@ -664,12 +625,7 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
             connection,
         } => {
             let client = connection.client()?;
-            client.call::<serde_json::Value>(
-                "POST",
-                &format!("/v1/computers/{reference}/revoke"),
-                None,
-                grove_node::client::SHORT,
-            )?;
+            client.revoke_certificate(&reference)?;
             if connection.json {
                 print_json(&serde_json::json!({ "revoked": reference }))?;
             } else {
@@ -683,10 +639,7 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
         } => {
             let changes = key_values(&labels, "label")?;
             let client = connection.client()?;
-            let path = format!("/v1/computers/{reference}");
-            let computer: api::Computer = client
-                .call("GET", &path, None, grove_node::client::SHORT)?
-                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            let computer = client.show_computer(&reference)?;
             let mut merged = computer.labels;
             for (key, value) in changes {
                 if value.is_empty() {
@@ -696,12 +649,7 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             let body = api::Labels { labels: merged };
-            client.call::<serde_json::Value>(
-                "PUT",
-                &format!("{path}/labels"),
-                Some(&body),
-                grove_node::client::SHORT,
-            )?;
+            client.set_computer_labels(&reference, &body)?;
             if connection.json {
                 print_json(&body.labels)?;
             } else {
@@ -720,15 +668,7 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
 pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
     match command {
         UserCommand::Create { name, connection } => {
-            let credentials: api::Credentials = connection
-                .client()?
-                .call(
-                    "POST",
-                    "/v1/users",
-                    Some(&api::NewUser { name }),
-                    grove_node::client::SHORT,
-                )?
-                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            let credentials = connection.client()?.create_user(&name)?;
             if connection.json {
                 print_json(&credentials)?;
             } else {
@@ -740,15 +680,7 @@ pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             out,
             connection,
         } => {
-            let bundle: api::CertificateBundle = connection
-                .client()?
-                .call(
-                    "POST",
-                    &format!("/v1/users/{name}/certificate"),
-                    None,
-                    grove_node::client::SHORT,
-                )?
-                .ok_or_else(|| anyhow!("the master answered nothing"))?;
+            let bundle = connection.client()?.issue_user_certificate(&name)?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let files = [

@@ -207,10 +207,10 @@ fn register(path: &Path, args: RegisterArgs, json: bool) -> anyhow::Result<ExitC
         })
         .transpose()?;
     let credentials = client
-        .register(
-            &args.name,
-            crate::client::key_values(&args.labels, "label")?,
-        )
+        .register_computer(&grove_api::NewComputer {
+            reference: args.name.clone(),
+            labels: crate::client::key_values(&args.labels, "label")?,
+        })
         .with_context(|| format!("cannot register {}", args.name))?;
     config.token = credentials.token;
     write_config(path, &config)?;
@@ -237,14 +237,7 @@ fn join_token(args: JoinTokenArgs, json: bool) -> anyhow::Result<ExitCode> {
         ttl_seconds: Some(args.ttl.as_secs()),
         labels: crate::client::key_values(&args.labels, "label")?,
     };
-    let token: grove_api::JoinToken = client
-        .call(
-            "POST",
-            "/v1/join-tokens",
-            Some(&request),
-            Duration::from_secs(30),
-        )?
-        .context("the master answered nothing")?;
+    let token = client.create_join_token(&request)?;
     if json {
         print_json(&serde_json::to_value(&token)?)?;
     } else {
@@ -314,7 +307,8 @@ fn join(path: &Path, args: JoinArgs, json: bool) -> anyhow::Result<ExitCode> {
     config.validate()?;
     // The CA is read without trust, then trusted only if it is the pinned one; every
     // later call verifies the master's certificate against it.
-    let shown = grove_node::Client::unverified_ca(&args.url)
+    let shown = grove_client::Client::unverified(&args.url)
+        .ca_certificate()
         .with_context(|| format!("cannot read the CA of {}", args.url))?;
     let ders = grove_pki::certificates_der(&shown.certificate, "the master's CA")?;
     let actual = ders
@@ -328,9 +322,9 @@ fn join(path: &Path, args: JoinArgs, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     let (key, csr) = grove_pki::request(&grove_pki::Identity::Computer(name.clone()))?;
-    let client = grove_node::Client::with_identity(
+    let client = grove_client::Client::new(
         &args.url,
-        &grove_node::Identity {
+        &grove_client::Identity {
             token: None,
             ca_pem: Some(shown.certificate.clone()),
             certificate: None,

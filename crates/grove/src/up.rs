@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use grove_api as api;
-use grove_node::{Client, Config};
+use grove_client::{Client, Identity};
+use grove_node::Config;
 
 /// The computer `grove up` registers for itself.
 pub(crate) const LOCAL_COMPUTER: &str = "local";
@@ -83,8 +84,11 @@ fn node_config(
     let mut config = if path.exists() {
         Config::load(&path)?
     } else {
-        let credentials = Client::new(master_url, admin)
-            .register(LOCAL_COMPUTER, std::collections::BTreeMap::new())
+        let credentials = Client::new(master_url, &Identity::token(admin))?
+            .register_computer(&api::NewComputer {
+                reference: LOCAL_COMPUTER.to_owned(),
+                labels: Default::default(),
+            })
             .context("cannot register the local node")?;
         let mut config = Config::new(master_url, LOCAL_COMPUTER, &credentials.token);
         config.software_root = data_dir.join("software");
@@ -149,7 +153,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         };
         if let Some(release) = example {
             let name = args.example.clone().unwrap_or_default();
-            let client = Client::new(&url, &admin);
+            let client = Client::new(&url, &Identity::token(&admin))?;
             let json = args.json;
             let shown =
                 tokio::task::spawn_blocking(move || deploy_example(&client, &name, &release, json))
@@ -203,12 +207,7 @@ fn deploy_example(client: &Client, name: &str, release: &str, json: bool) -> any
         software_release: release.to_owned(),
         state: api::SupplyState::Available,
     };
-    client.call::<serde_json::Value>(
-        "POST",
-        &format!("/v1/computers/{LOCAL_COMPUTER}/supply"),
-        Some(&supply),
-        grove_node::client::SHORT,
-    )?;
+    client.supply(LOCAL_COMPUTER, &supply)?;
     let request = api::InstanceRequest {
         title: name.to_owned(),
         software_release: release.to_owned(),

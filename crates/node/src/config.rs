@@ -187,7 +187,7 @@ impl Config {
 
     /// Who the node is to the master: its token or its certificate, and the CA it trusts
     /// (the files are read now).
-    pub fn identity(&self) -> Result<crate::client::Identity, NodeError> {
+    pub fn identity(&self) -> Result<crate::Identity, NodeError> {
         let read = |path: &PathBuf| {
             std::fs::read_to_string(path).map_err(|source| NodeError::Io {
                 path: path.clone(),
@@ -209,7 +209,7 @@ impl Config {
                     .to_owned(),
             ));
         }
-        Ok(crate::client::Identity {
+        Ok(crate::Identity {
             token: (!self.token.is_empty()).then(|| self.token.clone()),
             ca_pem: self.ca_certificate.as_ref().map(read).transpose()?,
             certificate,

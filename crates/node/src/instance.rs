@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use grove_api as api;
 use grove_confine::{ConfineError, Kind, Owner, Tree};
 use grove_fetch::Fetcher;
-use grove_recipes::slap::{HttpMaster, Partition};
+use grove_recipes::slap::Partition;
 use grove_recipes::{Context, Registry, install, load_profile};
 use serde::{Deserialize, Serialize};
 
@@ -83,10 +83,13 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
             .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
     }
     let profile = load_profile(&main, fetcher)?;
-    let master = HttpMaster::new(
+    let master = grove_client::Client::new(
         &job.master_url,
-        &job.instance.token,
-        job.master_ca.as_deref(),
+        &grove_client::Identity {
+            token: Some(job.instance.token.clone()),
+            ca_pem: job.master_ca.clone(),
+            certificate: None,
+        },
     )
     .map_err(|e| e.to_string())?;
     let partition = Partition {

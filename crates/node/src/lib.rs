@@ -10,7 +10,6 @@
 //! be reached nothing is stopped: services keep running and the agent catches up when the
 //! master answers again.
 
-pub mod client;
 pub mod config;
 mod events;
 pub mod format;
@@ -36,9 +35,9 @@ use grove_fetch::Fetcher;
 use grove_recipes::Registry;
 use grove_supervisor::{Policy, Supervisor};
 
-pub use client::{Client, ClientError, Identity};
 pub use config::Config;
 pub use format::Slot;
+pub use grove_client::{Client, ClientError, Identity};
 pub use os::{Host, Os};
 pub use renew::certificate_state;
 pub use status::{ServiceStatus, query_status};
@@ -120,7 +119,7 @@ impl Agent {
     /// An agent for this configuration; fails when its credentials do not read.
     pub fn new(config: Config, options: AgentOptions, os: Arc<dyn Os>) -> Result<Agent, NodeError> {
         let identity = config.identity()?;
-        let client = Client::with_identity(&config.master_url, &identity)?;
+        let client = Client::new(&config.master_url, &identity)?;
         let master_ca = identity.ca_pem;
         let policy = options.policy;
         let state = state::State::new(&config.instance_root);

@@ -271,13 +271,16 @@ impl Publish {
         } else {
             parameters
         };
-        partition.master.publish(
-            partition.instance.id,
-            &api::Publish {
-                parameters,
-                shared_instance,
-            },
-        )
+        partition
+            .master
+            .publish(
+                partition.instance.id,
+                &api::Publish {
+                    parameters,
+                    shared_instance,
+                },
+            )
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -364,7 +367,10 @@ impl Recipe for Request {
             shared,
             sla,
         };
-        let child = partition.master.request(&request)?;
+        let child = partition
+            .master
+            .request(&request)
+            .map_err(|e| e.to_string())?;
         if let Ok(mut requested) = partition.requested.lock() {
             requested.push(title.clone());
         }

@@ -7,38 +7,12 @@ use std::time::Duration;
 
 use common::{run, run_in};
 use grove_api as api;
-use grove_recipes::slap::{HttpMaster, Master, Partition};
+use grove_client::{Client, ClientError, Identity};
+use grove_recipes::slap::{Master, Partition};
 use serde_json::{Value, json};
 
-fn call(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let auth = format!("Bearer {token}");
-    let full = format!("{url}{path}");
-    let mut response = match method {
-        "GET" => agent.get(&full).header("Authorization", &auth).call(),
-        "PUT" => agent
-            .put(&full)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(body.unwrap_or_default().to_string()),
-        _ => agent
-            .post(&full)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(body.unwrap_or_default().to_string()),
-    }
-    .expect("master answers");
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {text}"
-    );
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+fn client(url: &str, token: &str) -> Client {
+    Client::new(url, &Identity::token(token)).expect("client")
 }
 
 const PROFILE: &str = "\
@@ -84,62 +58,61 @@ fn configuration_request_and_publish_go_through_the_master() {
         .expect("token")
         .trim()
         .to_owned();
-    let node = call(
-        &url,
-        &admin,
-        "POST",
-        "/v1/computers",
-        Some(json!({"reference": "COMP-1"})),
-    );
-    let node = node["token"].as_str().expect("node token").to_owned();
-    call(
-        &url,
-        &node,
-        "PUT",
-        "/v1/computers/COMP-1/partitions",
-        Some(json!([
-            {"reference": "slappart0", "addresses": ["127.0.1.1", "fd00::1"]},
-            {"reference": "slappart1", "addresses": ["127.0.1.2"]},
-        ])),
-    );
+    let admin = client(&url, &admin);
+    let node = admin
+        .register_computer(&api::NewComputer {
+            reference: "COMP-1".to_owned(),
+            labels: Default::default(),
+        })
+        .expect("computer");
+    let node = client(&url, &node.token);
+    let declare = |reference: &str, addresses: &[&str]| api::PartitionDeclaration {
+        reference: reference.to_owned(),
+        addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    node.declare_partitions(
+        "COMP-1",
+        &[
+            declare("slappart0", &["127.0.1.1", "fd00::1"]),
+            declare("slappart1", &["127.0.1.2"]),
+        ],
+    )
+    .expect("partitions");
     for sr in ["parent.cfg", "child.cfg"] {
-        call(
-            &url,
-            &admin,
-            "POST",
-            "/v1/computers/COMP-1/supply",
-            Some(json!({"software_release": sr})),
-        );
+        let supply = api::Supply {
+            software_release: sr.to_owned(),
+            state: api::SupplyState::Available,
+        };
+        admin.supply("COMP-1", &supply).expect("supply");
     }
-    call(
-        &url,
-        &admin,
-        "POST",
-        "/v1/instances",
-        Some(json!({
-            "title": "app", "software_release": "parent.cfg",
-            "parameters": {"name": "Alice", "db-computer": "COMP-1"}
-        })),
-    );
+    admin
+        .request_instance(&api::InstanceRequest {
+            title: "app".to_owned(),
+            software_release: "parent.cfg".to_owned(),
+            software_type: "default".to_owned(),
+            parameters: json!({"name": "Alice", "db-computer": "COMP-1"})
+                .as_object()
+                .cloned()
+                .expect("object"),
+            state: api::RequestedState::Started,
+            shared: false,
+            sla: Default::default(),
+        })
+        .expect("request");
 
-    let desired: api::DesiredState = serde_json::from_value(call(
-        &url,
-        &node,
-        "GET",
-        "/v1/computers/COMP-1/desired",
-        None,
-    ))
-    .expect("desired");
+    let desired = node
+        .desired("COMP-1", None, Duration::ZERO)
+        .expect("desired");
     let slot = &desired.partitions[0];
     let instance = slot.instance.clone().expect("app runs in slappart0");
     let app_id = instance.id;
-    let client = HttpMaster::new(&url, &instance.token, None).expect("client");
+    let as_partition = client(&url, &instance.token);
     let partition = Partition {
         computer: "COMP-1".to_owned(),
         reference: slot.reference.clone(),
         addresses: slot.addresses.clone(),
         instance,
-        master: &client,
+        master: &as_partition,
         requested: Mutex::new(Vec::new()),
     };
     let work = dir.path().join("slappart0");
@@ -155,37 +128,29 @@ fn configuration_request_and_publish_go_through_the_master() {
         "{error}"
     );
     assert_eq!(*partition.requested.lock().expect("lock"), vec!["db"]);
-    let child = call(&url, &admin, "GET", "/v1/instances", None);
-    let child = child
-        .as_array()
+    let child = admin
+        .list_instances()
         .expect("list")
-        .iter()
-        .find(|i| i["title"] == "db")
-        .expect("db requested")
-        .clone();
-    assert_eq!(child["parent"], json!(app_id));
-    assert_eq!(child["parameters"], json!({"size": "2"}));
+        .into_iter()
+        .find(|i| i.title == "db")
+        .expect("db requested");
+    assert_eq!(child.parent, Some(app_id));
+    assert_eq!(json!(child.parameters), json!({"size": "2"}));
+    assert_eq!(child.partition.as_deref(), Some("slappart1"));
     // A parameter given fills its filter; an empty one filters nothing.
-    assert_eq!(child["sla"], json!({"computer_guid": "COMP-1"}));
-    assert_eq!(child["partition"], "slappart1");
+    assert_eq!(json!(child.sla), json!({"computer_guid": "COMP-1"}));
 
     // The child publishes; the parent's next run reads it and publishes its own.
-    let desired: api::DesiredState = serde_json::from_value(call(
-        &url,
-        &node,
-        "GET",
-        "/v1/computers/COMP-1/desired",
-        None,
-    ))
-    .expect("desired");
+    let desired = node
+        .desired("COMP-1", None, Duration::ZERO)
+        .expect("desired");
     let child_slot = desired.partitions[1]
         .instance
         .clone()
         .expect("db runs in slappart1");
     let mut published = api::Parameters::new();
     published.insert("url".to_owned(), json!("redis://127.0.1.2:6379"));
-    HttpMaster::new(&url, &child_slot.token, None)
-        .expect("client")
+    client(&url, &child_slot.token)
         .publish(
             child_slot.id,
             &api::Publish {
@@ -195,15 +160,9 @@ fn configuration_request_and_publish_go_through_the_master() {
         )
         .expect("child publishes");
     run().expect("the parent converges");
-    let app = call(
-        &url,
-        &admin,
-        "GET",
-        &format!("/v1/instances/{app_id}"),
-        None,
-    );
+    let app = admin.show_instance(app_id).expect("app");
     assert_eq!(
-        app["connection"],
+        json!(app.connection),
         json!({"greeting": "Hello Alice!", "colour": "blue", "address": "127.0.1.1", "db": "redis://127.0.1.2:6379"})
     );
     runtime.block_on(master.stop());
@@ -227,13 +186,17 @@ struct Recorder {
 }
 
 impl Master for Recorder {
-    fn publish(&self, _instance: i64, publish: &api::Publish) -> Result<(), String> {
+    fn publish(&self, _instance: i64, publish: &api::Publish) -> Result<(), ClientError> {
         self.published.lock().expect("lock").push(publish.clone());
         Ok(())
     }
 
-    fn request(&self, _request: &api::InstanceRequest) -> Result<api::Instance, String> {
-        Err("not in this test".to_owned())
+    fn request(&self, _request: &api::InstanceRequest) -> Result<api::Instance, ClientError> {
+        Err(ClientError::Refused {
+            status: 501,
+            code: "not_here".to_owned(),
+            message: "not in this test".to_owned(),
+        })
     }
 }
 

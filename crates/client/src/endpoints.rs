@@ -1,0 +1,177 @@
+//! One method per operation of the API (`grove_api::endpoints`), in the table's order.
+//! Each takes its path argument and body typed, and returns the answer typed.
+
+use std::time::Duration;
+
+use grove_api as api;
+use grove_api::endpoints::Operation;
+
+use crate::transport::{Call, LONG_POLL_MARGIN};
+use crate::{Client, ClientError};
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+impl Client {
+    /// `health`: whether the master answers.
+    pub fn health(&self) -> Result<serde_json::Value> {
+        self.answer(&Call::new(Operation::Health))
+    }
+
+    /// `createUser` (the admin): a user and its token.
+    pub fn create_user(&self, name: &str) -> Result<api::Credentials> {
+        self.answer(&Call::new(Operation::CreateUser).body(&api::NewUser {
+            name: name.to_owned(),
+        })?)
+    }
+
+    /// `registerComputer`: a computer owned by the caller, and its node's token.
+    pub fn register_computer(&self, computer: &api::NewComputer) -> Result<api::Credentials> {
+        self.answer(&Call::new(Operation::RegisterComputer).body(computer)?)
+    }
+
+    /// `listComputers`: the computers the caller may see.
+    pub fn list_computers(&self) -> Result<Vec<api::Computer>> {
+        self.answer(&Call::new(Operation::ListComputers))
+    }
+
+    /// `showComputer`.
+    pub fn show_computer(&self, reference: &str) -> Result<api::Computer> {
+        self.answer(&Call::new(Operation::ShowComputer).on(reference))
+    }
+
+    /// `declarePartitions` (the computer's node).
+    pub fn declare_partitions(
+        &self,
+        reference: &str,
+        partitions: &[api::PartitionDeclaration],
+    ) -> Result<()> {
+        self.done(
+            &Call::new(Operation::DeclarePartitions)
+                .on(reference)
+                .body(partitions)?,
+        )
+    }
+
+    /// `setComputerLabels`: replaces the computer's labels.
+    pub fn set_computer_labels(&self, reference: &str, labels: &api::Labels) -> Result<()> {
+        self.done(
+            &Call::new(Operation::SetComputerLabels)
+                .on(reference)
+                .body(labels)?,
+        )
+    }
+
+    /// `supply`: asks the computer to install (or remove) a software release.
+    pub fn supply(&self, reference: &str, supply: &api::Supply) -> Result<()> {
+        self.done(&Call::new(Operation::Supply).on(reference).body(supply)?)
+    }
+
+    /// `reportSoftware` (the computer's node).
+    pub fn report_software(&self, reference: &str, report: &api::SoftwareReport) -> Result<()> {
+        self.done(
+            &Call::new(Operation::ReportSoftware)
+                .on(reference)
+                .body(report)?,
+        )
+    }
+
+    /// `desiredState` (the computer's node): at once without `after`; else once the
+    /// revision is newer than `after`, waiting up to `wait` (a long poll).
+    pub fn desired(
+        &self,
+        reference: &str,
+        after: Option<i64>,
+        wait: Duration,
+    ) -> Result<api::DesiredState> {
+        let mut call = Call::new(Operation::DesiredState).on(reference);
+        if let Some(after) = after {
+            call.query = Some(format!("after={after}&wait={}", wait.as_secs()));
+            call.timeout = wait + LONG_POLL_MARGIN;
+        }
+        self.answer(&call)
+    }
+
+    /// `reportUsage` (the computer's node).
+    pub fn report_usage(&self, reference: &str, usage: &api::UsageReport) -> Result<()> {
+        self.done(
+            &Call::new(Operation::ReportUsage)
+                .on(reference)
+                .body(usage)?,
+        )
+    }
+
+    /// `requestInstance`: creates or updates the caller's instance of that title (a
+    /// partition requests its children so).
+    pub fn request_instance(&self, request: &api::InstanceRequest) -> Result<api::Instance> {
+        self.answer(&Call::new(Operation::RequestInstance).body(request)?)
+    }
+
+    /// `listInstances`: the instances the caller may see.
+    pub fn list_instances(&self) -> Result<Vec<api::Instance>> {
+        self.answer(&Call::new(Operation::ListInstances))
+    }
+
+    /// `showInstance`.
+    pub fn show_instance(&self, id: i64) -> Result<api::Instance> {
+        let id = id.to_string();
+        self.answer(&Call::new(Operation::ShowInstance).on(&id))
+    }
+
+    /// `reportState` (the node the instance is on).
+    pub fn report_state(&self, id: i64, report: &api::StateReport) -> Result<()> {
+        let id = id.to_string();
+        self.done(&Call::new(Operation::ReportState).on(&id).body(report)?)
+    }
+
+    /// `publish` (the instance's partition, or its node).
+    pub fn publish(&self, id: i64, publish: &api::Publish) -> Result<()> {
+        let id = id.to_string();
+        self.done(&Call::new(Operation::Publish).on(&id).body(publish)?)
+    }
+
+    /// `setChildren`: the children the instance's last run requested (the others go).
+    pub fn set_children(&self, id: i64, children: &api::Children) -> Result<()> {
+        let id = id.to_string();
+        self.done(&Call::new(Operation::SetChildren).on(&id).body(children)?)
+    }
+
+    /// `instanceUsage`: what the instance's partition consumed.
+    pub fn instance_usage(&self, id: i64) -> Result<Vec<api::UsageSample>> {
+        let id = id.to_string();
+        self.answer(&Call::new(Operation::InstanceUsage).on(&id))
+    }
+
+    /// `renewCertificate` (the computer's node): the master signs `csr` for it.
+    pub fn renew_certificate(&self, reference: &str, csr: &str) -> Result<api::Joined> {
+        self.answer(&Call::new(Operation::RenewCertificate).on(reference).body(
+            &api::CertificateRequest {
+                csr: csr.to_owned(),
+            },
+        )?)
+    }
+
+    /// `revokeCertificate`: the node's certificate is refused from now on.
+    pub fn revoke_certificate(&self, reference: &str) -> Result<()> {
+        self.done(&Call::new(Operation::RevokeCertificate).on(reference))
+    }
+
+    /// `caCertificate`: the master's CA (see [`Client::unverified`] before trusting it).
+    pub fn ca_certificate(&self) -> Result<api::CaCertificate> {
+        self.answer(&Call::new(Operation::CaCertificate))
+    }
+
+    /// `createJoinToken`: a one-time token a new node joins with.
+    pub fn create_join_token(&self, token: &api::NewJoinToken) -> Result<api::JoinToken> {
+        self.answer(&Call::new(Operation::CreateJoinToken).body(token)?)
+    }
+
+    /// `join`: with a join token, the master signs the request's CSR for its computer.
+    pub fn join(&self, request: &api::JoinRequest) -> Result<api::Joined> {
+        self.answer(&Call::new(Operation::Join).body(request)?)
+    }
+
+    /// `issueUserCertificate`: a client certificate bundle for the user `name`.
+    pub fn issue_user_certificate(&self, name: &str) -> Result<api::CertificateBundle> {
+        self.answer(&Call::new(Operation::IssueUserCertificate).on(name))
+    }
+}

@@ -1,0 +1,339 @@
+//! Every operation of the API through its client method, against a real master over
+//! HTTPS: the table (`grove_api::endpoints`) is matched exhaustively, so an operation
+//! added without a client method does not compile here.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use grove_api::endpoints::{OPERATIONS, Operation};
+use grove_api::{self as api};
+use grove_client::{Client, ClientError, Identity};
+use grove_master::{MasterConfig, TlsOptions, Transport};
+
+/// The order the walk calls them in: each needs what an earlier one made.
+const ORDER: &[Operation] = &[
+    Operation::Health,
+    Operation::CaCertificate,
+    Operation::CreateUser,
+    Operation::IssueUserCertificate,
+    Operation::RegisterComputer,
+    Operation::DeclarePartitions,
+    Operation::SetComputerLabels,
+    Operation::ListComputers,
+    Operation::ShowComputer,
+    Operation::Supply,
+    Operation::ReportSoftware,
+    Operation::RequestInstance,
+    Operation::DesiredState,
+    Operation::ReportState,
+    Operation::Publish,
+    Operation::SetChildren,
+    Operation::ListInstances,
+    Operation::ShowInstance,
+    Operation::ReportUsage,
+    Operation::InstanceUsage,
+    Operation::CreateJoinToken,
+    Operation::Join,
+    Operation::RenewCertificate,
+    Operation::RevokeCertificate,
+];
+
+#[derive(Default)]
+struct Walk {
+    node: Option<Client>,
+    instance: Option<api::PartitionInstance>,
+    join_token: Option<String>,
+    joined: Option<(Client, String)>,
+}
+
+#[test]
+fn every_operation_has_a_typed_method_that_works() {
+    assert_eq!(
+        ORDER.iter().map(|o| o.id()).collect::<BTreeSet<_>>().len(),
+        ORDER.len(),
+        "each operation once"
+    );
+    assert_eq!(
+        ORDER.iter().map(|o| o.id()).collect::<BTreeSet<_>>(),
+        OPERATIONS.iter().map(|o| o.id()).collect::<BTreeSet<_>>(),
+        "the walk covers the table"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = MasterConfig::new("127.0.0.1:0".parse().expect("addr"), dir.path().join("m"));
+    config.transport = Transport::Https(TlsOptions {
+        ca: None,
+        names: vec![],
+    });
+    let master = runtime
+        .block_on(grove_master::start(&config))
+        .expect("master");
+    let url = master.url();
+    let (ca_path, fingerprint) = master.ca.clone().expect("https");
+    let ca_pem = std::fs::read_to_string(ca_path).expect("ca");
+    let trust = |token: Option<&str>| Identity {
+        token: token.map(str::to_owned),
+        ca_pem: Some(ca_pem.clone()),
+        certificate: None,
+    };
+    let admin_token = std::fs::read_to_string(&master.admin_token_path).expect("token");
+    let admin = Client::new(&url, &trust(Some(admin_token.trim()))).expect("client");
+    let sr = "https://sr/hello.cfg".to_owned();
+    let mut walk = Walk::default();
+
+    for &operation in ORDER {
+        match operation {
+            Operation::Health => {
+                assert_eq!(admin.health().expect("health")["status"], "ok");
+            }
+            Operation::CaCertificate => {
+                let shown = Client::unverified(&url).ca_certificate().expect("ca");
+                assert_eq!(shown.fingerprint, fingerprint);
+                assert_eq!(shown.certificate.trim(), ca_pem.trim());
+            }
+            Operation::CreateUser => {
+                let alice = admin.create_user("alice").expect("user");
+                assert_eq!(alice.name, "alice");
+                let as_alice = Client::new(&url, &trust(Some(&alice.token))).expect("client");
+                assert_eq!(as_alice.list_instances().expect("hers"), vec![]);
+            }
+            Operation::IssueUserCertificate => {
+                let bundle = admin.issue_user_certificate("alice").expect("bundle");
+                let by_certificate = Client::new(
+                    &url,
+                    &Identity {
+                        token: None,
+                        ca_pem: Some(bundle.ca.clone()),
+                        certificate: Some((bundle.certificate, bundle.key)),
+                    },
+                )
+                .expect("client");
+                assert_eq!(by_certificate.list_computers().expect("hers"), vec![]);
+            }
+            Operation::RegisterComputer => {
+                let credentials = admin
+                    .register_computer(&api::NewComputer {
+                        reference: "C1".to_owned(),
+                        labels: Default::default(),
+                    })
+                    .expect("computer");
+                walk.node =
+                    Some(Client::new(&url, &trust(Some(&credentials.token))).expect("client"));
+            }
+            Operation::DeclarePartitions => {
+                let node = walk.node.as_ref().expect("registered");
+                node.declare_partitions(
+                    "C1",
+                    &[api::PartitionDeclaration {
+                        reference: "slappart0".to_owned(),
+                        addresses: vec!["127.0.9.1".to_owned()],
+                    }],
+                )
+                .expect("declared");
+            }
+            Operation::SetComputerLabels => {
+                let labels = api::Labels {
+                    labels: [("zone".to_owned(), "eu-1".to_owned())].into(),
+                };
+                admin.set_computer_labels("C1", &labels).expect("labels");
+            }
+            Operation::ListComputers => {
+                let all = admin.list_computers().expect("list");
+                assert_eq!(all.len(), 1);
+                assert_eq!(all[0].labels.get("zone").map(String::as_str), Some("eu-1"));
+            }
+            Operation::ShowComputer => {
+                let one = admin.show_computer("C1").expect("show");
+                assert_eq!(one.partitions.len(), 1);
+                let missing = admin.show_computer("no such/computer").expect_err("none");
+                assert_eq!(missing.status(), Some(404), "{missing}");
+            }
+            Operation::Supply => {
+                admin
+                    .supply(
+                        "C1",
+                        &api::Supply {
+                            software_release: sr.clone(),
+                            state: api::SupplyState::Available,
+                        },
+                    )
+                    .expect("supply");
+            }
+            Operation::ReportSoftware => {
+                walk.node
+                    .as_ref()
+                    .expect("registered")
+                    .report_software(
+                        "C1",
+                        &api::SoftwareReport {
+                            software_release: sr.clone(),
+                            state: api::SoftwareState::Available,
+                            error: None,
+                        },
+                    )
+                    .expect("report");
+            }
+            Operation::RequestInstance => {
+                let web = admin
+                    .request_instance(&api::InstanceRequest {
+                        title: "web".to_owned(),
+                        software_release: sr.clone(),
+                        software_type: "default".to_owned(),
+                        parameters: Default::default(),
+                        state: api::RequestedState::Started,
+                        shared: false,
+                        sla: Default::default(),
+                    })
+                    .expect("request");
+                assert_eq!(web.partition.as_deref(), Some("slappart0"));
+            }
+            Operation::DesiredState => {
+                let node = walk.node.as_ref().expect("registered");
+                let desired = node.desired("C1", None, Duration::ZERO).expect("desired");
+                walk.instance = desired.partitions[0].instance.clone();
+                assert!(walk.instance.is_some(), "the instance is on slappart0");
+                // A long poll with nothing newer answers the same revision once the wait
+                // is over.
+                let again = node
+                    .desired("C1", Some(desired.revision), Duration::from_secs(1))
+                    .expect("long poll");
+                assert_eq!(again.revision, desired.revision);
+            }
+            Operation::ReportState => {
+                let instance = walk.instance.as_ref().expect("desired");
+                walk.node
+                    .as_ref()
+                    .expect("registered")
+                    .report_state(
+                        instance.id,
+                        &api::StateReport {
+                            state: api::ReportedState::Started,
+                            error: None,
+                            timestamp: None,
+                        },
+                    )
+                    .expect("state");
+            }
+            Operation::Publish => {
+                let instance = walk.instance.as_ref().expect("desired");
+                let partition = Client::new(&url, &trust(Some(&instance.token))).expect("client");
+                partition
+                    .publish(
+                        instance.id,
+                        &api::Publish {
+                            parameters: [("url".to_owned(), "http://127.0.9.1/".into())]
+                                .into_iter()
+                                .collect(),
+                            shared_instance: None,
+                        },
+                    )
+                    .expect("publish");
+            }
+            Operation::SetChildren => {
+                let instance = walk.instance.as_ref().expect("desired");
+                let partition = Client::new(&url, &trust(Some(&instance.token))).expect("client");
+                partition
+                    .set_children(instance.id, &api::Children { titles: vec![] })
+                    .expect("children");
+            }
+            Operation::ListInstances => {
+                let all = admin.list_instances().expect("list");
+                assert_eq!(all.len(), 1);
+                assert_eq!(all[0].reported_state, Some(api::ReportedState::Started));
+            }
+            Operation::ShowInstance => {
+                let id = walk.instance.as_ref().expect("desired").id;
+                let web = admin.show_instance(id).expect("show");
+                assert_eq!(web.connection["url"], "http://127.0.9.1/");
+            }
+            Operation::ReportUsage => {
+                walk.node
+                    .as_ref()
+                    .expect("registered")
+                    .report_usage(
+                        "C1",
+                        &api::UsageReport {
+                            partitions: vec![api::PartitionUsage {
+                                reference: "slappart0".to_owned(),
+                                cpu_seconds: 1.5,
+                                memory_bytes: 4096,
+                                restarts: 0,
+                            }],
+                        },
+                    )
+                    .expect("usage");
+            }
+            Operation::InstanceUsage => {
+                let id = walk.instance.as_ref().expect("desired").id;
+                let samples = admin.instance_usage(id).expect("usage");
+                assert_eq!(samples.len(), 1);
+                assert_eq!(samples[0].memory_bytes, 4096);
+            }
+            Operation::CreateJoinToken => {
+                let token = admin
+                    .create_join_token(&api::NewJoinToken {
+                        ttl_seconds: Some(60),
+                        labels: Default::default(),
+                    })
+                    .expect("join token");
+                assert_eq!(token.ca_fingerprint, fingerprint);
+                walk.join_token = Some(token.token);
+            }
+            Operation::Join => {
+                let (key, csr) =
+                    grove_pki::request(&grove_pki::Identity::Computer("C2".to_owned()))
+                        .expect("csr");
+                let joined = Client::new(&url, &trust(None))
+                    .expect("client")
+                    .join(&api::JoinRequest {
+                        token: walk.join_token.clone().expect("token"),
+                        reference: "C2".to_owned(),
+                        csr,
+                    })
+                    .expect("joined");
+                let node = Client::new(
+                    &url,
+                    &Identity {
+                        token: None,
+                        ca_pem: Some(ca_pem.clone()),
+                        certificate: Some((joined.certificate, key)),
+                    },
+                )
+                .expect("client");
+                node.desired("C2", None, Duration::ZERO)
+                    .expect("its desired state");
+                walk.joined = Some((node, "C2".to_owned()));
+            }
+            Operation::RenewCertificate => {
+                let (node, reference) = walk.joined.as_ref().expect("joined");
+                let (key, csr) =
+                    grove_pki::request(&grove_pki::Identity::Computer(reference.clone()))
+                        .expect("csr");
+                let renewed = node.renew_certificate(reference, &csr).expect("renewed");
+                node.set_identity(&Identity {
+                    token: None,
+                    ca_pem: Some(ca_pem.clone()),
+                    certificate: Some((renewed.certificate, key)),
+                })
+                .expect("identity");
+                node.desired(reference, None, Duration::ZERO)
+                    .expect("the renewed certificate works");
+            }
+            Operation::RevokeCertificate => {
+                let (node, reference) = walk.joined.as_ref().expect("joined");
+                admin.revoke_certificate(reference).expect("revoked");
+                let refused = node
+                    .desired(reference, None, Duration::ZERO)
+                    .expect_err("revoked");
+                assert_eq!(refused.status(), Some(401), "{refused}");
+            }
+        }
+    }
+    // Nothing answers at a closed port: the error says where.
+    let closed = Client::new("https://127.0.0.1:9", &trust(None)).expect("client");
+    assert!(
+        matches!(closed.health(), Err(ClientError::Unreachable { ref url, .. }) if url == "https://127.0.0.1:9"),
+        "unreachable"
+    );
+    runtime.block_on(master.stop());
+}
