@@ -521,17 +521,13 @@ fn master_and_node_apart_survive_each_others_restarts() {
     let id = client(&["service", "info", "first"])["id"]
         .as_i64()
         .expect("id");
-    let usage = ureq::get(format!("{master_url}/v1/instances/{id}/usage"))
-        .header("Authorization", format!("Bearer {admin}"))
-        .call()
-        .expect("usage")
-        .body_mut()
-        .read_to_string()
-        .expect("body");
-    let usage: Value = serde_json::from_str(&usage).expect("json");
-    assert_eq!(usage[0]["partition"], "slappart0");
-    assert!(usage[0]["memory_bytes"].as_u64().expect("memory") > 1_000_000);
-    assert_eq!(usage[0]["restarts"], 0);
+    let usage = grove_client::Client::new(&master_url, &grove_client::Identity::token(&admin))
+        .expect("client")
+        .instance_usage(id)
+        .expect("usage");
+    assert_eq!(usage[0].partition, "slappart0");
+    assert!(usage[0].memory_bytes > 1_000_000);
+    assert_eq!(usage[0].restarts, 0);
 
     // The master goes away: the service keeps running.
     master.stop();

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use grove_client::{Client, ClientError, Identity};
+
 mod common;
 use common::{Daemon, Place, eventually, example, free_port, get, grove, text};
 
@@ -124,31 +126,26 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// An HTTPS agent trusting the CA, with a client certificate if given.
-fn agent(ca: &Path, identity: Option<(&Path, &Path)>) -> ureq::Agent {
-    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-    let ca = std::fs::read(ca).expect("ca");
-    let mut tls = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[
-        Certificate::from_pem(&ca).expect("ca pem"),
-    ]));
-    if let Some((certificate, key)) = identity {
-        let certificate = std::fs::read(certificate).expect("certificate");
-        let key = std::fs::read(key).expect("key");
-        tls = tls.client_cert(Some(ClientCert::new_with_certs(
-            &[Certificate::from_pem(&certificate).expect("pem")],
-            PrivateKey::from_pem(&key).expect("key pem"),
-        )));
-    }
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .tls_config(tls.build())
-        .build()
-        .into()
+/// A client of the master trusting its CA, with a client certificate if given.
+fn agent(url: &str, ca: &Path, identity: Option<(&Path, &Path)>) -> Client {
+    let read = |path: &Path| std::fs::read_to_string(path).expect("readable");
+    Client::new(
+        url,
+        &Identity {
+            token: None,
+            ca_pem: Some(read(ca)),
+            certificate: identity.map(|(certificate, key)| (read(certificate), read(key))),
+        },
+    )
+    .expect("client")
 }
 
-fn status(agent: &ureq::Agent, url: &str) -> u16 {
-    agent.get(url).call().expect("an answer").status().as_u16()
+/// The HTTP status of an answer: 200 for success.
+fn status<T>(answer: Result<T, ClientError>) -> u16 {
+    match answer {
+        Ok(_) => 200,
+        Err(e) => e.status().unwrap_or_else(|| panic!("no answer: {e}")),
+    }
 }
 
 #[test]
@@ -224,15 +221,18 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
     let second = master.join_token(&[]);
     let (joined_2, _) = master.join("node-2", &second, &master.fingerprint);
     assert!(joined_2.status.success(), "{}", stderr(&joined_2));
-    let anonymous = agent(&master.ca, None);
-    let desired = |name: &str| format!("{}/v1/computers/{name}/desired", master.url());
-    assert_eq!(status(&anonymous, &desired("node-1")), 401);
+    let anonymous = agent(&master.url(), &master.ca, None);
+    assert_eq!(
+        status(anonymous.desired("node-1", None, Duration::ZERO)),
+        401
+    );
     let node_1 = agent(
+        &master.url(),
         &master.ca,
         Some((&dir.join("node.pem"), &dir.join("node.key"))),
     );
-    assert_eq!(status(&node_1, &desired("node-1")), 200);
-    assert_eq!(status(&node_1, &desired("node-2")), 403);
+    assert_eq!(status(node_1.desired("node-1", None, Duration::ZERO)), 200);
+    assert_eq!(status(node_1.desired("node-2", None, Duration::ZERO)), 403);
     // A certificate of another CA does not pass the handshake.
     let stranger_dir = place.path().join("stranger");
     std::fs::create_dir_all(&stranger_dir).expect("dir");
@@ -249,11 +249,15 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
     std::fs::write(stranger_dir.join("c.pem"), &issued.certificate_pem).expect("write");
     std::fs::write(stranger_dir.join("c.key"), &issued.key_pem).expect("write");
     let stranger = agent(
+        &master.url(),
         &master.ca,
         Some((&stranger_dir.join("c.pem"), &stranger_dir.join("c.key"))),
     );
     assert!(
-        stranger.get(&desired("node-1")).call().is_err(),
+        matches!(
+            stranger.desired("node-1", None, Duration::ZERO),
+            Err(ClientError::Unreachable { .. })
+        ),
         "the handshake fails"
     );
     // Renewal: the node's new certificate works, its old one is refused at once.
@@ -268,25 +272,34 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
         .expect("runs");
     assert!(renewed.status.success(), "{}", stderr(&renewed));
     let renewed_agent = agent(
+        &master.url(),
         &master.ca,
         Some((&dir.join("node.pem"), &dir.join("node.key"))),
     );
-    assert_eq!(status(&renewed_agent, &desired("node-1")), 200);
+    assert_eq!(
+        status(renewed_agent.desired("node-1", None, Duration::ZERO)),
+        200
+    );
     let old_agent = agent(
+        &master.url(),
         &master.ca,
         Some((&old.join("node.pem"), &old.join("node.key"))),
     );
-    assert_eq!(status(&old_agent, &desired("node-1")), 401);
+    assert_eq!(
+        status(old_agent.desired("node-1", None, Duration::ZERO)),
+        401
+    );
     // Revocation: node-2's certificate is refused from the next request on.
     let dir_2 = place.path().join("node-2");
     let node_2 = agent(
+        &master.url(),
         &master.ca,
         Some((&dir_2.join("node.pem"), &dir_2.join("node.key"))),
     );
-    assert_eq!(status(&node_2, &desired("node-2")), 200);
+    assert_eq!(status(node_2.desired("node-2", None, Duration::ZERO)), 200);
     let revoked = master.cli(&["computer", "revoke", "node-2"]);
     assert!(revoked.status.success(), "{}", stderr(&revoked));
-    assert_eq!(status(&node_2, &desired("node-2")), 401);
+    assert_eq!(status(node_2.desired("node-2", None, Duration::ZERO)), 401);
     // A user with a client certificate instead of a token: sees what is theirs, may not
     // do the admin's work, and a new certificate makes the old one refused.
     let created = master.cli(&["user", "create", "alice"]);
@@ -331,17 +344,18 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
     std::fs::copy(bundle.join("alice.pem"), old.join("alice.pem")).expect("copy");
     std::fs::copy(bundle.join("alice.key"), old.join("alice.key")).expect("copy");
     issue();
-    let instances = format!("{}/v1/instances", master.url());
     let new_alice = agent(
+        &master.url(),
         &master.ca,
         Some((&bundle.join("alice.pem"), &bundle.join("alice.key"))),
     );
-    assert_eq!(status(&new_alice, &instances), 200);
+    assert_eq!(status(new_alice.list_instances()), 200);
     let old_alice = agent(
+        &master.url(),
         &master.ca,
         Some((&old.join("alice.pem"), &old.join("alice.key"))),
     );
-    assert_eq!(status(&old_alice, &instances), 401);
+    assert_eq!(status(old_alice.list_instances()), 401);
     // Plain HTTP gets no API answer from the HTTPS port.
     assert_eq!(get(&format!("http://{}/v1/health", master.listen)), None);
 
