@@ -14,37 +14,28 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use grove_api as api;
+use grove_client::{Client, Identity};
 
 // The end-to-end tests' helpers (only `end_processes_in` is used here).
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 struct Api {
-    url: String,
-    auth: String,
-    agent: ureq::Agent,
+    client: Client,
 }
 
 impl Api {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.url);
-        let mut response = match method {
-            "GET" => self
-                .agent
-                .get(&url)
-                .header("Authorization", &self.auth)
-                .call(),
-            _ => self
-                .agent
-                .post(&url)
-                .header("Authorization", &self.auth)
-                .header("Content-Type", "application/json")
-                .send(body.unwrap_or_default().to_string()),
-        }
-        .unwrap();
-        let text = response.body_mut().read_to_string().unwrap();
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+    fn supply(&self, release: &str) {
+        self.client
+            .supply(
+                "bench",
+                &api::Supply {
+                    software_release: release.to_owned(),
+                    state: api::SupplyState::Available,
+                },
+            )
+            .expect("supply");
     }
 
     /// Waits (unmeasured) until the instance reports started, so that each run starts on
@@ -52,12 +43,10 @@ impl Api {
     fn settle(&self, title: &str) {
         let start = Instant::now();
         loop {
-            let list = self.call("GET", "/v1/instances", None);
-            let started = list
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|i| i["title"] == title && i["reported_state"] == "started");
+            let started =
+                self.client.list_instances().expect("list").iter().any(|i| {
+                    i.title == title && i.reported_state == Some(api::ReportedState::Started)
+                });
             if started {
                 return;
             }
@@ -72,23 +61,26 @@ impl Api {
     /// Requests an instance and waits until its connection parameters are visible.
     fn request_until_published(&self, title: &str, release: &str) -> Duration {
         let start = Instant::now();
-        let instance = self.call(
-            "POST",
-            "/v1/instances",
-            Some(json!({"title": title, "software_release": release})),
-        );
-        let id = instance["id"].as_i64().unwrap();
+        let instance = self
+            .client
+            .request_instance(&api::InstanceRequest {
+                title: title.to_owned(),
+                software_release: release.to_owned(),
+                software_type: "default".to_owned(),
+                parameters: Default::default(),
+                state: api::RequestedState::Started,
+                shared: false,
+                sla: Default::default(),
+            })
+            .expect("request");
         loop {
-            let instance = self.call("GET", &format!("/v1/instances/{id}"), None);
-            if instance["connection"]
-                .as_object()
-                .is_some_and(|c| !c.is_empty())
-            {
+            let instance = self.client.show_instance(instance.id).expect("instance");
+            if !instance.connection.is_empty() {
                 return start.elapsed();
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
-                "{title}: nothing published: {instance}"
+                "{title}: nothing published: {instance:?}"
             );
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -189,7 +181,8 @@ fn main() {
     );
     let token_path = dir.path().join("master/admin.token");
     let start = Instant::now();
-    while !token_path.exists() || ureq::get(format!("{url}/v1/health")).call().is_err() {
+    let anyone = Client::new(&url, &Identity::default()).unwrap();
+    while !token_path.exists() || anyone.health().is_err() {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -232,12 +225,7 @@ fn main() {
     );
     let pid = node.0.id();
     let api = Api {
-        url: url.clone(),
-        auth: format!("Bearer {admin}"),
-        agent: ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into(),
+        client: Client::new(&url, &Identity::token(&admin)).unwrap(),
     };
     // Idle: formatted, nothing to do, one long poll a second.
     std::thread::sleep(Duration::from_secs(3));
@@ -253,11 +241,7 @@ fn main() {
         .unwrap()
         .display()
         .to_string();
-    api.call(
-        "POST",
-        "/v1/computers/bench/supply",
-        Some(json!({"software_release": hello})),
-    );
+    api.supply(&hello);
     // The first one builds the release.
     api.request_until_published("warm-up", &hello);
     let warm: Vec<Duration> = (0..runs)
@@ -276,11 +260,7 @@ fn main() {
         .map(|i| {
             let release = tiny_release(dir.path(), i);
             let start = Instant::now();
-            api.call(
-                "POST",
-                "/v1/computers/bench/supply",
-                Some(json!({"software_release": release})),
-            );
+            api.supply(&release);
             let title = format!("cold-{i}");
             api.request_until_published(&title, &release);
             let took = start.elapsed();

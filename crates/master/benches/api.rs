@@ -1,4 +1,4 @@
-//! Load on a real master over loopback HTTP (keep-alive clients on their own threads; the
+//! Load on a real master over loopback HTTP (keep-alive `grove-client` clients on their own threads; the
 //! master on a one-worker runtime, so on one core). Results go to BENCHMARKS.md.
 //!
 //! `cargo bench -p grove-master --bench api` (set `GROVE_BENCH_SECONDS`, default 5,
@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use grove_api as api;
+use grove_client::{Client, Identity};
 use serde_json::{Value, json};
 
 const SR: &str = "https://example.test/bench/software.cfg";
@@ -18,60 +20,51 @@ const SR: &str = "https://example.test/bench/software.cfg";
 /// The master's CA certificate when it serves HTTPS (`GROVE_BENCH_TLS=1`).
 static CA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-fn agent() -> ureq::Agent {
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(ca) = CA.get() {
-        let ca = ureq::tls::Certificate::from_pem(ca.as_bytes()).expect("CA");
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]));
-    }
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .tls_config(tls.build())
-        .build()
-        .into()
+/// The typed client with this token, trusting the master's CA when it has one.
+fn client(base: &str, token: &str) -> Client {
+    Client::new(
+        base,
+        &Identity {
+            token: Some(token.to_owned()),
+            ca_pem: CA.get().cloned(),
+            certificate: None,
+        },
+    )
+    .expect("client")
 }
 
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    auth: String,
+fn partitions(prefix: &str, count: usize) -> Vec<api::PartitionDeclaration> {
+    (0..count)
+        .map(|i| api::PartitionDeclaration {
+            reference: format!("{prefix}{i}"),
+            addresses: vec![],
+        })
+        .collect()
 }
 
-impl Client {
-    fn new(base: &str, token: &str) -> Client {
-        Client {
-            agent: agent(),
-            base: base.to_owned(),
-            auth: format!("Bearer {token}"),
-        }
+fn supply(release: &str) -> api::Supply {
+    api::Supply {
+        software_release: release.to_owned(),
+        state: api::SupplyState::Available,
     }
+}
 
-    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut response = match (method, body) {
-            ("GET", _) => self
-                .agent
-                .get(&url)
-                .header("Authorization", &self.auth)
-                .call(),
-            ("PUT", Some(b)) => self
-                .agent
-                .put(&url)
-                .header("Authorization", &self.auth)
-                .header("Content-Type", "application/json")
-                .send(b.to_string()),
-            (_, b) => self
-                .agent
-                .post(&url)
-                .header("Authorization", &self.auth)
-                .header("Content-Type", "application/json")
-                .send(b.map(Value::to_string).unwrap_or_default()),
-        }
-        .expect("the master answers");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+fn instance(title: String, release: &str, parameters: &Value) -> api::InstanceRequest {
+    api::InstanceRequest {
+        title,
+        software_release: release.to_owned(),
+        software_type: "default".to_owned(),
+        parameters: parameters.as_object().cloned().unwrap_or_default(),
+        state: api::RequestedState::Started,
+        shared: false,
+        sla: Default::default(),
+    }
+}
+
+fn computer(reference: &str) -> api::NewComputer {
+    api::NewComputer {
+        reference: reference.to_owned(),
+        labels: Default::default(),
     }
 }
 
@@ -229,48 +222,30 @@ fn main() {
         .expect("token")
         .trim()
         .to_owned();
-    let admin_client = Client::new(&base, &admin);
+    let admin_client = client(&base, &admin);
 
     // A node with 10 partitions, all in use.
-    let (_, created) = admin_client.send(
-        "POST",
-        "/v1/computers",
-        Some(&json!({"reference": "NODE-0"})),
-    );
-    let node_token = created["token"].as_str().expect("token").to_owned();
-    let node = Client::new(&base, &node_token);
-    let parts: Vec<Value> = (0..10)
-        .map(|i| json!({"reference": format!("slappart{i}")}))
-        .collect();
-    node.send(
-        "PUT",
-        "/v1/computers/NODE-0/partitions",
-        Some(&json!(parts)),
-    );
-    admin_client.send(
-        "POST",
-        "/v1/computers/NODE-0/supply",
-        Some(&json!({"software_release": SR})),
-    );
+    let created = admin_client
+        .register_computer(&computer("NODE-0"))
+        .expect("register");
+    let node_token = created.token;
+    let node = client(&base, &node_token);
+    node.declare_partitions("NODE-0", &partitions("slappart", 10))
+        .expect("partitions");
+    admin_client.supply("NODE-0", &supply(SR)).expect("supply");
     for i in 0..10 {
-        let body =
-            json!({"title": format!("seed{i}"), "software_release": SR, "parameters": {"i": i}});
-        admin_client.send("POST", "/v1/instances", Some(&body));
+        admin_client
+            .request_instance(&instance(format!("seed{i}"), SR, &json!({"i": i})))
+            .expect("seed");
     }
-    let clients: Vec<Client> = (0..8).map(|_| Client::new(&base, &node_token)).collect();
+    let clients: Vec<Client> = (0..8).map(|_| client(&base, &node_token)).collect();
     let url = format!("{base}/v1/computers/NODE-0/desired");
     let (rate, lat) = load(8, seconds, |t, _| {
-        // Read the body but do not parse it: the client's work is not what is measured.
-        let client = &clients[t];
-        let mut response = client
-            .agent
-            .get(&url)
-            .header("Authorization", &client.auth)
-            .call()
+        // The typed client parses the document, as the agent does.
+        let desired = clients[t]
+            .desired("NODE-0", None, Duration::ZERO)
             .expect("answer");
-        assert_eq!(response.status().as_u16(), 200);
-        let body = response.body_mut().read_to_vec().expect("body");
-        assert!(body.len() > 100);
+        assert_eq!(desired.partitions.len(), 10);
     });
     report(
         "desired-state reads, node of 10 partitions, 8 keep-alive clients, master on 1 core",
@@ -281,26 +256,21 @@ fn main() {
     wrk("desired-state reads", seconds, &node_token, &url, None);
 
     // Durable requests: each a new instance on a big node (allocation, insert, commit).
-    let (_, created) =
-        admin_client.send("POST", "/v1/computers", Some(&json!({"reference": "BIG"})));
-    let big = Client::new(&base, created["token"].as_str().expect("token"));
+    let created = admin_client
+        .register_computer(&computer("BIG"))
+        .expect("register");
+    let big = client(&base, &created.token);
     for chunk in 0..20 {
-        let parts: Vec<Value> = (0..5_000)
-            .map(|i| json!({"reference": format!("p{chunk}-{i}")}))
-            .collect();
-        let (status, reply) = big.send("PUT", "/v1/computers/BIG/partitions", Some(&json!(parts)));
-        assert_eq!(status, 204, "{reply}");
+        big.declare_partitions("BIG", &partitions(&format!("p{chunk}-"), 5_000))
+            .expect("partitions");
     }
-    admin_client.send(
-        "POST",
-        "/v1/computers/BIG/supply",
-        Some(&json!({"software_release": "big.cfg"})),
-    );
-    let users: Vec<Client> = (0..8).map(|_| Client::new(&base, &admin)).collect();
+    admin_client
+        .supply("BIG", &supply("big.cfg"))
+        .expect("supply");
+    let users: Vec<Client> = (0..8).map(|_| client(&base, &admin)).collect();
     let (rate, lat) = load(8, seconds, |t, i| {
-        let body = json!({"title": format!("r{t}-{i}"), "software_release": "big.cfg", "parameters": {"n": i}});
-        let (status, reply) = users[t].send("POST", "/v1/instances", Some(&body));
-        assert_eq!(status, 200, "{reply}");
+        let request = instance(format!("r{t}-{i}"), "big.cfg", &json!({"n": i}));
+        users[t].request_instance(&request).expect("placed");
     });
     report("durable requests, 8 concurrent clients", rate, &lat);
     let instances = format!("{base}/v1/instances");
@@ -318,29 +288,17 @@ fn main() {
         for t in 0..8 {
             let (base, admin) = (&base, &admin);
             scope.spawn(move || {
-                let user = Client::new(base, admin);
+                let user = client(base, admin);
                 for c in (t..computers).step_by(8) {
                     let reference = format!("C{c}");
-                    let (_, created) = user.send(
-                        "POST",
-                        "/v1/computers",
-                        Some(&json!({"reference": reference})),
-                    );
-                    let node = Client::new(base, created["token"].as_str().expect("token"));
-                    let parts: Vec<Value> = (0..10)
-                        .map(|i| json!({"reference": format!("slappart{i}")}))
-                        .collect();
-                    node.send(
-                        "PUT",
-                        &format!("/v1/computers/{reference}/partitions"),
-                        Some(&json!(parts)),
-                    );
-                    let supply = json!({"software_release": "fleet.cfg"});
-                    user.send(
-                        "POST",
-                        &format!("/v1/computers/{reference}/supply"),
-                        Some(&supply),
-                    );
+                    let created = user
+                        .register_computer(&computer(&reference))
+                        .expect("register");
+                    client(base, &created.token)
+                        .declare_partitions(&reference, &partitions("slappart", 10))
+                        .expect("partitions");
+                    user.supply(&reference, &supply("fleet.cfg"))
+                        .expect("supply");
                 }
             });
         }
@@ -361,9 +319,8 @@ fn main() {
         println!("(analyzed)");
     }
     let (rate, lat) = load(8, seconds, |t, i| {
-        let body = json!({"title": format!("f{t}-{i}"), "software_release": "fleet.cfg"});
-        let (status, reply) = users[t].send("POST", "/v1/instances", Some(&body));
-        assert_eq!(status, 200, "{reply}");
+        let request = instance(format!("f{t}-{i}"), "fleet.cfg", &Value::Null);
+        users[t].request_instance(&request).expect("placed");
     });
     report(
         &format!("placements among {computers} computers of 10 partitions"),

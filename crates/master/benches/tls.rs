@@ -1,5 +1,5 @@
 //! What TLS costs beside plain HTTP, and how long a node takes to join: a real master on
-//! loopback (SQLite), ureq clients. Results go to BENCHMARKS.md.
+//! loopback (SQLite), `grove-client` clients. Results go to BENCHMARKS.md.
 //!
 //! `cargo bench -p grove-master --bench tls` (`GROVE_BENCH_ROUNDS`, default 200).
 
@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use grove_client::{Client, Identity};
 use grove_master::{MasterConfig, RunningMaster, TlsOptions, Transport};
 
 fn rounds() -> usize {
@@ -16,45 +17,21 @@ fn rounds() -> usize {
         .unwrap_or(200)
 }
 
-fn agent(ca: Option<&str>, identity: Option<(&str, &str)>) -> ureq::Agent {
-    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-    let mut tls = TlsConfig::builder();
-    if let Some(ca) = ca {
-        tls = tls.root_certs(RootCerts::new_with_certs(&[Certificate::from_pem(
-            ca.as_bytes(),
-        )
-        .expect("ca")]));
-    }
-    if let Some((certificate, key)) = identity {
-        tls = tls.client_cert(Some(ClientCert::new_with_certs(
-            &[Certificate::from_pem(certificate.as_bytes()).expect("certificate")],
-            PrivateKey::from_pem(key.as_bytes()).expect("key"),
-        )));
-    }
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .tls_config(tls.build())
-        .build()
-        .into()
-}
-
-fn post<T: serde::de::DeserializeOwned>(
-    agent: &ureq::Agent,
+fn client(
     url: &str,
+    ca: Option<&str>,
     token: Option<&str>,
-    body: &impl serde::Serialize,
-) -> T {
-    let mut request = agent.post(url).header("Content-Type", "application/json");
-    if let Some(token) = token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
-    }
-    let text = request
-        .send(serde_json::to_string(body).expect("json"))
-        .expect("answer")
-        .body_mut()
-        .read_to_string()
-        .expect("body");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    certificate: Option<(&str, &str)>,
+) -> Client {
+    Client::new(
+        url,
+        &Identity {
+            token: token.map(str::to_owned),
+            ca_pem: ca.map(str::to_owned),
+            certificate: certificate.map(|(c, k)| (c.to_owned(), k.to_owned())),
+        },
+    )
+    .expect("client")
 }
 
 fn summary(what: &str, mut times: Vec<Duration>) {
@@ -103,13 +80,12 @@ fn main() {
             Some(ca.as_str()),
         ),
     ] {
-        let url = format!("{base}/v1/health");
         let times = (0..rounds())
             .map(|_| {
-                let agent = agent(ca, None);
+                // A new client: nothing is kept from the round before.
+                let fresh = client(&base, ca, None, None);
                 let started = Instant::now();
-                let status = agent.get(&url).call().expect("answer").status();
-                assert_eq!(status, 200);
+                fresh.health().expect("answer");
                 started.elapsed()
             })
             .collect();
@@ -118,39 +94,30 @@ fn main() {
 
     // Joining: a join token made, a key and request made on the node, the certificate
     // signed, and the node's first desired-state read with it.
-    let admin_agent = agent(Some(&ca), None);
+    let url = https.url();
+    let admin_client = client(&url, Some(&ca), Some(&admin), None);
     let times = (0..rounds().min(100))
         .map(|i| {
             let started = Instant::now();
-            let token: grove_api::JoinToken = post(
-                &admin_agent,
-                &format!("{}/v1/join-tokens", https.url()),
-                Some(&admin),
-                &grove_api::NewJoinToken {
+            let token = admin_client
+                .create_join_token(&grove_api::NewJoinToken {
                     ttl_seconds: None,
                     labels: Default::default(),
-                },
-            );
+                })
+                .expect("join token");
             let name = format!("node-{i}");
             let (key, csr) =
                 grove_pki::request(&grove_pki::Identity::Computer(name.clone())).expect("csr");
-            let joined: grove_api::Joined = post(
-                &agent(Some(&ca), None),
-                &format!("{}/v1/join", https.url()),
-                None,
-                &grove_api::JoinRequest {
+            let joined = client(&url, Some(&ca), None, None)
+                .join(&grove_api::JoinRequest {
                     token: token.token,
                     reference: name.clone(),
                     csr,
-                },
-            );
-            let node = agent(Some(&ca), Some((&joined.certificate, &key)));
-            let status = node
-                .get(&format!("{}/v1/computers/{name}/desired", https.url()))
-                .call()
-                .expect("desired")
-                .status();
-            assert_eq!(status, 200);
+                })
+                .expect("joined");
+            client(&url, Some(&ca), None, Some((&joined.certificate, &key)))
+                .desired(&name, None, Duration::ZERO)
+                .expect("desired");
             started.elapsed()
         })
         .collect();

@@ -11,44 +11,11 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use grove_api as api;
+use grove_client::{Client, Identity};
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn send(agent: &ureq::Agent, method: &str, url: &str, token: &str, body: Option<&Value>) -> Value {
-    try_send(agent, method, url, token, body).expect("the master answers")
-}
-
-fn try_send(
-    agent: &ureq::Agent,
-    method: &str,
-    url: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> Option<Value> {
-    let auth = format!("Bearer {token}");
-    let mut response = match (method, body) {
-        ("POST", Some(body)) => agent
-            .post(url)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(body.to_string()),
-        ("PUT", Some(body)) => agent
-            .put(url)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(body.to_string()),
-        _ => agent.get(url).header("Authorization", &auth).call(),
-    }
-    .ok()?;
-    let text = response.body_mut().read_to_string().ok()?;
-    Some(serde_json::from_str(&text).unwrap_or(Value::Null))
+fn client(url: &str, token: &str) -> Client {
+    Client::new(url, &Identity::token(token)).expect("client")
 }
 
 fn main() {
@@ -81,51 +48,43 @@ fn main() {
         .expect("token")
         .trim()
         .to_owned();
-    let client = agent();
-    let created = send(
-        &client,
-        "POST",
-        &format!("{b}/v1/computers"),
-        &admin,
-        Some(&json!({"reference": "NODE"})),
-    );
-    let node = created["token"].as_str().expect("node token").to_owned();
-    let partitions: Vec<Value> = (0..requests)
-        .map(|i| json!({"reference": format!("slappart{i}")}))
+    let on_b = client(&b, &admin);
+    let created = on_b
+        .register_computer(&api::NewComputer {
+            reference: "NODE".to_owned(),
+            labels: Default::default(),
+        })
+        .expect("register");
+    let node = created.token;
+    let partitions: Vec<api::PartitionDeclaration> = (0..requests)
+        .map(|i| api::PartitionDeclaration {
+            reference: format!("slappart{i}"),
+            addresses: vec![],
+        })
         .collect();
-    send(
-        &client,
-        "PUT",
-        &format!("{b}/v1/computers/NODE/partitions"),
-        &node,
-        Some(&json!(partitions)),
-    );
-    send(
-        &client,
-        "POST",
-        &format!("{b}/v1/computers/NODE/supply"),
-        &admin,
-        Some(&json!({"software_release": "sr.cfg"})),
-    );
+    client(&b, &node)
+        .declare_partitions("NODE", &partitions)
+        .expect("partitions");
+    on_b.supply(
+        "NODE",
+        &api::Supply {
+            software_release: "sr.cfg".to_owned(),
+            state: api::SupplyState::Available,
+        },
+    )
+    .expect("supply");
 
     // The node: long polls on A, reporting each new revision.
     let (seen, revisions) = mpsc::channel::<(i64, Instant)>();
-    let poll_url = format!("{a}/v1/computers/NODE/desired");
     std::thread::spawn(move || {
-        let agent = agent();
+        let on_a = client(&a, &node);
         let mut after = 0;
         loop {
             // The masters stop at the end: so does the node.
-            let Some(document) = try_send(
-                &agent,
-                "GET",
-                &format!("{poll_url}?after={after}&wait=30"),
-                &node,
-                None,
-            ) else {
+            let Ok(document) = on_a.desired("NODE", Some(after), Duration::from_secs(30)) else {
                 return;
             };
-            let revision = document["revision"].as_i64().expect("revision");
+            let revision = document.revision;
             if revision > after {
                 after = revision;
                 if seen.send((revision, Instant::now())).is_err() {
@@ -139,14 +98,16 @@ fn main() {
     let mut answers = Vec::with_capacity(requests);
     for i in 0..requests {
         let sent = Instant::now();
-        let body = json!({"title": format!("i{i}"), "software_release": "sr.cfg"});
-        send(
-            &client,
-            "POST",
-            &format!("{b}/v1/instances"),
-            &admin,
-            Some(&body),
-        );
+        on_b.request_instance(&api::InstanceRequest {
+            title: format!("i{i}"),
+            software_release: "sr.cfg".to_owned(),
+            software_type: "default".to_owned(),
+            parameters: Default::default(),
+            state: api::RequestedState::Started,
+            shared: false,
+            sla: Default::default(),
+        })
+        .expect("requested");
         answers.push(sent.elapsed());
         loop {
             let (revision, at) = revisions.recv().expect("the node hears of it");
