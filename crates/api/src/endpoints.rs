@@ -75,6 +75,7 @@ operations! {
     Publish => Put "/v1/instances/{id}/connection" "publish",
     SetChildren => Put "/v1/instances/{id}/children" "setChildren",
     InstanceUsage => Get "/v1/instances/{id}/usage" "instanceUsage",
+    IssuePartitionCertificate => Post "/v1/instances/{id}/certificate" "issuePartitionCertificate",
     RenewCertificate => Post "/v1/computers/{reference}/certificate" "renewCertificate",
     RevokeCertificate => Post "/v1/computers/{reference}/revoke" "revokeCertificate",
     CaCertificate => Get "/v1/ca" "caCertificate",

@@ -243,6 +243,17 @@ pub struct CertificateRequest {
     pub csr: String,
 }
 
+/// `POST /v1/instances/{id}/certificate` (a [`CertificateRequest`], from the node of the
+/// instance's computer): the certificate the instance's partition acts with; the one it
+/// held before is refused from then on, and any once the instance is destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionCertificate {
+    pub instance: i64,
+    pub certificate: String,
+    /// Seconds since the epoch when it expires (the node asks for a new one before).
+    pub expires_at: i64,
+}
+
 /// `POST /v1/users/{name}/certificate`: a client certificate for a user or the admin,
 /// with its key and the master's CA (PEM), shown once; the user's previous certificate is
 /// refused from then on. Tokens keep working.

@@ -141,6 +141,23 @@ impl Client {
         self.answer(&Call::new(Operation::InstanceUsage).on(&id))
     }
 
+    /// `issuePartitionCertificate` (the node the instance runs on): the master signs
+    /// `csr` for the instance's partition.
+    pub fn issue_partition_certificate(
+        &self,
+        id: i64,
+        csr: &str,
+    ) -> Result<api::PartitionCertificate> {
+        let id = id.to_string();
+        self.answer(
+            &Call::new(Operation::IssuePartitionCertificate)
+                .on(&id)
+                .body(&api::CertificateRequest {
+                    csr: csr.to_owned(),
+                })?,
+        )
+    }
+
     /// `renewCertificate` (the computer's node): the master signs `csr` for it.
     pub fn renew_certificate(&self, reference: &str, csr: &str) -> Result<api::Joined> {
         self.answer(&Call::new(Operation::RenewCertificate).on(reference).body(

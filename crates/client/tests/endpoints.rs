@@ -36,6 +36,7 @@ const ORDER: &[Operation] = &[
     Operation::Join,
     Operation::RenewCertificate,
     Operation::RevokeCertificate,
+    Operation::IssuePartitionCertificate,
 ];
 
 #[derive(Default)]
@@ -326,6 +327,74 @@ fn every_operation_has_a_typed_method_that_works() {
                     .desired(reference, None, Duration::ZERO)
                     .expect_err("revoked");
                 assert_eq!(refused.status(), Some(401), "{refused}");
+            }
+            Operation::IssuePartitionCertificate => {
+                let instance = walk.instance.as_ref().expect("desired");
+                let node = walk.node.as_ref().expect("registered");
+                let issue = || {
+                    let (key, csr) =
+                        grove_pki::request(&grove_pki::Identity::Partition(instance.id))
+                            .expect("csr");
+                    let issued = node
+                        .issue_partition_certificate(instance.id, &csr)
+                        .expect("issued");
+                    assert_eq!(issued.instance, instance.id);
+                    Client::new(
+                        &url,
+                        &Identity {
+                            token: None,
+                            ca_pem: Some(ca_pem.clone()),
+                            certificate: Some((issued.certificate, key)),
+                        },
+                    )
+                    .expect("client")
+                };
+                let publish = |client: &Client, value: &str| {
+                    client.publish(
+                        instance.id,
+                        &api::Publish {
+                            parameters: [("url".to_owned(), value.into())].into_iter().collect(),
+                            shared_instance: None,
+                        },
+                    )
+                };
+                let first = issue();
+                publish(&first, "http://first/").expect("the partition acts by certificate");
+                assert_eq!(
+                    admin.show_instance(instance.id).expect("show").connection["url"],
+                    "http://first/"
+                );
+                // Only the node the instance runs on asks for it.
+                let (_, csr) =
+                    grove_pki::request(&grove_pki::Identity::Partition(instance.id)).expect("csr");
+                let refused = admin
+                    .issue_partition_certificate(instance.id, &csr)
+                    .expect_err("not its node");
+                assert_eq!(refused.status(), Some(403), "{refused}");
+                // A new certificate makes the one before refused.
+                let second = issue();
+                let old = publish(&first, "http://old/").expect_err("replaced");
+                assert_eq!(old.status(), Some(401), "{old}");
+                publish(&second, "http://second/").expect("the new one acts");
+                // Destroyed: its certificate is refused at once, and none is issued.
+                let destroy = api::InstanceRequest {
+                    title: "web".to_owned(),
+                    software_release: sr.clone(),
+                    software_type: "default".to_owned(),
+                    parameters: Default::default(),
+                    state: api::RequestedState::Destroyed,
+                    shared: false,
+                    sla: Default::default(),
+                };
+                admin.request_instance(&destroy).expect("destroyed");
+                let gone = publish(&second, "http://gone/").expect_err("destroyed");
+                assert_eq!(gone.status(), Some(401), "{gone}");
+                let (_, csr) =
+                    grove_pki::request(&grove_pki::Identity::Partition(instance.id)).expect("csr");
+                let none = node
+                    .issue_partition_certificate(instance.id, &csr)
+                    .expect_err("destroyed");
+                assert_eq!(none.status(), Some(409), "{none}");
             }
         }
     }

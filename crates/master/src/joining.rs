@@ -16,7 +16,8 @@ use crate::Master;
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::routes::{
-    Body, Caller, managed_computer, own_computer, user_of, validate_labels, validate_name,
+    Access, Body, Caller, InstanceId, access, instance_owner, managed_computer, own_computer,
+    user_of, validate_labels, validate_name,
 };
 
 /// How long a join token lasts unless asked otherwise.
@@ -25,6 +26,8 @@ const DEFAULT_JOIN_TTL: Duration = Duration::from_secs(3600);
 const MAX_JOIN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a node's certificate lasts; the node renews it at half.
 pub(crate) const NODE_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a partition's certificate lasts; its node asks for a new one past half.
+pub(crate) const PARTITION_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// What a join token starts with (the rest is its secret).
 const JOIN_PREFIX: &str = "gj1.";
 
@@ -221,6 +224,44 @@ pub(crate) async fn user_certificate<S: Store>(
     ))
 }
 
+/// `POST /v1/instances/{id}/certificate`: the node of the instance's computer, for the
+/// instance's partition. The store keeps the serial: the partition's previous certificate
+/// is refused from then on, and this one once the instance is destroyed.
+pub(crate) async fn partition_certificate<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+    Caller(caller): Caller,
+    InstanceId(id): InstanceId,
+    Body(request): Body<api::CertificateRequest>,
+) -> Result<Json<api::PartitionCertificate>, ApiError> {
+    let ca = ca(&m)?;
+    let (instance, rights) = access(&m, &caller, id).await?;
+    if !rights.contains(&Access::Host) {
+        return Err(ApiError::forbidden(format!(
+            "only the node running instance {id} asks for its partition's certificate"
+        )));
+    }
+    if instance.shared {
+        return Err(ApiError::bad_request(format!(
+            "instance {id} is shared: it has no partition of its own"
+        )));
+    }
+    let (certificate, serial, not_after) = ca
+        .sign_request(
+            &request.csr,
+            &Identity::Partition(id),
+            SystemTime::now(),
+            PARTITION_CERTIFICATE_LIFETIME,
+            &m.rng,
+        )
+        .map_err(|e| ApiError::bad_request(format!("csr: {e}")))?;
+    m.store.set_instance_certificate(id, Some(serial)).await?;
+    Ok(Json(api::PartitionCertificate {
+        instance: id,
+        certificate,
+        expires_at: seconds(not_after),
+    }))
+}
+
 /// The principal a verified client certificate stands for: a node for the computer it
 /// names, a user by name, as long as the store names this very certificate theirs.
 pub(crate) async fn by_certificate<S: Store>(
@@ -247,12 +288,41 @@ pub(crate) async fn by_certificate<S: Store>(
                 };
                 (row.certificate_serial, principal)
             }),
-        Identity::Partition(_) | Identity::Master => None,
+        Identity::Partition(id) => return by_partition_certificate(master, *id, presented).await,
+        Identity::Master => None,
     };
     match holder {
         Some((Some(held), principal)) if held == presented.serial => Ok(Caller(principal)),
-        _ => Err(ApiError::unauthorized(
-            "this certificate is not (or no longer) valid here",
-        )),
+        _ => Err(not_valid_here()),
     }
+}
+
+fn not_valid_here() -> ApiError {
+    ApiError::unauthorized("this certificate is not (or no longer) valid here")
+}
+
+/// A partition's certificate stands for its instance while the instance is not
+/// destroyed and the store names this very certificate its partition's.
+async fn by_partition_certificate<S: Store>(
+    master: &Master<S>,
+    id: i64,
+    presented: &Presented,
+) -> Result<Caller, ApiError> {
+    let held = master.store.instance_certificate(id).await?.flatten();
+    if held.as_deref() != Some(presented.serial.as_str()) {
+        return Err(not_valid_here());
+    }
+    let instance = master
+        .store
+        .instance(id)
+        .await?
+        .ok_or_else(not_valid_here)?;
+    if instance.requested_state == api::RequestedState::Destroyed {
+        return Err(not_valid_here());
+    }
+    let owner = instance_owner(&master.store, &instance).await?;
+    Ok(Caller(Principal::Partition {
+        instance: id,
+        owner,
+    }))
 }

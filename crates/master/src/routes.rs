@@ -58,6 +58,7 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::Publish => on(filter, publish::<S>),
         Operation::SetChildren => on(filter, set_children::<S>),
         Operation::InstanceUsage => on(filter, instance_usage::<S>),
+        Operation::IssuePartitionCertificate => on(filter, joining::partition_certificate::<S>),
         Operation::RenewCertificate => on(filter, joining::renew::<S>),
         Operation::RevokeCertificate => on(filter, joining::revoke::<S>),
         Operation::CaCertificate => on(filter, joining::ca_certificate::<S>),
@@ -107,7 +108,7 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
 }
 
 /// An instance id from the path: a bad one answers the JSON error body like every 400.
-pub(crate) struct InstanceId(i64);
+pub(crate) struct InstanceId(pub(crate) i64);
 
 impl<St: Send + Sync> FromRequestParts<St> for InstanceId {
     type Rejection = ApiError;
@@ -197,7 +198,10 @@ impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
 }
 
 /// The user an instance belongs to (the owner of its tree's root request).
-async fn instance_owner<S: Store>(store: &S, instance: &api::Instance) -> Result<i64, ApiError> {
+pub(crate) async fn instance_owner<S: Store>(
+    store: &S,
+    instance: &api::Instance,
+) -> Result<i64, ApiError> {
     store
         .instance_owner(instance.id)
         .await?
@@ -584,7 +588,7 @@ async fn list_instances<S: Store>(
 
 /// What the caller may do with an instance.
 #[derive(Debug, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     /// Read it: its owner, the admin, its parent's partition.
     Read,
     /// Report on it: the node it runs on.
@@ -593,7 +597,7 @@ enum Access {
     Itself,
 }
 
-async fn access<S: Store>(
+pub(crate) async fn access<S: Store>(
     m: &Master<S>,
     caller: &Principal,
     id: i64,

@@ -113,12 +113,13 @@ fn schemas_match_the_wire_types() {
     check::<api::CaCertificate>(&doc, "CaCertificate");
     check::<api::CertificateRequest>(&doc, "CertificateRequest");
     check::<api::CertificateBundle>(&doc, "CertificateBundle");
+    check::<api::PartitionCertificate>(&doc, "PartitionCertificate");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 30,
+        documented, 31,
         "a schema was added or removed: check it here too"
     );
 }

@@ -254,6 +254,19 @@ pub trait Store: Send + Sync + 'static {
     fn instance(&self, id: i64) -> impl Future<Output = Result<Option<api::Instance>>> + Send;
     /// The user an instance belongs to.
     fn instance_owner(&self, id: i64) -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// The serial of the certificate an instance's partition holds (`None`: no such
+    /// instance; `Some(None)`: none).
+    fn instance_certificate(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Option<String>>>> + Send;
+    /// The certificate an instance's partition holds from now on (`None`: revoked); a
+    /// destroyed instance's partition gets none (`Conflict`).
+    fn set_instance_certificate(
+        &self,
+        id: i64,
+        serial: Option<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
     fn instances(
         &self,
         owner: Option<i64>,

@@ -214,6 +214,16 @@ impl Reads {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// The serial of the certificate the instance's partition holds: `None` for no such
+    /// instance, `Some(None)` for none held.
+    pub(crate) async fn instance_certificate(&self, id: i64) -> Result<Option<Option<String>>> {
+        let row = sqlx::query("SELECT certificate_serial FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     pub(crate) async fn instances(&self, owner: Option<i64>) -> Result<Vec<api::Instance>> {
         let rows = sqlx::query(concat!(
             select_instances!(),

@@ -247,6 +247,17 @@ pub(crate) async fn prepare_writer(conn: &mut AnyConnection, backend: Backend) -
     Ok(())
 }
 
+/// Who holds a certificate the store names by its serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// A user or the admin.
+    Principal,
+    /// A computer's node.
+    Computer,
+    /// An instance's partition.
+    Instance,
+}
+
 /// One request of a batch for the fast path.
 #[derive(Debug)]
 pub(crate) struct FirstFitAsk<'a> {
@@ -392,34 +403,34 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub(crate) async fn set_principal_certificate(
-        &mut self,
-        principal: i64,
-        serial: Option<&str>,
-    ) -> Result<()> {
-        let done = sqlx::query("UPDATE principals SET certificate_serial = $2 WHERE id = $1")
-            .bind(principal)
-            .bind(serial)
-            .execute(&mut *self.conn)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("no principal {principal}")));
-        }
-        Ok(())
-    }
-
+    /// Records the serial of the certificate a holder now has (none: revoked).
     pub(crate) async fn set_certificate_serial(
         &mut self,
-        computer: i64,
+        holder: Holder,
+        id: i64,
         serial: Option<&str>,
     ) -> Result<()> {
-        let done = sqlx::query("UPDATE computers SET certificate_serial = $2 WHERE id = $1")
-            .bind(computer)
+        let (sql, what) = match holder {
+            Holder::Principal => (
+                "UPDATE principals SET certificate_serial = $2 WHERE id = $1",
+                "principal",
+            ),
+            Holder::Computer => (
+                "UPDATE computers SET certificate_serial = $2 WHERE id = $1",
+                "computer",
+            ),
+            Holder::Instance => (
+                "UPDATE instances SET certificate_serial = $2 WHERE id = $1",
+                "instance",
+            ),
+        };
+        let done = sqlx::query(sql)
+            .bind(id)
             .bind(serial)
             .execute(&mut *self.conn)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("no computer {computer}")));
+            return Err(StoreError::NotFound(format!("no {what} {id}")));
         }
         Ok(())
     }

@@ -602,6 +602,15 @@ impl Store for Db {
         self.reads.instance_owner(id).await
     }
 
+    async fn instance_certificate(&self, id: i64) -> Result<Option<Option<String>>> {
+        self.reads.instance_certificate(id).await
+    }
+
+    async fn set_instance_certificate(&self, id: i64, serial: Option<String>) -> Result<()> {
+        self.write(Op::SetInstanceCertificate(id, serial)).await?;
+        Ok(())
+    }
+
     async fn instances(&self, owner: Option<i64>) -> Result<Vec<api::Instance>> {
         self.reads.instances(owner).await
     }

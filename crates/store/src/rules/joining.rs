@@ -1,9 +1,9 @@
 //! Joining nodes: one-time, expiring join tokens, and the certificate serial a computer's
-//! node holds.
+//! node and an instance's partition hold.
 
 use std::collections::BTreeMap;
 
-use crate::tx::Tx;
+use crate::tx::{Holder, Tx};
 use crate::{Result, StoreError};
 
 /// A new join token (its hash), for computers owned by `owner` with these labels.
@@ -45,7 +45,8 @@ pub(super) async fn join(
     let computer = tx
         .insert_computer(reference, token.owner, Vec::new(), &token.labels)
         .await?;
-    tx.set_certificate_serial(computer, Some(serial)).await?;
+    tx.set_certificate_serial(Holder::Computer, computer, Some(serial))
+        .await?;
     tx.spend_join_token(token.id, now, computer).await?;
     Ok(computer)
 }
@@ -56,5 +57,23 @@ pub(super) async fn set_certificate(
     computer: i64,
     serial: Option<&str>,
 ) -> Result<()> {
-    tx.set_certificate_serial(computer, serial).await
+    tx.set_certificate_serial(Holder::Computer, computer, serial)
+        .await
+}
+
+/// Gives an instance's partition a certificate, or none. A destroyed instance gets none:
+/// its partition speaks for no one any more.
+pub(super) async fn set_instance_certificate(
+    tx: &mut Tx<'_>,
+    instance: i64,
+    serial: Option<&str>,
+) -> Result<()> {
+    let loaded = tx.existing(instance).await?;
+    if serial.is_some() && loaded.instance.requested_state == grove_api::RequestedState::Destroyed {
+        return Err(StoreError::Conflict(format!(
+            "instance {instance} is destroyed: its partition gets no certificate"
+        )));
+    }
+    tx.set_certificate_serial(Holder::Instance, instance, serial)
+        .await
 }

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use grove_api as api;
 use grove_scheduler::{Policy, SeededDice};
 
-use crate::tx::Tx;
+use crate::tx::{Holder, Tx};
 use crate::{Changed, Requester, Result};
 
 /// A mutation.
@@ -45,6 +45,9 @@ pub(crate) enum Op {
     },
     SetCertificate(i64, Option<String>),
     SetUserCertificate(i64, Option<String>),
+    /// The certificate an instance's partition holds (the instance must not be
+    /// destroyed).
+    SetInstanceCertificate(i64, Option<String>),
     CreateUser(String, Vec<u8>),
     CreateComputer(String, i64, Vec<u8>, BTreeMap<String, String>),
     SetLabels(i64, BTreeMap<String, String>),
@@ -169,8 +172,12 @@ async fn apply_op(
             Answer::Nothing
         }
         Op::SetUserCertificate(principal, serial) => {
-            tx.set_principal_certificate(principal, serial.as_deref())
+            tx.set_certificate_serial(Holder::Principal, principal, serial.as_deref())
                 .await?;
+            Answer::Nothing
+        }
+        Op::SetInstanceCertificate(instance, serial) => {
+            joining::set_instance_certificate(tx, instance, serial.as_deref()).await?;
             Answer::Nothing
         }
         Op::CreateUser(name, hash) => {
