@@ -3,6 +3,7 @@
 //! over HTTPS; a service on one node is reached from another over the namespaces'
 //! network; a capture of that network shows the services' traffic and no secret in clear.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -266,6 +267,30 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
             .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     });
     assert_eq!(page, "Hello b!\n");
+
+    // The partition acted with its own certificate: in its directory, its user's, 0600,
+    // naming its instance.
+    let info = cli("m", &["service", "info", "hello", "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
+    let partition = place
+        .path()
+        .join("node-b/instance")
+        .join(info["partition"].as_str().expect("partition"));
+    let owner = std::fs::metadata(&partition).expect("partition").uid();
+    for file in [".grove/partition.pem", ".grove/partition.key"] {
+        let meta = std::fs::symlink_metadata(partition.join(file)).expect(file);
+        assert!(meta.is_file(), "{file}");
+        assert_eq!(meta.uid(), owner, "{file}: the partition user's");
+        assert_ne!(owner, 0, "partitions are not root's");
+        assert_eq!(meta.mode() & 0o777, 0o600, "{file}");
+    }
+    let pem = std::fs::read_to_string(partition.join(".grove/partition.pem")).expect("pem");
+    let der = grove_pki::certificates_der(&pem, "the partition's certificate").expect("pem");
+    let presented = grove_pki::presented(&der[0]).expect("certificate");
+    assert_eq!(
+        presented.identity,
+        grove_pki::Identity::Partition(info["id"].as_i64().expect("id"))
+    );
 
     let curl_in = |host: &str, url: &str| {
         let output = Command::new("ip")

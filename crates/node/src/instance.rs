@@ -31,7 +31,29 @@ pub struct Job {
     #[serde(default)]
     pub master_ca: Option<String>,
     pub instance: api::PartitionInstance,
+    /// The partition's own certificate and key, when the master has a CA: the recipes
+    /// act with it, and the run writes it into the partition.
+    #[serde(default)]
+    pub certificate: Option<PartitionIdentity>,
 }
+
+/// A partition's certificate and key (PEM).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionIdentity {
+    pub certificate: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for PartitionIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PartitionIdentity(..)")
+    }
+}
+
+/// Where a partition keeps its certificate, below its directory.
+pub const CERTIFICATE_DIR: &str = ".grove";
+pub const CERTIFICATE_FILE: &str = "partition.pem";
+pub const KEY_FILE: &str = "partition.key";
 
 /// What a successful run leaves: the titles of the children it requested.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,10 +64,19 @@ pub struct Outcome {
 /// The section the agent appends to the instance profile.
 fn slap_connection(job: &Job) -> String {
     let escape = |text: &str| text.replace('$', "$$").replace('\n', " ");
+    let mut files = String::new();
+    if job.certificate.is_some() {
+        let dir = job.path.join(CERTIFICATE_DIR);
+        files = format!(
+            "cert-file = {}\nkey-file = {}\n",
+            escape(&dir.join(CERTIFICATE_FILE).display().to_string()),
+            escape(&dir.join(KEY_FILE).display().to_string()),
+        );
+    }
     format!(
         "\n\n# Added by grove for this partition.\n[slap-connection]\n\
          computer-id = {}\npartition-id = {}\nserver-url = {}\nsoftware-release-url = {}\n\
-         requested-state = {}\ninstance-id = {}\npartition-token = {}\n",
+         requested-state = {}\ninstance-id = {}\npartition-token = {}\n{files}",
         escape(&job.computer),
         escape(&job.partition),
         escape(&job.master_url),
@@ -83,15 +114,28 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
             .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
     }
     let profile = load_profile(&main, fetcher)?;
-    let master = grove_client::Client::new(
-        &job.master_url,
-        &grove_client::Identity {
+    // The partition acts with its certificate where it has one, else with its token.
+    let identity = match &job.certificate {
+        Some(own) => {
+            let dir = job.path.join(CERTIFICATE_DIR);
+            for (name, text) in [(CERTIFICATE_FILE, &own.certificate), (KEY_FILE, &own.key)] {
+                grove_confine::write_private(&dir, name, text.as_bytes(), false)
+                    .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
+            }
+            grove_client::Identity {
+                token: None,
+                ca_pem: job.master_ca.clone(),
+                certificate: Some((own.certificate.clone(), own.key.clone())),
+            }
+        }
+        None => grove_client::Identity {
             token: Some(job.instance.token.clone()),
             ca_pem: job.master_ca.clone(),
             certificate: None,
         },
-    )
-    .map_err(|e| e.to_string())?;
+    };
+    let master =
+        grove_client::Client::new(&job.master_url, &identity).map_err(|e| e.to_string())?;
     let partition = Partition {
         computer: job.computer.clone(),
         reference: job.partition.clone(),

@@ -10,6 +10,7 @@
 //! be reached nothing is stopped: services keep running and the agent catches up when the
 //! master answers again.
 
+mod certificates;
 pub mod config;
 mod events;
 pub mod format;
@@ -90,6 +91,8 @@ struct Shared {
     state: state::State,
     /// Bounds the software builds running at once.
     builds: tokio::sync::Semaphore,
+    /// The partitions' certificates, by partition.
+    certificates: Mutex<certificates::Certificates>,
 }
 
 /// The agent. Cheap to clone: clones share everything but the memory, which its event
@@ -136,6 +139,7 @@ impl Agent {
                 supervisor: tokio::sync::Mutex::new(
                     Supervisor::new(policy).with_records(state.records()),
                 ),
+                certificates: Mutex::new(state.certificates()),
                 state,
                 builds: tokio::sync::Semaphore::new(config.parallel_builds),
                 config,

@@ -77,4 +77,13 @@ impl State {
     pub(crate) fn keep_deployed(&self, deployed: &HashMap<String, Deployed>) {
         self.write("deployed.json", deployed);
     }
+
+    /// The partitions' certificates and keys.
+    pub(crate) fn certificates(&self) -> crate::certificates::Certificates {
+        self.read("partition-certificates.json").unwrap_or_default()
+    }
+
+    pub(crate) fn keep_certificates(&self, certificates: &crate::certificates::Certificates) {
+        self.write("partition-certificates.json", certificates);
+    }
 }

@@ -91,6 +91,7 @@ impl Agent {
                 if let Some(slot) = self.slot(&reference) {
                     self.end_tenant(&slot).await;
                 }
+                self.forget_certificate(&reference);
                 Outcome::Freed(reference)
             }
             Work::CheckPromises(reference, instance) => {
@@ -291,6 +292,18 @@ impl Agent {
             // Deployed again, fully, once the master answers.
             return false;
         }
+        let certificate = match self
+            .partition_certificate(&slot.reference, instance.id)
+            .await
+        {
+            Ok(certificate) => certificate,
+            Err(message) => {
+                tracing::warn!(partition = %slot.reference, error = %message, "no certificate for the partition");
+                self.report_state(instance, api::ReportedState::Error, Some(message))
+                    .await;
+                return false;
+            }
+        };
         let job = instance::Job {
             computer: config.computer.clone(),
             partition: slot.reference.clone(),
@@ -300,6 +313,7 @@ impl Agent {
             master_url: config.master_url.clone(),
             master_ca: self.shared.master_ca.clone(),
             instance: instance.clone(),
+            certificate,
         };
         let shared = Arc::clone(&self.shared);
         let user = slot.ids();
@@ -469,6 +483,7 @@ impl Agent {
     async fn destroy(&self, slot: &Slot, instance: &api::PartitionInstance) -> bool {
         // Nothing of this tenant may meet the next one.
         self.end_tenant(slot).await;
+        self.forget_certificate(&slot.reference);
         let path = slot.path.clone();
         let user = slot.ids();
         let timeout = self.shared.config.promise_timeout();
