@@ -65,6 +65,7 @@ fn every_operation_has_a_typed_method_that_works() {
     config.transport = Transport::Https(TlsOptions {
         ca: None,
         names: vec![],
+        mtls_listen: None,
     });
     let master = runtime
         .block_on(grove_master::start(&config))

@@ -40,8 +40,12 @@ pub(crate) struct MasterArgs {
     /// (repeatable; localhost, loopback, the host name and the listen address are in).
     #[arg(long = "tls-name")]
     tls_names: Vec<String>,
+    /// Also listen here for clients with a certificate of this master's CA only (nodes,
+    /// partitions, users given one): a client without one fails the TLS handshake.
+    #[arg(long, value_name = "ADDR", env = "GROVE_MTLS_LISTEN")]
+    mtls_listen: Option<std::net::SocketAddr>,
     /// Serve plain HTTP instead of HTTPS: only on a loopback address, behind a TLS proxy.
-    #[arg(long, conflicts_with_all = ["ca_cert", "tls_names"])]
+    #[arg(long, conflicts_with_all = ["ca_cert", "tls_names", "mtls_listen"])]
     insecure_http: bool,
     /// Print where the master listens and its admin token's file as one JSON object.
     #[arg(long)]
@@ -68,6 +72,7 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
                 grove_master::Transport::Https(grove_master::TlsOptions {
                     ca: args.ca_cert.zip(args.ca_key),
                     names: args.tls_names,
+                    mtls_listen: args.mtls_listen,
                 })
             },
         };
@@ -75,6 +80,7 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             let started = serde_json::json!({
                 "url": master.url(),
+                "mtls_url": master.mtls_url(),
                 "admin_token": master.admin_token_path,
                 "store": master.store,
                 "ca_certificate": master.ca.as_ref().map(|(path, _)| path),
@@ -86,6 +92,9 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             }
         } else {
             eprintln!("master listening on {}", master.url());
+            if let Some(url) = master.mtls_url() {
+                eprintln!("client certificates required on {url}");
+            }
             eprintln!("admin token: {}", master.admin_token_path.display());
             eprintln!("store: {}", master.store);
             match &master.ca {

@@ -126,6 +126,11 @@ struct JoinArgs {
     /// prints it): the master is refused unless its CA has it.
     #[arg(long)]
     ca_fingerprint: String,
+    /// The URL the node talks to the master at once joined, when it differs from the one
+    /// it joins at: a listener that requires client certificates (`grove master
+    /// --mtls-listen`), or a comma list of masters.
+    #[arg(long)]
+    node_url: Option<String>,
     #[arg(long, default_value_t = 10)]
     partitions: u32,
     #[arg(long)]
@@ -296,7 +301,7 @@ fn join(path: &Path, args: JoinArgs, json: bool) -> anyhow::Result<ExitCode> {
             .to_string_lossy()
             .into_owned(),
     };
-    let mut config = Config::new(&args.url, &name, "");
+    let mut config = Config::new(args.node_url.as_deref().unwrap_or(&args.url), &name, "");
     config.partitions = args.partitions;
     if let Some(root) = args.software_root {
         config.software_root = root;

@@ -141,7 +141,8 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
     // The master, in its namespace, on its address.
     let mut command = hosts.grove("m");
     command
-        .args(["master", "--listen", "10.77.0.1:8443", "--data-dir"])
+        .args(["master", "--listen", "10.77.0.1:8443"])
+        .args(["--mtls-listen", "10.77.0.1:8444", "--data-dir"])
         .arg(place.path().join("master"));
     let master = Daemon::spawn(command, place.path().join("master.log"));
     let line = master.line(Duration::from_secs(60));
@@ -169,6 +170,34 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
         )
     };
 
+    // The second listener requires a client certificate: without one, the TLS handshake
+    // fails (curl: 35 or 56), where the main listener answers.
+    let health = |port: u16| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &hosts.ns("a"),
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+            ])
+            .arg("--cacert")
+            .arg(&ca)
+            .arg(format!("https://10.77.0.1:{port}/v1/health"))
+            .output()
+            .expect("curl runs")
+    };
+    assert!(health(8443).status.success(), "the main listener answers");
+    let refused = health(8444);
+    assert!(
+        matches!(refused.status.code(), Some(35 | 56)),
+        "refused at the handshake: {:?} {}",
+        refused.status,
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Each node joins from its namespace with a token of its own, then runs.
     let mut tokens = Vec::new();
     let mut nodes = Vec::new();
@@ -189,6 +218,9 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
                     &token,
                     "--ca-fingerprint",
                     &fingerprint,
+                    // Joined, the node talks to the listener that requires certificates.
+                    "--node-url",
+                    "https://10.77.0.1:8444",
                     "--config",
                 ])
                 .arg(&config)
@@ -399,7 +431,8 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
     assert_eq!(curl_in("a", &service).as_deref(), Some("Hello b!\n"));
     let mut command = hosts.grove("m");
     command
-        .args(["master", "--listen", "10.77.0.1:8443", "--data-dir"])
+        .args(["master", "--listen", "10.77.0.1:8443"])
+        .args(["--mtls-listen", "10.77.0.1:8444", "--data-dir"])
         .arg(place.path().join("master"));
     let master = Daemon::spawn(command, place.path().join("master-again.log"));
     assert_eq!(

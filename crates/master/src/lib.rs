@@ -263,14 +263,19 @@ impl<S: Store> Master<S> {
 #[derive(Debug)]
 pub struct RunningMaster {
     pub addr: SocketAddr,
+    /// The listener that requires client certificates, if asked for.
+    pub mtls_addr: Option<SocketAddr>,
     pub admin_token_path: PathBuf,
     /// Where the store is (a PostgreSQL URL without its password).
     pub store: String,
     /// The CA's certificate file and fingerprint, when the master serves HTTPS.
     pub ca: Option<(PathBuf, String)>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Each listener's stop signal and task.
+    servers: Vec<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
     closing: Arc<watch::Sender<bool>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningMaster {
@@ -279,13 +284,22 @@ impl RunningMaster {
         format!("{scheme}://{}", self.addr)
     }
 
+    /// The URL of the listener that requires client certificates, if any.
+    pub fn mtls_url(&self) -> Option<String> {
+        self.mtls_addr.map(|addr| format!("https://{addr}"))
+    }
+
     /// Stops accepting requests and waits for the ones in flight.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         self.closing.send_replace(true);
-        if let Some(tx) = self.shutdown.take() {
+        let mut tasks = Vec::new();
+        for (tx, task) in self.servers {
             let _ = tx.send(());
+            tasks.push(task);
         }
-        let _ = self.task.await;
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 }
 
@@ -423,46 +437,70 @@ pub async fn start(config: &MasterConfig) -> Result<RunningMaster, MasterError> 
         return Err(MasterError::PlainNotLoopback(config.listen));
     }
     let master = open(config).await?;
-    let tls = match (&config.transport, &master.ca) {
-        (Transport::Https(options), Some(ca)) => Some(tls::Tls::new(
-            ca,
-            tls::server_names(config.listen, &options.names),
-        )?),
+    let (tls, mtls) = match (&config.transport, &master.ca) {
+        (Transport::Https(options), Some(ca)) => {
+            let names = |listen| tls::server_names(listen, &options.names);
+            let main = tls::Tls::new(ca, names(config.listen), false)?;
+            let mutual = match options.mtls_listen {
+                Some(listen) => Some((listen, tls::Tls::new(ca, names(listen), true)?)),
+                None => None,
+            };
+            (Some(main), mutual)
+        }
         _ => {
             tracing::warn!(
                 "serving plain HTTP: tokens travel in clear beyond this machine's loopback"
             );
-            None
+            (None, None)
         }
     };
     let ca = master
         .ca
         .as_ref()
         .map(|ca| (config.data_dir.join("ca.pem"), ca.fingerprint()));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| MasterError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| MasterError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (listener, addr) = bind(config.listen).await?;
+    let mutual = match mtls {
+        Some((listen, tls)) => Some((bind(listen).await?, tls)),
+        None => None,
+    };
     let closing = Arc::clone(&master.closing);
     let app = routes::router(master);
+    let mut servers = Vec::new();
+    let mut mtls_addr = None;
+    if let Some(((listener, mutual_addr), tls)) = mutual {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(
+            listener,
+            app.clone(),
+            config.limits,
+            Some(tls),
+            rx,
+        ));
+        tracing::info!(addr = %mutual_addr, "master listening, client certificates required");
+        servers.push((tx, task));
+        mtls_addr = Some(mutual_addr);
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server::serve(listener, app, config.limits, tls, rx));
+    servers.push((tx, task));
     tracing::info!(%addr, "master listening");
     Ok(RunningMaster {
         addr,
+        mtls_addr,
         admin_token_path: config.data_dir.join("admin.token"),
         store: store_location(config).to_string(),
         ca,
-        shutdown: Some(tx),
+        servers,
         closing,
-        task,
     })
+}
+
+async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), MasterError> {
+    let error = |source| MasterError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(error)?;
+    let addr = listener.local_addr().map_err(error)?;
+    Ok((listener, addr))
 }

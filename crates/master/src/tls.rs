@@ -1,7 +1,9 @@
 //! The master's TLS: its certificate authority (made at first start, or the operator's,
 //! shared by every master on one store), its server certificate (issued by that CA for
 //! its names and renewed before it expires), and client certificates, which are asked
-//! for and verified against the CA but not required: users may send tokens instead.
+//! for and verified against the CA: not required on the main listener (users may send
+//! tokens instead), required on the mutual-TLS one (`TlsOptions::mtls_listen`), where a
+//! client without a certificate of this CA does not get past the handshake.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,9 @@ pub struct TlsOptions {
     /// Names and addresses the server certificate is for, beside `localhost`, the
     /// loopback addresses, the host name and the listen address.
     pub names: Vec<String>,
+    /// A second listener that requires a client certificate of the CA (nodes and
+    /// partitions on an untrusted network), serving the same API.
+    pub mtls_listen: Option<std::net::SocketAddr>,
 }
 
 /// How long the master's server certificate lasts; it is renewed at half of it.
@@ -164,7 +169,12 @@ impl std::fmt::Debug for Tls {
 }
 
 impl Tls {
-    pub(crate) fn new(ca: &Arc<Ca>, names: Vec<String>) -> Result<Tls, MasterError> {
+    /// `required`: a client without a certificate of the CA fails the handshake.
+    pub(crate) fn new(
+        ca: &Arc<Ca>,
+        names: Vec<String>,
+        required: bool,
+    ) -> Result<Tls, MasterError> {
         let rng = SystemRandom::new();
         let resolver = Arc::new(ServerCertificate {
             current: Mutex::new(Arc::new(certified_key(ca, &names, &rng)?)),
@@ -174,11 +184,16 @@ impl Tls {
         roots
             .add(CertificateDer::from(ca.der().to_vec()))
             .map_err(|e| MasterError::Internal(format!("the CA as a root: {e}")))?;
-        let clients =
-            WebPkiClientVerifier::builder_with_provider(roots.into(), Arc::clone(&provider))
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| MasterError::Internal(format!("the client verifier: {e}")))?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(roots.into(), Arc::clone(&provider));
+        let verifier = if required {
+            verifier
+        } else {
+            verifier.allow_unauthenticated()
+        };
+        let clients = verifier
+            .build()
+            .map_err(|e| MasterError::Internal(format!("the client verifier: {e}")))?;
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| MasterError::Internal(e.to_string()))?
