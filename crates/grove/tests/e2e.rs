@@ -481,8 +481,7 @@ fn users_see_their_own_and_removed_software_is_deleted() {
 fn master_and_node_apart_survive_each_others_restarts() {
     let place = Place::new(8);
     let listen = format!("127.0.0.1:{}", free_port());
-    let (apart, master) = Apart::master(&place, &listen, &format!("http://{listen}"));
-    let (master_url, admin) = (apart.urls.clone(), apart.admin.clone());
+    let (apart, master) = Apart::master(&place, &listen, &format!("https://{listen}"));
     let start_master = || apart.restart_master();
     let client = |args: &[&str]| apart.client(args);
     let config = apart.register("node-1", 2);
@@ -521,10 +520,7 @@ fn master_and_node_apart_survive_each_others_restarts() {
     let id = client(&["service", "info", "first"])["id"]
         .as_i64()
         .expect("id");
-    let usage = grove_client::Client::new(&master_url, &grove_client::Identity::token(&admin))
-        .expect("client")
-        .instance_usage(id)
-        .expect("usage");
+    let usage = apart.api().instance_usage(id).expect("usage");
     assert_eq!(usage[0].partition, "slappart0");
     assert!(usage[0].memory_bytes > 1_000_000);
     assert_eq!(usage[0].restarts, 0);
@@ -719,8 +715,8 @@ fn a_refused_registration_registers_nothing() {
 fn node_and_client_go_on_with_the_next_master() {
     let place = Place::new(14);
     let listen = format!("127.0.0.1:{}", free_port());
-    let dead = format!("http://127.0.0.1:{}", free_port());
-    let (apart, master) = Apart::master(&place, &listen, &format!("{dead},http://{listen}"));
+    let dead = format!("https://127.0.0.1:{}", free_port());
+    let (apart, master) = Apart::master(&place, &listen, &format!("{dead},https://{listen}"));
     let client = |args: &[&str]| apart.client(args);
     let node = apart.node(&apart.register("node-1", 1));
     let sr = example("hello");
@@ -781,7 +777,7 @@ fn adopted_services_stay_supervised_when_the_next_deployment_fails() {
 fn labels_from_the_command_line() {
     let place = Place::new(16);
     let listen = format!("127.0.0.1:{}", free_port());
-    let (apart, master) = Apart::master(&place, &listen, &format!("http://{listen}"));
+    let (apart, master) = Apart::master(&place, &listen, &format!("https://{listen}"));
     let registered = grove()
         .args([
             "node",
@@ -793,6 +789,8 @@ fn labels_from_the_command_line() {
             "disk=ssd",
         ])
         .args(["--master-url", &apart.urls, "--token", &apart.admin])
+        .arg("--ca-cert")
+        .arg(&apart.ca)
         .arg("--config")
         .arg(place.path().join("node-7.toml"))
         .status()
@@ -817,7 +815,7 @@ fn labels_from_the_command_line() {
 fn an_instance_destroyed_while_the_node_is_away_is_ended_when_it_returns() {
     let place = Place::new(17);
     let listen = format!("127.0.0.1:{}", free_port());
-    let (apart, master) = Apart::master(&place, &listen, &format!("http://{listen}"));
+    let (apart, master) = Apart::master(&place, &listen, &format!("https://{listen}"));
     let config = apart.register("node-1", 1);
     let node = apart.node(&config);
     let sr = example("hello");

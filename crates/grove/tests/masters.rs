@@ -1,27 +1,22 @@
-//! Several `grove master` processes on one PostgreSQL database serve one cloud: a request
+//! Several `grove master` processes on one PostgreSQL database serve one cloud, over HTTPS
+//! with the one CA they share: a request
 //! made on one master is deployed by a node that follows another, and when that master
 //! dies the node goes on with the next one while its services keep running.
 
 use std::path::Path;
 
 mod common;
-use common::{Apart, Daemon, Place, eventually, example, free_port, get, grove, text};
+use common::{
+    Apart, Daemon, Place, answers_https, eventually, example, free_port, get, grove, text,
+};
 
 fn start_master(place: &Place, name: &str, listen: &str, store: &str) -> Daemon {
     let mut command = grove();
-    command.args([
-        "master",
-        "--insecure-http",
-        "--listen",
-        listen,
-        "--store",
-        store,
-    ]);
+    command.args(["master", "--listen", listen, "--store", store]);
     command.arg("--data-dir").arg(place.path().join(name));
     let daemon = Daemon::spawn(command, place.path().join(format!("{name}.log")));
-    eventually("the master to answer", || {
-        get(&format!("http://{listen}/v1/health"))
-    });
+    let ca = place.path().join(name).join("ca.pem");
+    eventually("the master to answer", || answers_https(listen, &ca));
     daemon
 }
 
@@ -52,14 +47,17 @@ fn two_masters_on_one_postgres_serve_one_cloud() {
     let on_a = Apart {
         place: &place,
         listen: a.clone(),
-        urls: format!("http://{a},http://{b}"),
+        urls: format!("https://{a},https://{b}"),
         admin: admin.clone(),
+        ca: place.path().join("master-a/ca.pem"),
     };
     let on_b = Apart {
         place: &place,
         listen: b.clone(),
-        urls: format!("http://{b}"),
+        urls: format!("https://{b}"),
         admin,
+        // One CA for the cloud: B's copy is A's.
+        ca: place.path().join("master-b/ca.pem"),
     };
     let node = on_a.node(&on_a.register("node-1", 2));
     let sr = example("hello");

@@ -111,13 +111,30 @@ impl Place {
     }
 }
 
-/// A cloud of separate processes in a place: `grove master` on `listen`, nodes registered
-/// with `urls` (one master URL, or a comma list).
+/// Whether the master on `listen` answers over HTTPS, trusting the CA in `ca` (once the
+/// master wrote it).
+pub fn answers_https(listen: &str, ca: &Path) -> Option<()> {
+    let identity = grove_client::Identity {
+        token: None,
+        ca_pem: Some(std::fs::read_to_string(ca).ok()?),
+        certificate: None,
+    };
+    grove_client::Client::new(&format!("https://{listen}"), &identity)
+        .ok()?
+        .health()
+        .ok()
+        .map(|_| ())
+}
+
+/// A cloud of separate processes in a place: `grove master` on `listen` over HTTPS with
+/// its own CA, nodes registered with `urls` (one master URL, or a comma list).
 pub struct Apart<'p> {
     pub place: &'p Place,
     pub listen: String,
     pub urls: String,
     pub admin: String,
+    /// The master's CA certificate, which every client trusts.
+    pub ca: PathBuf,
 }
 
 impl<'p> Apart<'p> {
@@ -134,19 +151,29 @@ impl<'p> Apart<'p> {
             listen: listen.to_owned(),
             urls: urls.to_owned(),
             admin,
+            ca: place.path().join("master/ca.pem"),
         };
         (apart, daemon)
     }
 
     fn start_master(place: &Place, listen: &str) -> Daemon {
         let mut command = grove();
-        command.args(["master", "--insecure-http", "--listen", listen]);
+        command.args(["master", "--listen", listen]);
         command.arg("--data-dir").arg(place.path().join("master"));
         let daemon = Daemon::spawn(command, place.path().join("master.log"));
-        eventually("the master to answer", || {
-            get(&format!("http://{listen}/v1/health"))
-        });
+        let ca = place.path().join("master/ca.pem");
+        eventually("the master to answer", || answers_https(listen, &ca));
         daemon
+    }
+
+    /// The typed client as the admin, through `urls`.
+    pub fn api(&self) -> grove_client::Client {
+        let identity = grove_client::Identity {
+            token: Some(self.admin.clone()),
+            ca_pem: Some(std::fs::read_to_string(&self.ca).expect("the master's CA")),
+            certificate: None,
+        };
+        grove_client::Client::new(&self.urls, &identity).expect("client")
     }
 
     /// The master again, on the same data (after it stopped).
@@ -161,6 +188,7 @@ impl<'p> Apart<'p> {
             .arg("--json")
             .env("GROVE_MASTER_URL", &self.urls)
             .env("GROVE_TOKEN", &self.admin)
+            .env("GROVE_CA_CERT", &self.ca)
             .output()
             .expect("runs");
         assert!(
@@ -179,6 +207,8 @@ impl<'p> Apart<'p> {
         let registered = grove()
             .args(["node", "register", name, "--partitions", &partitions_text])
             .args(["--master-url", &self.urls, "--token", &self.admin, "--json"])
+            .arg("--ca-cert")
+            .arg(&self.ca)
             .arg("--config")
             .arg(&config)
             .arg("--software-root")
