@@ -130,3 +130,53 @@ async fn until_created(db: &Db, prefix: &str) -> (usize, bool) {
     }
     (failed, false)
 }
+
+/// The store talks to PostgreSQL over TLS when its URL asks for it (`sslmode=verify-ca`
+/// with the CA of the server's certificate; here Debian's self-signed one): every
+/// connection of the store is encrypted, and a server whose certificate that CA did not
+/// sign is refused before anything is sent.
+#[tokio::test]
+async fn the_store_reaches_postgres_over_tls_and_checks_the_server() {
+    let Location::Postgres(url) = postgres().await else {
+        unreachable!("a postgres location")
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let server_ca = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let over_tls = Location::Postgres(format!(
+        "{url}{separator}sslmode=verify-ca&sslrootcert={server_ca}"
+    ));
+    let store = Db::open(&StoreConfig {
+        location: over_tls.clone(),
+        placement: Policy::Simple,
+    })
+    .await
+    .expect("opens over TLS");
+    store.ensure_admin(vec![1; 32]).await.expect("writes");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let (all, encrypted): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
+         JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.datname = current_database() AND a.application_name LIKE 'grove-%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_ssl");
+    assert!(all >= 3, "the writer, a reader and the listener: {all}");
+    assert_eq!(encrypted, all, "every connection of the store is encrypted");
+    // Another CA: the server is refused, and the error names the store, not its password.
+    let wrong = Location::Postgres(format!(
+        "{url}{separator}sslmode=verify-ca&sslrootcert=/etc/ssl/certs/ca-certificates.crt"
+    ));
+    let refused = Db::open(&StoreConfig {
+        location: wrong,
+        placement: Policy::Simple,
+    })
+    .await
+    .expect_err("an unknown server certificate");
+    let message = refused.to_string();
+    assert!(!message.contains(":grove@"), "no password in {message}");
+    assert!(
+        message.to_lowercase().contains("certificate"),
+        "says why: {message}"
+    );
+}
