@@ -222,9 +222,13 @@ pub(crate) enum ComputerCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum UserCommand {
-    /// Create a user and print its token (admin only).
+    /// Create a user and print its token (admin only); with `--bundle DIR`, also issue
+    /// its client certificate there (as `user certificate` does).
     Create {
         name: String,
+        /// Also write `NAME.pem`, `NAME.key` and `ca.pem` (0600) in this directory.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -665,14 +669,59 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Issues `name`'s client certificate and writes the bundle in `out` (0600); what was
+/// written, as `--json` shows it.
+fn write_bundle(client: &Client, name: &str, out: &Path) -> anyhow::Result<serde_json::Value> {
+    let bundle = client.issue_user_certificate(name)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let files = [
+        (format!("{name}.pem"), &bundle.certificate),
+        (format!("{name}.key"), &bundle.key),
+        ("ca.pem".to_owned(), &bundle.ca),
+    ];
+    for (file, text) in &files {
+        crate::node::write_private(&out.join(file), text)?;
+    }
+    Ok(serde_json::json!({
+        "certificate": out.join(format!("{name}.pem")),
+        "key": out.join(format!("{name}.key")),
+        "ca": out.join("ca.pem"),
+        "expires_at": bundle.expires_at,
+    }))
+}
+
+fn bundle_written(name: &str, out: &Path) -> String {
+    format!(
+        "wrote {name}.pem, {name}.key and ca.pem in {}; use them with --certificate, --key \
+         and --ca-cert",
+        out.display()
+    )
+}
+
 pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
     match command {
-        UserCommand::Create { name, connection } => {
-            let credentials = connection.client()?.create_user(&name)?;
+        UserCommand::Create {
+            name,
+            bundle,
+            connection,
+        } => {
+            let client = connection.client()?;
+            let credentials = client.create_user(&name)?;
+            let written = match &bundle {
+                Some(out) => Some(write_bundle(&client, &name, out)?),
+                None => None,
+            };
             if connection.json {
-                print_json(&credentials)?;
+                let mut shown = serde_json::to_value(&credentials)?;
+                if let Some(written) = written {
+                    shown["bundle"] = written;
+                }
+                print_json(&shown)?;
             } else {
                 print_lines(&[credentials.token])?;
+                if let Some(out) = &bundle {
+                    eprintln!("{}", bundle_written(&name, out));
+                }
             }
         }
         UserCommand::Certificate {
@@ -680,30 +729,11 @@ pub(crate) fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             out,
             connection,
         } => {
-            let bundle = connection.client()?.issue_user_certificate(&name)?;
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
-            let files = [
-                (format!("{name}.pem"), &bundle.certificate),
-                (format!("{name}.key"), &bundle.key),
-                ("ca.pem".to_owned(), &bundle.ca),
-            ];
-            for (file, text) in &files {
-                crate::node::write_private(&out.join(file), text)?;
-            }
+            let written = write_bundle(&connection.client()?, &name, &out)?;
             if connection.json {
-                print_json(&serde_json::json!({
-                    "certificate": out.join(format!("{name}.pem")),
-                    "key": out.join(format!("{name}.key")),
-                    "ca": out.join("ca.pem"),
-                    "expires_at": bundle.expires_at,
-                }))?;
+                print_json(&written)?;
             } else {
-                eprintln!(
-                    "wrote {name}.pem, {name}.key and ca.pem in {}; use them with \
-                     --certificate, --key and --ca-cert",
-                    out.display()
-                );
+                eprintln!("{}", bundle_written(&name, &out));
             }
         }
     }

@@ -116,4 +116,13 @@ mod tests {
             "cannot start the master: cannot listen on 127.0.0.1:8080: address already in use"
         );
     }
+
+    /// Every command's arguments are well formed (unique names, valid requirements): clap
+    /// checks a command only when it is parsed, so a clash in a rarely used one would
+    /// otherwise surface as a panic in a user's hands.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -302,9 +302,19 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
     assert_eq!(status(node_2.desired("node-2", None, Duration::ZERO)), 401);
     // A user with a client certificate instead of a token: sees what is theirs, may not
     // do the admin's work, and a new certificate makes the old one refused.
-    let created = master.cli(&["user", "create", "alice"]);
-    assert!(created.status.success(), "{}", stderr(&created));
     let bundle = place.path().join("alice");
+    let created = master.cli(&[
+        "user",
+        "create",
+        "alice",
+        "--bundle",
+        bundle.to_str().expect("utf-8"),
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(
+        String::from_utf8_lossy(&created.stdout).starts_with("g1.u."),
+        "the token too"
+    );
     let issue = || {
         let issued = master.cli(&[
             "user",
@@ -315,7 +325,6 @@ fn nodes_join_with_one_time_tokens_and_act_by_certificate_only_for_their_compute
         ]);
         assert!(issued.status.success(), "{}", stderr(&issued));
     };
-    issue();
     for file in ["alice.pem", "alice.key", "ca.pem"] {
         let mode = std::fs::metadata(bundle.join(file))
             .expect(file)
