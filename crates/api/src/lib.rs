@@ -155,6 +155,22 @@ pub struct InstanceRequest {
     pub sla: BTreeMap<String, String>,
 }
 
+impl InstanceRequest {
+    /// A request for a started, unshared instance of the default software type, with no
+    /// parameters and no SLA.
+    pub fn new(title: impl Into<String>, software_release: impl Into<String>) -> InstanceRequest {
+        InstanceRequest {
+            title: title.into(),
+            software_release: software_release.into(),
+            software_type: default_software_type(),
+            parameters: Parameters::new(),
+            state: RequestedState::Started,
+            shared: false,
+            sla: BTreeMap::new(),
+        }
+    }
+}
+
 /// An instance as the master knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {

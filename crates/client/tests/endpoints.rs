@@ -177,15 +177,7 @@ fn every_operation_has_a_typed_method_that_works() {
             }
             Operation::RequestInstance => {
                 let web = admin
-                    .request_instance(&api::InstanceRequest {
-                        title: "web".to_owned(),
-                        software_release: sr.clone(),
-                        software_type: "default".to_owned(),
-                        parameters: Default::default(),
-                        state: api::RequestedState::Started,
-                        shared: false,
-                        sla: Default::default(),
-                    })
+                    .request_instance(&api::InstanceRequest::new("web".to_owned(), sr.clone()))
                     .expect("request");
                 assert_eq!(web.partition.as_deref(), Some("slappart0"));
             }
@@ -379,13 +371,8 @@ fn every_operation_has_a_typed_method_that_works() {
                 publish(&second, "http://second/").expect("the new one acts");
                 // Destroyed: its certificate is refused at once, and none is issued.
                 let destroy = api::InstanceRequest {
-                    title: "web".to_owned(),
-                    software_release: sr.clone(),
-                    software_type: "default".to_owned(),
-                    parameters: Default::default(),
                     state: api::RequestedState::Destroyed,
-                    shared: false,
-                    sla: Default::default(),
+                    ..api::InstanceRequest::new("web", sr.clone())
                 };
                 admin.request_instance(&destroy).expect("destroyed");
                 let gone = publish(&second, "http://gone/").expect_err("destroyed");

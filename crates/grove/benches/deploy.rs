@@ -63,15 +63,10 @@ impl Api {
         let start = Instant::now();
         let instance = self
             .client
-            .request_instance(&api::InstanceRequest {
-                title: title.to_owned(),
-                software_release: release.to_owned(),
-                software_type: "default".to_owned(),
-                parameters: Default::default(),
-                state: api::RequestedState::Started,
-                shared: false,
-                sla: Default::default(),
-            })
+            .request_instance(&api::InstanceRequest::new(
+                title.to_owned(),
+                release.to_owned(),
+            ))
             .expect("request");
         loop {
             let instance = self.client.show_instance(instance.id).expect("instance");

@@ -109,15 +109,7 @@ fn kill_9_loses_no_acknowledged_request(store: Option<&str>) {
             scope.spawn(move || {
                 for i in 0.. {
                     let title = format!("w{worker}-{i}");
-                    let request = api::InstanceRequest {
-                        title: title.clone(),
-                        software_release: sr.to_owned(),
-                        software_type: "default".to_owned(),
-                        parameters: Default::default(),
-                        state: api::RequestedState::Started,
-                        shared: false,
-                        sla: Default::default(),
-                    };
+                    let request = api::InstanceRequest::new(title.clone(), sr.to_owned());
                     match admin.request_instance(&request) {
                         Ok(_) => acknowledged.lock().expect("lock").push(title),
                         Err(ClientError::Unreachable { .. }) => break,

@@ -51,13 +51,8 @@ fn supply(release: &str) -> api::Supply {
 
 fn instance(title: String, release: &str, parameters: &Value) -> api::InstanceRequest {
     api::InstanceRequest {
-        title,
-        software_release: release.to_owned(),
-        software_type: "default".to_owned(),
         parameters: parameters.as_object().cloned().unwrap_or_default(),
-        state: api::RequestedState::Started,
-        shared: false,
-        sla: Default::default(),
+        ..api::InstanceRequest::new(title, release)
     }
 }
 

@@ -98,15 +98,10 @@ fn main() {
     let mut answers = Vec::with_capacity(requests);
     for i in 0..requests {
         let sent = Instant::now();
-        on_b.request_instance(&api::InstanceRequest {
-            title: format!("i{i}"),
-            software_release: "sr.cfg".to_owned(),
-            software_type: "default".to_owned(),
-            parameters: Default::default(),
-            state: api::RequestedState::Started,
-            shared: false,
-            sla: Default::default(),
-        })
+        on_b.request_instance(&api::InstanceRequest::new(
+            format!("i{i}"),
+            "sr.cfg".to_owned(),
+        ))
         .expect("requested");
         answers.push(sent.elapsed());
         loop {

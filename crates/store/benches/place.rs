@@ -96,15 +96,7 @@ fn main() {
                 let mut latencies = Vec::new();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let request = api::InstanceRequest {
-                        title: format!("f{t}-{i}"),
-                        software_release: "fleet.cfg".to_owned(),
-                        software_type: "default".to_owned(),
-                        parameters: Default::default(),
-                        state: api::RequestedState::Started,
-                        shared: false,
-                        sla: Default::default(),
-                    };
+                    let request = api::InstanceRequest::new(format!("f{t}-{i}"), "fleet.cfg".to_owned());
                     let sent = Instant::now();
                     store
                         .request(admin, Requester::User(admin), request)

@@ -89,15 +89,8 @@ async fn a_store_from_before_the_rules_moved_is_migrated_and_keeps_everything() 
     );
     let old = store.instance(1).await.expect("read").expect("kept");
     assert_eq!(old.partition.as_deref(), Some("slappart0"));
-    let ask = |title: &str| api::InstanceRequest {
-        title: title.to_owned(),
-        software_release: "https://sr/a.cfg".to_owned(),
-        software_type: "default".to_owned(),
-        parameters: Default::default(),
-        state: api::RequestedState::Started,
-        shared: false,
-        sla: Default::default(),
-    };
+    let ask =
+        |title: &str| api::InstanceRequest::new(title.to_owned(), "https://sr/a.cfg".to_owned());
     let (new, _) = store
         .request(1, Requester::User(1), ask("new"))
         .await
