@@ -9,6 +9,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 impl Method {
@@ -17,6 +18,7 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -82,6 +84,12 @@ operations! {
     CreateJoinToken => Post "/v1/join-tokens" "createJoinToken",
     Join => Post "/v1/join" "join",
     IssueUserCertificate => Post "/v1/users/{name}/certificate" "issueUserCertificate",
+    CreateProject => Post "/v1/projects" "createProject",
+    ListProjects => Get "/v1/projects" "listProjects",
+    ShowProject => Get "/v1/projects/{name}" "showProject",
+    DeleteProject => Delete "/v1/projects/{name}" "deleteProject",
+    SetProjectMember => Put "/v1/projects/{name}/members" "setProjectMember",
+    SetProjectQuota => Put "/v1/projects/{name}/quota" "setProjectQuota",
 }
 
 #[cfg(test)]

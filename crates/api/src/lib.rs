@@ -153,6 +153,10 @@ pub struct InstanceRequest {
     /// shared instance: the host instance's id).
     #[serde(default)]
     pub sla: BTreeMap<String, String>,
+    /// The project the instance belongs to (by name); none: the requesting user's own.
+    /// A child instance is in its parent's project.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 impl InstanceRequest {
@@ -167,6 +171,7 @@ impl InstanceRequest {
             state: RequestedState::Started,
             shared: false,
             sla: BTreeMap::new(),
+            project: None,
         }
     }
 }
@@ -182,6 +187,9 @@ pub struct Instance {
     pub requested_state: RequestedState,
     pub shared: bool,
     pub sla: BTreeMap<String, String>,
+    /// The project it belongs to, if any.
+    #[serde(default)]
+    pub project: Option<String>,
     /// The computer and partition it runs in (the host's, for a shared instance).
     pub computer: Option<String>,
     pub partition: Option<String>,
@@ -305,6 +313,93 @@ pub struct NewComputer {
     /// `zone=...` and free-form `key=value` labels that placement can ask for.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// A member's role in a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Reads the project's instances.
+    Reader,
+    /// Also requests, changes and destroys them.
+    Member,
+    /// Also manages the project's members.
+    ProjectAdmin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Member => "member",
+            Role::ProjectAdmin => "project-admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Some(match text {
+            "reader" => Role::Reader,
+            "member" => Role::Member,
+            "project-admin" => Role::ProjectAdmin,
+            _ => return None,
+        })
+    }
+}
+
+/// `POST /v1/projects` (the cloud admin): a new project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub name: String,
+}
+
+/// `PUT /v1/projects/{name}/members` (the cloud admin or a project-admin): gives a user a
+/// role in the project, or (`role` null) removes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    pub user: String,
+    pub role: Option<Role>,
+}
+
+/// `PUT /v1/projects/{name}/quota` (the cloud admin): the most the project may hold;
+/// a limit left out is none. Replaced whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Instances, shared or not, that are not destroyed.
+    #[serde(default)]
+    pub instances: Option<u64>,
+    /// Instances with a partition of their own (not shared).
+    #[serde(default)]
+    pub partitions: Option<u64>,
+    /// Shared instances.
+    #[serde(default)]
+    pub shared: Option<u64>,
+}
+
+/// What a project holds, counted as its quota counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    pub instances: u64,
+    pub partitions: u64,
+    pub shared: u64,
+}
+
+/// A project's member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: String,
+    pub role: Role,
+}
+
+/// A project as its members and the cloud admin see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub name: String,
+    pub members: Vec<Member>,
+    pub quota: Quota,
+    pub usage: QuotaUsage,
 }
 
 /// `PUT /v1/computers/{reference}/labels`: a computer's labels, replaced whole.
@@ -497,6 +592,7 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     pub const CONFLICT: &str = "conflict";
     pub const NO_CAPACITY: &str = "no_capacity";
+    pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const INTERNAL: &str = "internal";
 }

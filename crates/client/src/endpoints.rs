@@ -191,4 +191,52 @@ impl Client {
     pub fn issue_user_certificate(&self, name: &str) -> Result<api::CertificateBundle> {
         self.answer(&Call::new(Operation::IssueUserCertificate).on(name))
     }
+
+    /// `createProject` (the cloud admin).
+    pub fn create_project(&self, name: &str) -> Result<api::Project> {
+        self.answer(&Call::new(Operation::CreateProject).body(&api::NewProject {
+            name: name.to_owned(),
+        })?)
+    }
+
+    /// `listProjects`: all for the cloud admin, a user's own for a user.
+    pub fn list_projects(&self) -> Result<Vec<api::Project>> {
+        self.answer(&Call::new(Operation::ListProjects))
+    }
+
+    /// `showProject`: its members and quota, what it holds.
+    pub fn show_project(&self, name: &str) -> Result<api::Project> {
+        self.answer(&Call::new(Operation::ShowProject).on(name))
+    }
+
+    /// `deleteProject` (the cloud admin, once its instances are destroyed).
+    pub fn delete_project(&self, name: &str) -> Result<()> {
+        self.done(&Call::new(Operation::DeleteProject).on(name))
+    }
+
+    /// `setProjectMember` (the cloud admin or a project-admin): a role, or `None` to remove.
+    pub fn set_project_member(
+        &self,
+        project: &str,
+        user: &str,
+        role: Option<api::Role>,
+    ) -> Result<api::Project> {
+        self.answer(
+            &Call::new(Operation::SetProjectMember)
+                .on(project)
+                .body(&api::Membership {
+                    user: user.to_owned(),
+                    role,
+                })?,
+        )
+    }
+
+    /// `setProjectQuota` (the cloud admin): replaced whole.
+    pub fn set_project_quota(&self, project: &str, quota: &api::Quota) -> Result<api::Project> {
+        self.answer(
+            &Call::new(Operation::SetProjectQuota)
+                .on(project)
+                .body(quota)?,
+        )
+    }
 }

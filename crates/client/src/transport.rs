@@ -271,12 +271,12 @@ impl Client {
             .clone();
         use grove_api::endpoints::Method;
         let result = match operation.method() {
-            Method::Get => {
-                let mut request = agent
-                    .get(&url)
-                    .config()
-                    .timeout_global(Some(call.timeout))
-                    .build();
+            method @ (Method::Get | Method::Delete) => {
+                let builder = match method {
+                    Method::Delete => agent.delete(&url),
+                    _ => agent.get(&url),
+                };
+                let mut request = builder.config().timeout_global(Some(call.timeout)).build();
                 if let Some(authorization) = &authorization {
                     request = request.header("Authorization", authorization);
                 }

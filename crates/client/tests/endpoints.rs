@@ -37,6 +37,12 @@ const ORDER: &[Operation] = &[
     Operation::RenewCertificate,
     Operation::RevokeCertificate,
     Operation::IssuePartitionCertificate,
+    Operation::CreateProject,
+    Operation::SetProjectMember,
+    Operation::SetProjectQuota,
+    Operation::ShowProject,
+    Operation::ListProjects,
+    Operation::DeleteProject,
 ];
 
 #[derive(Default)]
@@ -45,6 +51,7 @@ struct Walk {
     instance: Option<api::PartitionInstance>,
     join_token: Option<String>,
     joined: Option<(Client, String)>,
+    alice: Option<Client>,
 }
 
 #[test]
@@ -98,6 +105,7 @@ fn every_operation_has_a_typed_method_that_works() {
                 assert_eq!(alice.name, "alice");
                 let as_alice = Client::new(&url, &trust(Some(&alice.token))).expect("client");
                 assert_eq!(as_alice.list_instances().expect("hers"), vec![]);
+                walk.alice = Some(as_alice);
             }
             Operation::IssueUserCertificate => {
                 let bundle = admin.issue_user_certificate("alice").expect("bundle");
@@ -383,6 +391,50 @@ fn every_operation_has_a_typed_method_that_works() {
                     .issue_partition_certificate(instance.id, &csr)
                     .expect_err("destroyed");
                 assert_eq!(none.status(), Some(409), "{none}");
+            }
+            Operation::CreateProject => {
+                let shop = admin.create_project("shop").expect("project");
+                assert_eq!((shop.name.as_str(), shop.members.len()), ("shop", 0));
+            }
+            Operation::SetProjectMember => {
+                let shop = admin
+                    .set_project_member("shop", "alice", Some(api::Role::Member))
+                    .expect("member");
+                assert_eq!(
+                    shop.members,
+                    [api::Member {
+                        user: "alice".to_owned(),
+                        role: api::Role::Member
+                    }]
+                );
+            }
+            Operation::SetProjectQuota => {
+                let quota = api::Quota {
+                    partitions: Some(1),
+                    ..api::Quota::default()
+                };
+                let shop = admin.set_project_quota("shop", &quota).expect("quota");
+                assert_eq!(shop.quota, quota);
+            }
+            Operation::ShowProject => {
+                let alice = walk.alice.as_ref().expect("alice");
+                let shop = alice.show_project("shop").expect("a member sees it");
+                assert_eq!(shop.usage, api::QuotaUsage::default());
+            }
+            Operation::ListProjects => {
+                let alice = walk.alice.as_ref().expect("alice");
+                let names: Vec<String> = alice
+                    .list_projects()
+                    .expect("list")
+                    .into_iter()
+                    .map(|p| p.name)
+                    .collect();
+                assert_eq!(names, ["shop"]);
+            }
+            Operation::DeleteProject => {
+                admin.delete_project("shop").expect("deleted");
+                let gone = admin.show_project("shop").expect_err("gone");
+                assert_eq!(gone.status(), Some(404), "{gone}");
             }
         }
     }

@@ -34,7 +34,7 @@ pub(crate) struct Connection {
     key: Option<PathBuf>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// `client.toml`: what `grove up` writes in its data directory, and what a user may keep
@@ -95,7 +95,7 @@ fn client_files() -> Vec<PathBuf> {
 }
 
 impl Connection {
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         if let (Some(url), Some(certificate), Some(key)) =
             (&self.master_url, &self.certificate, &self.key)
         {
@@ -160,6 +160,9 @@ pub(crate) struct RequestArgs {
     /// of a shared instance), or a label the computer must carry (zone=eu-1).
     #[arg(long = "sla", value_name = "KEY=VALUE")]
     sla: Vec<String>,
+    /// The project the instance belongs to (you must be a member or project-admin of it).
+    #[arg(long, env = "GROVE_PROJECT")]
+    project: Option<String>,
     /// Return once the instance has published its connection parameters.
     #[arg(long)]
     wait: bool,
@@ -257,14 +260,14 @@ fn release_url(text: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("{} is not UTF-8", path.display()))
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
 }
 
-fn print_lines(lines: &[String]) -> anyhow::Result<()> {
+pub(crate) fn print_lines(lines: &[String]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for line in lines {
         writeln!(out, "{line}")?;
@@ -324,6 +327,7 @@ pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
             .ok_or_else(|| anyhow!("unknown state {}", args.state))?,
         shared: args.shared,
         sla: key_values(&args.sla, "--sla")?,
+        project: args.project.clone(),
     };
     let instance = request_instance(&client, &request)?;
     let connection = if args.wait && request.state == api::RequestedState::Started {

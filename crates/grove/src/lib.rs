@@ -9,6 +9,7 @@ mod client;
 mod master;
 mod node;
 mod profile;
+mod project;
 mod up;
 
 use std::process::ExitCode;
@@ -52,6 +53,9 @@ enum Command {
     /// Users (admin).
     #[command(subcommand)]
     User(client::UserCommand),
+    /// Projects: members with roles, quotas.
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -94,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Service(command) => client::service(command),
         Command::Computer(command) => client::computer(command),
         Command::User(command) => client::user(command),
+        Command::Project(command) => project::run(command),
     }
 }
 

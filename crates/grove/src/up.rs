@@ -216,6 +216,7 @@ fn deploy_example(client: &Client, name: &str, release: &str, json: bool) -> any
         state: api::RequestedState::Started,
         shared: false,
         sla: [("computer_guid".to_owned(), LOCAL_COMPUTER.to_owned())].into(),
+        project: None,
     };
     let instance = crate::client::request_instance(client, &request)?;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -773,6 +773,58 @@ fn adopted_services_stay_supervised_when_the_next_deployment_fails() {
     daemon.stop();
 }
 
+/// Projects from the command line: the admin makes one, adds a member and sets a quota;
+/// the member requests in it until the quota refuses, with the API's code in the message.
+#[test]
+fn projects_members_and_quotas_from_the_command_line() {
+    let place = Place::new(21);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (apart, master) = Apart::master(&place, &listen, &format!("https://{listen}"));
+    apart.register("node-1", 3);
+    let sr = example("hello");
+    apart.client(&["supply", &sr, "node-1"]);
+    apart.client(&["project", "create", "shop"]);
+    let bob = apart.client(&["user", "create", "bob"]);
+    let added = apart.client(&[
+        "project", "member", "add", "shop", "bob", "--role", "member",
+    ]);
+    assert_eq!(
+        added["members"],
+        serde_json::json!([{"user": "bob", "role": "member"}])
+    );
+    let quota = apart.client(&["project", "quota", "shop", "partitions=1"]);
+    assert_eq!(quota["quota"]["partitions"], 1);
+    let as_bob = |args: &[&str]| {
+        grove()
+            .args(args)
+            .env("GROVE_MASTER_URL", &apart.urls)
+            .env("GROVE_TOKEN", text(&bob, "token"))
+            .env("GROVE_CA_CERT", &apart.ca)
+            .env("GROVE_PROJECT", "shop")
+            .output()
+            .expect("runs")
+    };
+    let first = as_bob(&["request", "web", &sr, "--json"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = as_bob(&["request", "db", &sr]);
+    assert_eq!(second.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("403 (quota_exceeded)") && said.contains("holds 1 partitions of 1"),
+        "{said}"
+    );
+    let shown = apart.client(&["project", "show", "shop"]);
+    assert_eq!(shown["usage"]["partitions"], 1);
+    let listed = as_bob(&["service", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(listed[0]["project"], "shop");
+    master.stop();
+}
+
 #[test]
 fn labels_from_the_command_line() {
     let place = Place::new(16);

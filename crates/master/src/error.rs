@@ -56,6 +56,9 @@ impl From<StoreError> for ApiError {
                 codes::NO_CAPACITY,
                 e.to_string(),
             ),
+            StoreError::QuotaExceeded { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, codes::QUOTA_EXCEEDED, e.to_string())
+            }
             StoreError::Invalid(_) => ApiError::bad_request(e.to_string()),
             StoreError::Unauthorized(message) => ApiError::unauthorized(message),
             StoreError::Database(_)

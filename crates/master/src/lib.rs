@@ -15,6 +15,7 @@ pub use tls::{SERVER_LIFETIME, TlsOptions, Transport};
 pub use server::Limits;
 mod error;
 mod joining;
+mod projects;
 mod routes;
 
 use std::collections::HashMap;

@@ -32,12 +32,13 @@ type App<S> = State<Arc<Master<S>>>;
 /// The handler of each operation: exhaustive, so an operation without a handler does not
 /// compile.
 fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
-    use crate::joining;
+    use crate::{joining, projects};
     // The method comes from the table, not from the handler's line.
     let filter = match operation.method() {
         Method::Get => MethodFilter::GET,
         Method::Post => MethodFilter::POST,
         Method::Put => MethodFilter::PUT,
+        Method::Delete => MethodFilter::DELETE,
     };
     match operation {
         Operation::Health => on(filter, health),
@@ -65,6 +66,12 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::CreateJoinToken => on(filter, joining::create_join_token::<S>),
         Operation::Join => on(filter, joining::join::<S>),
         Operation::IssueUserCertificate => on(filter, joining::user_certificate::<S>),
+        Operation::CreateProject => on(filter, projects::create::<S>),
+        Operation::ListProjects => on(filter, projects::list::<S>),
+        Operation::ShowProject => on(filter, projects::show::<S>),
+        Operation::DeleteProject => on(filter, projects::delete::<S>),
+        Operation::SetProjectMember => on(filter, projects::set_member::<S>),
+        Operation::SetProjectQuota => on(filter, projects::set_quota::<S>),
     }
 }
 
@@ -547,10 +554,27 @@ async fn request_instance<S: Store>(
     Caller(caller): Caller,
     Body(request): Body<api::InstanceRequest>,
 ) -> Result<Json<api::Instance>, ApiError> {
-    let (owner, requester) = match caller {
-        Principal::Admin { id } | Principal::User { id } => (id, Requester::User(id)),
-        Principal::Partition { instance, owner } => (owner, Requester::Instance(instance)),
-        Principal::Node { .. } => {
+    let (owner, requester) = match (&caller, &request.project) {
+        (Principal::Admin { id } | Principal::User { id }, Some(name)) => {
+            let project = crate::projects::acting_in(&m, &caller, name, api::Role::Member).await?;
+            (
+                *id,
+                Requester::Project {
+                    project: project.id,
+                    user: *id,
+                },
+            )
+        }
+        (Principal::Admin { id } | Principal::User { id }, None) => (*id, Requester::User(*id)),
+        (Principal::Partition { instance, owner }, None) => {
+            (*owner, Requester::Instance(*instance))
+        }
+        (Principal::Partition { .. }, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "project: a child instance is in its parent's project; leave it out",
+            ));
+        }
+        (Principal::Node { .. }, _) => {
             return Err(ApiError::forbidden("nodes do not request instances"));
         }
     };
@@ -611,7 +635,15 @@ pub(crate) async fn access<S: Store>(
     match caller {
         Principal::Admin { .. } => rights.push(Access::Read),
         Principal::User { id: user } => {
-            if m.store.instance_owner(id).await? == Some(*user) {
+            // A project's instance is its members'; the others, their owner's.
+            let reads = match &instance.project {
+                Some(name) => match m.store.project_by_name(name.clone()).await? {
+                    Some(project) => m.store.role(project.id, *user).await?.is_some(),
+                    None => false,
+                },
+                None => m.store.instance_owner(id).await? == Some(*user),
+            };
+            if reads {
                 rights.push(Access::Read);
             }
         }

@@ -114,12 +114,18 @@ fn schemas_match_the_wire_types() {
     check::<api::CertificateRequest>(&doc, "CertificateRequest");
     check::<api::CertificateBundle>(&doc, "CertificateBundle");
     check::<api::PartitionCertificate>(&doc, "PartitionCertificate");
+    check::<api::NewProject>(&doc, "NewProject");
+    check::<api::Membership>(&doc, "Membership");
+    check::<api::Quota>(&doc, "Quota");
+    check::<api::QuotaUsage>(&doc, "QuotaUsage");
+    check::<api::Member>(&doc, "Member");
+    check::<api::Project>(&doc, "Project");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 31,
+        documented, 37,
         "a schema was added or removed: check it here too"
     );
 }
@@ -151,6 +157,7 @@ fn every_documented_operation_is_routed_and_guarded() {
         );
         let response = match *method {
             "GET" => agent.get(&url).call(),
+            "DELETE" => agent.delete(&url).call(),
             "POST" => agent
                 .post(&url)
                 .header("Content-Type", "application/json")

@@ -366,6 +366,7 @@ impl Recipe for Request {
             state,
             shared,
             sla,
+            project: None,
         };
         let child = partition
             .master

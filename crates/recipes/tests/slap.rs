@@ -97,6 +97,7 @@ fn configuration_request_and_publish_go_through_the_master() {
             state: api::RequestedState::Started,
             shared: false,
             sla: Default::default(),
+            project: None,
         })
         .expect("request");
 

@@ -74,12 +74,14 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_rules_in_rust.sql"),
     include_str!("../migrations/sqlite/0004_joining.sql"),
     include_str!("../migrations/sqlite/0005_partition_certificates.sql"),
+    include_str!("../migrations/sqlite/0006_projects.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_initial.sql"),
     include_str!("../migrations/postgres/0002_joining.sql"),
     include_str!("../migrations/postgres/0003_partition_certificates.sql"),
+    include_str!("../migrations/postgres/0004_projects.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

@@ -40,6 +40,14 @@ pub enum StoreError {
     /// A credential the store keeps (a join token) is unknown, spent or expired.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// A request over one of its project's quotas: which, what is held, the limit.
+    #[error("quota exceeded: project {project:?} holds {usage} {quota} of {limit}")]
+    QuotaExceeded {
+        project: String,
+        quota: &'static str,
+        usage: u64,
+        limit: u64,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("cannot open the store at {location}: {source}")]
@@ -104,11 +112,25 @@ pub struct ComputerRow {
     pub certificate_serial: Option<String>,
 }
 
+/// A project as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRow {
+    pub id: i64,
+    pub name: String,
+    pub quota: api::Quota,
+}
+
 /// Who requests an instance: a user, or an instance requesting a child as itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requester {
     User(i64),
     Instance(i64),
+    /// A member of a project (or the cloud admin) for the project: the instance is the
+    /// project's, and its title is the project's too.
+    Project {
+        project: i64,
+        user: i64,
+    },
 }
 
 /// What a mutation changed, for the change stream: computed by the rules, once.
@@ -267,10 +289,40 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         serial: Option<String>,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Every instance (`None`), or what a user sees: their own outside projects and those
+    /// of the projects they are a member of.
     fn instances(
         &self,
         owner: Option<i64>,
     ) -> impl Future<Output = Result<Vec<api::Instance>>> + Send;
+
+    // Projects.
+    fn create_project(&self, name: String) -> impl Future<Output = Result<i64>> + Send;
+    /// Refused (`Conflict`) while the project holds instances not destroyed.
+    fn delete_project(&self, project: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Gives a user a role in a project, or (`None`) removes them.
+    fn set_member(
+        &self,
+        project: i64,
+        principal: i64,
+        role: Option<api::Role>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn set_quota(&self, project: i64, quota: api::Quota)
+    -> impl Future<Output = Result<()>> + Send;
+    fn project_by_name(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<Option<ProjectRow>>> + Send;
+    /// Every project (`None`), or those the principal is a member of.
+    fn projects(&self, member: Option<i64>)
+    -> impl Future<Output = Result<Vec<ProjectRow>>> + Send;
+    fn members(&self, project: i64) -> impl Future<Output = Result<Vec<api::Member>>> + Send;
+    fn role(
+        &self,
+        project: i64,
+        principal: i64,
+    ) -> impl Future<Output = Result<Option<api::Role>>> + Send;
+    fn project_usage(&self, project: i64) -> impl Future<Output = Result<api::QuotaUsage>> + Send;
     fn report_instance(
         &self,
         instance_id: i64,

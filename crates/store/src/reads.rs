@@ -16,9 +16,30 @@ macro_rules! select_instances {
         "SELECT i.id, i.title, i.software_release, i.software_type, i.parameters, \
          i.requested_state, i.shared, i.sla, c.reference AS computer, i.partition_reference, \
          i.host_instance_id, i.parent_id, i.root_id, i.reported_state, i.error, i.connection, \
-         i.timestamp, i.computer_id, i.reported_timestamp FROM instances i \
-         LEFT JOIN computers c ON c.id = i.computer_id "
+         i.timestamp, i.computer_id, i.reported_timestamp, i.project_id, \
+         p.name AS project FROM instances i \
+         LEFT JOIN computers c ON c.id = i.computer_id \
+         LEFT JOIN projects p ON p.id = i.project_id "
     };
+}
+
+macro_rules! select_projects {
+    () => {
+        "SELECT id, name, quota_instances, quota_partitions, quota_shared FROM projects "
+    };
+}
+
+fn project_row(row: &AnyRow) -> Result<crate::ProjectRow> {
+    use crate::tx::projects::limit;
+    Ok(crate::ProjectRow {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        quota: api::Quota {
+            instances: limit(row.try_get(2)?),
+            partitions: limit(row.try_get(3)?),
+            shared: limit(row.try_get(4)?),
+        },
+    })
 }
 
 pub(crate) const INSTANCE_BY_ID: &str = concat!(select_instances!(), "WHERE i.id = $1");
@@ -44,6 +65,7 @@ pub(crate) fn row_to_instance(row: &AnyRow) -> Result<api::Instance> {
         requested_state: requested(&row.try_get::<String, _>("requested_state")?),
         shared: row.try_get::<i64, _>("shared")? != 0,
         sla: serde_json::from_str(&sla).unwrap_or_default(),
+        project: row.try_get("project")?,
         computer: row.try_get("computer")?,
         partition: row.try_get("partition_reference")?,
         host_instance: row.try_get("host_instance_id")?,
@@ -227,12 +249,75 @@ impl Reads {
     pub(crate) async fn instances(&self, owner: Option<i64>) -> Result<Vec<api::Instance>> {
         let rows = sqlx::query(concat!(
             select_instances!(),
-            "WHERE ($1 IS NULL OR i.owner_id = $1) ORDER BY i.id"
+            "WHERE $1 IS NULL OR (i.project_id IS NULL AND i.owner_id = $1) \
+             OR i.project_id IN (SELECT project_id FROM memberships WHERE principal_id = $1) \
+             ORDER BY i.id"
         ))
         .bind(owner)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_to_instance).collect()
+    }
+
+    pub(crate) async fn project_by_name(&self, name: &str) -> Result<Option<crate::ProjectRow>> {
+        let row = sqlx::query(concat!(select_projects!(), "WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(project_row).transpose()
+    }
+
+    /// Every project (`None`), or those the principal is a member of.
+    pub(crate) async fn projects(&self, member: Option<i64>) -> Result<Vec<crate::ProjectRow>> {
+        let rows = sqlx::query(concat!(
+            select_projects!(),
+            "WHERE $1 IS NULL OR id IN (SELECT project_id FROM memberships WHERE principal_id = $1) \
+             ORDER BY name"
+        ))
+        .bind(member)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(project_row).collect()
+    }
+
+    pub(crate) async fn members(&self, project: i64) -> Result<Vec<api::Member>> {
+        let rows = sqlx::query(
+            "SELECT p.name, m.role FROM memberships m JOIN principals p ON p.id = m.principal_id \
+             WHERE m.project_id = $1 ORDER BY p.name",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let role: String = row.try_get(1)?;
+                Ok(api::Member {
+                    user: row.try_get(0)?,
+                    role: api::Role::parse(&role).unwrap_or(api::Role::Reader),
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn role(&self, project: i64, principal: i64) -> Result<Option<api::Role>> {
+        let row =
+            sqlx::query("SELECT role FROM memberships WHERE project_id = $1 AND principal_id = $2")
+                .bind(project)
+                .bind(principal)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .and_then(|role| api::Role::parse(&role)))
+    }
+
+    pub(crate) async fn project_usage(&self, project: i64) -> Result<api::QuotaUsage> {
+        let row = sqlx::query(crate::tx::projects::PROJECT_USAGE)
+            .bind(project)
+            .fetch_one(&self.pool)
+            .await?;
+        crate::tx::projects::usage_of(&row)
     }
 
     pub(crate) async fn usage(&self, instance: i64, limit: u32) -> Result<Vec<api::UsageSample>> {

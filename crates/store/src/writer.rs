@@ -615,6 +615,49 @@ impl Store for Db {
         self.reads.instances(owner).await
     }
 
+    async fn create_project(&self, name: String) -> Result<i64> {
+        self.created(Op::CreateProject(name)).await
+    }
+
+    async fn delete_project(&self, project: i64) -> Result<()> {
+        self.changed(Op::DeleteProject(project)).await.map(|_| ())
+    }
+
+    async fn set_member(
+        &self,
+        project: i64,
+        principal: i64,
+        role: Option<api::Role>,
+    ) -> Result<()> {
+        self.changed(Op::SetMember(project, principal, role))
+            .await
+            .map(|_| ())
+    }
+
+    async fn set_quota(&self, project: i64, quota: api::Quota) -> Result<()> {
+        self.changed(Op::SetQuota(project, quota)).await.map(|_| ())
+    }
+
+    async fn project_by_name(&self, name: String) -> Result<Option<crate::ProjectRow>> {
+        self.reads.project_by_name(&name).await
+    }
+
+    async fn projects(&self, member: Option<i64>) -> Result<Vec<crate::ProjectRow>> {
+        self.reads.projects(member).await
+    }
+
+    async fn members(&self, project: i64) -> Result<Vec<api::Member>> {
+        self.reads.members(project).await
+    }
+
+    async fn role(&self, project: i64, principal: i64) -> Result<Option<api::Role>> {
+        self.reads.role(project, principal).await
+    }
+
+    async fn project_usage(&self, project: i64) -> Result<api::QuotaUsage> {
+        self.reads.project_usage(project).await
+    }
+
     async fn report_instance(&self, instance_id: i64, report: api::StateReport) -> Result<Changed> {
         self.changed(Op::ReportInstance(instance_id, report)).await
     }
@@ -731,6 +774,7 @@ mod tests {
                 sla: computer
                     .map(|c| [("computer_guid".to_owned(), c.to_owned())].into())
                     .unwrap_or_default(),
+                project: None,
             },
         )
     }

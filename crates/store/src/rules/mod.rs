@@ -11,9 +11,11 @@
 //!   reports and freeing a partition.
 //! - `nodes.rs`: what nodes declare and report: partitions, software, usage.
 //! - `joining.rs`: join tokens, and the certificate each computer's node holds.
+//! - `projects.rs`: a project's quota, checked where an instance is created.
 
 mod joining;
 mod nodes;
+mod projects;
 mod request;
 mod tree;
 
@@ -59,6 +61,10 @@ pub(crate) enum Op {
     Publish(i64, api::Parameters),
     SetChildren(i64, Vec<String>),
     Usage(i64, api::UsageReport),
+    CreateProject(String),
+    DeleteProject(i64),
+    SetMember(i64, i64, Option<api::Role>),
+    SetQuota(i64, api::Quota),
 }
 
 /// What a mutation answers, beside what it changed.
@@ -229,6 +235,19 @@ async fn apply_op(
         }
         Op::Usage(computer, report) => {
             nodes::record_usage(tx, computer, &report).await?;
+            Answer::Nothing
+        }
+        Op::CreateProject(name) => Answer::Created(tx.insert_project(&name).await?),
+        Op::DeleteProject(project) => {
+            tx.delete_project(project).await?;
+            Answer::Nothing
+        }
+        Op::SetMember(project, principal, role) => {
+            tx.set_member(project, principal, role).await?;
+            Answer::Nothing
+        }
+        Op::SetQuota(project, quota) => {
+            tx.set_quota(project, &quota).await?;
             Answer::Nothing
         }
     };

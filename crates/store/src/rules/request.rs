@@ -40,12 +40,18 @@ pub(super) async fn request(
     changed: &mut Changed,
 ) -> Result<api::Instance> {
     validate(&request)?;
-    let (requester_key, parent) = match requester {
-        Requester::User(id) => (format!("user:{id}"), None),
-        Requester::Instance(id) => (
-            format!("instance:{id}"),
-            Some(tx.existing(id).await?.instance),
-        ),
+    let (requester_key, parent, project) = match requester {
+        Requester::User(id) => (format!("user:{id}"), None, None),
+        Requester::Project { project, .. } => (format!("project:{project}"), None, Some(project)),
+        Requester::Instance(id) => {
+            // A child is in its parent's project.
+            let parent = tx.existing(id).await?;
+            (
+                format!("instance:{id}"),
+                Some(parent.instance),
+                parent.project_id,
+            )
+        }
     };
     // A child of a root that is not started takes the root's state.
     let mut state = request.state;
@@ -57,6 +63,7 @@ pub(super) async fn request(
         state = root_state;
     }
     if try_first_fit
+        && project.is_none()
         && parent.is_none()
         && !request.shared
         && state != api::RequestedState::Destroyed
@@ -68,6 +75,7 @@ pub(super) async fn request(
             requester: &requester_key,
             parent: None,
             root: None,
+            project: None,
             request: &request,
             state,
             timestamp,
@@ -93,6 +101,9 @@ pub(super) async fn request(
                     request.title
                 )));
             }
+            if let Some(project) = project {
+                super::projects::check_quota(tx, project, request.shared).await?;
+            }
             // Placed before it is inserted: a request that fits nowhere leaves nothing.
             let spot = if request.shared {
                 None
@@ -116,6 +127,7 @@ pub(super) async fn request(
                     parent: parent.as_ref().map(|p| p.id),
                     // A root's root_id stays empty: it is its own root.
                     root: parent.as_ref().map(|p| p.root),
+                    project,
                     request: &request,
                     state,
                     timestamp,
@@ -330,6 +342,7 @@ pub(super) async fn first_fits(
                 requester: key,
                 parent: None,
                 root: None,
+                project: None,
                 request,
                 state: request.state,
                 timestamp: tx.timestamp(),
@@ -373,6 +386,7 @@ fn placed(
         requested_state: state,
         shared: false,
         sla: request.sla,
+        project: None,
         computer: Some(fit.reference),
         partition: Some(fit.partition),
         host_instance: None,

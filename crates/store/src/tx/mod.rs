@@ -12,6 +12,8 @@ use crate::backend::Backend;
 use crate::reads::{INSTANCE_BY_ID, row_to_instance};
 use crate::{Result, StoreError};
 
+pub(crate) mod projects;
+
 /// Instance timestamps: microseconds since the epoch, strictly increasing across the
 /// masters that share a store (the last one given is kept in the store's `clock` row).
 #[derive(Debug, Default)]
@@ -35,7 +37,7 @@ pub(crate) fn now_seconds() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(|d| d.is_unique_violation())
 }
@@ -49,6 +51,7 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T, empty: &str) -> String {
 pub(crate) struct Loaded {
     pub(crate) instance: api::Instance,
     pub(crate) computer_id: Option<i64>,
+    pub(crate) project_id: Option<i64>,
 }
 
 /// A new instance row.
@@ -58,6 +61,8 @@ pub(crate) struct NewInstance<'a> {
     pub(crate) requester: &'a str,
     pub(crate) parent: Option<i64>,
     pub(crate) root: Option<i64>,
+    /// The project it belongs to (a child: its parent's).
+    pub(crate) project: Option<i64>,
     pub(crate) request: &'a api::InstanceRequest,
     pub(crate) state: api::RequestedState,
     pub(crate) timestamp: i64,
@@ -808,6 +813,7 @@ impl Tx<'_> {
         row.map(|row| {
             Ok(Loaded {
                 computer_id: row.try_get("computer_id")?,
+                project_id: row.try_get("project_id")?,
                 instance: row_to_instance(&row)?,
             })
         })
@@ -849,8 +855,9 @@ impl Tx<'_> {
         let request = new.request;
         let row = sqlx::query(
             "INSERT INTO instances (owner_id, requester, title, parent_id, root_id, \
-             software_release, software_type, parameters, requested_state, shared, sla, timestamp) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             software_release, software_type, parameters, requested_state, shared, sla, timestamp, \
+             project_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(new.owner)
         .bind(new.requester)
@@ -864,6 +871,7 @@ impl Tx<'_> {
         .bind(i64::from(request.shared))
         .bind(to_json(&request.sla, "{}"))
         .bind(new.timestamp)
+        .bind(new.project)
         .fetch_one(&mut *self.conn)
         .await?;
         Ok(row.try_get(0)?)
