@@ -570,8 +570,8 @@ async fn request_instance<S: Store>(
             (*owner, Requester::Instance(*instance))
         }
         (Principal::Partition { .. }, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "project: a child instance is in its parent's project; leave it out",
+            return Err(ApiError::forbidden(
+                "a partition requests children in its own instance's project only: leave `project` out",
             ));
         }
         (Principal::Node { .. }, _) => {
