@@ -503,6 +503,10 @@ pub struct Children {
 #[serde(deny_unknown_fields)]
 pub struct UsageReport {
     pub partitions: Vec<PartitionUsage>,
+    /// When the node measured it, seconds since the epoch (default: when the master
+    /// receives it). A report sent again with the same time is counted once.
+    #[serde(default)]
+    pub at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

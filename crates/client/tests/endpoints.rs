@@ -261,6 +261,7 @@ fn every_operation_has_a_typed_method_that_works() {
                                 memory_bytes: 4096,
                                 restarts: 0,
                             }],
+                            at: None,
                         },
                     )
                     .expect("usage");

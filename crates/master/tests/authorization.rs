@@ -388,7 +388,13 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
                 .map(drop),
             Operation::DesiredState => c.desired("C1", None, Duration::ZERO).map(drop),
             Operation::ReportUsage => c
-                .report_usage("C1", &api::UsageReport { partitions: vec![] })
+                .report_usage(
+                    "C1",
+                    &api::UsageReport {
+                        partitions: vec![],
+                        at: None,
+                    },
+                )
                 .map(drop),
             Operation::RequestInstance => c
                 .request_instance(&api::InstanceRequest::new(format!("by-{who:?}"), sr))

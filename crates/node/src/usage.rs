@@ -44,7 +44,11 @@ async fn measure(statuses: &[ServiceStatus]) -> api::UsageReport {
         )
         .collect();
     partitions.sort_by(|a, b| a.reference.cmp(&b.reference));
-    api::UsageReport { partitions }
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
+    api::UsageReport { partitions, at }
 }
 
 /// Measures the services in `statuses` (the agent's own, or those the running agent

@@ -75,6 +75,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_joining.sql"),
     include_str!("../migrations/sqlite/0005_partition_certificates.sql"),
     include_str!("../migrations/sqlite/0006_projects.sql"),
+    include_str!("../migrations/sqlite/0007_ledger.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -82,6 +83,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_joining.sql"),
     include_str!("../migrations/postgres/0003_partition_certificates.sql"),
     include_str!("../migrations/postgres/0004_projects.sql"),
+    include_str!("../migrations/postgres/0005_ledger.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

@@ -11,6 +11,7 @@
 //! and commits once (group commit, `writer.rs`).
 
 mod backend;
+mod ledger;
 mod reads;
 mod rules;
 pub mod scratch;
@@ -110,6 +111,17 @@ pub struct ComputerRow {
     pub revision: i64,
     /// The serial of the certificate its node holds (none: no certificate is accepted).
     pub certificate_serial: Option<String>,
+}
+
+/// An hour of an instance's ledger: what it consumed in that hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// The hour's first second, since the epoch.
+    pub hour: i64,
+    /// Seconds it held its partition.
+    pub partition_seconds: i64,
+    pub cpu_ms: i64,
+    pub memory_byte_seconds: i64,
 }
 
 /// A project as the store keeps it.
@@ -323,6 +335,13 @@ pub trait Store: Send + Sync + 'static {
         principal: i64,
     ) -> impl Future<Output = Result<Option<api::Role>>> + Send;
     fn project_usage(&self, project: i64) -> impl Future<Output = Result<api::QuotaUsage>> + Send;
+    /// An instance's ledger for the hours in `[from, to)` (seconds since the epoch).
+    fn ledger(
+        &self,
+        instance: i64,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<LedgerRow>>> + Send;
     fn report_instance(
         &self,
         instance_id: i64,

@@ -320,11 +320,38 @@ impl Reads {
         crate::tx::projects::usage_of(&row)
     }
 
+    pub(crate) async fn ledger(
+        &self,
+        instance: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<crate::LedgerRow>> {
+        let rows = sqlx::query(
+            "SELECT hour, partition_seconds, cpu_ms, memory_byte_seconds FROM ledger \
+             WHERE instance_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour",
+        )
+        .bind(instance)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(crate::LedgerRow {
+                    hour: row.try_get(0)?,
+                    partition_seconds: row.try_get(1)?,
+                    cpu_ms: row.try_get(2)?,
+                    memory_byte_seconds: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
     pub(crate) async fn usage(&self, instance: i64, limit: u32) -> Result<Vec<api::UsageSample>> {
         let rows = sqlx::query(
             "SELECT c.reference, u.partition_reference, u.cpu_seconds, u.memory_bytes, u.at, \
              u.restarts FROM usage u JOIN computers c ON c.id = u.computer_id \
-             WHERE u.instance_id = $1 ORDER BY u.id DESC LIMIT $2",
+             WHERE u.instance_id = $1 ORDER BY u.at DESC, u.id DESC LIMIT $2",
         )
         .bind(instance)
         .bind(i64::from(limit))

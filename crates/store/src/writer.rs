@@ -658,6 +658,10 @@ impl Store for Db {
         self.reads.project_usage(project).await
     }
 
+    async fn ledger(&self, instance: i64, from: i64, to: i64) -> Result<Vec<crate::LedgerRow>> {
+        self.reads.ledger(instance, from, to).await
+    }
+
     async fn report_instance(&self, instance_id: i64, report: api::StateReport) -> Result<Changed> {
         self.changed(Op::ReportInstance(instance_id, report)).await
     }

@@ -78,13 +78,19 @@ pub(super) async fn record_usage(
     computer: i64,
     report: &api::UsageReport,
 ) -> Result<()> {
-    let at = now_seconds();
+    let at = report.at.unwrap_or_else(now_seconds);
     for sample in &report.partitions {
-        if !tx.insert_usage(computer, sample, at).await? {
-            return Err(StoreError::NotFound(format!(
-                "partition {} of this computer",
-                sample.reference
-            )));
+        match tx.insert_usage(computer, sample, at).await? {
+            None => {
+                return Err(StoreError::NotFound(format!(
+                    "partition {} of this computer",
+                    sample.reference
+                )));
+            }
+            // New: the hours it changes are counted again.
+            Some(Some(instance)) => tx.recount(instance, at).await?,
+            // Reported before, or no instance to account it to.
+            Some(None) => {}
         }
     }
     Ok(())

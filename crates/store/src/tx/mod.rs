@@ -12,6 +12,7 @@ use crate::backend::Backend;
 use crate::reads::{INSTANCE_BY_ID, row_to_instance};
 use crate::{Result, StoreError};
 
+pub(crate) mod ledger;
 pub(crate) mod projects;
 
 /// Instance timestamps: microseconds since the epoch, strictly increasing across the
@@ -1032,26 +1033,41 @@ impl Tx<'_> {
 
     /// Records a sample against the instance the partition holds; false when the computer
     /// has no such partition.
+    /// Records a partition's sample; `Err(NotFound)`-worthy `None` when the computer has
+    /// no such partition, `Some(None)` when it was recorded before (or the partition holds
+    /// no instance), `Some(Some(instance))` when it is new.
     pub(crate) async fn insert_usage(
         &mut self,
         computer: i64,
         sample: &api::PartitionUsage,
         at: i64,
-    ) -> Result<bool> {
+    ) -> Result<Option<Option<i64>>> {
+        let Some(row) = sqlx::query(
+            "SELECT instance_id FROM partitions WHERE computer_id = $1 AND reference = $2",
+        )
+        .bind(computer)
+        .bind(&sample.reference)
+        .fetch_optional(&mut *self.conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let instance: Option<i64> = row.try_get(0)?;
         let inserted = sqlx::query(
             "INSERT INTO usage (computer_id, instance_id, partition_reference, cpu_seconds, \
-             memory_bytes, restarts, at) SELECT computer_id, instance_id, reference, $1, $2, $3, $4 \
-             FROM partitions WHERE computer_id = $5 AND reference = $6",
+             memory_bytes, restarts, at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (instance_id, at) DO NOTHING",
         )
+        .bind(computer)
+        .bind(instance)
+        .bind(&sample.reference)
         .bind(sample.cpu_seconds)
         .bind(i64::try_from(sample.memory_bytes).unwrap_or(i64::MAX))
         .bind(i64::from(sample.restarts))
         .bind(at)
-        .bind(computer)
-        .bind(&sample.reference)
         .execute(&mut *self.conn)
         .await?;
-        Ok(inserted.rows_affected() > 0)
+        Ok(Some(instance.filter(|_| inserted.rows_affected() > 0)))
     }
 }
 
