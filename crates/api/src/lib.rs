@@ -402,6 +402,47 @@ pub struct Project {
     pub usage: QuotaUsage,
 }
 
+/// `PUT /v1/billing/prices` (the cloud admin): what each unit of use costs, as decimal
+/// numbers written as strings (`"0.012"`), never floats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    /// A currency code, shown on invoices (`EUR`).
+    pub currency: String,
+    /// An hour of a partition held.
+    pub partition_hour: String,
+    /// An hour of one CPU's time.
+    pub cpu_hour: String,
+    /// An hour of a GiB of memory.
+    pub memory_gib_hour: String,
+}
+
+/// A line of an invoice: one instance, one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    /// The instance's title.
+    pub instance: String,
+    /// `partition-hours`, `cpu-hours` or `memory-gib-hours`.
+    pub resource: String,
+    /// Decimal, to six places.
+    pub quantity: String,
+    pub unit_price: String,
+    /// `quantity x unit_price`, rounded half away from zero to the cent.
+    pub amount: String,
+}
+
+/// `GET /v1/projects/{name}/invoice?month=YYYY-MM`: a project's use in a month (UTC) at
+/// the current prices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub project: String,
+    pub month: String,
+    pub currency: String,
+    pub lines: Vec<InvoiceLine>,
+    /// The sum of the lines' amounts.
+    pub total: String,
+}
+
 /// `PUT /v1/computers/{reference}/labels`: a computer's labels, replaced whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

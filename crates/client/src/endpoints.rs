@@ -239,4 +239,21 @@ impl Client {
                 .body(quota)?,
         )
     }
+
+    /// `setPrices` (the cloud admin): the price list, answered as stored.
+    pub fn set_prices(&self, prices: &api::Prices) -> Result<api::Prices> {
+        self.answer(&Call::new(Operation::SetPrices).body(prices)?)
+    }
+
+    /// `showPrices`.
+    pub fn show_prices(&self) -> Result<api::Prices> {
+        self.answer(&Call::new(Operation::ShowPrices))
+    }
+
+    /// `projectInvoice` (the cloud admin or a project-admin): `month` is `YYYY-MM`.
+    pub fn project_invoice(&self, project: &str, month: &str) -> Result<api::Invoice> {
+        let mut call = Call::new(Operation::ProjectInvoice).on(project);
+        call.query = Some(format!("month={}", crate::transport::segment(month)));
+        self.answer(&call)
+    }
 }

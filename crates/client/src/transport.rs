@@ -110,7 +110,7 @@ fn bearer(identity: &Identity) -> Option<String> {
 }
 
 /// Bytes of a path segment sent as they are; the others are percent-encoded.
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

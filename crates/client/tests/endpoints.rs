@@ -42,6 +42,9 @@ const ORDER: &[Operation] = &[
     Operation::SetProjectQuota,
     Operation::ShowProject,
     Operation::ListProjects,
+    Operation::SetPrices,
+    Operation::ShowPrices,
+    Operation::ProjectInvoice,
     Operation::DeleteProject,
 ];
 
@@ -431,6 +434,29 @@ fn every_operation_has_a_typed_method_that_works() {
                     .map(|p| p.name)
                     .collect();
                 assert_eq!(names, ["shop"]);
+            }
+            Operation::SetPrices => {
+                let stored = admin
+                    .set_prices(&api::Prices {
+                        currency: "EUR".to_owned(),
+                        partition_hour: "0.015".to_owned(),
+                        cpu_hour: "0.04".to_owned(),
+                        memory_gib_hour: "0.005".to_owned(),
+                    })
+                    .expect("prices");
+                assert_eq!(stored.partition_hour, "0.015");
+            }
+            Operation::ShowPrices => {
+                let alice = walk.alice.as_ref().expect("alice");
+                assert_eq!(alice.show_prices().expect("prices").cpu_hour, "0.04");
+            }
+            Operation::ProjectInvoice => {
+                let invoice = admin.project_invoice("shop", "2026-11").expect("invoice");
+                assert_eq!((invoice.total.as_str(), invoice.lines.len()), ("0.00", 0));
+                let bad = admin
+                    .project_invoice("shop", "November")
+                    .expect_err("bad month");
+                assert_eq!(bad.status(), Some(400), "{bad}");
             }
             Operation::DeleteProject => {
                 admin.delete_project("shop").expect("deleted");

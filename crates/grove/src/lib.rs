@@ -5,6 +5,7 @@
 //! - 1: the command failed (a profile with errors, an unreadable file, a missing value);
 //! - 2: the command line itself is wrong (clap's usage errors).
 
+mod billing;
 mod client;
 mod master;
 mod node;
@@ -56,6 +57,9 @@ enum Command {
     /// Projects: members with roles, quotas.
     #[command(subcommand)]
     Project(project::ProjectCommand),
+    /// Prices and invoices.
+    #[command(subcommand)]
+    Billing(billing::BillingCommand),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Computer(command) => client::computer(command),
         Command::User(command) => client::user(command),
         Command::Project(command) => project::run(command),
+        Command::Billing(command) => billing::run(command),
     }
 }
 

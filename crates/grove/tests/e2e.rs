@@ -822,6 +822,46 @@ fn projects_members_and_quotas_from_the_command_line() {
     let listed = as_bob(&["service", "list", "--json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(listed[0]["project"], "shop");
+    // Prices from a TOML file; an invoice as CSV (nothing used yet), a bad month refused.
+    let prices = place.path().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "currency = \"EUR\"\npartition_hour = \"0.015\"\ncpu_hour = \"0.04\"\nmemory_gib_hour = \"0.005\"\n",
+    )
+    .expect("write");
+    let set = apart.client(&["billing", "prices", prices.to_str().expect("utf-8")]);
+    assert_eq!(set["partition_hour"], "0.015");
+    let csv = grove()
+        .args([
+            "billing",
+            "invoice",
+            "--project",
+            "shop",
+            "--month",
+            "2026-11",
+            "--csv",
+        ])
+        .env("GROVE_MASTER_URL", &apart.urls)
+        .env("GROVE_TOKEN", &apart.admin)
+        .env("GROVE_CA_CERT", &apart.ca)
+        .output()
+        .expect("runs");
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout),
+        "instance,resource,quantity,unit_price,amount\ntotal,,,,0.00\n"
+    );
+    let bad = as_bob(&["billing", "invoice", "--month", "11/2026"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("403"),
+        "a member is no project-admin: {}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     master.stop();
 }
 

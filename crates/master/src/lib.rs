@@ -13,6 +13,7 @@ mod tls;
 pub use tls::{SERVER_LIFETIME, TlsOptions, Transport};
 
 pub use server::Limits;
+mod billing;
 mod error;
 mod joining;
 mod projects;

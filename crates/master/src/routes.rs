@@ -32,7 +32,7 @@ type App<S> = State<Arc<Master<S>>>;
 /// The handler of each operation: exhaustive, so an operation without a handler does not
 /// compile.
 fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
-    use crate::{joining, projects};
+    use crate::{billing, joining, projects};
     // The method comes from the table, not from the handler's line.
     let filter = match operation.method() {
         Method::Get => MethodFilter::GET,
@@ -72,6 +72,9 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::DeleteProject => on(filter, projects::delete::<S>),
         Operation::SetProjectMember => on(filter, projects::set_member::<S>),
         Operation::SetProjectQuota => on(filter, projects::set_quota::<S>),
+        Operation::SetPrices => on(filter, billing::set_prices::<S>),
+        Operation::ShowPrices => on(filter, billing::show_prices::<S>),
+        Operation::ProjectInvoice => on(filter, billing::project_invoice::<S>),
     }
 }
 

@@ -130,6 +130,9 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::DeleteProject), &[Admin]),
         (op(O::SetProjectMember), &[Admin, ProjectAdmin]),
         (op(O::SetProjectQuota), &[Admin]),
+        (op(O::SetPrices), &[Admin]),
+        (op(O::ShowPrices), USERS),
+        (op(O::ProjectInvoice), &[Admin, ProjectAdmin]),
     ]
 }
 
@@ -263,6 +266,7 @@ impl Cloud {
             (Who::Reader, reader),
         ];
         let admin = &clients[1].1;
+        admin.set_prices(&prices()).expect("prices");
         let join_tokens = EVERYONE
             .iter()
             .map(|who| {
@@ -301,6 +305,15 @@ impl Drop for Cloud {
         if let Some(master) = self.master.take() {
             self.runtime.block_on(master.stop());
         }
+    }
+}
+
+fn prices() -> api::Prices {
+    api::Prices {
+        currency: "EUR".to_owned(),
+        partition_hour: "0.01".to_owned(),
+        cpu_hour: "0.02".to_owned(),
+        memory_gib_hour: "0.003".to_owned(),
     }
 }
 
@@ -453,6 +466,9 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             Operation::SetProjectQuota => c
                 .set_project_quota("shop", &api::Quota::default())
                 .map(drop),
+            Operation::SetPrices => c.set_prices(&prices()).map(drop),
+            Operation::ShowPrices => c.show_prices().map(drop),
+            Operation::ProjectInvoice => c.project_invoice("shop", "2026-11").map(drop),
         },
     }
 }

@@ -120,12 +120,15 @@ fn schemas_match_the_wire_types() {
     check::<api::QuotaUsage>(&doc, "QuotaUsage");
     check::<api::Member>(&doc, "Member");
     check::<api::Project>(&doc, "Project");
+    check::<api::Prices>(&doc, "Prices");
+    check::<api::InvoiceLine>(&doc, "InvoiceLine");
+    check::<api::Invoice>(&doc, "Invoice");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 37,
+        documented, 40,
         "a schema was added or removed: check it here too"
     );
 }

@@ -9,6 +9,7 @@ struct Cloud {
     master: Option<grove_master::RunningMaster>,
     url: String,
     admin: Client,
+    node: Client,
     _dir: tempfile::TempDir,
 }
 
@@ -47,9 +48,8 @@ impl Cloud {
                 addresses: vec![],
             })
             .collect();
-        Client::new(&url, &Identity::token(&node.token))
-            .expect("client")
-            .declare_partitions("C1", &declared)
+        let node = Client::new(&url, &Identity::token(&node.token)).expect("client");
+        node.declare_partitions("C1", &declared)
             .expect("partitions");
         admin
             .supply(
@@ -65,6 +65,7 @@ impl Cloud {
             master: Some(master),
             url,
             admin,
+            node,
             _dir: dir,
         }
     }
@@ -256,4 +257,95 @@ fn a_quota_holds_under_concurrent_requests_and_destroying_gives_back(postgres: b
     // A user's own instances, outside projects, are not the project's to count.
     bob.request_instance(&api::InstanceRequest::new("mine", "sr.cfg"))
         .expect("outside the project");
+}
+
+/// A project's invoice for a month, from its instances' usage reports (sent late, twice
+/// and out of order): exact to the cent, and nothing of another month.
+#[test]
+fn an_invoice_of_a_month_from_usage_reports() {
+    let cloud = Cloud::new(2, false);
+    let admin = &cloud.admin;
+    admin.create_project("lab").expect("project");
+    let pat = cloud.user("pat");
+    admin
+        .set_project_member("lab", "pat", Some(api::Role::ProjectAdmin))
+        .expect("pat");
+    admin
+        .set_prices(&api::Prices {
+            currency: "EUR".to_owned(),
+            partition_hour: "0.015".to_owned(),
+            cpu_hour: "0.04".to_owned(),
+            memory_gib_hour: "0.005".to_owned(),
+        })
+        .expect("prices");
+    let a = pat.request_instance(&in_project("a", "lab")).expect("a");
+    let b = pat.request_instance(&in_project("b", "lab")).expect("b");
+    let partition = |i: &api::Instance| i.partition.clone().expect("placed");
+    // 2026-11-10 00:00 UTC, then every ten minutes: a for three hours, b for an hour and a
+    // half; each uses a tenth of a CPU and 1 GiB.
+    let start = 1_794_268_800;
+    let mut reports = Vec::new();
+    for k in 0..=18_i64 {
+        let sample = |reference: String| api::PartitionUsage {
+            reference,
+            cpu_seconds: 60.0 * f64::from(u32::try_from(k).expect("small")),
+            memory_bytes: 1 << 30,
+            restarts: 0,
+        };
+        let mut partitions = vec![sample(partition(&a))];
+        if k <= 9 {
+            partitions.push(sample(partition(&b)));
+        }
+        reports.push(api::UsageReport {
+            partitions,
+            at: Some(start + k * 600),
+        });
+    }
+    // October's last minutes: another month, and too far from November's first sample to
+    // count anything.
+    reports.push(api::UsageReport {
+        partitions: vec![api::PartitionUsage {
+            reference: partition(&a),
+            cpu_seconds: 0.0,
+            memory_bytes: 1 << 30,
+            restarts: 0,
+        }],
+        at: Some(1_793_491_200 - 600),
+    });
+    reports.reverse();
+    let again = reports[3].clone();
+    reports.push(again);
+    for report in &reports {
+        cloud.node.report_usage("C1", report).expect("report");
+    }
+    let invoice = pat.project_invoice("lab", "2026-11").expect("invoice");
+    let lines: Vec<(&str, &str, &str, &str)> = invoice
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.instance.as_str(),
+                l.resource.as_str(),
+                l.quantity.as_str(),
+                l.amount.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("a", "partition-hours", "3", "0.05"),
+            ("a", "cpu-hours", "0.3", "0.01"),
+            ("a", "memory-gib-hours", "3", "0.02"),
+            ("b", "partition-hours", "1.5", "0.02"),
+            ("b", "cpu-hours", "0.15", "0.01"),
+            ("b", "memory-gib-hours", "1.5", "0.01"),
+        ]
+    );
+    assert_eq!(
+        (invoice.total.as_str(), invoice.currency.as_str()),
+        ("0.12", "EUR")
+    );
+    let october = pat.project_invoice("lab", "2026-10").expect("invoice");
+    assert_eq!((october.lines.len(), october.total.as_str()), (0, "0.00"));
 }

@@ -342,6 +342,17 @@ pub trait Store: Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<Vec<LedgerRow>>> + Send;
+    /// What each instance of a project used in `[from, to)`: title and sums (`hour` is
+    /// `from`).
+    fn project_ledger(
+        &self,
+        project: i64,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<(String, LedgerRow)>>> + Send;
+    /// The price list as the cloud admin last set it (JSON), if ever.
+    fn prices(&self) -> impl Future<Output = Result<Option<String>>> + Send;
+    fn set_prices(&self, json: String) -> impl Future<Output = Result<()>> + Send;
     fn report_instance(
         &self,
         instance_id: i64,

@@ -320,6 +320,49 @@ impl Reads {
         crate::tx::projects::usage_of(&row)
     }
 
+    pub(crate) async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// What each instance of a project used in `[from, to)`: its title and the sums of
+    /// its ledger's hours, for the instances that used anything.
+    pub(crate) async fn project_ledger(
+        &self,
+        project: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, crate::LedgerRow)>> {
+        let rows = sqlx::query(
+            "SELECT i.title, CAST(sum(l.partition_seconds) AS BIGINT), \
+             CAST(sum(l.cpu_ms) AS BIGINT), CAST(sum(l.memory_byte_seconds) AS BIGINT) \
+             FROM ledger l JOIN instances i ON i.id = l.instance_id \
+             WHERE i.project_id = $1 AND l.hour >= $2 AND l.hour < $3 \
+             GROUP BY i.id, i.title ORDER BY i.title",
+        )
+        .bind(project)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    crate::LedgerRow {
+                        hour: from,
+                        partition_seconds: row.try_get(1)?,
+                        cpu_ms: row.try_get(2)?,
+                        memory_byte_seconds: row.try_get(3)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     pub(crate) async fn ledger(
         &self,
         instance: i64,

@@ -18,6 +18,9 @@ use crate::{
     StoreError,
 };
 
+/// The setting that holds the price list.
+const PRICES: &str = "prices";
+
 /// The most mutations one transaction takes.
 const MAX_BATCH: usize = 512;
 
@@ -660,6 +663,23 @@ impl Store for Db {
 
     async fn ledger(&self, instance: i64, from: i64, to: i64) -> Result<Vec<crate::LedgerRow>> {
         self.reads.ledger(instance, from, to).await
+    }
+
+    async fn project_ledger(
+        &self,
+        project: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, crate::LedgerRow)>> {
+        self.reads.project_ledger(project, from, to).await
+    }
+
+    async fn prices(&self) -> Result<Option<String>> {
+        self.reads.setting(PRICES).await
+    }
+
+    async fn set_prices(&self, json: String) -> Result<()> {
+        self.write(Op::SetSetting(PRICES, json)).await.map(|_| ())
     }
 
     async fn report_instance(&self, instance_id: i64, report: api::StateReport) -> Result<Changed> {

@@ -65,6 +65,8 @@ pub(crate) enum Op {
     DeleteProject(i64),
     SetMember(i64, i64, Option<api::Role>),
     SetQuota(i64, api::Quota),
+    /// A value the cloud admin sets, and sets again (the price list).
+    SetSetting(&'static str, String),
 }
 
 /// What a mutation answers, beside what it changed.
@@ -248,6 +250,10 @@ async fn apply_op(
         }
         Op::SetQuota(project, quota) => {
             tx.set_quota(project, &quota).await?;
+            Answer::Nothing
+        }
+        Op::SetSetting(name, value) => {
+            tx.set_setting(name, &value).await?;
             Answer::Nothing
         }
     };

@@ -341,12 +341,16 @@ impl Tx<'_> {
             .transpose()?)
     }
 
+    /// Sets a setting, replacing what it was.
     pub(crate) async fn set_setting(&mut self, name: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2)")
-            .bind(name)
-            .bind(value)
-            .execute(&mut *self.conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 

@@ -1,0 +1,196 @@
+//! What use costs: the price list, a month, and the invoice of a project's instances
+//! from their hourly ledger, in exact decimal arithmetic (`rust_decimal`; no floats).
+//!
+//! Quantities are the ledger's integers turned into hours (partition-hours, CPU-hours,
+//! GiB-hours of memory), shown to six decimal places; a line's amount is the exact
+//! product of quantity and unit price, rounded half away from zero to the cent; the total
+//! is the sum of the lines.
+
+use grove_api as api;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// Why prices or a month are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BillingError {
+    #[error("price {field}: {value:?} is not a decimal number of zero or more (like 0.015)")]
+    BadPrice { field: &'static str, value: String },
+    #[error("currency {0:?}: three capital letters (EUR, USD)")]
+    BadCurrency(String),
+    #[error("month {0:?}: YYYY-MM, from 1970-01")]
+    BadMonth(String),
+}
+
+/// The price list, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceList {
+    pub currency: String,
+    pub partition_hour: Decimal,
+    pub cpu_hour: Decimal,
+    pub memory_gib_hour: Decimal,
+}
+
+fn price(field: &'static str, value: &str) -> Result<Decimal, BillingError> {
+    let bad = || BillingError::BadPrice {
+        field,
+        value: value.to_owned(),
+    };
+    // Plain decimal notation only: digits and one point (no sign, no exponent).
+    let text = value.trim();
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(bad());
+    }
+    let parsed: Decimal = text.parse().map_err(|_| bad())?;
+    if parsed.is_sign_negative() {
+        return Err(bad());
+    }
+    Ok(parsed)
+}
+
+impl PriceList {
+    pub fn parse(prices: &api::Prices) -> Result<PriceList, BillingError> {
+        let currency = prices.currency.trim();
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(BillingError::BadCurrency(prices.currency.clone()));
+        }
+        Ok(PriceList {
+            currency: currency.to_owned(),
+            partition_hour: price("partition_hour", &prices.partition_hour)?,
+            cpu_hour: price("cpu_hour", &prices.cpu_hour)?,
+            memory_gib_hour: price("memory_gib_hour", &prices.memory_gib_hour)?,
+        })
+    }
+
+    pub fn to_api(&self) -> api::Prices {
+        api::Prices {
+            currency: self.currency.clone(),
+            partition_hour: self.partition_hour.to_string(),
+            cpu_hour: self.cpu_hour.to_string(),
+            memory_gib_hour: self.memory_gib_hour.to_string(),
+        }
+    }
+}
+
+/// A calendar month, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Month {
+    pub year: i32,
+    /// 1 to 12.
+    pub month: u32,
+}
+
+/// Days from 1970-01-01 to the first of this month (the proleptic Gregorian calendar).
+fn days_to(year: i32, month: u32) -> i64 {
+    // Counted from March, so that the leap day is the year's last.
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let m = i64::from(month);
+    let day_of_year = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+impl Month {
+    pub fn parse(text: &str) -> Result<Month, BillingError> {
+        let bad = || BillingError::BadMonth(text.to_owned());
+        let (year, month) = text.trim().split_once('-').ok_or_else(bad)?;
+        if year.len() != 4 || month.len() != 2 {
+            return Err(bad());
+        }
+        let year: i32 = year.parse().map_err(|_| bad())?;
+        let month: u32 = month.parse().map_err(|_| bad())?;
+        if year < 1970 || !(1..=12).contains(&month) {
+            return Err(bad());
+        }
+        Ok(Month { year, month })
+    }
+
+    /// Its first second and the next month's, since the epoch.
+    pub fn bounds(self) -> (i64, i64) {
+        let (next_year, next_month) = if self.month == 12 {
+            (self.year + 1, 1)
+        } else {
+            (self.year, self.month + 1)
+        };
+        (
+            days_to(self.year, self.month) * 86_400,
+            days_to(next_year, next_month) * 86_400,
+        )
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// What an instance used in the month: the sums of its ledger's hours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    pub partition_seconds: i64,
+    pub cpu_ms: i64,
+    pub memory_byte_seconds: i64,
+}
+
+const GIB: i64 = 1 << 30;
+
+/// The invoice of a project's instances (title, use) for a month.
+pub fn invoice(
+    project: &str,
+    month: Month,
+    prices: &PriceList,
+    used: &[(String, Used)],
+) -> api::Invoice {
+    let mut lines = Vec::new();
+    let mut total = Decimal::ZERO;
+    let mut sorted: Vec<&(String, Used)> = used.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (title, used) in sorted {
+        let items = [
+            (
+                "partition-hours",
+                Decimal::from(used.partition_seconds) / Decimal::from(3600),
+                prices.partition_hour,
+            ),
+            (
+                "cpu-hours",
+                Decimal::from(used.cpu_ms) / Decimal::from(3_600_000),
+                prices.cpu_hour,
+            ),
+            (
+                "memory-gib-hours",
+                Decimal::from(used.memory_byte_seconds) / Decimal::from(GIB) / Decimal::from(3600),
+                prices.memory_gib_hour,
+            ),
+        ];
+        for (resource, quantity, unit_price) in items {
+            if quantity.is_zero() {
+                continue;
+            }
+            let amount = (quantity * unit_price)
+                .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+            total += amount;
+            lines.push(api::InvoiceLine {
+                instance: title.clone(),
+                resource: resource.to_owned(),
+                quantity: quantity
+                    .round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero)
+                    .normalize()
+                    .to_string(),
+                unit_price: unit_price.normalize().to_string(),
+                amount: format!("{amount:.2}"),
+            });
+        }
+    }
+    api::Invoice {
+        project: project.to_owned(),
+        month: month.to_string(),
+        currency: prices.currency.clone(),
+        lines,
+        total: format!("{total:.2}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
