@@ -90,6 +90,7 @@ operations! {
     DeleteProject => Delete "/v1/projects/{name}" "deleteProject",
     SetProjectMember => Put "/v1/projects/{name}/members" "setProjectMember",
     SetProjectQuota => Put "/v1/projects/{name}/quota" "setProjectQuota",
+    SetProjectCredit => Put "/v1/projects/{name}/credit" "setProjectCredit",
     SetPrices => Put "/v1/billing/prices" "setPrices",
     ShowPrices => Get "/v1/billing/prices" "showPrices",
     ProjectInvoice => Get "/v1/projects/{name}/invoice" "projectInvoice",

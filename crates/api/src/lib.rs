@@ -400,6 +400,21 @@ pub struct Project {
     pub members: Vec<Member>,
     pub quota: Quota,
     pub usage: QuotaUsage,
+    /// What its use may cost in all (decimal); none: no limit.
+    #[serde(default)]
+    pub credit: Option<String>,
+    /// The credit less what its use cost so far at the current prices; none without a
+    /// credit. At zero or less, the project's requests are refused (402), but destroying.
+    #[serde(default)]
+    pub balance: Option<String>,
+}
+
+/// `PUT /v1/projects/{name}/credit` (the cloud admin): what the project's use may cost in
+/// all, a decimal string; null: no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credit {
+    pub amount: Option<String>,
 }
 
 /// `PUT /v1/billing/prices` (the cloud admin): what each unit of use costs, as decimal
@@ -638,6 +653,7 @@ pub mod codes {
     pub const CONFLICT: &str = "conflict";
     pub const NO_CAPACITY: &str = "no_capacity";
     pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    pub const INSUFFICIENT_CREDIT: &str = "insufficient_credit";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const INTERNAL: &str = "internal";
 }

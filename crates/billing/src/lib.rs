@@ -142,8 +142,30 @@ pub fn invoice(
     prices: &PriceList,
     used: &[(String, Used)],
 ) -> api::Invoice {
+    let lines = lines(prices, used);
+    let total: Decimal = lines.iter().map(|(_, amount)| *amount).sum();
+    api::Invoice {
+        project: project.to_owned(),
+        month: month.to_string(),
+        currency: prices.currency.clone(),
+        lines: lines.into_iter().map(|(line, _)| line).collect(),
+        total: format!("{total:.2}"),
+    }
+}
+
+/// What this use costs: the sum of its invoice's amounts.
+pub fn charged(prices: &PriceList, used: &[(String, Used)]) -> Decimal {
+    lines(prices, used).iter().map(|(_, amount)| *amount).sum()
+}
+
+/// An amount of money (a credit): a decimal number of zero or more.
+pub fn parse_amount(value: &str) -> Result<Decimal, BillingError> {
+    price("amount", value)
+}
+
+/// The lines of an invoice, each with its amount as a number.
+fn lines(prices: &PriceList, used: &[(String, Used)]) -> Vec<(api::InvoiceLine, Decimal)> {
     let mut lines = Vec::new();
-    let mut total = Decimal::ZERO;
     let mut sorted: Vec<&(String, Used)> = used.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (title, used) in sorted {
@@ -170,8 +192,7 @@ pub fn invoice(
             }
             let amount = (quantity * unit_price)
                 .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-            total += amount;
-            lines.push(api::InvoiceLine {
+            let line = api::InvoiceLine {
                 instance: title.clone(),
                 resource: resource.to_owned(),
                 quantity: quantity
@@ -180,16 +201,11 @@ pub fn invoice(
                     .to_string(),
                 unit_price: unit_price.normalize().to_string(),
                 amount: format!("{amount:.2}"),
-            });
+            };
+            lines.push((line, amount));
         }
     }
-    api::Invoice {
-        project: project.to_owned(),
-        month: month.to_string(),
-        currency: prices.currency.clone(),
-        lines,
-        total: format!("{total:.2}"),
-    }
+    lines
 }
 
 #[cfg(test)]

@@ -256,4 +256,16 @@ impl Client {
         call.query = Some(format!("month={}", crate::transport::segment(month)));
         self.answer(&call)
     }
+
+    /// `setProjectCredit` (the cloud admin): what the project's use may cost in all, a
+    /// decimal string, or `None` for no limit.
+    pub fn set_project_credit(&self, project: &str, amount: Option<&str>) -> Result<api::Project> {
+        self.answer(
+            &Call::new(Operation::SetProjectCredit)
+                .on(project)
+                .body(&api::Credit {
+                    amount: amount.map(str::to_owned),
+                })?,
+        )
+    }
 }

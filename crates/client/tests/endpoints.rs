@@ -45,6 +45,7 @@ const ORDER: &[Operation] = &[
     Operation::SetPrices,
     Operation::ShowPrices,
     Operation::ProjectInvoice,
+    Operation::SetProjectCredit,
     Operation::DeleteProject,
 ];
 
@@ -456,6 +457,19 @@ fn every_operation_has_a_typed_method_that_works() {
                 let bad = admin
                     .project_invoice("shop", "November")
                     .expect_err("bad month");
+                assert_eq!(bad.status(), Some(400), "{bad}");
+            }
+            Operation::SetProjectCredit => {
+                let shop = admin
+                    .set_project_credit("shop", Some("12.50"))
+                    .expect("credit");
+                assert_eq!(
+                    (shop.credit.as_deref(), shop.balance.as_deref()),
+                    (Some("12.50"), Some("12.50"))
+                );
+                let bad = admin
+                    .set_project_credit("shop", Some("-1"))
+                    .expect_err("negative");
                 assert_eq!(bad.status(), Some(400), "{bad}");
             }
             Operation::DeleteProject => {

@@ -32,6 +32,14 @@ pub(crate) enum ProjectCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Set what a project's use may cost in all (the cloud admin): an amount like 100.00,
+    /// or `none` for no limit. Once spent, its requests are refused (402).
+    Credit {
+        project: String,
+        amount: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// A project's members (the cloud admin or a project-admin).
     #[command(subcommand)]
     Member(MemberCommand),
@@ -116,6 +124,9 @@ fn show(project: &api::Project, json: bool) -> anyhow::Result<()> {
     ] {
         lines.push(format!("  {what:<11} {held} of {}", limit_text(limit)));
     }
+    if let (Some(credit), Some(balance)) = (&project.credit, &project.balance) {
+        lines.push(format!("  credit      {credit}, balance {balance}"));
+    }
     print_lines(&lines)
 }
 
@@ -168,6 +179,17 @@ pub(crate) fn run(command: ProjectCommand) -> anyhow::Result<ExitCode> {
                 .client()?
                 .set_project_member(&project, &user, None)?;
             show(&shown, connection.json)?;
+        }
+        ProjectCommand::Credit {
+            project,
+            amount,
+            connection,
+        } => {
+            let amount = (amount != "none").then_some(amount.as_str());
+            show(
+                &connection.client()?.set_project_credit(&project, amount)?,
+                connection.json,
+            )?;
         }
         ProjectCommand::Quota {
             project,

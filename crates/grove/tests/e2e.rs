@@ -831,6 +831,11 @@ fn projects_members_and_quotas_from_the_command_line() {
     .expect("write");
     let set = apart.client(&["billing", "prices", prices.to_str().expect("utf-8")]);
     assert_eq!(set["partition_hour"], "0.015");
+    let credit = apart.client(&["project", "credit", "shop", "25.00"]);
+    assert_eq!(
+        (&credit["credit"], &credit["balance"]),
+        (&Value::from("25.00"), &Value::from("25.00"))
+    );
     let csv = grove()
         .args([
             "billing",

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use grove_api as api;
 use grove_billing::{Month, PriceList, Used};
-use grove_store::Store;
+use grove_store::{ProjectRow, Store};
 
 use crate::Master;
 use crate::auth::Principal;
@@ -18,14 +18,114 @@ use crate::routes::{Body, Caller};
 type App<S> = State<Arc<Master<S>>>;
 
 async fn price_list<S: Store>(m: &Master<S>) -> Result<PriceList, ApiError> {
-    let text = m
-        .store
-        .prices()
+    stored_prices(m)
         .await?
-        .ok_or_else(|| ApiError::not_found("no price list yet: the cloud admin sets one"))?;
+        .ok_or_else(|| ApiError::not_found("no price list yet: the cloud admin sets one"))
+}
+
+async fn stored_prices<S: Store>(m: &Master<S>) -> Result<Option<PriceList>, ApiError> {
+    let Some(text) = m.store.prices().await? else {
+        return Ok(None);
+    };
     let prices: api::Prices = serde_json::from_str(&text)
         .map_err(|e| ApiError::internal(format!("the stored price list: {e}")))?;
-    PriceList::parse(&prices).map_err(|e| ApiError::internal(format!("the stored price list: {e}")))
+    PriceList::parse(&prices)
+        .map(Some)
+        .map_err(|e| ApiError::internal(format!("the stored price list: {e}")))
+}
+
+async fn used_between<S: Store>(
+    m: &Master<S>,
+    project: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, Used)>, ApiError> {
+    Ok(m.store
+        .project_ledger(project, from, to)
+        .await?
+        .into_iter()
+        .map(|(title, row)| {
+            (
+                title,
+                Used {
+                    partition_seconds: row.partition_seconds,
+                    cpu_ms: row.cpu_ms,
+                    memory_byte_seconds: row.memory_byte_seconds,
+                },
+            )
+        })
+        .collect())
+}
+
+/// A project's balance: its credit less what its use cost so far at the current prices
+/// (nothing without a price list); none without a credit.
+pub(crate) async fn balance<S: Store>(
+    m: &Master<S>,
+    project: &ProjectRow,
+) -> Result<Option<rust_decimal::Decimal>, ApiError> {
+    let Some(credit) = &project.credit else {
+        return Ok(None);
+    };
+    let credit = grove_billing::parse_amount(credit)
+        .map_err(|e| ApiError::internal(format!("the stored credit: {e}")))?;
+    let charged = match stored_prices(m).await? {
+        Some(prices) => {
+            grove_billing::charged(&prices, &used_between(m, project.id, 0, i64::MAX).await?)
+        }
+        None => rust_decimal::Decimal::ZERO,
+    };
+    Ok(Some(credit - charged))
+}
+
+/// Refuses a request in a project whose credit is spent (402), but a destroy.
+pub(crate) async fn check_credit<S: Store>(
+    m: &Master<S>,
+    project: &ProjectRow,
+    state: api::RequestedState,
+) -> Result<(), ApiError> {
+    if state == api::RequestedState::Destroyed {
+        return Ok(());
+    }
+    match balance(m, project).await? {
+        Some(left) if left <= rust_decimal::Decimal::ZERO => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            api::codes::INSUFFICIENT_CREDIT,
+            format!(
+                "project {:?} has spent its credit of {} (balance {left:.2}): \
+                 its running instances go on, new requests wait for more credit",
+                project.name,
+                project.credit.as_deref().unwrap_or_default()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `PUT /v1/projects/{name}/credit`: the cloud admin.
+pub(crate) async fn set_credit<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Body(credit): Body<api::Credit>,
+) -> Result<Json<api::Project>, ApiError> {
+    if !matches!(caller, Principal::Admin { .. }) {
+        return Err(ApiError::forbidden("only the cloud admin gives credit"));
+    }
+    let amount = match &credit.amount {
+        Some(text) => Some(
+            grove_billing::parse_amount(text)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let project = m
+        .store
+        .project_by_name(name.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no project {name:?}")))?;
+    m.store.set_credit(project.id, amount).await?;
+    Ok(Json(crate::projects::shown(&m, &name).await?))
 }
 
 /// `PUT /v1/billing/prices`: the cloud admin.
@@ -73,22 +173,7 @@ pub(crate) async fn project_invoice<S: Store>(
     let month = Month::parse(&query.month).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let prices = price_list(&m).await?;
     let (from, to) = month.bounds();
-    let used: Vec<(String, Used)> = m
-        .store
-        .project_ledger(project.id, from, to)
-        .await?
-        .into_iter()
-        .map(|(title, row)| {
-            (
-                title,
-                Used {
-                    partition_seconds: row.partition_seconds,
-                    cpu_ms: row.cpu_ms,
-                    memory_byte_seconds: row.memory_byte_seconds,
-                },
-            )
-        })
-        .collect();
+    let used = used_between(&m, project.id, from, to).await?;
     Ok((
         StatusCode::OK,
         Json(grove_billing::invoice(&project.name, month, &prices, &used)),

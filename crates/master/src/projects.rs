@@ -59,12 +59,20 @@ pub(crate) async fn acting_in<S: Store>(
 }
 
 async fn view<S: Store>(m: &Master<S>, project: ProjectRow) -> Result<api::Project, ApiError> {
+    let balance = crate::billing::balance(m, &project).await?;
     Ok(api::Project {
         members: m.store.members(project.id).await?,
         usage: m.store.project_usage(project.id).await?,
+        balance: balance.map(|b| format!("{b:.2}")),
+        credit: project.credit,
         quota: project.quota,
         name: project.name,
     })
+}
+
+/// The project as its members see it, read again.
+pub(crate) async fn shown<S: Store>(m: &Master<S>, name: &str) -> Result<api::Project, ApiError> {
+    view(m, named(m, name).await?).await
 }
 
 /// `POST /v1/projects`: the cloud admin.

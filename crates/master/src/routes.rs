@@ -75,6 +75,7 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::SetPrices => on(filter, billing::set_prices::<S>),
         Operation::ShowPrices => on(filter, billing::show_prices::<S>),
         Operation::ProjectInvoice => on(filter, billing::project_invoice::<S>),
+        Operation::SetProjectCredit => on(filter, billing::set_credit::<S>),
     }
 }
 
@@ -560,6 +561,7 @@ async fn request_instance<S: Store>(
     let (owner, requester) = match (&caller, &request.project) {
         (Principal::Admin { id } | Principal::User { id }, Some(name)) => {
             let project = crate::projects::acting_in(&m, &caller, name, api::Role::Member).await?;
+            crate::billing::check_credit(&m, &project, request.state).await?;
             (
                 *id,
                 Requester::Project {

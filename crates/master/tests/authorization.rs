@@ -133,6 +133,7 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::SetPrices), &[Admin]),
         (op(O::ShowPrices), USERS),
         (op(O::ProjectInvoice), &[Admin, ProjectAdmin]),
+        (op(O::SetProjectCredit), &[Admin]),
     ]
 }
 
@@ -469,6 +470,7 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             Operation::SetPrices => c.set_prices(&prices()).map(drop),
             Operation::ShowPrices => c.show_prices().map(drop),
             Operation::ProjectInvoice => c.project_invoice("shop", "2026-11").map(drop),
+            Operation::SetProjectCredit => c.set_project_credit("shop", Some("10")).map(drop),
         },
     }
 }

@@ -123,12 +123,13 @@ fn schemas_match_the_wire_types() {
     check::<api::Prices>(&doc, "Prices");
     check::<api::InvoiceLine>(&doc, "InvoiceLine");
     check::<api::Invoice>(&doc, "Invoice");
+    check::<api::Credit>(&doc, "Credit");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 40,
+        documented, 41,
         "a schema was added or removed: check it here too"
     );
 }

@@ -263,7 +263,7 @@ fn a_quota_holds_under_concurrent_requests_and_destroying_gives_back(postgres: b
 /// and out of order): exact to the cent, and nothing of another month.
 #[test]
 fn an_invoice_of_a_month_from_usage_reports() {
-    let cloud = Cloud::new(2, false);
+    let cloud = Cloud::new(3, false);
     let admin = &cloud.admin;
     admin.create_project("lab").expect("project");
     let pat = cloud.user("pat");
@@ -348,4 +348,22 @@ fn an_invoice_of_a_month_from_usage_reports() {
     );
     let october = pat.project_invoice("lab", "2026-10").expect("invoice");
     assert_eq!((october.lines.len(), october.total.as_str()), (0, "0.00"));
+
+    // A credit the use has spent: requests refused (402), destroying still allowed.
+    let lab = admin
+        .set_project_credit("lab", Some("0.12"))
+        .expect("credit");
+    assert_eq!(lab.balance.as_deref(), Some("0.00"));
+    assert_eq!(
+        status(pat.request_instance(&in_project("c", "lab"))),
+        (402, "insufficient_credit".to_owned())
+    );
+    let mut destroy = in_project("b", "lab");
+    destroy.state = api::RequestedState::Destroyed;
+    pat.request_instance(&destroy)
+        .expect("destroying is allowed");
+    let lab = admin.set_project_credit("lab", Some("1")).expect("credit");
+    assert_eq!(lab.balance.as_deref(), Some("0.88"));
+    pat.request_instance(&in_project("c", "lab"))
+        .expect("credit left");
 }

@@ -76,6 +76,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_partition_certificates.sql"),
     include_str!("../migrations/sqlite/0006_projects.sql"),
     include_str!("../migrations/sqlite/0007_ledger.sql"),
+    include_str!("../migrations/sqlite/0008_credit.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -84,6 +85,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_partition_certificates.sql"),
     include_str!("../migrations/postgres/0004_projects.sql"),
     include_str!("../migrations/postgres/0005_ledger.sql"),
+    include_str!("../migrations/postgres/0006_credit.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

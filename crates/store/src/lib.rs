@@ -130,6 +130,8 @@ pub struct ProjectRow {
     pub id: i64,
     pub name: String,
     pub quota: api::Quota,
+    /// What its use may cost in all (a decimal string); none: no limit.
+    pub credit: Option<String>,
 }
 
 /// Who requests an instance: a user, or an instance requesting a child as itself.
@@ -321,6 +323,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
     fn set_quota(&self, project: i64, quota: api::Quota)
     -> impl Future<Output = Result<()>> + Send;
+    /// Sets a project's credit (a decimal string the master checked), or none.
+    fn set_credit(
+        &self,
+        project: i64,
+        credit: Option<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
     fn project_by_name(
         &self,
         name: String,

@@ -25,7 +25,7 @@ macro_rules! select_instances {
 
 macro_rules! select_projects {
     () => {
-        "SELECT id, name, quota_instances, quota_partitions, quota_shared FROM projects "
+        "SELECT id, name, quota_instances, quota_partitions, quota_shared, credit FROM projects "
     };
 }
 
@@ -39,6 +39,7 @@ fn project_row(row: &AnyRow) -> Result<crate::ProjectRow> {
             partitions: limit(row.try_get(3)?),
             shared: limit(row.try_get(4)?),
         },
+        credit: row.try_get(5)?,
     })
 }
 

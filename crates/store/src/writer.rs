@@ -641,6 +641,12 @@ impl Store for Db {
         self.changed(Op::SetQuota(project, quota)).await.map(|_| ())
     }
 
+    async fn set_credit(&self, project: i64, credit: Option<String>) -> Result<()> {
+        self.changed(Op::SetCredit(project, credit))
+            .await
+            .map(|_| ())
+    }
+
     async fn project_by_name(&self, name: String) -> Result<Option<crate::ProjectRow>> {
         self.reads.project_by_name(&name).await
     }

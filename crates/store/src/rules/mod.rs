@@ -65,6 +65,7 @@ pub(crate) enum Op {
     DeleteProject(i64),
     SetMember(i64, i64, Option<api::Role>),
     SetQuota(i64, api::Quota),
+    SetCredit(i64, Option<String>),
     /// A value the cloud admin sets, and sets again (the price list).
     SetSetting(&'static str, String),
 }
@@ -250,6 +251,10 @@ async fn apply_op(
         }
         Op::SetQuota(project, quota) => {
             tx.set_quota(project, &quota).await?;
+            Answer::Nothing
+        }
+        Op::SetCredit(project, credit) => {
+            tx.set_credit(project, credit.as_deref()).await?;
             Answer::Nothing
         }
         Op::SetSetting(name, value) => {

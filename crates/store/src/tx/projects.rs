@@ -51,8 +51,8 @@ impl Tx<'_> {
 
     pub(crate) async fn project(&mut self, id: i64) -> Result<ProjectRow> {
         let row = sqlx::query(
-            "SELECT id, name, quota_instances, quota_partitions, quota_shared FROM projects \
-             WHERE id = $1",
+            "SELECT id, name, quota_instances, quota_partitions, quota_shared, credit \
+             FROM projects WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *self.conn)
@@ -66,6 +66,7 @@ impl Tx<'_> {
                 partitions: limit(row.try_get(3)?),
                 shared: limit(row.try_get(4)?),
             },
+            credit: row.try_get(5)?,
         })
     }
 
@@ -88,6 +89,18 @@ impl Tx<'_> {
         .bind(stored(quota.shared))
         .execute(&mut *self.conn)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no project {id}")));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn set_credit(&mut self, id: i64, credit: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE projects SET credit = $2 WHERE id = $1")
+            .bind(id)
+            .bind(credit)
+            .execute(&mut *self.conn)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no project {id}")));
         }
