@@ -94,6 +94,7 @@ operations! {
     SetPrices => Put "/v1/billing/prices" "setPrices",
     ShowPrices => Get "/v1/billing/prices" "showPrices",
     ProjectInvoice => Get "/v1/projects/{name}/invoice" "projectInvoice",
+    ProjectEstimate => Get "/v1/projects/{name}/estimate" "projectEstimate",
 }
 
 #[cfg(test)]

@@ -409,6 +409,23 @@ pub struct Project {
     pub balance: Option<String>,
 }
 
+/// `GET /v1/projects/{name}/estimate`: what a project's use cost month by month, at the
+/// current prices (the months it used anything, oldest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub project: String,
+    pub currency: String,
+    pub months: Vec<MonthTotal>,
+}
+
+/// One month of an estimate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthTotal {
+    /// YYYY-MM.
+    pub month: String,
+    pub total: String,
+}
+
 /// `PUT /v1/projects/{name}/credit` (the cloud admin): what the project's use may cost in
 /// all, a decimal string; null: no limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

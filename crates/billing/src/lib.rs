@@ -119,6 +119,27 @@ impl Month {
     }
 }
 
+impl Month {
+    /// The month a second since the epoch falls in.
+    pub fn of(at: i64) -> Month {
+        let days = at.div_euclid(86_400);
+        // From the days since 1970-01-01 to the civil date (the inverse of `days_to`).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let day_of_era = z - era * 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let m = (5 * day_of_year + 2) / 153;
+        let month = if m < 10 { m + 3 } else { m - 9 };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        Month {
+            year: i32::try_from(year).unwrap_or(i32::MAX),
+            month: u32::try_from(month).unwrap_or(1),
+        }
+    }
+}
+
 impl std::fmt::Display for Month {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04}-{:02}", self.year, self.month)

@@ -268,4 +268,9 @@ impl Client {
                 })?,
         )
     }
+
+    /// `projectEstimate` (the cloud admin or a member): month-by-month totals.
+    pub fn project_estimate(&self, project: &str) -> Result<api::Estimate> {
+        self.answer(&Call::new(Operation::ProjectEstimate).on(project))
+    }
 }

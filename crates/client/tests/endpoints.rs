@@ -45,6 +45,7 @@ const ORDER: &[Operation] = &[
     Operation::SetPrices,
     Operation::ShowPrices,
     Operation::ProjectInvoice,
+    Operation::ProjectEstimate,
     Operation::SetProjectCredit,
     Operation::DeleteProject,
 ];
@@ -458,6 +459,14 @@ fn every_operation_has_a_typed_method_that_works() {
                     .project_invoice("shop", "November")
                     .expect_err("bad month");
                 assert_eq!(bad.status(), Some(400), "{bad}");
+            }
+            Operation::ProjectEstimate => {
+                let alice = walk.alice.as_ref().expect("alice");
+                let estimate = alice.project_estimate("shop").expect("a member reads it");
+                assert_eq!(
+                    (estimate.currency.as_str(), estimate.months.len()),
+                    ("EUR", 0)
+                );
             }
             Operation::SetProjectCredit => {
                 let shop = admin

@@ -18,6 +18,13 @@ pub(crate) enum BillingCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// A project's cost month by month at the current prices (the cloud admin or a member).
+    Estimate {
+        #[arg(long, env = "GROVE_PROJECT")]
+        project: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// A project's invoice for a month (the cloud admin or a project-admin).
     Invoice {
         #[arg(long, env = "GROVE_PROJECT")]
@@ -69,6 +76,22 @@ pub(crate) fn run(command: BillingCommand) -> anyhow::Result<ExitCode> {
                 None => client.show_prices()?,
             };
             show_prices(&shown, connection.json)?;
+        }
+        BillingCommand::Estimate {
+            project,
+            connection,
+        } => {
+            let estimate = connection.client()?.project_estimate(&project)?;
+            if connection.json {
+                print_json(&estimate)?;
+            } else {
+                let lines: Vec<String> = estimate
+                    .months
+                    .iter()
+                    .map(|m| format!("{} {:>12} {}", m.month, m.total, estimate.currency))
+                    .collect();
+                print_lines(&lines)?;
+            }
         }
         BillingCommand::Invoice {
             project,

@@ -860,6 +860,14 @@ fn projects_members_and_quotas_from_the_command_line() {
         String::from_utf8_lossy(&csv.stdout),
         "instance,resource,quantity,unit_price,amount\ntotal,,,,0.00\n"
     );
+    let estimate = as_bob(&["billing", "estimate", "--json"]);
+    assert!(
+        estimate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&estimate.stderr)
+    );
+    let estimate: Value = serde_json::from_slice(&estimate.stdout).expect("json");
+    assert_eq!(estimate["currency"], "EUR");
     let bad = as_bob(&["billing", "invoice", "--month", "11/2026"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(

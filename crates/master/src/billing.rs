@@ -101,6 +101,36 @@ pub(crate) async fn check_credit<S: Store>(
     }
 }
 
+/// `GET /v1/projects/{name}/estimate`: what the project's use cost month by month at the
+/// current prices; the cloud admin and the project's members.
+pub(crate) async fn project_estimate<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<api::Estimate>, ApiError> {
+    let project = crate::projects::acting_in(&m, &caller, &name, api::Role::Member).await?;
+    let prices = price_list(&m).await?;
+    let mut months = Vec::new();
+    if let Some((first, last)) = m.store.project_ledger_span(project.id).await? {
+        let mut month = Month::of(first);
+        while month <= Month::of(last) {
+            let (from, to) = month.bounds();
+            let total =
+                grove_billing::charged(&prices, &used_between(&m, project.id, from, to).await?);
+            months.push(api::MonthTotal {
+                month: month.to_string(),
+                total: format!("{total:.2}"),
+            });
+            month = Month::of(to);
+        }
+    }
+    Ok(Json(api::Estimate {
+        project: project.name,
+        currency: prices.currency,
+        months,
+    }))
+}
+
 /// `PUT /v1/projects/{name}/credit`: the cloud admin.
 pub(crate) async fn set_credit<S: Store>(
     State(m): App<S>,

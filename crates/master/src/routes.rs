@@ -76,6 +76,7 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::ShowPrices => on(filter, billing::show_prices::<S>),
         Operation::ProjectInvoice => on(filter, billing::project_invoice::<S>),
         Operation::SetProjectCredit => on(filter, billing::set_credit::<S>),
+        Operation::ProjectEstimate => on(filter, billing::project_estimate::<S>),
     }
 }
 

@@ -134,6 +134,7 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::ShowPrices), USERS),
         (op(O::ProjectInvoice), &[Admin, ProjectAdmin]),
         (op(O::SetProjectCredit), &[Admin]),
+        (op(O::ProjectEstimate), &[Admin, ProjectAdmin, Member]),
     ]
 }
 
@@ -471,6 +472,7 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             Operation::ShowPrices => c.show_prices().map(drop),
             Operation::ProjectInvoice => c.project_invoice("shop", "2026-11").map(drop),
             Operation::SetProjectCredit => c.set_project_credit("shop", Some("10")).map(drop),
+            Operation::ProjectEstimate => c.project_estimate("shop").map(drop),
         },
     }
 }

@@ -124,12 +124,14 @@ fn schemas_match_the_wire_types() {
     check::<api::InvoiceLine>(&doc, "InvoiceLine");
     check::<api::Invoice>(&doc, "Invoice");
     check::<api::Credit>(&doc, "Credit");
+    check::<api::Estimate>(&doc, "Estimate");
+    check::<api::MonthTotal>(&doc, "MonthTotal");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 41,
+        documented, 43,
         "a schema was added or removed: check it here too"
     );
 }

@@ -348,6 +348,14 @@ fn an_invoice_of_a_month_from_usage_reports() {
     );
     let october = pat.project_invoice("lab", "2026-10").expect("invoice");
     assert_eq!((october.lines.len(), october.total.as_str()), (0, "0.00"));
+    // Month by month: October's lone sample counted nothing, November is the invoice's.
+    let estimate = pat.project_estimate("lab").expect("estimate");
+    let months: Vec<(&str, &str)> = estimate
+        .months
+        .iter()
+        .map(|m| (m.month.as_str(), m.total.as_str()))
+        .collect();
+    assert_eq!(months, [("2026-11", "0.12")]);
 
     // A credit the use has spent: requests refused (402), destroying still allowed.
     let lab = admin

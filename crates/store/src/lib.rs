@@ -358,6 +358,11 @@ pub trait Store: Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<Vec<(String, LedgerRow)>>> + Send;
+    /// The first and last hours of a project's ledger, if it has any.
+    fn project_ledger_span(
+        &self,
+        project: i64,
+    ) -> impl Future<Output = Result<Option<(i64, i64)>>> + Send;
     /// The price list as the cloud admin last set it (JSON), if ever.
     fn prices(&self) -> impl Future<Output = Result<Option<String>>> + Send;
     fn set_prices(&self, json: String) -> impl Future<Output = Result<()>> + Send;

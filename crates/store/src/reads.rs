@@ -364,6 +364,19 @@ impl Reads {
             .collect()
     }
 
+    /// The first and last hours of a project's ledger, if it has any.
+    pub(crate) async fn project_ledger_span(&self, project: i64) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "SELECT min(l.hour), max(l.hour) FROM ledger l JOIN instances i \
+             ON i.id = l.instance_id WHERE i.project_id = $1",
+        )
+        .bind(project)
+        .fetch_one(&self.pool)
+        .await?;
+        let (first, last): (Option<i64>, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+        Ok(first.zip(last))
+    }
+
     pub(crate) async fn ledger(
         &self,
         instance: i64,

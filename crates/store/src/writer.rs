@@ -680,6 +680,10 @@ impl Store for Db {
         self.reads.project_ledger(project, from, to).await
     }
 
+    async fn project_ledger_span(&self, project: i64) -> Result<Option<(i64, i64)>> {
+        self.reads.project_ledger_span(project).await
+    }
+
     async fn prices(&self) -> Result<Option<String>> {
         self.reads.setting(PRICES).await
     }
