@@ -673,4 +673,18 @@ pub mod codes {
     pub const INSUFFICIENT_CREDIT: &str = "insufficient_credit";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const INTERNAL: &str = "internal";
+
+    /// Every code, as `openapi.json` lists them.
+    pub const ALL: &[&str] = &[
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        NOT_FOUND,
+        CONFLICT,
+        NO_CAPACITY,
+        QUOTA_EXCEEDED,
+        INSUFFICIENT_CREDIT,
+        PAYLOAD_TOO_LARGE,
+        INTERNAL,
+    ];
 }

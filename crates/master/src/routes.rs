@@ -774,6 +774,18 @@ async fn report_usage<S: Store>(
             "cpu_seconds must be a non-negative number",
         ));
     }
+    // A measurement from before the epoch or from tomorrow is a wrong clock.
+    let tomorrow = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .saturating_add(86_400);
+    if let Some(at) = report.at
+        && !(0..=tomorrow).contains(&at)
+    {
+        return Err(ApiError::bad_request(format!(
+            "at: {at} is not a time this node measured (seconds since the epoch, not past tomorrow)"
+        )));
+    }
     m.store.record_usage(row.id, report).await?;
     Ok(StatusCode::NO_CONTENT)
 }

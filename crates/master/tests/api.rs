@@ -830,14 +830,28 @@ fn usage_is_kept_per_instance(t: TestMaster) {
     );
     let id = web["id"].as_i64().expect("id");
     // Measured a minute apart (the node says when); the first one sent again counts once.
-    let report = json!({"at": 1_798_000_000, "partitions": [
+    let report = json!({"at": 1_790_000_000, "partitions": [
         {"reference": "slappart0", "cpu_seconds": 1.5, "memory_bytes": 1_048_576},
         {"reference": "slappart1", "cpu_seconds": 0.0, "memory_bytes": 0},
     ]});
     t.ok("POST", "/v1/computers/COMP-1/usage", &node, Some(&report));
-    let later = json!({"at": 1_798_000_060, "partitions": [{"reference": "slappart0", "cpu_seconds": 2.5, "memory_bytes": 2_097_152}]});
+    let later = json!({"at": 1_790_000_060, "partitions": [{"reference": "slappart0", "cpu_seconds": 2.5, "memory_bytes": 2_097_152}]});
     t.ok("POST", "/v1/computers/COMP-1/usage", &node, Some(&later));
     t.ok("POST", "/v1/computers/COMP-1/usage", &node, Some(&report));
+    // A time no clock measured is refused, and the store goes on.
+    for at in [json!(-1), json!(i64::MAX), json!(4_000_000_000_i64)] {
+        let wrong = json!({"at": at, "partitions": [
+            {"reference": "slappart0", "cpu_seconds": 3.0, "memory_bytes": 1}
+        ]});
+        let (status, body) = t.call(
+            "POST",
+            "/v1/computers/COMP-1/usage",
+            Some(&node),
+            Some(&wrong),
+        );
+        assert_eq!(status, 400, "{at}: {body}");
+    }
+    t.ok("POST", "/v1/computers/COMP-1/usage", &node, Some(&later));
     let samples = t.ok("GET", &format!("/v1/instances/{id}/usage"), &alice, None);
     let samples = samples.as_array().expect("list");
     assert_eq!(samples.len(), 2);

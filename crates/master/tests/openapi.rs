@@ -83,6 +83,16 @@ fn check<T: DeserializeOwned + Serialize>(doc: &Value, name: &str) {
 #[test]
 fn schemas_match_the_wire_types() {
     let doc = document();
+    // Every error code the master answers is one the document lists.
+    let documented: std::collections::BTreeSet<&str> = doc["components"]["schemas"]
+        ["ErrorBody"]["properties"]["error"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let answered: std::collections::BTreeSet<&str> = api::codes::ALL.iter().copied().collect();
+    assert_eq!(documented, answered, "error codes");
     check::<api::InstanceRequest>(&doc, "InstanceRequest");
     check::<api::Instance>(&doc, "Instance");
     check::<api::NewUser>(&doc, "NewUser");

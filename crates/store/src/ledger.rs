@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 /// Seconds in an hour: ledger rows are keyed by the hour's first second.
 pub(crate) const HOUR: i64 = 3600;
 
+/// The latest time a sample may have (year 36812): hours after it would not add up.
+pub(crate) const LAST_SECOND: i64 = 1 << 40;
+
 /// The longest silence between two samples that still counts as held.
 pub(crate) const MAX_GAP: i64 = HOUR;
 

@@ -29,7 +29,9 @@ macro_rules! select_projects {
     };
 }
 
-fn project_row(row: &AnyRow) -> Result<crate::ProjectRow> {
+pub(crate) const PROJECT_BY_ID: &str = concat!(select_projects!(), "WHERE id = $1");
+
+pub(crate) fn project_row(row: &AnyRow) -> Result<crate::ProjectRow> {
     use crate::tx::projects::limit;
     Ok(crate::ProjectRow {
         id: row.try_get(0)?,

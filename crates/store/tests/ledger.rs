@@ -146,5 +146,20 @@ async fn late_repeated_and_shuffled_reports_keep_the_same_exact_ledger() {
             expected,
             "{name}: the order and repeats of reports change nothing"
         );
+        // A time the ledger cannot count is refused; the store goes on.
+        let mut far = report(0, 1.0, 1);
+        far.at = Some(i64::MAX);
+        let refused = shuffled
+            .record_usage(computer, far)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(refused, grove_store::StoreError::Invalid(_)),
+            "{refused}"
+        );
+        shuffled
+            .record_usage(computer, report(151 * 60, 76.0, 1 << 20))
+            .await
+            .expect("the writer is alive");
     }
 }

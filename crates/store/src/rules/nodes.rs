@@ -79,6 +79,13 @@ pub(super) async fn record_usage(
     report: &api::UsageReport,
 ) -> Result<()> {
     let at = report.at.unwrap_or_else(now_seconds);
+    // The ledger counts hours from here: a time it cannot count is refused, not wrapped.
+    if !(0..=crate::ledger::LAST_SECOND).contains(&at) {
+        return Err(StoreError::Invalid(format!(
+            "usage at {at}: seconds since the epoch, before {}",
+            crate::ledger::LAST_SECOND
+        )));
+    }
     for sample in &report.partitions {
         match tx.insert_usage(computer, sample, at).await? {
             None => {

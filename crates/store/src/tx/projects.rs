@@ -50,24 +50,12 @@ impl Tx<'_> {
     }
 
     pub(crate) async fn project(&mut self, id: i64) -> Result<ProjectRow> {
-        let row = sqlx::query(
-            "SELECT id, name, quota_instances, quota_partitions, quota_shared, credit \
-             FROM projects WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
-        Ok(ProjectRow {
-            id: row.try_get(0)?,
-            name: row.try_get(1)?,
-            quota: api::Quota {
-                instances: limit(row.try_get(2)?),
-                partitions: limit(row.try_get(3)?),
-                shared: limit(row.try_get(4)?),
-            },
-            credit: row.try_get(5)?,
-        })
+        let row = sqlx::query(crate::reads::PROJECT_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+        crate::reads::project_row(&row)
     }
 
     pub(crate) async fn project_usage(&mut self, id: i64) -> Result<api::QuotaUsage> {
