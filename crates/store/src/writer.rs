@@ -226,35 +226,84 @@ async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
             }
         }
         let ops: Vec<Op> = batch.iter().map(|job| job.op.clone()).collect();
-        let results = match writer.run_batch(&ops, false).await {
-            Ok(Some(results)) => Ok(results),
-            Ok(None) => match writer.run_batch(&ops, true).await {
-                Ok(Some(results)) => Ok(results),
-                Ok(None) => Err(sqlx::Error::Protocol(
-                    "a savepoint did not isolate a failure".to_owned(),
-                )),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        match results {
-            Ok(results) => {
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-                writer.tidy(ops.len()).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store transaction failed");
+        match guarded(&mut writer, &ops).await {
+            Some(results) => answer(&mut writer, batch, results).await,
+            // A rule panicked: the batch's transaction is gone with its connection. Each
+            // mutation runs again alone, so that only the one that panics fails.
+            None => {
+                tracing::error!("a rule panicked in a batch: its mutations run again one by one");
                 for job in batch {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Database(sqlx::Error::Protocol(
-                            e.to_string(),
-                        ))));
+                    let op = [job.op.clone()];
+                    match guarded(&mut writer, &op).await {
+                        Some(results) => answer(&mut writer, vec![job], results).await,
+                        None => {
+                            // Not the mutation itself: it may carry secrets (the CA).
+                            tracing::error!("a rule panicked on a mutation; it is refused");
+                            let _ =
+                                job.reply
+                                    .send(Err(StoreError::Database(sqlx::Error::Protocol(
+                                        "the store failed on this request; see the master's log"
+                                            .to_owned(),
+                                    ))));
+                        }
+                    }
                 }
-                writer.check_connection().await;
             }
+        }
+    }
+}
+
+/// Runs a batch (again with savepoints if one of its mutations fails); `None` when a rule
+/// panicked, after which the writer connects anew (a transaction left open mid-way is
+/// rolled back when its connection goes).
+async fn guarded(writer: &mut Writer, ops: &[Op]) -> Option<sqlx::Result<Results>> {
+    use futures_util::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(results_of(writer, ops))
+        .catch_unwind()
+        .await;
+    match outcome {
+        Ok(results) => Some(results),
+        Err(_) => {
+            writer.conn = None;
+            None
+        }
+    }
+}
+
+async fn results_of(writer: &mut Writer, ops: &[Op]) -> sqlx::Result<Results> {
+    match writer.run_batch(ops, false).await {
+        Ok(Some(results)) => Ok(results),
+        Ok(None) => match writer.run_batch(ops, true).await {
+            Ok(Some(results)) => Ok(results),
+            Ok(None) => Err(sqlx::Error::Protocol(
+                "a savepoint did not isolate a failure".to_owned(),
+            )),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Answers each job of a batch that ran.
+async fn answer(writer: &mut Writer, batch: Vec<Job>, results: sqlx::Result<Results>) {
+    match results {
+        Ok(results) => {
+            let done = batch.len();
+            for (job, result) in batch.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+            writer.tidy(done).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store transaction failed");
+            for job in batch {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Database(sqlx::Error::Protocol(
+                        e.to_string(),
+                    ))));
+            }
+            writer.check_connection().await;
         }
     }
 }
@@ -758,6 +807,37 @@ mod tests {
         let sent = notices(1, &many);
         assert_eq!(sent.len(), 3);
         assert!(sent.iter().all(|n| n.len() < 8000));
+    }
+
+    /// A rule that panics fails its own request only: the batch's other mutations are
+    /// applied, and the writer goes on serving.
+    #[tokio::test]
+    async fn a_panicking_rule_fails_its_request_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&crate::StoreConfig {
+            location: crate::Location::Sqlite(dir.path().join("s.sqlite")),
+            placement: grove_scheduler::Policy::Simple,
+        })
+        .await
+        .expect("opens");
+        // Sent together, so that they may share a batch.
+        let (panicked, admin, user) = tokio::join!(
+            db.write(Op::Panic),
+            db.write(Op::EnsureAdmin(vec![1; 32])),
+            db.write(Op::CreateUser("alice".to_owned(), vec![2; 32])),
+        );
+        assert!(panicked.is_err(), "the panicking request fails");
+        assert!(matches!(admin, Ok((Answer::Created(_), _))), "{admin:?}");
+        assert!(matches!(user, Ok((Answer::Created(_), _))), "{user:?}");
+        let bob = db.create_user("bob".to_owned(), vec![3; 32]).await;
+        assert!(bob.is_ok(), "the writer goes on: {bob:?}");
+        assert!(
+            db.principal_by_name("alice".to_owned())
+                .await
+                .expect("read")
+                .is_some(),
+            "alice's request, beside the panic, was applied"
+        );
     }
 
     /// A writer on a fresh store, without its thread: the test hands it batches.

@@ -68,6 +68,9 @@ pub(crate) enum Op {
     SetCredit(i64, Option<String>),
     /// A value the cloud admin sets, and sets again (the price list).
     SetSetting(&'static str, String),
+    /// A rule that panics, for the writer's test of what follows a panic.
+    #[cfg(test)]
+    Panic,
 }
 
 /// What a mutation answers, beside what it changed.
@@ -261,6 +264,8 @@ async fn apply_op(
             tx.set_setting(name, &value).await?;
             Answer::Nothing
         }
+        #[cfg(test)]
+        Op::Panic => panic!("a rule panicked, as the test asked"),
     };
     Ok((answer, changed))
 }
