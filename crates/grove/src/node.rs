@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use grove_node::{Agent, AgentOptions, Config, Host};
 
+use crate::client::print_json;
+
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct NodeArgs {
@@ -244,7 +246,7 @@ fn join_token(args: JoinTokenArgs, json: bool) -> anyhow::Result<ExitCode> {
     };
     let token = client.create_join_token(&request)?;
     if json {
-        print_json(&serde_json::to_value(&token)?)?;
+        print_json(&token)?;
     } else {
         #[allow(clippy::print_stdout)]
         {
@@ -437,13 +439,6 @@ enum Pass {
 }
 
 /// Prints one JSON document on standard output.
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
 fn pass(path: &Path, pass: Pass, json: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let agent = agent(config, false)?;
@@ -452,7 +447,7 @@ fn pass(path: &Path, pass: Pass, json: bool) -> anyhow::Result<ExitCode> {
             Pass::Format => {
                 let slots = agent.format().await?;
                 if json {
-                    print_json(&serde_json::to_value(&slots)?)?;
+                    print_json(&slots)?;
                 } else {
                     eprintln!("{} partitions formatted and declared", slots.len());
                 }

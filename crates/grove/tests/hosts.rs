@@ -279,17 +279,17 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
         service.contains("10.77.2."),
         "placed on node b's addresses: {service}"
     );
-    let page = eventually("node b's service to answer in node a's namespace", || {
+    let curl_in = |host: &str, url: &str| {
         let output = Command::new("ip")
             .args([
                 "netns",
                 "exec",
-                &hosts.ns("a"),
+                &hosts.ns(host),
                 "curl",
                 "-fsS",
                 "--max-time",
                 "5",
-                &service,
+                url,
             ])
             .output()
             .ok()?;
@@ -297,6 +297,9 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
             .status
             .success()
             .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let page = eventually("node b's service to answer in node a's namespace", || {
+        curl_in("a", &service)
     });
     assert_eq!(page, "Hello b!\n");
 
@@ -324,25 +327,6 @@ fn nodes_in_their_own_namespaces_join_deploy_and_reach_each_others_services() {
         grove_pki::Identity::Partition(info["id"].as_i64().expect("id"))
     );
 
-    let curl_in = |host: &str, url: &str| {
-        let output = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &hosts.ns(host),
-                "curl",
-                "-fsS",
-                "--max-time",
-                "5",
-                url,
-            ])
-            .output()
-            .ok()?;
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
-    };
     let deployed = |title: &str| {
         let info = cli("m", &["service", "info", title, "--json"]);
         let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
