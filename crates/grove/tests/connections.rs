@@ -139,3 +139,56 @@ fn past_the_connection_limit_clients_wait_and_the_log_says_so() {
         "{answer:?}"
     );
 }
+
+/// Reads one response's head (status line and headers, lowercased).
+fn response_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!("the response ended early ({other:?}): {head:?}"),
+        }
+    }
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
+#[test]
+fn an_answer_given_before_the_body_was_read_closes_the_connection() {
+    let master = Master::start(&[]);
+    // The body is announced and not sent: the master answers from the method and path
+    // alone (405, 404, 401). The client must learn from the answer that this connection
+    // ends: its next request on it would otherwise meet a closed socket.
+    for request in [
+        "PATCH /v1/projects HTTP/1.1\r\nHost: m\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n",
+        "POST /v1/no-such-thing HTTP/1.1\r\nHost: m\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n",
+        "POST /v1/projects HTTP/1.1\r\nHost: m\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n",
+    ] {
+        let mut stream = master.connect();
+        stream.write_all(request.as_bytes()).expect("write");
+        let head = response_head(&mut stream);
+        assert!(head.starts_with("http/1.1 4"), "{request}: {head}");
+        assert!(
+            head.contains("\r\nconnection: close\r\n"),
+            "{request}: {head}"
+        );
+        closed_after(stream);
+    }
+    // A request without a body keeps its connection: the next one is answered on it.
+    let mut stream = master.connect();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /v1/no-such-thing HTTP/1.1\r\nHost: m\r\n\r\n")
+            .expect("write");
+        let head = response_head(&mut stream);
+        assert!(head.starts_with("http/1.1 404"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a content length");
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).expect("body");
+    }
+}

@@ -81,16 +81,8 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        // These are often answered before the request's body was read (a missing token, a
-        // bad path, a body too large): the server then closes the connection, so tell the
-        // client not to send its next request on it.
-        if matches!(self.status.as_u16(), 400 | 401 | 413) {
-            response.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-        }
-        response
+        // An answer given before the body was read also says `Connection: close`: the
+        // server adds it (server.rs), whatever the answer.
+        (self.status, axum::Json(body)).into_response()
     }
 }

@@ -1,9 +1,11 @@
 //! The master's HTTP server: one task accepts connections, each connection is served by
 //! hyper's HTTP/1 with a header read timeout (which also closes idle keep-alive
 //! connections), and a limit on open connections keeps the process under its file limit:
-//! past it, new connections wait in the listen backlog, and the log says so.
+//! past it, new connections wait in the listen backlog, and the log says so. An answer
+//! given before its request's body was read to the end says `Connection: close`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -70,6 +72,7 @@ pub(crate) async fn serve(
     tls: Option<crate::tls::Tls>,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let app = app.layer(axum::middleware::from_fn(close_if_body_unread));
     let max = connections_that_fit(limits.max_connections);
     let permits = Arc::new(Semaphore::new(max));
     let graceful = GracefulShutdown::new();
@@ -175,5 +178,65 @@ async fn serve_connection<I>(
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Adds `Connection: close` to the answer to a request whose body was not read to its end
+/// (a 405 or 404 from the path alone, a 401 before the body, a body too large). hyper then
+/// closes the connection rather than read an unknown remainder; without the header the
+/// client would send its next request on a connection being closed, and meet an EOF.
+async fn close_if_body_unread(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use http_body::Body as _;
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let ended = Arc::new(AtomicBool::new(false));
+    let (parts, body) = request.into_parts();
+    let body = axum::body::Body::new(WatchedBody {
+        inner: body,
+        ended: Arc::clone(&ended),
+    });
+    let mut response = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
+    if !ended.load(Ordering::Acquire) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// A request body that notes when it was read to its end.
+struct WatchedBody {
+    inner: axum::body::Body,
+    ended: Arc<AtomicBool>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.ended.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
