@@ -95,6 +95,11 @@ operations! {
     ShowPrices => Get "/v1/billing/prices" "showPrices",
     ProjectInvoice => Get "/v1/projects/{name}/invoice" "projectInvoice",
     ProjectEstimate => Get "/v1/projects/{name}/estimate" "projectEstimate",
+    CreateSize => Post "/v1/sizes" "createSize",
+    ListSizes => Get "/v1/sizes" "listSizes",
+    DeleteSize => Delete "/v1/sizes/{name}" "deleteSize",
+    ReportCapacity => Put "/v1/computers/{reference}/capacity" "reportCapacity",
+    DedicateComputer => Put "/v1/computers/{reference}/project" "dedicateComputer",
 }
 
 #[cfg(test)]

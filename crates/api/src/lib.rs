@@ -4,6 +4,7 @@
 
 pub mod endpoints;
 pub mod masters;
+pub mod units;
 
 use std::collections::BTreeMap;
 
@@ -376,6 +377,15 @@ pub struct Quota {
     /// Shared instances.
     #[serde(default)]
     pub shared: Option<u64>,
+    /// Thousandths of a CPU core, summed over the sizes of the instances held.
+    #[serde(default)]
+    pub millicores: Option<u64>,
+    /// Bytes of memory, summed over the sizes held.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// Bytes of disk, summed over the sizes held.
+    #[serde(default)]
+    pub disk: Option<u64>,
 }
 
 /// What a project holds, counted as its quota counts.
@@ -384,6 +394,83 @@ pub struct QuotaUsage {
     pub instances: u64,
     pub partitions: u64,
     pub shared: u64,
+    #[serde(default)]
+    pub millicores: u64,
+    #[serde(default)]
+    pub memory: u64,
+    #[serde(default)]
+    pub disk: u64,
+}
+
+/// What a size reserves: CPU in thousandths of a core, memory and disk in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub millicores: u64,
+    pub memory: u64,
+    pub disk: u64,
+}
+
+impl Resources {
+    /// Whether `self` holds `other` in every resource.
+    pub fn holds(&self, other: &Resources) -> bool {
+        self.millicores >= other.millicores
+            && self.memory >= other.memory
+            && self.disk >= other.disk
+    }
+}
+
+/// A size (Nova's flavor), defined by the cloud admin (`POST /v1/sizes`) and asked for by
+/// a request's SLA (`size=NAME`): what the instance's partition is given, counted against
+/// its computer's capacity and its project's quota, and enforced by the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Size {
+    pub name: String,
+    pub millicores: u64,
+    pub memory: u64,
+    pub disk: u64,
+}
+
+impl Size {
+    pub fn resources(&self) -> Resources {
+        Resources {
+            millicores: self.millicores,
+            memory: self.memory,
+            disk: self.disk,
+        }
+    }
+}
+
+/// `PUT /v1/computers/{reference}/project` (the cloud admin): dedicates the computer to a
+/// project, or (`project` null) shares it again. Instances already there stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedication {
+    pub project: Option<String>,
+}
+
+/// `PUT /v1/computers/{reference}/capacity` (its node): what the computer gives its
+/// partitions in all, and whether the node enforces each partition's size with the
+/// kernel's controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    pub millicores: u64,
+    pub memory: u64,
+    pub disk: u64,
+    /// The node limits each partition's CPU and memory (cgroups).
+    pub enforced: bool,
+}
+
+impl Capacity {
+    pub fn resources(&self) -> Resources {
+        Resources {
+            millicores: self.millicores,
+            memory: self.memory,
+            disk: self.disk,
+        }
+    }
 }
 
 /// A project's member.
@@ -491,6 +578,16 @@ pub struct Computer {
     pub partitions: Vec<PartitionInfo>,
     pub software: Vec<SoftwareInstallation>,
     pub revision: i64,
+    /// What its node reported it gives its partitions; none before it did.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+    /// The sizes of the instances placed there, summed.
+    #[serde(default)]
+    pub allocated: Resources,
+    /// The project it is dedicated to (it takes that project's instances only); none:
+    /// shared as its owner's computers are.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -638,6 +735,9 @@ pub struct PartitionInstance {
     pub timestamp: i64,
     /// The partition's own credentials, for the instance to publish and request as itself.
     pub token: String,
+    /// The size the partition is given (its node enforces it); none: unlimited.
+    #[serde(default)]
+    pub size: Option<Size>,
 }
 
 /// `GET /v1/computers/{reference}/desired`: the desired state of a node.

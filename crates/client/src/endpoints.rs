@@ -273,4 +273,39 @@ impl Client {
     pub fn project_estimate(&self, project: &str) -> Result<api::Estimate> {
         self.answer(&Call::new(Operation::ProjectEstimate).on(project))
     }
+
+    /// `createSize` (the cloud admin).
+    pub fn create_size(&self, size: &api::Size) -> Result<api::Size> {
+        self.answer(&Call::new(Operation::CreateSize).body(size)?)
+    }
+
+    /// `listSizes`.
+    pub fn list_sizes(&self) -> Result<Vec<api::Size>> {
+        self.answer(&Call::new(Operation::ListSizes))
+    }
+
+    /// `deleteSize` (the cloud admin): instances given it keep what they were given.
+    pub fn delete_size(&self, name: &str) -> Result<()> {
+        self.done(&Call::new(Operation::DeleteSize).on(name))
+    }
+
+    /// `reportCapacity` (the computer's node).
+    pub fn report_capacity(&self, reference: &str, capacity: &api::Capacity) -> Result<()> {
+        self.done(
+            &Call::new(Operation::ReportCapacity)
+                .on(reference)
+                .body(capacity)?,
+        )
+    }
+
+    /// `dedicateComputer` (the cloud admin): to a project, or `None` to share it again.
+    pub fn dedicate_computer(&self, reference: &str, project: Option<&str>) -> Result<()> {
+        self.done(
+            &Call::new(Operation::DedicateComputer)
+                .on(reference)
+                .body(&api::Dedication {
+                    project: project.map(str::to_owned),
+                })?,
+        )
+    }
 }

@@ -31,6 +31,7 @@ const ORDER: &[Operation] = &[
     Operation::ListInstances,
     Operation::ShowInstance,
     Operation::ReportUsage,
+    Operation::ReportCapacity,
     Operation::InstanceUsage,
     Operation::CreateJoinToken,
     Operation::Join,
@@ -39,6 +40,7 @@ const ORDER: &[Operation] = &[
     Operation::IssuePartitionCertificate,
     Operation::CreateProject,
     Operation::SetProjectMember,
+    Operation::DedicateComputer,
     Operation::SetProjectQuota,
     Operation::ShowProject,
     Operation::ListProjects,
@@ -47,6 +49,9 @@ const ORDER: &[Operation] = &[
     Operation::ProjectInvoice,
     Operation::ProjectEstimate,
     Operation::SetProjectCredit,
+    Operation::CreateSize,
+    Operation::ListSizes,
+    Operation::DeleteSize,
     Operation::DeleteProject,
 ];
 
@@ -271,6 +276,25 @@ fn every_operation_has_a_typed_method_that_works() {
                     )
                     .expect("usage");
             }
+            Operation::ReportCapacity => {
+                let capacity = api::Capacity {
+                    millicores: 2000,
+                    memory: 4 << 30,
+                    disk: 20 << 30,
+                    enforced: true,
+                };
+                walk.node
+                    .as_ref()
+                    .expect("registered")
+                    .report_capacity("C1", &capacity)
+                    .expect("capacity");
+                let shown = admin.show_computer("C1").expect("shown");
+                assert_eq!(shown.capacity, Some(capacity));
+                let refused = admin
+                    .report_capacity("C1", &capacity)
+                    .expect_err("only its node");
+                assert_eq!(refused.status(), Some(403), "{refused}");
+            }
             Operation::InstanceUsage => {
                 let id = walk.instance.as_ref().expect("desired").id;
                 let samples = admin.instance_usage(id).expect("usage");
@@ -414,6 +438,20 @@ fn every_operation_has_a_typed_method_that_works() {
                     }]
                 );
             }
+            Operation::DedicateComputer => {
+                admin
+                    .dedicate_computer("C1", Some("shop"))
+                    .expect("dedicated");
+                let shown = admin.show_computer("C1").expect("shown");
+                assert_eq!(shown.project.as_deref(), Some("shop"));
+                admin.dedicate_computer("C1", None).expect("shared again");
+                let shown = admin.show_computer("C1").expect("shown");
+                assert_eq!(shown.project, None);
+                let missing = admin
+                    .dedicate_computer("C1", Some("nowhere"))
+                    .expect_err("no such project");
+                assert_eq!(missing.status(), Some(404), "{missing}");
+            }
             Operation::SetProjectQuota => {
                 let quota = api::Quota {
                     partitions: Some(1),
@@ -480,6 +518,33 @@ fn every_operation_has_a_typed_method_that_works() {
                     .set_project_credit("shop", Some("-1"))
                     .expect_err("negative");
                 assert_eq!(bad.status(), Some(400), "{bad}");
+            }
+            Operation::CreateSize => {
+                let small = api::Size {
+                    name: "small".to_owned(),
+                    millicores: 500,
+                    memory: 512 << 20,
+                    disk: 1 << 30,
+                };
+                assert_eq!(admin.create_size(&small).expect("created"), small);
+                let again = admin.create_size(&small).expect_err("exists");
+                assert_eq!(again.status(), Some(409), "{again}");
+                let alice = walk.alice.as_ref().expect("alice");
+                let refused = alice.create_size(&small).expect_err("admin only");
+                assert_eq!(refused.status(), Some(403), "{refused}");
+            }
+            Operation::ListSizes => {
+                let alice = walk.alice.as_ref().expect("alice");
+                let sizes = alice.list_sizes().expect("a user reads them");
+                assert_eq!(
+                    sizes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                    ["small"]
+                );
+            }
+            Operation::DeleteSize => {
+                admin.delete_size("small").expect("deleted");
+                let gone = admin.delete_size("small").expect_err("gone");
+                assert_eq!(gone.status(), Some(404), "{gone}");
             }
             Operation::DeleteProject => {
                 admin.delete_project("shop").expect("deleted");

@@ -212,6 +212,17 @@ pub(crate) enum ComputerCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Dedicate a computer to a project (the cloud admin): it then takes that project's
+    /// instances only; `--shared` shares it again. Instances already there stay.
+    Dedicate {
+        reference: String,
+        #[arg(required_unless_present = "shared", conflicts_with = "shared")]
+        project: Option<String>,
+        #[arg(long)]
+        shared: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// Set labels of a computer (admin only): `KEY=VALUE` sets, `KEY=` removes; prints
     /// the labels it has then.
     Label {
@@ -602,8 +613,34 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
                 format!("reference: {}", computer.reference),
                 format!("owner: {}", computer.owner),
                 format!("labels: {}", labels.join(" ")),
-                "partitions:".to_owned(),
+                format!(
+                    "project: {}",
+                    computer.project.as_deref().unwrap_or("none (shared)")
+                ),
             ];
+            let (cores, bytes) = (
+                grove_api::units::format_cores,
+                grove_api::units::format_bytes,
+            );
+            let allocated = computer.allocated;
+            lines.push(match computer.capacity {
+                Some(c) => format!(
+                    "capacity: {} of {} cores, {} of {} memory, {} of {} disk allocated; sizes {}",
+                    cores(allocated.millicores),
+                    cores(c.millicores),
+                    bytes(allocated.memory),
+                    bytes(c.memory),
+                    bytes(allocated.disk),
+                    bytes(c.disk),
+                    if c.enforced {
+                        "enforced"
+                    } else {
+                        "not enforced"
+                    }
+                ),
+                None => "capacity: not reported by its node".to_owned(),
+            });
+            lines.push("partitions:".to_owned());
             for p in &computer.partitions {
                 lines.push(format!(
                     "  {} {} {}",
@@ -638,6 +675,19 @@ pub(crate) fn computer(command: ComputerCommand) -> anyhow::Result<ExitCode> {
                 print_json(&serde_json::json!({ "revoked": reference }))?;
             } else {
                 eprintln!("the certificate of {reference}'s node is revoked");
+            }
+        }
+        ComputerCommand::Dedicate {
+            reference,
+            project,
+            shared: _,
+            connection,
+        } => {
+            connection
+                .client()?
+                .dedicate_computer(&reference, project.as_deref())?;
+            if connection.json {
+                print_json(&serde_json::json!({ "computer": reference, "project": project }))?;
             }
         }
         ComputerCommand::Label {

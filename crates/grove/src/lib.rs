@@ -11,6 +11,7 @@ mod master;
 mod node;
 mod profile;
 mod project;
+mod size;
 mod up;
 
 use std::process::ExitCode;
@@ -60,6 +61,9 @@ enum Command {
     /// Prices and invoices.
     #[command(subcommand)]
     Billing(billing::BillingCommand),
+    /// Sizes: CPU, memory and disk a partition is given.
+    #[command(subcommand)]
+    Size(size::SizeCommand),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => client::user(command),
         Command::Project(command) => project::run(command),
         Command::Billing(command) => billing::run(command),
+        Command::Size(command) => size::run(command),
     }
 }
 

@@ -43,8 +43,9 @@ pub(crate) enum ProjectCommand {
     /// A project's members (the cloud admin or a project-admin).
     #[command(subcommand)]
     Member(MemberCommand),
-    /// Set a project's quota, KEY=VALUE with keys instances, partitions, shared (`KEY=`
-    /// leaves it unlimited); the ones not given are unlimited (the cloud admin).
+    /// Set a project's quota, KEY=VALUE with keys instances, partitions, shared, cores
+    /// (`2`, `0.5`), memory and disk (`512M`, `2G`) summed over the sizes it holds
+    /// (`KEY=` leaves it unlimited); the ones not given are unlimited (the cloud admin).
     Quota {
         project: String,
         #[arg(value_name = "KEY=VALUE")]
@@ -78,20 +79,30 @@ pub(crate) enum MemberCommand {
 fn quota(limits: &[String]) -> anyhow::Result<api::Quota> {
     let mut quota = api::Quota::default();
     for (key, value) in key_values(limits, "quota")? {
-        let limit = if value.is_empty() {
-            None
-        } else {
-            Some(
-                value
-                    .parse::<u64>()
-                    .map_err(|_| anyhow!("quota {key}={value}: a whole number"))?,
-            )
+        let read = |parse: fn(&str) -> anyhow::Result<u64>| -> anyhow::Result<Option<u64>> {
+            if value.is_empty() {
+                Ok(None)
+            } else {
+                parse(&value)
+                    .map(Some)
+                    .map_err(|e| anyhow!("quota {key}={value}: {e}"))
+            }
         };
+        let count = |text: &str| -> anyhow::Result<u64> {
+            text.parse::<u64>().map_err(|_| anyhow!("a whole number"))
+        };
+        let cores = |text: &str| Ok(api::units::parse_cores(text)?);
+        let bytes = |text: &str| Ok(api::units::parse_bytes(text)?);
         match key.as_str() {
-            "instances" => quota.instances = limit,
-            "partitions" => quota.partitions = limit,
-            "shared" => quota.shared = limit,
-            other => bail!("quota {other:?}: the keys are instances, partitions and shared"),
+            "instances" => quota.instances = read(count)?,
+            "partitions" => quota.partitions = read(count)?,
+            "shared" => quota.shared = read(count)?,
+            "cores" => quota.millicores = read(cores)?,
+            "memory" => quota.memory = read(bytes)?,
+            "disk" => quota.disk = read(bytes)?,
+            other => bail!(
+                "quota {other:?}: the keys are instances, partitions, shared, cores, memory and disk"
+            ),
         }
     }
     Ok(quota)
@@ -123,6 +134,24 @@ fn show(project: &api::Project, json: bool) -> anyhow::Result<()> {
         ("shared", project.usage.shared, project.quota.shared),
     ] {
         lines.push(format!("  {what:<11} {held} of {}", limit_text(limit)));
+    }
+    let cores = api::units::format_cores;
+    let bytes = api::units::format_bytes;
+    for (what, held, limit, unit) in [
+        (
+            "cores",
+            project.usage.millicores,
+            project.quota.millicores,
+            cores as fn(u64) -> String,
+        ),
+        ("memory", project.usage.memory, project.quota.memory, bytes),
+        ("disk", project.usage.disk, project.quota.disk, bytes),
+    ] {
+        lines.push(format!(
+            "  {what:<11} {} of {}",
+            unit(held),
+            limit.map_or_else(|| "unlimited".to_owned(), unit)
+        ));
     }
     if let (Some(credit), Some(balance)) = (&project.credit, &project.balance) {
         lines.push(format!("  credit      {credit}, balance {balance}"));
@@ -214,15 +243,28 @@ mod tests {
     fn quotas_read_from_key_values() {
         let pairs = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            quota(&pairs(&["partitions=5", "shared=", "instances=7"])).expect("valid"),
+            quota(&pairs(&[
+                "partitions=5",
+                "shared=",
+                "instances=7",
+                "cores=1.5",
+                "memory=512M",
+                "disk=2G"
+            ]))
+            .expect("valid"),
             api::Quota {
                 instances: Some(7),
                 partitions: Some(5),
-                shared: None
+                shared: None,
+                millicores: Some(1500),
+                memory: Some(512 << 20),
+                disk: Some(2 << 30),
             }
         );
         for (bad, says) in [
-            (&["cores=2"][..], "the keys are"),
+            (&["gpus=2"][..], "the keys are"),
+            (&["memory=lots"][..], "not a size"),
+            (&["cores=-1"][..], "not a number of cores"),
             (&["partitions=five"][..], "a whole number"),
             (&["partitions"][..], "KEY=VALUE"),
         ] {

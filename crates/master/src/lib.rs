@@ -18,6 +18,7 @@ mod error;
 mod joining;
 mod projects;
 mod routes;
+mod sizes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

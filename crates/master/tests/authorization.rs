@@ -135,6 +135,11 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::ProjectInvoice), &[Admin, ProjectAdmin]),
         (op(O::SetProjectCredit), &[Admin]),
         (op(O::ProjectEstimate), &[Admin, ProjectAdmin, Member]),
+        (op(O::CreateSize), &[Admin]),
+        (op(O::ListSizes), USERS),
+        (op(O::DeleteSize), &[Admin]),
+        (op(O::ReportCapacity), &[Node]),
+        (op(O::DedicateComputer), &[Admin]),
     ]
 }
 
@@ -269,6 +274,7 @@ impl Cloud {
         ];
         let admin = &clients[1].1;
         admin.set_prices(&prices()).expect("prices");
+        admin.create_size(&size("gone")).expect("a size to delete");
         let join_tokens = EVERYONE
             .iter()
             .map(|who| {
@@ -473,7 +479,29 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             Operation::ProjectInvoice => c.project_invoice("shop", "2026-11").map(drop),
             Operation::SetProjectCredit => c.set_project_credit("shop", Some("10")).map(drop),
             Operation::ProjectEstimate => c.project_estimate("shop").map(drop),
+            Operation::CreateSize => c.create_size(&size(&format!("by-{who:?}"))).map(drop),
+            Operation::ListSizes => c.list_sizes().map(drop),
+            Operation::DeleteSize => c.delete_size("gone"),
+            Operation::ReportCapacity => c.report_capacity(
+                "C1",
+                &api::Capacity {
+                    millicores: 1000,
+                    memory: 1 << 30,
+                    disk: 1 << 30,
+                    enforced: false,
+                },
+            ),
+            Operation::DedicateComputer => c.dedicate_computer("C1", None),
         },
+    }
+}
+
+fn size(name: &str) -> api::Size {
+    api::Size {
+        name: name.to_owned(),
+        millicores: 100,
+        memory: 64 << 20,
+        disk: 64 << 20,
     }
 }
 

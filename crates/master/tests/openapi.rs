@@ -136,12 +136,16 @@ fn schemas_match_the_wire_types() {
     check::<api::Credit>(&doc, "Credit");
     check::<api::Estimate>(&doc, "Estimate");
     check::<api::MonthTotal>(&doc, "MonthTotal");
+    check::<api::Size>(&doc, "Size");
+    check::<api::Resources>(&doc, "Resources");
+    check::<api::Capacity>(&doc, "Capacity");
+    check::<api::Dedication>(&doc, "Dedication");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 43,
+        documented, 47,
         "a schema was added or removed: check it here too"
     );
 }

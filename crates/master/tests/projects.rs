@@ -375,3 +375,192 @@ fn an_invoice_of_a_month_from_usage_reports() {
     pat.request_instance(&in_project("c", "lab"))
         .expect("credit left");
 }
+
+#[test]
+fn sizes_are_placed_by_capacity_counted_by_quota_and_given_back_on_sqlite() {
+    sizes_are_placed_by_capacity_counted_by_quota_and_given_back(false);
+}
+
+#[test]
+fn sizes_are_placed_by_capacity_counted_by_quota_and_given_back_on_postgres() {
+    sizes_are_placed_by_capacity_counted_by_quota_and_given_back(true);
+}
+
+fn sized(title: &str, size: &str, project: Option<&str>) -> api::InstanceRequest {
+    let mut request = api::InstanceRequest::new(title, "sr.cfg");
+    request.sla.insert("size".to_owned(), size.to_owned());
+    request.project = project.map(str::to_owned);
+    request
+}
+
+fn sizes_are_placed_by_capacity_counted_by_quota_and_given_back(postgres: bool) {
+    let cloud = Cloud::new(10, postgres);
+    let admin = &cloud.admin;
+    for (name, millicores, memory, disk) in [
+        ("small", 500, 512 << 20, 1 << 30),
+        ("large", 4000, 8 << 30, 10 << 30),
+    ] {
+        admin
+            .create_size(&api::Size {
+                name: name.to_owned(),
+                millicores,
+                memory,
+                disk,
+            })
+            .expect("size");
+    }
+    admin.create_project("lab").expect("project");
+    let bob = cloud.user("bob");
+    admin
+        .set_project_member("lab", "bob", Some(api::Role::Member))
+        .expect("bob");
+    // A computer whose node reported no capacity takes no sized instance.
+    let (code, message) = match bob.request_instance(&sized("s1", "small", Some("lab"))) {
+        Err(ClientError::Refused {
+            status, message, ..
+        }) => (status, message),
+        other => panic!("placed without capacity: {other:?}"),
+    };
+    assert_eq!(code, 503);
+    assert!(message.contains("has room for size small"), "{message}");
+    cloud
+        .node
+        .report_capacity(
+            "C1",
+            &api::Capacity {
+                millicores: 2000,
+                memory: 4 << 30,
+                disk: 20 << 30,
+                enforced: true,
+            },
+        )
+        .expect("capacity");
+    admin
+        .set_project_quota(
+            "lab",
+            &api::Quota {
+                millicores: Some(1500),
+                ..api::Quota::default()
+            },
+        )
+        .expect("quota");
+    let mut ids = Vec::new();
+    for title in ["s1", "s2", "s3"] {
+        ids.push(
+            bob.request_instance(&sized(title, "small", Some("lab")))
+                .expect("placed")
+                .id,
+        );
+    }
+    let over = bob
+        .request_instance(&sized("s4", "small", Some("lab")))
+        .expect_err("over the cores");
+    assert_eq!(status(Err::<(), _>(over.clone())).1, "quota_exceeded");
+    assert!(
+        over.to_string()
+            .contains("holds 1.5 cores of 1.5, and this instance needs 0.5 more"),
+        "{over}"
+    );
+    let lab = admin.show_project("lab").expect("lab");
+    assert_eq!(
+        (lab.usage.millicores, lab.usage.memory, lab.usage.disk),
+        (1500, 3 * (512 << 20), 3 << 30)
+    );
+    let c1 = admin.show_computer("C1").expect("C1");
+    assert_eq!(
+        c1.allocated,
+        api::Resources {
+            millicores: 1500,
+            memory: 3 * (512 << 20),
+            disk: 3 << 30
+        }
+    );
+    // The node is told each partition's size.
+    let desired = cloud
+        .node
+        .desired("C1", None, Default::default())
+        .expect("desired");
+    let given: Vec<Option<&str>> = desired
+        .partitions
+        .iter()
+        .filter_map(|p| p.instance.as_ref())
+        .map(|i| i.size.as_ref().map(|s| s.name.as_str()))
+        .collect();
+    assert_eq!(given, [Some("small"); 3]);
+    // Outside the project no quota holds, but the computer's room does.
+    match bob.request_instance(&sized("big", "large", None)) {
+        Err(ClientError::Refused {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 503);
+            assert!(message.contains("has room for size large"), "{message}");
+        }
+        other => panic!("placed past the capacity: {other:?}"),
+    }
+    // Bad asks: a size nobody defined, a size for a shared instance, a new size for a
+    // placed instance.
+    assert_eq!(
+        status(bob.request_instance(&sized("odd", "huge", None))).0,
+        400
+    );
+    let mut shared = sized("sh", "small", None);
+    shared.shared = true;
+    assert_eq!(status(bob.request_instance(&shared)).0, 400);
+    assert_eq!(
+        status(bob.request_instance(&sized("s1", "large", Some("lab")))).0,
+        409
+    );
+    // Destroying gives the quota back at once; the computer's room comes back when the
+    // node reports the partition destroyed.
+    let mut destroy = sized("s1", "small", Some("lab"));
+    destroy.state = api::RequestedState::Destroyed;
+    bob.request_instance(&destroy).expect("destroyed");
+    assert_eq!(
+        admin.show_project("lab").expect("lab").usage.millicores,
+        1000
+    );
+    assert_eq!(
+        admin.show_computer("C1").expect("C1").allocated.millicores,
+        1500
+    );
+    cloud
+        .node
+        .report_state(
+            ids[0],
+            &api::StateReport {
+                state: api::ReportedState::Destroyed,
+                error: None,
+                timestamp: None,
+            },
+        )
+        .expect("reported");
+    assert_eq!(
+        admin.show_computer("C1").expect("C1").allocated.millicores,
+        1000
+    );
+    bob.request_instance(&sized("s4", "small", Some("lab")))
+        .expect("room again");
+    // A computer dedicated to another project takes none of lab's; dedicated to lab, it
+    // takes lab's only.
+    admin.create_project("other").expect("project");
+    admin
+        .dedicate_computer("C1", Some("other"))
+        .expect("dedicated");
+    let plain = |title: &str, project: Option<&str>| api::InstanceRequest {
+        project: project.map(str::to_owned),
+        ..api::InstanceRequest::new(title, "sr.cfg")
+    };
+    assert_eq!(
+        status(bob.request_instance(&plain("u1", Some("lab")))).0,
+        503
+    );
+    admin
+        .dedicate_computer("C1", Some("lab"))
+        .expect("dedicated");
+    bob.request_instance(&plain("u1", Some("lab")))
+        .expect("lab's computer");
+    assert_eq!(status(bob.request_instance(&plain("mine", None))).0, 503);
+    admin.dedicate_computer("C1", None).expect("shared again");
+    bob.request_instance(&plain("mine", None))
+        .expect("shared again");
+}

@@ -219,6 +219,7 @@ fn partition<'a>(recorder: &'a Recorder, software_type: &str) -> Partition<'a> {
             shared_instances: Vec::new(),
             timestamp: 1,
             token: "t".to_owned(),
+            size: None,
         },
         master: recorder,
         requested: Mutex::new(Vec::new()),

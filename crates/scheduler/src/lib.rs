@@ -19,6 +19,10 @@ pub struct Candidate {
     /// Whether every user may place instances on it (the admin's computers: the cloud's
     /// shared capacity).
     pub shared: bool,
+    /// The project it is dedicated to: it then takes that project's instances only.
+    pub project: Option<i64>,
+    /// What is left of its capacity for sizes; none: its node did not report one.
+    pub room: Option<Room>,
     /// `zone=...` and free-form labels.
     pub labels: BTreeMap<String, String>,
     /// Whether the requested software release is supplied (asked to be available) there.
@@ -31,11 +35,32 @@ pub struct Candidate {
     pub requester_instances: u32,
 }
 
+/// CPU (thousandths of a core), memory and disk (bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Room {
+    pub millicores: u64,
+    pub memory: u64,
+    pub disk: u64,
+}
+
+impl Room {
+    /// Whether `self` has room for `needs` in every resource.
+    pub fn holds(&self, needs: &Room) -> bool {
+        self.millicores >= needs.millicores
+            && self.memory >= needs.memory
+            && self.disk >= needs.disk
+    }
+}
+
 /// What is to be placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
     /// The user the instance belongs to.
     pub requester: i64,
+    /// The project it belongs to, if any.
+    pub project: Option<i64>,
+    /// The size it asks for (`size=NAME` in the SLA) and what that size needs.
+    pub size: Option<(String, Room)>,
     pub software_release: String,
     /// The request's SLA: `computer_guid` names a computer, any other `key=value` must
     /// match a label of the computer.
@@ -96,11 +121,13 @@ pub const ZONE: &str = "zone";
 pub const COMPUTER_GUID: &str = "computer_guid";
 /// The SLA key that names the instance a shared instance attaches to.
 pub const INSTANCE_GUID: &str = "instance_guid";
-/// SLA keys that are about the instance, not about where it goes.
-const NOT_LABELS: &[&str] = &[COMPUTER_GUID, INSTANCE_GUID];
+/// The SLA key that names the size an instance is given.
+pub const SIZE: &str = "size";
+/// SLA keys that are about the instance, not labels of where it goes.
+const NOT_LABELS: &[&str] = &[COMPUTER_GUID, INSTANCE_GUID, SIZE];
 
-/// Whether an SLA key is a label the computer must carry (any key but `computer_guid` and
-/// `instance_guid`).
+/// Whether an SLA key is a label the computer must carry (any key but `computer_guid`,
+/// `instance_guid` and `size`).
 pub fn is_label(key: &str) -> bool {
     !NOT_LABELS.contains(&key)
 }
@@ -108,7 +135,8 @@ pub fn is_label(key: &str) -> bool {
 /// The filters, in the order they run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
-    /// The requester may use the computer: its own, or a shared one.
+    /// The requester may use the computer: its own or a shared one, or one dedicated to
+    /// the instance's project.
     Access,
     /// The SLA's `computer_guid`.
     ComputerGuid(String),
@@ -116,6 +144,8 @@ pub enum Filter {
     Label(String, String),
     /// The software release is supplied there.
     Software(String),
+    /// What is left of the computer's capacity holds the size.
+    Room(String),
     /// A partition is free there.
     FreePartition,
 }
@@ -134,6 +164,9 @@ fn message(filter: &Filter, software_release: &str) -> String {
         Filter::ComputerGuid(reference) => format!("no computer {reference:?} this user may use"),
         Filter::Label(key, value) => format!("no computer with label {key}={value}"),
         Filter::Software(url) => format!("no computer has {url} supplied"),
+        Filter::Room(size) => {
+            format!("no computer with {software_release} supplied has room for size {size}")
+        }
         Filter::FreePartition => {
             format!("no free partition with {software_release} supplied")
         }
@@ -179,16 +212,27 @@ pub fn filters(ask: &Ask) -> Vec<Filter> {
         }
     }
     filters.push(Filter::Software(ask.software_release.clone()));
+    if let Some((size, _)) = &ask.size {
+        filters.push(Filter::Room(size.clone()));
+    }
     filters.push(Filter::FreePartition);
     filters
 }
 
 fn passes(filter: &Filter, ask: &Ask, candidate: &Candidate) -> bool {
     match filter {
-        Filter::Access => candidate.shared || candidate.owner == ask.requester,
+        Filter::Access => match candidate.project {
+            Some(project) => ask.project == Some(project),
+            None => candidate.shared || candidate.owner == ask.requester,
+        },
         Filter::ComputerGuid(reference) => candidate.reference == *reference,
         Filter::Label(key, value) => candidate.labels.get(key) == Some(value),
         Filter::Software(_) => candidate.supplied,
+        Filter::Room(_) => match (&ask.size, &candidate.room) {
+            (None, _) => true,
+            (Some((_, needs)), Some(room)) => room.holds(needs),
+            (Some(_), None) => false,
+        },
         Filter::FreePartition => candidate.free_partitions > 0,
     }
 }

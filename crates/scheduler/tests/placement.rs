@@ -8,14 +8,17 @@
 //! expect A                      (or: expect-error no computer with label zone=eu-2)
 //! ```
 //!
-//! On an `ask` line, words other than `requester=` and `software=` are SLA entries; on a
-//! `computer` line, `shared` and `supplied` are flags, `free=`, `used=` and `mine=` (the
-//! requester's instances there) counts, any other `key=value` a label.
+//! On an `ask` line, words other than `requester=`, `software=`, `project=` and `needs=`
+//! (a size's `millicores/memory/disk`, with the size's name in `size=`) are SLA entries;
+//! on a `computer` line, `shared` and `supplied` are flags, `free=`, `used=` and `mine=`
+//! (the requester's instances there) counts, `project=` the project it is dedicated to,
+//! `room=` what is left of its capacity (`millicores/memory/disk`), any other `key=value`
+//! a label.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use grove_scheduler::{Ask, Candidate, Policy, SeededDice, place};
+use grove_scheduler::{Ask, Candidate, Policy, Room, SeededDice, place};
 
 fn pairs<'a>(words: impl Iterator<Item = &'a str>) -> Vec<(&'a str, &'a str)> {
     words
@@ -27,6 +30,24 @@ fn number(value: &str, line: &str) -> u32 {
     value
         .parse()
         .unwrap_or_else(|_| panic!("{value:?} is not a count in {line:?}"))
+}
+
+fn room(value: &str, line: &str) -> Room {
+    let parts: Vec<u64> = value
+        .split('/')
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("{value:?} is not a room in {line:?}"))
+        })
+        .collect();
+    let [millicores, memory, disk] = parts[..] else {
+        panic!("{value:?} is not millicores/memory/disk in {line:?}");
+    };
+    Room {
+        millicores,
+        memory,
+        disk,
+    }
 }
 
 fn check(path: &Path) {
@@ -46,17 +67,24 @@ fn check(path: &Path) {
                 let mut requester = 0;
                 let mut software = String::new();
                 let mut sla = BTreeMap::new();
+                let mut project = None;
+                let mut needs = None;
                 for (key, value) in pairs(rest.split_whitespace()) {
                     match key {
                         "requester" => requester = i64::from(number(value, line)),
                         "software" => software = value.to_owned(),
+                        "project" => project = Some(i64::from(number(value, line))),
+                        "needs" => needs = Some(room(value, line)),
                         _ => {
                             sla.insert(key.to_owned(), value.to_owned());
                         }
                     }
                 }
+                let size = needs.map(|needs| (sla.get("size").cloned().unwrap_or_default(), needs));
                 ask = Some(Ask {
                     requester,
+                    project,
+                    size,
                     software_release: software,
                     sla,
                 });
@@ -69,6 +97,8 @@ fn check(path: &Path) {
                     reference,
                     owner: 0,
                     shared: false,
+                    project: None,
+                    room: None,
                     labels: BTreeMap::new(),
                     supplied: false,
                     free_partitions: 0,
@@ -83,6 +113,8 @@ fn check(path: &Path) {
                         "free" => candidate.free_partitions = number(value, line),
                         "used" => candidate.used_partitions = number(value, line),
                         "mine" => candidate.requester_instances = number(value, line),
+                        "project" => candidate.project = Some(i64::from(number(value, line))),
+                        "room" => candidate.room = Some(room(value, line)),
                         _ => {
                             candidate.labels.insert(key.to_owned(), value.to_owned());
                         }
@@ -129,6 +161,8 @@ fn chance_spreads_over_every_computer_that_fits() {
             reference: (*reference).to_owned(),
             owner: 1,
             shared: false,
+            project: None,
+            room: None,
             labels: BTreeMap::new(),
             supplied: true,
             free_partitions: 1,
@@ -138,6 +172,8 @@ fn chance_spreads_over_every_computer_that_fits() {
         .collect();
     let ask = Ask {
         requester: 1,
+        project: None,
+        size: None,
         software_release: "sr".to_owned(),
         sla: BTreeMap::new(),
     };

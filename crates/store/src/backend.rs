@@ -77,6 +77,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_projects.sql"),
     include_str!("../migrations/sqlite/0007_ledger.sql"),
     include_str!("../migrations/sqlite/0008_credit.sql"),
+    include_str!("../migrations/sqlite/0009_sizes.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -86,6 +87,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_projects.sql"),
     include_str!("../migrations/postgres/0005_ledger.sql"),
     include_str!("../migrations/postgres/0006_credit.sql"),
+    include_str!("../migrations/postgres/0007_sizes.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

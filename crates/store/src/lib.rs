@@ -27,6 +27,15 @@ pub use grove_api as api;
 pub use grove_scheduler::Policy;
 pub use writer::Db;
 
+/// A quota's amount as people read it: cores from thousandths, bytes with a unit.
+fn amount(quota: &str, value: u64) -> String {
+    match quota {
+        "cores" => api::units::format_cores(value),
+        "memory" | "disk" => api::units::format_bytes(value),
+        _ => value.to_string(),
+    }
+}
+
 /// Store errors. Messages are lowercase fragments.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,12 +51,20 @@ pub enum StoreError {
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     /// A request over one of its project's quotas: which, what is held, the limit.
-    #[error("quota exceeded: project {project:?} holds {usage} {quota} of {limit}")]
+    #[error(
+        "quota exceeded: project {project:?} holds {} {quota} of {}{}",
+        amount(quota, *usage),
+        amount(quota, *limit),
+        if *adds > 1 { format!(", and this instance needs {} more", amount(quota, *adds)) } else { String::new() }
+    )]
     QuotaExceeded {
         project: String,
+        /// instances, partitions, shared, cores, memory or disk.
         quota: &'static str,
         usage: u64,
         limit: u64,
+        /// What the refused instance would have added.
+        adds: u64,
     },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -343,6 +360,26 @@ pub trait Store: Send + Sync + 'static {
         principal: i64,
     ) -> impl Future<Output = Result<Option<api::Role>>> + Send;
     fn project_usage(&self, project: i64) -> impl Future<Output = Result<api::QuotaUsage>> + Send;
+
+    // Sizes and capacity.
+    /// Refused (`Conflict`) when a size of that name exists.
+    fn create_size(&self, size: api::Size) -> impl Future<Output = Result<()>> + Send;
+    /// The instances given it keep what they were given.
+    fn delete_size(&self, name: String) -> impl Future<Output = Result<()>> + Send;
+    fn sizes(&self) -> impl Future<Output = Result<Vec<api::Size>>> + Send;
+    /// What a computer gives its partitions in all, as its node measured it.
+    fn set_capacity(
+        &self,
+        computer_id: i64,
+        capacity: api::Capacity,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Dedicates a computer to a project (it takes that project's instances only), or
+    /// (`None`) shares it again; instances already there stay.
+    fn dedicate_computer(
+        &self,
+        computer_id: i64,
+        project: Option<i64>,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// An instance's ledger for the hours in `[from, to)` (seconds since the epoch).
     fn ledger(
         &self,

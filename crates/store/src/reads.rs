@@ -25,7 +25,8 @@ macro_rules! select_instances {
 
 macro_rules! select_projects {
     () => {
-        "SELECT id, name, quota_instances, quota_partitions, quota_shared, credit FROM projects "
+        "SELECT id, name, quota_instances, quota_partitions, quota_shared, credit, \
+         quota_millicores, quota_memory, quota_disk FROM projects "
     };
 }
 
@@ -40,9 +41,18 @@ pub(crate) fn project_row(row: &AnyRow) -> Result<crate::ProjectRow> {
             instances: limit(row.try_get(2)?),
             partitions: limit(row.try_get(3)?),
             shared: limit(row.try_get(4)?),
+            millicores: limit(row.try_get(6)?),
+            memory: limit(row.try_get(7)?),
+            disk: limit(row.try_get(8)?),
         },
         credit: row.try_get(5)?,
     })
+}
+
+fn size_amount(row: &AnyRow, column: &str) -> Result<u64> {
+    Ok(crate::tx::sizes::count(
+        row.try_get::<Option<i64>, _>(column)?.unwrap_or(0),
+    ))
 }
 
 pub(crate) const INSTANCE_BY_ID: &str = concat!(select_instances!(), "WHERE i.id = $1");
@@ -200,8 +210,10 @@ impl Reads {
 
     pub(crate) async fn computers(&self, owner: Option<i64>) -> Result<Vec<api::Computer>> {
         let rows = sqlx::query(
-            "SELECT c.id, c.reference, c.revision, p.name, c.labels FROM computers c \
-             JOIN principals p ON p.id = c.owner_id \
+            "SELECT c.id, c.reference, c.revision, p.name, c.labels, c.capacity_millicores, \
+             c.capacity_memory, c.capacity_disk, c.limits_enforced, c.allocated_millicores, \
+             c.allocated_memory, c.allocated_disk, j.name FROM computers c \
+             JOIN principals p ON p.id = c.owner_id LEFT JOIN projects j ON j.id = c.project_id \
              WHERE ($1 IS NULL OR c.owner_id = $1) ORDER BY c.reference",
         )
         .bind(owner)
@@ -211,7 +223,28 @@ impl Reads {
         for row in rows {
             let id: i64 = row.try_get(0)?;
             let labels: String = row.try_get(4)?;
+            let amount = |i: usize| -> Result<Option<u64>> {
+                Ok(row
+                    .try_get::<Option<i64>, _>(i)?
+                    .map(crate::tx::sizes::count))
+            };
+            let capacity = match (amount(5)?, amount(6)?, amount(7)?) {
+                (Some(millicores), Some(memory), Some(disk)) => Some(api::Capacity {
+                    millicores,
+                    memory,
+                    disk,
+                    enforced: row.try_get::<i64, _>(8)? != 0,
+                }),
+                _ => None,
+            };
             out.push(api::Computer {
+                capacity,
+                allocated: api::Resources {
+                    millicores: amount(9)?.unwrap_or(0),
+                    memory: amount(10)?.unwrap_or(0),
+                    disk: amount(11)?.unwrap_or(0),
+                },
+                project: row.try_get(12)?,
                 reference: row.try_get(1)?,
                 revision: row.try_get(2)?,
                 owner: row.try_get(3)?,
@@ -281,6 +314,13 @@ impl Reads {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(project_row).collect()
+    }
+
+    pub(crate) async fn sizes(&self) -> Result<Vec<api::Size>> {
+        let rows = sqlx::query("SELECT name, millicores, memory, disk FROM sizes ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(crate::tx::sizes::size_of).collect()
     }
 
     pub(crate) async fn members(&self, project: i64) -> Result<Vec<api::Member>> {
@@ -438,7 +478,7 @@ impl Reads {
         let rows = sqlx::query(
             "SELECT p.reference AS p_reference, p.addresses, i.id, i.title, i.software_release, \
              i.software_type, i.parameters, i.requested_state, i.connection, i.timestamp, \
-             r.title AS root_title FROM partitions p LEFT JOIN instances i ON i.id = p.instance_id \
+             i.size, i.size_millicores, i.size_memory, i.size_disk, r.title AS root_title FROM partitions p LEFT JOIN instances i ON i.id = p.instance_id \
              LEFT JOIN instances r ON r.id = COALESCE(i.root_id, i.id) \
              WHERE p.computer_id = $1 ORDER BY length(p.reference), p.reference",
         )
@@ -484,6 +524,15 @@ impl Reads {
                     shared_instances: shared.remove(&id).unwrap_or_default(),
                     timestamp: row.try_get("timestamp")?,
                     token: String::new(),
+                    size: match row.try_get::<Option<String>, _>("size")? {
+                        Some(name) => Some(api::Size {
+                            name,
+                            millicores: size_amount(row, "size_millicores")?,
+                            memory: size_amount(row, "size_memory")?,
+                            disk: size_amount(row, "size_disk")?,
+                        }),
+                        None => None,
+                    },
                 }),
                 None => None,
             };

@@ -716,6 +716,30 @@ impl Store for Db {
         self.reads.project_usage(project).await
     }
 
+    async fn create_size(&self, size: api::Size) -> Result<()> {
+        self.changed(Op::CreateSize(size)).await.map(|_| ())
+    }
+
+    async fn delete_size(&self, name: String) -> Result<()> {
+        self.changed(Op::DeleteSize(name)).await.map(|_| ())
+    }
+
+    async fn sizes(&self) -> Result<Vec<api::Size>> {
+        self.reads.sizes().await
+    }
+
+    async fn set_capacity(&self, computer_id: i64, capacity: api::Capacity) -> Result<()> {
+        self.changed(Op::SetCapacity(computer_id, capacity))
+            .await
+            .map(|_| ())
+    }
+
+    async fn dedicate_computer(&self, computer_id: i64, project: Option<i64>) -> Result<()> {
+        self.changed(Op::DedicateComputer(computer_id, project))
+            .await
+            .map(|_| ())
+    }
+
     async fn ledger(&self, instance: i64, from: i64, to: i64) -> Result<Vec<crate::LedgerRow>> {
         self.reads.ledger(instance, from, to).await
     }

@@ -66,6 +66,11 @@ pub(crate) enum Op {
     SetMember(i64, i64, Option<api::Role>),
     SetQuota(i64, api::Quota),
     SetCredit(i64, Option<String>),
+    CreateSize(api::Size),
+    DeleteSize(String),
+    SetCapacity(i64, api::Capacity),
+    /// Dedicates a computer to a project, or (`None`) shares it again.
+    DedicateComputer(i64, Option<i64>),
     /// A value the cloud admin sets, and sets again (the price list).
     SetSetting(&'static str, String),
     /// A rule that panics, for the writer's test of what follows a panic.
@@ -258,6 +263,22 @@ async fn apply_op(
         }
         Op::SetCredit(project, credit) => {
             tx.set_credit(project, credit.as_deref()).await?;
+            Answer::Nothing
+        }
+        Op::CreateSize(size) => {
+            tx.insert_size(&size).await?;
+            Answer::Nothing
+        }
+        Op::DeleteSize(name) => {
+            tx.delete_size(&name).await?;
+            Answer::Nothing
+        }
+        Op::SetCapacity(computer, capacity) => {
+            tx.set_capacity(computer, &capacity).await?;
+            Answer::Nothing
+        }
+        Op::DedicateComputer(computer, project) => {
+            tx.set_computer_project(computer, project).await?;
             Answer::Nothing
         }
         Op::SetSetting(name, value) => {

@@ -3,7 +3,7 @@
 //! a shared one.
 
 use grove_api as api;
-use grove_scheduler::{Ask, COMPUTER_GUID, INSTANCE_GUID, Policy};
+use grove_scheduler::{Ask, COMPUTER_GUID, INSTANCE_GUID, Policy, SIZE};
 
 use super::tree::propagate;
 use super::{Placement, touch};
@@ -26,7 +26,25 @@ fn validate(request: &api::InstanceRequest) -> Result<()> {
             "sla {key:?}: keys and values must not be empty"
         )));
     }
+    if request.shared && request.sla.contains_key(SIZE) {
+        return Err(StoreError::Invalid(
+            "sla size: a shared instance has no partition of its own to size".to_owned(),
+        ));
+    }
     Ok(())
+}
+
+/// The size the SLA asks for, as the cloud admin defined it.
+async fn size_asked(tx: &mut Tx<'_>, request: &api::InstanceRequest) -> Result<Option<api::Size>> {
+    let Some(name) = request.sla.get(SIZE) else {
+        return Ok(None);
+    };
+    match tx.size(name).await? {
+        Some(size) => Ok(Some(size)),
+        None => Err(StoreError::Invalid(format!(
+            "sla size: no size {name:?} (the cloud admin defines them: grove size create)"
+        ))),
+    }
 }
 
 /// Requests an instance: creates it, or updates the one the requester has by that title.
@@ -79,6 +97,7 @@ pub(super) async fn request(
             request: &request,
             state,
             timestamp,
+            size: None,
         };
         let computer_guid = request.sla.get(COMPUTER_GUID).map(String::as_str);
         if let Some(fit) = tx
@@ -101,8 +120,9 @@ pub(super) async fn request(
                     request.title
                 )));
             }
+            let size = size_asked(tx, &request).await?;
             if let Some(project) = project {
-                super::projects::check_quota(tx, project, request.shared).await?;
+                super::projects::check_quota(tx, project, request.shared, size.as_ref()).await?;
             }
             // Placed before it is inserted: a request that fits nowhere leaves nothing.
             let spot = if request.shared {
@@ -113,6 +133,8 @@ pub(super) async fn request(
                         tx,
                         placement,
                         owner,
+                        project,
+                        size.as_ref(),
                         &request.software_release,
                         &request.sla,
                     )
@@ -131,6 +153,7 @@ pub(super) async fn request(
                     request: &request,
                     state,
                     timestamp,
+                    size: size.as_ref(),
                 })
                 .await?;
             match spot {
@@ -146,10 +169,13 @@ pub(super) async fn request(
             attach_to_host(tx, owner, id, changed).await?;
         } else {
             let instance = &loaded.instance;
+            let size = tx.instance_size(id).await?;
             let spot = choose(
                 tx,
                 placement,
                 owner,
+                loaded.project_id,
+                size.as_ref(),
                 &instance.software_release,
                 &instance.sla,
             )
@@ -172,6 +198,17 @@ async fn update(
 ) -> Result<()> {
     let loaded = tx.existing(id).await?;
     let current = &loaded.instance;
+    if current.sla.get(SIZE) != request.sla.get(SIZE) && loaded.computer_id.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "instance {:?} is placed with {}: its size does not change; destroy it and \
+             request it again",
+            request.title,
+            match current.sla.get(SIZE) {
+                Some(size) => format!("size {size}"),
+                None => "no size".to_owned(),
+            }
+        )));
+    }
     if current.shared != request.shared {
         return Err(StoreError::Conflict(format!(
             "instance {:?} is {}shared; request it again the same way",
@@ -212,15 +249,30 @@ struct Spot {
 /// order when a weigher is a plain order; the scheduler has the last word. When nothing
 /// is left, every computer goes through the scheduler's filters again, so that the
 /// answer names the one that removed the last candidates.
+#[allow(clippy::too_many_arguments)]
 async fn choose(
     tx: &mut Tx<'_>,
     placement: &mut Placement,
     owner: i64,
+    project: Option<i64>,
+    size: Option<&api::Size>,
     software_release: &str,
     sla: &std::collections::BTreeMap<String, String>,
 ) -> Result<Spot> {
+    let needs = size.map(api::Size::resources);
     let ask = Ask {
         requester: owner,
+        project,
+        size: size.map(|s| {
+            (
+                s.name.clone(),
+                grove_scheduler::Room {
+                    millicores: s.millicores,
+                    memory: s.memory,
+                    disk: s.disk,
+                },
+            )
+        }),
         software_release: software_release.to_owned(),
         sla: sla.clone(),
     };
@@ -241,6 +293,8 @@ async fn choose(
         count_owner: policy == Policy::Zone,
         // Labels are matched by the scheduler: the first rows may not carry them.
         limit: (ordered.is_some() && !labelled).then_some(1),
+        project,
+        needs,
     };
     let candidates = tx.candidates(&narrow).await?;
     let chosen = match grove_scheduler::place(&ask, &candidates, policy, &mut placement.dice) {
@@ -279,6 +333,7 @@ async fn choose(
 async fn take(tx: &mut Tx<'_>, id: i64, spot: Spot, changed: &mut Changed) -> Result<()> {
     tx.place(id, spot.computer, &spot.partition, None).await?;
     tx.occupy(spot.computer, &spot.partition, id).await?;
+    tx.allocate(spot.computer, id, 1).await?;
     changed.computer(spot.computer);
     Ok(())
 }
@@ -301,7 +356,7 @@ fn asks_labels(sla: &std::collections::BTreeMap<String, String>) -> bool {
 /// policy is a plain order and no label is asked for, the scheduler's choice is the first
 /// row of that order.
 fn first_fit(policy: Policy, request: &api::InstanceRequest) -> Option<bool> {
-    if asks_labels(&request.sla) {
+    if asks_labels(&request.sla) || request.sla.contains_key(SIZE) {
         return None;
     }
     plain_order(policy)
@@ -346,6 +401,7 @@ pub(super) async fn first_fits(
                 request,
                 state: request.state,
                 timestamp: tx.timestamp(),
+                size: None,
             },
             computer_guid: request.sla.get(COMPUTER_GUID).map(String::as_str),
             most_used_first: first_fit(placement.policy, request).unwrap_or(false),

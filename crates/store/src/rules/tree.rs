@@ -89,6 +89,7 @@ pub(super) async fn report(
         tx.unplace(id).await?;
         if let Some(computer) = freed {
             tx.bump(computer, 1, -1).await?;
+            tx.allocate(computer, id, -1).await?;
             changed.computer(computer);
         }
     }

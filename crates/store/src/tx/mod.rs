@@ -14,6 +14,7 @@ use crate::{Result, StoreError};
 
 pub(crate) mod ledger;
 pub(crate) mod projects;
+pub(crate) mod sizes;
 
 /// Instance timestamps: microseconds since the epoch, strictly increasing across the
 /// masters that share a store (the last one given is kept in the store's `clock` row).
@@ -67,6 +68,8 @@ pub(crate) struct NewInstance<'a> {
     pub(crate) request: &'a api::InstanceRequest,
     pub(crate) state: api::RequestedState,
     pub(crate) timestamp: i64,
+    /// The size it is given (the SLA's `size`, resolved).
+    pub(crate) size: Option<&'a api::Size>,
 }
 
 /// What the placement query narrows candidates to before the scheduler sees them.
@@ -82,6 +85,10 @@ pub(crate) struct Narrow<'a> {
     /// Count the owner's instances on each computer.
     pub(crate) count_owner: bool,
     pub(crate) limit: Option<i64>,
+    /// The instance's project: computers dedicated to it are candidates too.
+    pub(crate) project: Option<i64>,
+    /// With `fit_only`, only computers with room for this size.
+    pub(crate) needs: Option<api::Resources>,
 }
 
 /// One open write transaction.
@@ -104,7 +111,7 @@ macro_rules! insert_first_fit {
              SELECT c.id, (SELECT f.reference FROM partitions f WHERE f.computer_id = c.id \
              AND f.instance_id IS NULL ORDER BY length(f.reference), f.reference LIMIT 1) AS partition \
              FROM computers c JOIN principals p ON p.id = c.owner_id \
-             WHERE (c.owner_id = $1 OR p.kind = 'admin') ",
+             WHERE (c.owner_id = $1 OR p.kind = 'admin') AND c.project_id IS NULL ",
             $on,
             " AND c.free_partitions > 0 AND EXISTS (SELECT 1 FROM software s WHERE \
              s.computer_id = c.id AND s.url = $4 AND s.requested_state = 'available') \
@@ -713,19 +720,33 @@ impl Tx<'_> {
         );
         sql.push_str(if narrow.count_owner {
             "(SELECT count(*) FROM instances i WHERE i.computer_id = c.id AND i.owner_id = $2 \
-             AND i.shared = 0) "
+             AND i.shared = 0), "
         } else {
-            "0 "
+            "0, "
         });
         sql.push_str(
-            "FROM computers c JOIN principals p ON p.id = c.owner_id \
-             WHERE (c.owner_id = $2 OR p.kind = 'admin') AND ($3 IS NULL OR c.reference = $3) ",
+            "c.project_id, c.capacity_millicores - c.allocated_millicores, \
+             c.capacity_memory - c.allocated_memory, c.capacity_disk - c.allocated_disk ",
         );
+        sql.push_str(
+            "FROM computers c JOIN principals p ON p.id = c.owner_id \
+             WHERE ((c.project_id IS NULL AND (c.owner_id = $2 OR p.kind = 'admin')) \
+             OR c.project_id = $4) AND ($3 IS NULL OR c.reference = $3) ",
+        );
+        let mut next = 5;
         if narrow.fit_only {
             sql.push_str(
                 "AND c.free_partitions > 0 AND EXISTS (SELECT 1 FROM software s WHERE \
                  s.computer_id = c.id AND s.url = $1 AND s.requested_state = 'available') ",
             );
+            if narrow.needs.is_some() {
+                sql.push_str(
+                    "AND c.capacity_millicores - c.allocated_millicores >= $5 \
+                     AND c.capacity_memory - c.allocated_memory >= $6 \
+                     AND c.capacity_disk - c.allocated_disk >= $7 ",
+                );
+                next = 8;
+            }
         }
         match narrow.most_used_first {
             Some(false) => sql.push_str("ORDER BY c.used_partitions, c.reference "),
@@ -733,12 +754,21 @@ impl Tx<'_> {
             None => {}
         }
         if narrow.limit.is_some() {
-            sql.push_str("LIMIT $4");
+            sql.push_str(&format!("LIMIT ${next}"));
         }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(narrow.software_release)
             .bind(narrow.owner)
-            .bind(narrow.computer_guid);
+            .bind(narrow.computer_guid)
+            .bind(narrow.project);
+        if narrow.fit_only
+            && let Some(needs) = narrow.needs
+        {
+            query = query
+                .bind(sizes::stored(needs.millicores))
+                .bind(sizes::stored(needs.memory))
+                .bind(sizes::stored(needs.disk));
+        }
         if let Some(limit) = narrow.limit {
             query = query.bind(limit);
         }
@@ -861,8 +891,9 @@ impl Tx<'_> {
         let row = sqlx::query(
             "INSERT INTO instances (owner_id, requester, title, parent_id, root_id, \
              software_release, software_type, parameters, requested_state, shared, sla, timestamp, \
-             project_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             project_id, size, size_millicores, size_memory, size_disk) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             RETURNING id",
         )
         .bind(new.owner)
         .bind(new.requester)
@@ -877,6 +908,10 @@ impl Tx<'_> {
         .bind(to_json(&request.sla, "{}"))
         .bind(new.timestamp)
         .bind(new.project)
+        .bind(new.size.map(|s| s.name.as_str()))
+        .bind(new.size.map(|s| sizes::stored(s.millicores)))
+        .bind(new.size.map(|s| sizes::stored(s.memory)))
+        .bind(new.size.map(|s| sizes::stored(s.disk)))
         .fetch_one(&mut *self.conn)
         .await?;
         Ok(row.try_get(0)?)
@@ -1090,6 +1125,19 @@ fn candidate(row: &AnyRow) -> Result<grove_scheduler::Candidate> {
         used_partitions: count(6)?,
         supplied: flag(row, 7)?,
         requester_instances: count(8)?,
+        project: row.try_get(9)?,
+        room: match (
+            row.try_get::<Option<i64>, _>(10)?,
+            row.try_get::<Option<i64>, _>(11)?,
+            row.try_get::<Option<i64>, _>(12)?,
+        ) {
+            (Some(millicores), Some(memory), Some(disk)) => Some(grove_scheduler::Room {
+                millicores: sizes::count(millicores),
+                memory: sizes::count(memory),
+                disk: sizes::count(disk),
+            }),
+            _ => None,
+        },
     })
 }
 

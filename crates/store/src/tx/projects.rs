@@ -18,8 +18,9 @@ fn stored(value: Option<u64>) -> Option<i64> {
 /// What a project holds against its quota: its instances not destroyed (read by the
 /// rules in the transaction and by the readers alike).
 pub(crate) const PROJECT_USAGE: &str = "SELECT count(*), count(*) FILTER (WHERE shared = 0), \
-     count(*) FILTER (WHERE shared <> 0) FROM instances \
-     WHERE project_id = $1 AND requested_state <> 'destroyed'";
+     count(*) FILTER (WHERE shared <> 0), CAST(coalesce(sum(size_millicores), 0) AS BIGINT), \
+     CAST(coalesce(sum(size_memory), 0) AS BIGINT), CAST(coalesce(sum(size_disk), 0) AS BIGINT) \
+     FROM instances WHERE project_id = $1 AND requested_state <> 'destroyed'";
 
 pub(crate) fn usage_of(row: &sqlx::any::AnyRow) -> Result<api::QuotaUsage> {
     let count =
@@ -28,6 +29,9 @@ pub(crate) fn usage_of(row: &sqlx::any::AnyRow) -> Result<api::QuotaUsage> {
         instances: count(0)?,
         partitions: count(1)?,
         shared: count(2)?,
+        millicores: count(3)?,
+        memory: count(4)?,
+        disk: count(5)?,
     })
 }
 
@@ -68,13 +72,16 @@ impl Tx<'_> {
 
     pub(crate) async fn set_quota(&mut self, id: i64, quota: &api::Quota) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE projects SET quota_instances = $2, quota_partitions = $3, quota_shared = $4 \
-             WHERE id = $1",
+            "UPDATE projects SET quota_instances = $2, quota_partitions = $3, quota_shared = $4, \
+             quota_millicores = $5, quota_memory = $6, quota_disk = $7 WHERE id = $1",
         )
         .bind(id)
         .bind(stored(quota.instances))
         .bind(stored(quota.partitions))
         .bind(stored(quota.shared))
+        .bind(stored(quota.millicores))
+        .bind(stored(quota.memory))
+        .bind(stored(quota.disk))
         .execute(&mut *self.conn)
         .await?;
         if done.rows_affected() == 0 {
