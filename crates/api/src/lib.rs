@@ -534,6 +534,16 @@ pub struct Prices {
     pub cpu_hour: String,
     /// An hour of a GiB of memory.
     pub memory_gib_hour: String,
+    /// A month (730 hours) of a GiB of a partition's disk; none: free.
+    #[serde(default)]
+    pub disk_gib_month: Option<String>,
+    /// An hour of an instance of a size, by size name (beside its partition-hours).
+    #[serde(default)]
+    pub size_hour: BTreeMap<String, String>,
+    /// The price of a partition-hour for the instances of a software release, by its
+    /// URL, instead of `partition_hour`.
+    #[serde(default)]
+    pub release_partition_hour: BTreeMap<String, String>,
 }
 
 /// A line of an invoice: one instance, one resource.
@@ -541,7 +551,8 @@ pub struct Prices {
 pub struct InvoiceLine {
     /// The instance's title.
     pub instance: String,
-    /// `partition-hours`, `cpu-hours` or `memory-gib-hours`.
+    /// `partition-hours`, `cpu-hours`, `memory-gib-hours`, `disk-gib-months` or
+    /// `size-hours (NAME)`.
     pub resource: String,
     /// Decimal, to six places.
     pub quantity: String,
@@ -688,6 +699,13 @@ pub struct PartitionUsage {
     /// How many times the partition's services were restarted since the agent started.
     #[serde(default)]
     pub restarts: u32,
+    /// The most memory used since the node's last report (its control group's peak where
+    /// sizes are enforced, else `memory_bytes`).
+    #[serde(default)]
+    pub memory_peak_bytes: u64,
+    /// The bytes of the partition's files.
+    #[serde(default)]
+    pub disk_bytes: u64,
 }
 
 /// One usage sample of an instance (`GET /v1/instances/{id}/usage`, newest first).
@@ -700,6 +718,10 @@ pub struct UsageSample {
     /// Seconds since the epoch.
     pub at: i64,
     pub restarts: u32,
+    #[serde(default)]
+    pub memory_peak_bytes: u64,
+    #[serde(default)]
+    pub disk_bytes: u64,
 }
 
 /// A shared instance as its host's partition sees it.

@@ -2,9 +2,12 @@
 //! from their hourly ledger, in exact decimal arithmetic (`rust_decimal`; no floats).
 //!
 //! Quantities are the ledger's integers turned into hours (partition-hours, CPU-hours,
-//! GiB-hours of memory), shown to six decimal places; a line's amount is the exact
+//! GiB-hours of memory, hours of a size) or months (GiB-months of disk, a month being 730
+//! hours, a twelfth of a year), shown to six decimal places; a line's amount is the exact
 //! product of quantity and unit price, rounded half away from zero to the cent; the total
 //! is the sum of the lines.
+
+use std::collections::BTreeMap;
 
 use grove_api as api;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -13,7 +16,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BillingError {
     #[error("price {field}: {value:?} is not a decimal number of zero or more (like 0.015)")]
-    BadPrice { field: &'static str, value: String },
+    BadPrice { field: String, value: String },
     #[error("currency {0:?}: three capital letters (EUR, USD)")]
     BadCurrency(String),
     #[error("month {0:?}: YYYY-MM, from 1970-01")]
@@ -27,11 +30,17 @@ pub struct PriceList {
     pub partition_hour: Decimal,
     pub cpu_hour: Decimal,
     pub memory_gib_hour: Decimal,
+    /// None: disk is not billed.
+    pub disk_gib_month: Option<Decimal>,
+    /// By size name (a size without a price is not billed beside its partition).
+    pub size_hour: BTreeMap<String, Decimal>,
+    /// By software release URL, instead of `partition_hour`.
+    pub release_partition_hour: BTreeMap<String, Decimal>,
 }
 
-fn price(field: &'static str, value: &str) -> Result<Decimal, BillingError> {
+fn price(field: &str, value: &str) -> Result<Decimal, BillingError> {
     let bad = || BillingError::BadPrice {
-        field,
+        field: field.to_owned(),
         value: value.to_owned(),
     };
     // Plain decimal notation only: digits and one point (no sign, no exponent).
@@ -52,20 +61,43 @@ impl PriceList {
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(BillingError::BadCurrency(prices.currency.clone()));
         }
+        let by_name = |field: &str, map: &BTreeMap<String, String>| {
+            map.iter()
+                .map(|(name, value)| Ok((name.clone(), price(&format!("{field}.{name}"), value)?)))
+                .collect::<Result<BTreeMap<String, Decimal>, BillingError>>()
+        };
         Ok(PriceList {
             currency: currency.to_owned(),
             partition_hour: price("partition_hour", &prices.partition_hour)?,
             cpu_hour: price("cpu_hour", &prices.cpu_hour)?,
             memory_gib_hour: price("memory_gib_hour", &prices.memory_gib_hour)?,
+            disk_gib_month: prices
+                .disk_gib_month
+                .as_deref()
+                .map(|value| price("disk_gib_month", value))
+                .transpose()?,
+            size_hour: by_name("size_hour", &prices.size_hour)?,
+            release_partition_hour: by_name(
+                "release_partition_hour",
+                &prices.release_partition_hour,
+            )?,
         })
     }
 
     pub fn to_api(&self) -> api::Prices {
+        let texts = |map: &BTreeMap<String, Decimal>| {
+            map.iter()
+                .map(|(name, value)| (name.clone(), value.to_string()))
+                .collect()
+        };
         api::Prices {
             currency: self.currency.clone(),
             partition_hour: self.partition_hour.to_string(),
             cpu_hour: self.cpu_hour.to_string(),
             memory_gib_hour: self.memory_gib_hour.to_string(),
+            disk_gib_month: self.disk_gib_month.map(|p| p.to_string()),
+            size_hour: texts(&self.size_hour),
+            release_partition_hour: texts(&self.release_partition_hour),
         }
     }
 }
@@ -152,17 +184,37 @@ pub struct Used {
     pub partition_seconds: i64,
     pub cpu_ms: i64,
     pub memory_byte_seconds: i64,
+    pub disk_byte_seconds: i64,
+}
+
+/// One instance on an invoice: what it is (its prices depend on its release and size) and
+/// what it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub title: String,
+    pub software_release: String,
+    pub size: Option<String>,
+    pub used: Used,
+}
+
+impl Item {
+    /// An instance of a release without a size.
+    pub fn new(title: &str, software_release: &str, used: Used) -> Item {
+        Item {
+            title: title.to_owned(),
+            software_release: software_release.to_owned(),
+            size: None,
+            used,
+        }
+    }
 }
 
 const GIB: i64 = 1 << 30;
+/// The hours of a month of disk: a twelfth of 365 days.
+const MONTH_HOURS: i64 = 730;
 
-/// The invoice of a project's instances (title, use) for a month.
-pub fn invoice(
-    project: &str,
-    month: Month,
-    prices: &PriceList,
-    used: &[(String, Used)],
-) -> api::Invoice {
+/// The invoice of a project's instances for a month.
+pub fn invoice(project: &str, month: Month, prices: &PriceList, used: &[Item]) -> api::Invoice {
     let lines = lines(prices, used);
     let total: Decimal = lines.iter().map(|(_, amount)| *amount).sum();
     api::Invoice {
@@ -175,7 +227,7 @@ pub fn invoice(
 }
 
 /// What this use costs: the sum of its invoice's amounts.
-pub fn charged(prices: &PriceList, used: &[(String, Used)]) -> Decimal {
+pub fn charged(prices: &PriceList, used: &[Item]) -> Decimal {
     lines(prices, used).iter().map(|(_, amount)| *amount).sum()
 }
 
@@ -185,37 +237,60 @@ pub fn parse_amount(value: &str) -> Result<Decimal, BillingError> {
 }
 
 /// The lines of an invoice, each with its amount as a number.
-fn lines(prices: &PriceList, used: &[(String, Used)]) -> Vec<(api::InvoiceLine, Decimal)> {
+fn lines(prices: &PriceList, used: &[Item]) -> Vec<(api::InvoiceLine, Decimal)> {
     let mut lines = Vec::new();
-    let mut sorted: Vec<&(String, Used)> = used.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    for (title, used) in sorted {
-        let items = [
+    let mut sorted: Vec<&Item> = used.iter().collect();
+    sorted.sort_by(|a, b| a.title.cmp(&b.title));
+    for item in sorted {
+        let (title, used) = (&item.title, &item.used);
+        let hours = Decimal::from(used.partition_seconds) / Decimal::from(3600);
+        let mut items = vec![
             (
-                "partition-hours",
-                Decimal::from(used.partition_seconds) / Decimal::from(3600),
-                prices.partition_hour,
+                "partition-hours".to_owned(),
+                hours,
+                Some(
+                    prices
+                        .release_partition_hour
+                        .get(&item.software_release)
+                        .copied()
+                        .unwrap_or(prices.partition_hour),
+                ),
             ),
             (
-                "cpu-hours",
+                "cpu-hours".to_owned(),
                 Decimal::from(used.cpu_ms) / Decimal::from(3_600_000),
-                prices.cpu_hour,
+                Some(prices.cpu_hour),
             ),
             (
-                "memory-gib-hours",
+                "memory-gib-hours".to_owned(),
                 Decimal::from(used.memory_byte_seconds) / Decimal::from(GIB) / Decimal::from(3600),
-                prices.memory_gib_hour,
+                Some(prices.memory_gib_hour),
+            ),
+            (
+                "disk-gib-months".to_owned(),
+                Decimal::from(used.disk_byte_seconds)
+                    / Decimal::from(GIB)
+                    / Decimal::from(MONTH_HOURS * 3600),
+                prices.disk_gib_month,
             ),
         ];
+        if let Some(size) = &item.size {
+            items.push((
+                format!("size-hours ({size})"),
+                hours,
+                prices.size_hour.get(size).copied(),
+            ));
+        }
         for (resource, quantity, unit_price) in items {
-            if quantity.is_zero() {
+            // Nothing used, or nothing the price list bills.
+            let Some(unit_price) = unit_price.filter(|_| !quantity.is_zero()) else {
                 continue;
-            }
+            };
             let amount = (quantity * unit_price)
                 .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
             let line = api::InvoiceLine {
                 instance: title.clone(),
-                resource: resource.to_owned(),
+                resource,
                 quantity: quantity
                     .round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero)
                     .normalize()

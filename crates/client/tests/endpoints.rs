@@ -270,6 +270,8 @@ fn every_operation_has_a_typed_method_that_works() {
                                 cpu_seconds: 1.5,
                                 memory_bytes: 4096,
                                 restarts: 0,
+                                memory_peak_bytes: 0,
+                                disk_bytes: 0,
                             }],
                             at: None,
                         },
@@ -482,6 +484,9 @@ fn every_operation_has_a_typed_method_that_works() {
                         partition_hour: "0.015".to_owned(),
                         cpu_hour: "0.04".to_owned(),
                         memory_gib_hour: "0.005".to_owned(),
+                        disk_gib_month: None,
+                        size_hour: Default::default(),
+                        release_partition_hour: Default::default(),
                     })
                     .expect("prices");
                 assert_eq!(stored.partition_hour, "0.015");

@@ -447,6 +447,24 @@ impl Tree {
         Ok(entries)
     }
 
+    /// The bytes of every file below the root, walked without following a link (a link
+    /// counts as itself), at most `depth` directories deep: what the tree holds on disk.
+    pub fn disk_usage(&self, depth: usize) -> Result<u64, ConfineError> {
+        let mut total = 0u64;
+        for entry in self.entries(Path::new("."))? {
+            total = total.saturating_add(entry.size);
+            if entry.kind == Kind::Directory && depth > 0 {
+                match self.subtree(Path::new(&entry.name)) {
+                    Ok(sub) => total = total.saturating_add(sub.disk_usage(depth - 1)?),
+                    // Removed or replaced since the listing: not there any more.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// Removes whatever is at `relative` (a directory with everything in it), never
     /// following a link: a link is removed, not what it points to.
     pub fn remove_all(&self, relative: &Path) -> Result<(), ConfineError> {
@@ -574,6 +592,44 @@ mod tests {
         // Removing a link to a directory removes the link only.
         tree.remove_all(Path::new("dir")).expect("removes");
         assert_eq!(std::fs::read_to_string(&canary).expect("read"), "before");
+    }
+
+    #[test]
+    fn disk_usage_counts_files_below_and_never_through_a_link() {
+        let (dir, tree) = tree();
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("big"), vec![0u8; 1 << 20]).expect("write");
+        std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
+        std::fs::write(dir.path().join("a/one"), vec![0u8; 1000]).expect("write");
+        std::fs::write(dir.path().join("a/b/two"), vec![0u8; 2000]).expect("write");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).expect("link");
+        std::os::unix::fs::symlink(outside.path().join("big"), dir.path().join("a/big"))
+            .expect("link");
+        let directories: u64 = ["a", "a/b"]
+            .iter()
+            .map(|d| std::fs::metadata(dir.path().join(d)).expect("dir").len())
+            .sum();
+        let links: u64 = ["out", "a/big"]
+            .iter()
+            .map(|l| {
+                std::fs::symlink_metadata(dir.path().join(l))
+                    .expect("link")
+                    .len()
+            })
+            .sum();
+        assert_eq!(
+            tree.disk_usage(64).expect("walked"),
+            3000 + directories + links
+        );
+        // Not deeper than asked.
+        let shallow = tree.disk_usage(0).expect("walked");
+        assert_eq!(
+            shallow,
+            std::fs::metadata(dir.path().join("a")).expect("a").len() + links
+                - std::fs::symlink_metadata(dir.path().join("a/big"))
+                    .expect("link")
+                    .len()
+        );
     }
 
     #[test]

@@ -44,12 +44,22 @@ fn show_prices(prices: &api::Prices, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(prices);
     }
-    print_lines(&[
+    let mut lines = vec![
         format!("currency        {}", prices.currency),
         format!("partition_hour  {}", prices.partition_hour),
         format!("cpu_hour        {}", prices.cpu_hour),
         format!("memory_gib_hour {}", prices.memory_gib_hour),
-    ])
+    ];
+    if let Some(disk) = &prices.disk_gib_month {
+        lines.push(format!("disk_gib_month  {disk}"));
+    }
+    for (size, price) in &prices.size_hour {
+        lines.push(format!("size_hour.{size} {price}"));
+    }
+    for (release, price) in &prices.release_partition_hour {
+        lines.push(format!("release_partition_hour {release} {price}"));
+    }
+    print_lines(&lines)
 }
 
 /// A CSV field, quoted when it must be.

@@ -179,14 +179,27 @@ pub(crate) struct RequestArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ServiceCommand {
-    /// Every instance you requested.
+    /// Every instance you may see (yours and your projects'), or a project's.
     List {
+        /// Only this project's instances.
+        #[arg(long, env = "GROVE_PROJECT")]
+        project: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
-    /// One instance, by title.
+    /// One instance, by title (yours, or with `--project` the project's).
     Info {
         title: String,
+        #[arg(long, env = "GROVE_PROJECT")]
+        project: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// An instance's latest usage samples, newest first: CPU, memory, disk, restarts.
+    Usage {
+        title: String,
+        #[arg(long, env = "GROVE_PROJECT")]
+        project: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -499,14 +512,33 @@ pub(crate) fn wait_for_connection(
     }
 }
 
-fn instances(client: &Client) -> anyhow::Result<Vec<api::Instance>> {
-    Ok(client.list_instances()?)
+fn instances(client: &Client, project: Option<&str>) -> anyhow::Result<Vec<api::Instance>> {
+    let mut list = client.list_instances()?;
+    if let Some(project) = project {
+        list.retain(|i| i.project.as_deref() == Some(project));
+    }
+    Ok(list)
+}
+
+/// The instance of that title: the project's with `project`, else the caller's own.
+fn titled(client: &Client, title: &str, project: Option<&str>) -> anyhow::Result<api::Instance> {
+    client
+        .list_instances()?
+        .into_iter()
+        .find(|i| i.title == title && i.project.as_deref() == project)
+        .ok_or_else(|| match project {
+            Some(project) => anyhow!("no instance titled {title} in project {project}"),
+            None => anyhow!("no instance titled {title} (of a project? give --project)"),
+        })
 }
 
 pub(crate) fn service(command: ServiceCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ServiceCommand::List { connection } => {
-            let list = instances(&connection.client()?)?;
+        ServiceCommand::List {
+            project,
+            connection,
+        } => {
+            let list = instances(&connection.client()?, project.as_deref())?;
             if connection.json {
                 return print_json(&list).map(|()| ExitCode::SUCCESS);
             }
@@ -530,12 +562,40 @@ pub(crate) fn service(command: ServiceCommand) -> anyhow::Result<ExitCode> {
             }
             print_lines(&lines)?;
         }
-        ServiceCommand::Info { title, connection } => {
-            let list = instances(&connection.client()?)?;
-            let instance = list
-                .into_iter()
-                .find(|i| i.title == title)
-                .ok_or_else(|| anyhow!("no instance titled {title}"))?;
+        ServiceCommand::Usage {
+            title,
+            project,
+            connection,
+        } => {
+            let client = connection.client()?;
+            let instance = titled(&client, &title, project.as_deref())?;
+            let samples = client.instance_usage(instance.id)?;
+            if connection.json {
+                return print_json(&samples).map(|()| ExitCode::SUCCESS);
+            }
+            let mut lines = vec![format!(
+                "{:<20} {:>12} {:>10} {:>10} {:>10} {:>8}",
+                "AT", "CPU SECONDS", "MEMORY", "PEAK", "DISK", "RESTARTS"
+            )];
+            for s in &samples {
+                lines.push(format!(
+                    "{:<20} {:>12.2} {:>10} {:>10} {:>10} {:>8}",
+                    s.at,
+                    s.cpu_seconds,
+                    grove_api::units::format_bytes(s.memory_bytes),
+                    grove_api::units::format_bytes(s.memory_peak_bytes),
+                    grove_api::units::format_bytes(s.disk_bytes),
+                    s.restarts
+                ));
+            }
+            print_lines(&lines)?;
+        }
+        ServiceCommand::Info {
+            title,
+            project,
+            connection,
+        } => {
+            let instance = titled(&connection.client()?, &title, project.as_deref())?;
             if connection.json {
                 return print_json(&instance).map(|()| ExitCode::SUCCESS);
             }

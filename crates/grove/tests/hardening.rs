@@ -252,3 +252,77 @@ fn a_destroyed_partition_holds_no_process_of_its_former_tenant() {
     });
     daemon.stop();
 }
+
+/// The control group files of a partition that say the kernel killed one of its
+/// processes for its memory (`oom_kill N`), on cgroup v2 or v1.
+fn oom_kills(partition: &str) -> Option<u64> {
+    [
+        format!("/sys/fs/cgroup/grove/{partition}/memory.events"),
+        format!("/sys/fs/cgroup/memory/grove/{partition}/memory.oom_control"),
+    ]
+    .iter()
+    .find_map(|path| std::fs::read_to_string(path).ok())
+    .and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    })
+}
+
+#[test]
+fn a_service_over_its_size_is_killed_by_the_kernel_and_restarted() {
+    let place = Place::new(44);
+    assert!(
+        is_root(),
+        "sizes are enforced with cgroups by root: run this as root (CI does)"
+    );
+    let sr = place.release(
+        "hog-software.cfg",
+        "[buildout]\nparts = instance\n\n\
+         [instance]\nrecipe = slapos.recipe.template\noutput = ${buildout:directory}/instance.cfg\n\
+         inline =\n  [buildout]\n  parts = service\n\n\
+         \x20 [service]\n  recipe = plone.recipe.command\n\
+         \x20 command = mkdir -p etc/service && printf '#!/bin/sh\\nexec python3 -c \"import time; b = bytearray(256 << 20); time.sleep(600)\"\\n' > etc/service/hog && chmod +x etc/service/hog\n",
+    );
+    let (daemon, _) = up(&place, None);
+    // The node measured its capacity and enforces sizes.
+    let computer = place.client_json(&["computer", "info", "local"]);
+    assert_eq!(computer["capacity"]["enforced"], true, "{computer}");
+    place.client(&[
+        "size", "create", "tiny", "--cores", "0.5", "--memory", "64M", "--disk", "1G",
+    ]);
+    place.client(&["supply", &sr, "local"]);
+    place.client(&["request", "hog", &sr, "--sla", "size=tiny"]);
+    let partition = eventually("the hog placed", || {
+        place.instance("hog")["partition"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    // The kernel kills it at 64 MiB (it takes 256), the supervisor starts it again, and
+    // the node's usage reports say so.
+    let kills = eventually("the kernel to kill the hog", || {
+        oom_kills(&partition).filter(|n| *n > 0)
+    });
+    assert!(kills >= 1);
+    let samples = eventually("a restart in the usage reports", || {
+        let samples = place.client_json(&["service", "usage", "hog"]);
+        samples
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x["restarts"].as_u64() > Some(0)))
+            .then_some(samples)
+    });
+    // Its memory never went past the size.
+    for sample in samples.as_array().expect("samples") {
+        let peak = sample["memory_peak_bytes"].as_u64().expect("peak");
+        assert!(peak <= 64 << 20, "{sample}");
+    }
+    let allocated = place.client_json(&["computer", "info", "local"])["allocated"].clone();
+    assert_eq!(allocated["millicores"], 500, "{allocated}");
+    assert_eq!(allocated["memory"], 64 << 20, "{allocated}");
+    // Destroyed, its control groups go with it.
+    place.client(&["request", "hog", &sr, "--state", "destroyed"]);
+    eventually("the partition's control groups removed", || {
+        oom_kills(&partition).is_none().then_some(())
+    });
+    daemon.stop();
+}

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use grove_api as api;
-use grove_billing::{Month, PriceList, Used};
+use grove_billing::{Item, Month, PriceList, Used};
 use grove_store::{ProjectRow, Store};
 
 use crate::Master;
@@ -39,20 +39,21 @@ async fn used_between<S: Store>(
     project: i64,
     from: i64,
     to: i64,
-) -> Result<Vec<(String, Used)>, ApiError> {
+) -> Result<Vec<Item>, ApiError> {
     Ok(m.store
         .project_ledger(project, from, to)
         .await?
         .into_iter()
-        .map(|(title, row)| {
-            (
-                title,
-                Used {
-                    partition_seconds: row.partition_seconds,
-                    cpu_ms: row.cpu_ms,
-                    memory_byte_seconds: row.memory_byte_seconds,
-                },
-            )
+        .map(|instance| Item {
+            title: instance.title,
+            software_release: instance.software_release,
+            size: instance.size,
+            used: Used {
+                partition_seconds: instance.used.partition_seconds,
+                cpu_ms: instance.used.cpu_ms,
+                memory_byte_seconds: instance.used.memory_byte_seconds,
+                disk_byte_seconds: instance.used.disk_byte_seconds,
+            },
         })
         .collect())
 }

@@ -322,6 +322,9 @@ fn prices() -> api::Prices {
         partition_hour: "0.01".to_owned(),
         cpu_hour: "0.02".to_owned(),
         memory_gib_hour: "0.003".to_owned(),
+        disk_gib_month: None,
+        size_hour: Default::default(),
+        release_partition_hour: Default::default(),
     }
 }
 

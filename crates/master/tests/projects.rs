@@ -276,6 +276,9 @@ fn an_invoice_of_a_month_from_usage_reports() {
             partition_hour: "0.015".to_owned(),
             cpu_hour: "0.04".to_owned(),
             memory_gib_hour: "0.005".to_owned(),
+            disk_gib_month: None,
+            size_hour: Default::default(),
+            release_partition_hour: Default::default(),
         })
         .expect("prices");
     let a = pat.request_instance(&in_project("a", "lab")).expect("a");
@@ -291,6 +294,8 @@ fn an_invoice_of_a_month_from_usage_reports() {
             cpu_seconds: 60.0 * f64::from(u32::try_from(k).expect("small")),
             memory_bytes: 1 << 30,
             restarts: 0,
+            memory_peak_bytes: 0,
+            disk_bytes: 0,
         };
         let mut partitions = vec![sample(partition(&a))];
         if k <= 9 {
@@ -309,6 +314,8 @@ fn an_invoice_of_a_month_from_usage_reports() {
             cpu_seconds: 0.0,
             memory_bytes: 1 << 30,
             restarts: 0,
+            memory_peak_bytes: 0,
+            disk_bytes: 0,
         }],
         at: Some(1_793_491_200 - 600),
     });
@@ -512,7 +519,8 @@ fn sizes_are_placed_by_capacity_counted_by_quota_and_given_back(postgres: bool) 
     );
     // Destroying gives the quota back at once; the computer's room comes back when the
     // node reports the partition destroyed.
-    let mut destroy = sized("s1", "small", Some("lab"));
+    // Destroying needs not name the size again.
+    let mut destroy = in_project("s1", "lab");
     destroy.state = api::RequestedState::Destroyed;
     bob.request_instance(&destroy).expect("destroyed");
     assert_eq!(

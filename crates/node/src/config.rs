@@ -88,6 +88,18 @@ pub struct Config {
     /// Software releases built at once.
     #[serde(default = "default_parallel_builds")]
     pub parallel_builds: usize,
+    /// What the computer gives its partitions, reported to the master for placing sizes:
+    /// CPU cores (`"4"`, `"1.5"`), memory and disk (`"8G"`). Measured when left out (the
+    /// CPUs, the memory, the file system of the instance root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_cores: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_disk: Option<String>,
+    /// Enforce partitions' sizes with cgroups (as root, where the kernel offers them).
+    #[serde(default = "default_true")]
+    pub enforce_sizes: bool,
 }
 
 fn default_software_root() -> PathBuf {
@@ -163,6 +175,10 @@ impl Config {
             promise_interval_seconds: default_promise_interval(),
             poll_wait_seconds: default_poll_wait(),
             parallel_builds: default_parallel_builds(),
+            capacity_cores: None,
+            capacity_memory: None,
+            capacity_disk: None,
+            enforce_sizes: true,
         }
     }
 
@@ -260,7 +276,37 @@ impl Config {
         {
             return invalid("ipv4_base", "too high for the partition count".to_owned());
         }
+        if let Some(cores) = &self.capacity_cores
+            && let Err(e) = grove_api::units::parse_cores(cores)
+        {
+            return invalid("capacity_cores", e.to_string());
+        }
+        for (name, value) in [
+            ("capacity_memory", &self.capacity_memory),
+            ("capacity_disk", &self.capacity_disk),
+        ] {
+            if let Some(value) = value
+                && let Err(e) = grove_api::units::parse_bytes(value)
+            {
+                return invalid(name, e.to_string());
+            }
+        }
         Ok(())
+    }
+
+    /// The configured capacity (validated): thousandths of a core, bytes, bytes.
+    pub fn configured_capacity(&self) -> (Option<u64>, Option<u64>, Option<u64>) {
+        (
+            self.capacity_cores
+                .as_deref()
+                .and_then(|c| grove_api::units::parse_cores(c).ok()),
+            self.capacity_memory
+                .as_deref()
+                .and_then(|m| grove_api::units::parse_bytes(m).ok()),
+            self.capacity_disk
+                .as_deref()
+                .and_then(|d| grove_api::units::parse_bytes(d).ok()),
+        )
     }
 
     /// `GROVE_NODE_<FIELD>` variables override the file (e.g. `GROVE_NODE_MASTER_URL`).
@@ -289,7 +335,14 @@ impl Config {
                 // Settings without a default value.
                 None if matches!(
                     field.as_str(),
-                    "ipv6_prefix" | "ipv4_interface" | "ca_certificate" | "certificate" | "key"
+                    "ipv6_prefix"
+                        | "ipv4_interface"
+                        | "ca_certificate"
+                        | "certificate"
+                        | "key"
+                        | "capacity_cores"
+                        | "capacity_memory"
+                        | "capacity_disk"
                 ) =>
                 {
                     toml::Value::String(value)

@@ -16,6 +16,7 @@ mod events;
 pub mod format;
 pub mod helper;
 pub mod instance;
+pub mod limits;
 pub mod os;
 mod plan;
 mod procfs;
@@ -93,6 +94,8 @@ struct Shared {
     builds: tokio::sync::Semaphore,
     /// The partitions' certificates, by partition.
     certificates: Mutex<certificates::Certificates>,
+    /// How partitions' sizes are enforced.
+    limits: Box<dyn limits::Limits>,
 }
 
 /// The agent. Cheap to clone: clones share everything but the memory, which its event
@@ -126,6 +129,10 @@ impl Agent {
         let master_ca = identity.ca_pem;
         let policy = options.policy;
         let state = state::State::new(&config.instance_root);
+        let limits = limits::detect(
+            std::path::Path::new("/sys/fs/cgroup"),
+            config.enforce_sizes && os.is_root(),
+        );
         Ok(Agent {
             shared: Arc::new(Shared {
                 client,
@@ -142,6 +149,7 @@ impl Agent {
                 certificates: Mutex::new(state.certificates()),
                 state,
                 builds: tokio::sync::Semaphore::new(config.parallel_builds),
+                limits,
                 config,
             }),
         })
@@ -197,7 +205,11 @@ impl Agent {
         tokio::task::spawn_blocking(move || {
             shared
                 .client
-                .declare_partitions(&shared.config.computer, &declaration)
+                .declare_partitions(&shared.config.computer, &declaration)?;
+            let capacity = limits::capacity(&shared.config, shared.limits.enforced());
+            shared
+                .client
+                .report_capacity(&shared.config.computer, &capacity)
         })
         .await
         .map_err(|e| NodeError::Failed(e.to_string()))??;

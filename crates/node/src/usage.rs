@@ -10,8 +10,11 @@ use crate::{Agent, NodeError, ServiceStatus, procfs};
 const TICKS_PER_SECOND: f64 = 100.0;
 const PAGE_SIZE: u64 = 4096;
 
+/// How deep the walk of a partition's files goes.
+const DISK_DEPTH: usize = 64;
+
 /// Usage of each partition that has services.
-async fn measure(statuses: &[ServiceStatus]) -> api::UsageReport {
+async fn measure(agent: &Agent, statuses: &[ServiceStatus]) -> api::UsageReport {
     let mut groups: HashMap<u32, String> = HashMap::new();
     for status in statuses {
         if let Some(pid) = status.pid {
@@ -32,17 +35,35 @@ async fn measure(statuses: &[ServiceStatus]) -> api::UsageReport {
             entry.1 += process.rss_pages * PAGE_SIZE;
         }
     }
-    let mut partitions: Vec<api::PartitionUsage> = usage
-        .into_iter()
-        .map(
-            |(reference, (cpu_seconds, memory_bytes, restarts))| api::PartitionUsage {
-                reference,
-                cpu_seconds,
-                memory_bytes,
-                restarts,
-            },
-        )
-        .collect();
+    let mut partitions: Vec<api::PartitionUsage> = Vec::with_capacity(usage.len());
+    for (reference, (cpu_seconds, memory_bytes, restarts)) in usage {
+        let memory_peak_bytes = agent
+            .shared
+            .limits
+            .take_peak_memory(&reference)
+            .map_or(memory_bytes, |peak| peak.max(memory_bytes));
+        let disk_bytes = match agent.slot(&reference) {
+            Some(slot) => tokio::task::spawn_blocking(move || {
+                slot.tree().and_then(|tree| tree.disk_usage(DISK_DEPTH))
+            })
+            .await
+            .map_or(0, |walked| {
+                walked.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "cannot measure a partition's disk");
+                    0
+                })
+            }),
+            None => 0,
+        };
+        partitions.push(api::PartitionUsage {
+            reference,
+            cpu_seconds,
+            memory_bytes,
+            restarts,
+            memory_peak_bytes,
+            disk_bytes,
+        });
+    }
     partitions.sort_by(|a, b| a.reference.cmp(&b.reference));
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -57,7 +78,7 @@ pub(crate) async fn report_once(
     agent: &Agent,
     statuses: &[ServiceStatus],
 ) -> Result<(), NodeError> {
-    let report = measure(statuses).await;
+    let report = measure(agent, statuses).await;
     if report.partitions.is_empty() {
         return Ok(());
     }

@@ -90,6 +90,7 @@ impl Agent {
             Work::Free(reference) => {
                 if let Some(slot) = self.slot(&reference) {
                     self.end_tenant(&slot).await;
+                    self.remove_limits(&slot.reference);
                 }
                 self.forget_certificate(&reference);
                 Outcome::Freed(reference)
@@ -286,7 +287,7 @@ impl Agent {
             return false;
         }
         if restore_only {
-            if let Err(message) = self.sync_services(slot).await {
+            if let Err(message) = self.sync_services(slot, instance.size.as_ref()).await {
                 tracing::warn!(partition = %slot.reference, error = %message, "cannot start the services");
             }
             // Deployed again, fully, once the master answers.
@@ -344,7 +345,7 @@ impl Agent {
         {
             return false;
         }
-        let started = match self.sync_services(slot).await {
+        let started = match self.sync_services(slot, instance.size.as_ref()).await {
             Ok(started) => started,
             Err(message) => {
                 self.report_state(instance, api::ReportedState::Error, Some(message))
@@ -411,9 +412,17 @@ impl Agent {
     /// Starts what `etc/service` and `etc/run` hold, restarts what changed, stops the rest.
     /// A service the previous agent left running (adopted when this agent started) is kept
     /// while its spec is the same. Returns whether anything was started.
-    async fn sync_services(&self, slot: &Slot) -> Result<bool, String> {
+    async fn sync_services(&self, slot: &Slot, size: Option<&api::Size>) -> Result<bool, String> {
         let config = &self.shared.config;
         let tree = slot.tree().map_err(|e| e.to_string())?;
+        let cgroups = match size {
+            Some(size) => self
+                .shared
+                .limits
+                .apply(&slot.reference, size)
+                .map_err(|e| format!("cannot enforce size {}: {e}", size.name))?,
+            None => Vec::new(),
+        };
         let found = instance::services(&tree).map_err(|e| e.to_string())?;
         let mut wanted = BTreeMap::new();
         for launcher in found {
@@ -434,6 +443,7 @@ impl Agent {
                 log: config.service_log(&slot.reference, &launcher.name),
                 user: slot.ids(),
                 revision: launcher.digest,
+                cgroups: cgroups.clone(),
             };
             wanted.insert(spec.name.clone(), spec);
         }
@@ -480,9 +490,17 @@ impl Agent {
         let _ = tokio::task::spawn_blocking(move || stale::end_tenant(&tenant, grace)).await;
     }
 
+    /// Removes the partition's control groups (its processes have ended).
+    fn remove_limits(&self, reference: &str) {
+        if let Err(e) = self.shared.limits.remove(reference) {
+            tracing::warn!(partition = %reference, error = %e, "cannot remove the partition's control groups");
+        }
+    }
+
     async fn destroy(&self, slot: &Slot, instance: &api::PartitionInstance) -> bool {
         // Nothing of this tenant may meet the next one.
         self.end_tenant(slot).await;
+        self.remove_limits(&slot.reference);
         self.forget_certificate(&slot.reference);
         let path = slot.path.clone();
         let user = slot.ids();

@@ -107,6 +107,8 @@ async fn main() {
                         cpu_seconds: 0.5 * f64::from(u32::try_from(reports).unwrap_or(0)),
                         memory_bytes: 1 << 28,
                         restarts: 0,
+                        memory_peak_bytes: 0,
+                        disk_bytes: 0,
                     })
                     .collect();
                 store
@@ -175,6 +177,9 @@ async fn main() {
         partition_hour: "0.015".to_owned(),
         cpu_hour: "0.04".to_owned(),
         memory_gib_hour: "0.005".to_owned(),
+        disk_gib_month: None,
+        size_hour: Default::default(),
+        release_partition_hour: Default::default(),
     })
     .expect("prices");
     let month = grove_billing::Month::parse("2026-11").expect("month");
@@ -182,20 +187,21 @@ async fn main() {
     for _ in 0..5 {
         let started = Instant::now();
         let (from, to) = month.bounds();
-        let used: Vec<(String, grove_billing::Used)> = store
+        let used: Vec<grove_billing::Item> = store
             .project_ledger(project, from, to)
             .await
             .expect("ledger")
             .into_iter()
-            .map(|(title, row)| {
-                (
-                    title,
-                    grove_billing::Used {
-                        partition_seconds: row.partition_seconds,
-                        cpu_ms: row.cpu_ms,
-                        memory_byte_seconds: row.memory_byte_seconds,
-                    },
-                )
+            .map(|instance| grove_billing::Item {
+                title: instance.title,
+                software_release: instance.software_release,
+                size: instance.size,
+                used: grove_billing::Used {
+                    partition_seconds: instance.used.partition_seconds,
+                    cpu_ms: instance.used.cpu_ms,
+                    memory_byte_seconds: instance.used.memory_byte_seconds,
+                    disk_byte_seconds: instance.used.disk_byte_seconds,
+                },
             })
             .collect();
         let invoice = grove_billing::invoice("p", month, &prices, &used);

@@ -78,6 +78,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_ledger.sql"),
     include_str!("../migrations/sqlite/0008_credit.sql"),
     include_str!("../migrations/sqlite/0009_sizes.sql"),
+    include_str!("../migrations/sqlite/0010_usage_detail.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -88,6 +89,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0005_ledger.sql"),
     include_str!("../migrations/postgres/0006_credit.sql"),
     include_str!("../migrations/postgres/0007_sizes.sql"),
+    include_str!("../migrations/postgres/0008_usage_detail.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

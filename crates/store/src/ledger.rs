@@ -1,11 +1,13 @@
 //! The hourly ledger of an instance, from its usage samples: what it consumed in each
-//! hour (seconds it held its partition, CPU milliseconds, memory byte-seconds).
+//! hour (seconds it held its partition, CPU milliseconds, memory and disk byte-seconds,
+//! and its memory peak).
 //!
 //! The ledger is a function of the *set* of samples, so a report that comes late, twice
 //! or out of order gives the same ledger once it is in. Between two consecutive samples
 //! (a, b) the instance held its partition for `b.at - a.at` seconds, used `b.cpu - a.cpu`
 //! of CPU (all of `b.cpu` when the counter went back, a restart), and `(a.mem + b.mem) / 2`
-//! of memory on average; each is split between the hours the interval overlaps, in whole
+//! of memory on average (and of disk alike), at most `b`'s peak of memory (the node's
+//! peak since `a`); each is split between the hours the interval overlaps, in whole
 //! units, the remainder going to the last hour so that the parts add up exactly. Samples
 //! further apart than [`MAX_GAP`] say nothing about the time between them (the node was
 //! not heard): that time is not counted.
@@ -29,6 +31,9 @@ pub(crate) struct Sample {
     /// Cumulative CPU time, milliseconds.
     pub(crate) cpu_ms: i64,
     pub(crate) memory_bytes: i64,
+    /// The most memory used since the sample before.
+    pub(crate) memory_peak_bytes: i64,
+    pub(crate) disk_bytes: i64,
 }
 
 /// What an instance consumed in one hour.
@@ -37,6 +42,9 @@ pub(crate) struct Amounts {
     pub(crate) partition_seconds: i64,
     pub(crate) cpu_ms: i64,
     pub(crate) memory_byte_seconds: i64,
+    /// The most memory used in the hour.
+    pub(crate) memory_peak_bytes: i64,
+    pub(crate) disk_byte_seconds: i64,
 }
 
 impl Amounts {
@@ -46,6 +54,10 @@ impl Amounts {
         self.memory_byte_seconds = self
             .memory_byte_seconds
             .saturating_add(other.memory_byte_seconds);
+        self.memory_peak_bytes = self.memory_peak_bytes.max(other.memory_peak_bytes);
+        self.disk_byte_seconds = self
+            .disk_byte_seconds
+            .saturating_add(other.disk_byte_seconds);
     }
 }
 
@@ -77,23 +89,32 @@ pub(crate) fn account(samples: &[Sample]) -> BTreeMap<i64, Amounts> {
         });
         let memory =
             (i128::from(a.memory_bytes) + i128::from(b.memory_bytes)) * i128::from(duration) / 2;
-        let (mut cpu_left, mut memory_left) = (cpu, memory);
+        let disk = (i128::from(a.disk_bytes) + i128::from(b.disk_bytes)) * i128::from(duration) / 2;
+        let peak = b.memory_peak_bytes.max(b.memory_bytes);
+        let (mut cpu_left, mut memory_left, mut disk_left) = (cpu, memory, disk);
         let mut start = a.at;
         while start < b.at {
             let end = (hour_of(start) + HOUR).min(b.at);
             let part = end - start;
             let last = end == b.at;
-            let (cpu_part, memory_part) = if last {
-                (cpu_left, memory_left)
+            let (cpu_part, memory_part, disk_part) = if last {
+                (cpu_left, memory_left, disk_left)
             } else {
-                (share(cpu, part, duration), share(memory, part, duration))
+                (
+                    share(cpu, part, duration),
+                    share(memory, part, duration),
+                    share(disk, part, duration),
+                )
             };
             cpu_left -= cpu_part;
             memory_left -= memory_part;
+            disk_left -= disk_part;
             hours.entry(hour_of(start)).or_default().add(Amounts {
                 partition_seconds: part,
                 cpu_ms: i64::try_from(cpu_part).unwrap_or(i64::MAX),
                 memory_byte_seconds: i64::try_from(memory_part).unwrap_or(i64::MAX),
+                memory_peak_bytes: peak,
+                disk_byte_seconds: i64::try_from(disk_part).unwrap_or(i64::MAX),
             });
             start = end;
         }
@@ -121,23 +142,53 @@ mod tests {
             at: T + at,
             cpu_ms,
             memory_bytes,
+            memory_peak_bytes: 0,
+            disk_bytes: 0,
         }
     }
 
-    fn a(partition_seconds: i64, cpu_ms: i64, memory_byte_seconds: i64) -> Amounts {
-        Amounts {
-            partition_seconds,
-            cpu_ms,
-            memory_byte_seconds,
-        }
+    fn a(partition_seconds: i64, cpu_ms: i64, memory_byte_seconds: i64) -> (i64, i64, i64) {
+        (partition_seconds, cpu_ms, memory_byte_seconds)
     }
 
-    fn check(samples: &[Sample], expected: &[(i64, Amounts)]) {
-        let got: Vec<(i64, Amounts)> = account(samples)
+    /// Partition seconds, CPU and memory byte-seconds of each hour.
+    fn check(samples: &[Sample], expected: &[(i64, (i64, i64, i64))]) {
+        let got: Vec<(i64, (i64, i64, i64))> = account(samples)
             .into_iter()
-            .map(|(hour, amounts)| (hour - T, amounts))
+            .map(|(hour, x)| {
+                (
+                    hour - T,
+                    (x.partition_seconds, x.cpu_ms, x.memory_byte_seconds),
+                )
+            })
             .collect();
         assert_eq!(got, expected, "{samples:?}");
+    }
+
+    #[test]
+    fn disk_is_counted_like_memory_and_each_hour_keeps_its_peak() {
+        let sample = |at: i64, memory: i64, peak: i64, disk: i64| Sample {
+            at: T + at,
+            cpu_ms: 0,
+            memory_bytes: memory,
+            memory_peak_bytes: peak,
+            disk_bytes: disk,
+        };
+        let hours = account(&[
+            sample(3000, 10, 10, 1_000),
+            sample(3600, 20, 900, 3_000),
+            sample(4200, 30, 50, 3_000),
+        ]);
+        let first = hours[&T];
+        let second = hours[&(T + HOUR)];
+        // 600 s at (1000 + 3000) / 2 bytes; then 600 s at 3000.
+        assert_eq!(first.disk_byte_seconds, 1_200_000);
+        assert_eq!(second.disk_byte_seconds, 1_800_000);
+        // The peak the node saw up to each sample, in the hour it fell in.
+        assert_eq!(
+            (first.memory_peak_bytes, second.memory_peak_bytes),
+            (900, 50)
+        );
     }
 
     #[test]

@@ -139,6 +139,20 @@ pub struct LedgerRow {
     pub partition_seconds: i64,
     pub cpu_ms: i64,
     pub memory_byte_seconds: i64,
+    /// The most memory used in the hour (of the span: the most of its hours).
+    pub memory_peak_bytes: i64,
+    pub disk_byte_seconds: i64,
+}
+
+/// What one instance of a project used in a span, with what its prices depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceUse {
+    pub title: String,
+    pub software_release: String,
+    /// The size it was given.
+    pub size: Option<String>,
+    /// The sums of its ledger's hours in the span (`hour` is the span's start).
+    pub used: LedgerRow,
 }
 
 /// A project as the store keeps it.
@@ -394,7 +408,7 @@ pub trait Store: Send + Sync + 'static {
         project: i64,
         from: i64,
         to: i64,
-    ) -> impl Future<Output = Result<Vec<(String, LedgerRow)>>> + Send;
+    ) -> impl Future<Output = Result<Vec<InstanceUse>>> + Send;
     /// The first and last hours of a project's ledger, if it has any.
     fn project_ledger_span(
         &self,

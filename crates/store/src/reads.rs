@@ -49,6 +49,19 @@ pub(crate) fn project_row(row: &AnyRow) -> Result<crate::ProjectRow> {
     })
 }
 
+/// A ledger row from its first six columns: hour, partition seconds, CPU, memory, peak,
+/// disk.
+fn ledger_row(row: &AnyRow) -> Result<crate::LedgerRow> {
+    Ok(crate::LedgerRow {
+        hour: row.try_get(0)?,
+        partition_seconds: row.try_get(1)?,
+        cpu_ms: row.try_get(2)?,
+        memory_byte_seconds: row.try_get(3)?,
+        memory_peak_bytes: row.try_get(4)?,
+        disk_byte_seconds: row.try_get(5)?,
+    })
+}
+
 fn size_amount(row: &AnyRow, column: &str) -> Result<u64> {
     Ok(crate::tx::sizes::count(
         row.try_get::<Option<i64>, _>(column)?.unwrap_or(0),
@@ -378,13 +391,15 @@ impl Reads {
         project: i64,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(String, crate::LedgerRow)>> {
+    ) -> Result<Vec<crate::InstanceUse>> {
         let rows = sqlx::query(
-            "SELECT i.title, CAST(sum(l.partition_seconds) AS BIGINT), \
-             CAST(sum(l.cpu_ms) AS BIGINT), CAST(sum(l.memory_byte_seconds) AS BIGINT) \
+            "SELECT $2, CAST(sum(l.partition_seconds) AS BIGINT), \
+             CAST(sum(l.cpu_ms) AS BIGINT), CAST(sum(l.memory_byte_seconds) AS BIGINT), \
+             CAST(max(l.memory_peak_bytes) AS BIGINT), \
+             CAST(sum(l.disk_byte_seconds) AS BIGINT), i.title, i.software_release, i.size \
              FROM ledger l JOIN instances i ON i.id = l.instance_id \
              WHERE i.project_id = $1 AND l.hour >= $2 AND l.hour < $3 \
-             GROUP BY i.id, i.title ORDER BY i.title",
+             GROUP BY i.id, i.title, i.software_release, i.size ORDER BY i.title",
         )
         .bind(project)
         .bind(from)
@@ -393,15 +408,12 @@ impl Reads {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get(0)?,
-                    crate::LedgerRow {
-                        hour: from,
-                        partition_seconds: row.try_get(1)?,
-                        cpu_ms: row.try_get(2)?,
-                        memory_byte_seconds: row.try_get(3)?,
-                    },
-                ))
+                Ok(crate::InstanceUse {
+                    title: row.try_get(6)?,
+                    software_release: row.try_get(7)?,
+                    size: row.try_get(8)?,
+                    used: ledger_row(row)?,
+                })
             })
             .collect()
     }
@@ -426,7 +438,8 @@ impl Reads {
         to: i64,
     ) -> Result<Vec<crate::LedgerRow>> {
         let rows = sqlx::query(
-            "SELECT hour, partition_seconds, cpu_ms, memory_byte_seconds FROM ledger \
+            "SELECT hour, partition_seconds, cpu_ms, memory_byte_seconds, memory_peak_bytes, \
+             disk_byte_seconds FROM ledger \
              WHERE instance_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour",
         )
         .bind(instance)
@@ -434,22 +447,14 @@ impl Reads {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(crate::LedgerRow {
-                    hour: row.try_get(0)?,
-                    partition_seconds: row.try_get(1)?,
-                    cpu_ms: row.try_get(2)?,
-                    memory_byte_seconds: row.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(ledger_row).collect()
     }
 
     pub(crate) async fn usage(&self, instance: i64, limit: u32) -> Result<Vec<api::UsageSample>> {
         let rows = sqlx::query(
             "SELECT c.reference, u.partition_reference, u.cpu_seconds, u.memory_bytes, u.at, \
-             u.restarts FROM usage u JOIN computers c ON c.id = u.computer_id \
+             u.restarts, u.memory_peak_bytes, u.disk_bytes FROM usage u \
+             JOIN computers c ON c.id = u.computer_id \
              WHERE u.instance_id = $1 ORDER BY u.at DESC, u.id DESC LIMIT $2",
         )
         .bind(instance)
@@ -465,6 +470,8 @@ impl Reads {
                     memory_bytes: u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0),
                     at: row.try_get(4)?,
                     restarts: u32::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
+                    memory_peak_bytes: crate::tx::sizes::count(row.try_get(6)?),
+                    disk_bytes: crate::tx::sizes::count(row.try_get(7)?),
                 })
             })
             .collect()

@@ -749,7 +749,7 @@ impl Store for Db {
         project: i64,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(String, crate::LedgerRow)>> {
+    ) -> Result<Vec<crate::InstanceUse>> {
         self.reads.project_ledger(project, from, to).await
     }
 

@@ -63,6 +63,8 @@ fn report(at: i64, cpu_seconds: f64, memory_bytes: u64) -> api::UsageReport {
             cpu_seconds,
             memory_bytes,
             restarts: 0,
+            memory_peak_bytes: 0,
+            disk_bytes: 0,
         }],
         at: Some(T + at),
     }
@@ -114,6 +116,8 @@ async fn late_repeated_and_shuffled_reports_keep_the_same_exact_ledger() {
             partition_seconds: seconds,
             cpu_ms,
             memory_byte_seconds: seconds * (1 << 20),
+            memory_peak_bytes: 1 << 20,
+            disk_byte_seconds: 0,
         };
         assert_eq!(
             expected,

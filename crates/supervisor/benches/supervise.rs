@@ -33,6 +33,7 @@ fn spec(dir: &std::path::Path, i: usize) -> ServiceSpec {
         },
         user: None,
         revision: String::new(),
+        cgroups: Vec::new(),
     }
 }
 

@@ -47,6 +47,10 @@ pub struct ServiceSpec {
     /// What the caller considers this service's version (the agent: a digest of its
     /// launcher). Part of the spec, so that a changed launcher is a different service.
     pub revision: String,
+    /// Control groups the process joins before it runs: their `cgroup.procs` files (the
+    /// partition's size, enforced by the kernel).
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 mod pairs {
@@ -368,6 +372,38 @@ fn command(spec: &ServiceSpec) -> tokio::process::Command {
     command
 }
 
+/// Makes the process join `cgroups` between fork and exec, so that nothing it runs is
+/// ever outside them. The files are opened here, by the supervisor (root): the kernel
+/// checks the opener's rights, and the child writes after it took the service's user.
+fn join_cgroups(command: &mut tokio::process::Command, cgroups: &[PathBuf]) -> Result<(), String> {
+    if cgroups.is_empty() {
+        return Ok(());
+    }
+    let files: Vec<std::fs::File> = cgroups
+        .iter()
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("cannot join the control group {}: {e}", path.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    let join = move || -> std::io::Result<()> {
+        for file in &files {
+            rustix::io::write(file, b"0")?;
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes one write(2) per descriptor opened
+    // before the fork, and allocates nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(join);
+    }
+    Ok(())
+}
+
 /// One service's task: it owns the process.
 struct Task {
     spec: ServiceSpec,
@@ -390,6 +426,7 @@ impl Task {
             None => open_log(&self.spec).map_err(|e| e.to_string())?,
         };
         let mut command = command(&self.spec);
+        join_cgroups(&mut command, &self.spec.cgroups)?;
         let child = log
             .try_clone()
             .and_then(|out| {

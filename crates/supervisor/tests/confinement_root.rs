@@ -59,6 +59,7 @@ impl Scene {
             },
             user: Some(USER),
             revision: String::new(),
+            cgroups: Vec::new(),
         }
     }
 

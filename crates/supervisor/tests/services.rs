@@ -33,6 +33,7 @@ fn script(dir: &Path, name: &str, body: &str) -> ServiceSpec {
         },
         user: None,
         revision: String::new(),
+        cgroups: Vec::new(),
     }
 }
 

@@ -68,7 +68,8 @@ impl Place {
             .env("GROVE_NODE_USER_BASE", format!("gt{}u", self.net))
             .env("GROVE_NODE_POLL_WAIT_SECONDS", "5")
             .env("GROVE_NODE_PROMISE_TIMEOUT_SECONDS", "5")
-            .env("GROVE_NODE_PROMISE_INTERVAL_SECONDS", "1");
+            .env("GROVE_NODE_PROMISE_INTERVAL_SECONDS", "1")
+            .env("GROVE_NODE_USAGE_INTERVAL_SECONDS", "2");
     }
 
     pub fn address(&self, partition: u8) -> String {

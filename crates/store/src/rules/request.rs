@@ -198,6 +198,17 @@ async fn update(
 ) -> Result<()> {
     let loaded = tx.existing(id).await?;
     let current = &loaded.instance;
+    // A request that names no size (a stop, a destroy) keeps the one the instance has.
+    let kept;
+    let request = match current.sla.get(SIZE) {
+        Some(size) if !request.sla.contains_key(SIZE) => {
+            let mut with_size = request.clone();
+            with_size.sla.insert(SIZE.to_owned(), size.clone());
+            kept = with_size;
+            &kept
+        }
+        _ => request,
+    };
     if current.sla.get(SIZE) != request.sla.get(SIZE) && loaded.computer_id.is_some() {
         return Err(StoreError::Conflict(format!(
             "instance {:?} is placed with {}: its size does not change; destroy it and \

@@ -35,7 +35,8 @@ impl Tx<'_> {
         // Every sample whose interval overlaps those hours: from the last at or before the
         // first hour's start to the first at or after the last hour's end.
         let rows = sqlx::query(
-            "SELECT at, cpu_seconds, memory_bytes FROM usage WHERE instance_id = $1 \
+            "SELECT at, cpu_seconds, memory_bytes, memory_peak_bytes, disk_bytes FROM usage \
+             WHERE instance_id = $1 \
              AND at >= COALESCE((SELECT max(at) FROM usage WHERE instance_id = $1 AND at <= $2), $2) \
              AND at <= COALESCE((SELECT min(at) FROM usage WHERE instance_id = $1 AND at >= $3), $3) \
              ORDER BY at",
@@ -51,6 +52,8 @@ impl Tx<'_> {
                 at: row.try_get(0)?,
                 cpu_ms: cpu_ms(row.try_get(1)?),
                 memory_bytes: row.try_get(2)?,
+                memory_peak_bytes: row.try_get(3)?,
+                disk_bytes: row.try_get(4)?,
             });
         }
         let hours = crate::ledger::account(&samples);
@@ -65,16 +68,21 @@ impl Tx<'_> {
                 partition_seconds,
                 cpu_ms,
                 memory_byte_seconds,
+                memory_peak_bytes,
+                disk_byte_seconds,
             } = *amounts;
             sqlx::query(
                 "INSERT INTO ledger (instance_id, hour, partition_seconds, cpu_ms, \
-                 memory_byte_seconds) VALUES ($1, $2, $3, $4, $5)",
+                 memory_byte_seconds, memory_peak_bytes, disk_byte_seconds) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(instance)
             .bind(*hour)
             .bind(partition_seconds)
             .bind(cpu_ms)
             .bind(memory_byte_seconds)
+            .bind(memory_peak_bytes)
+            .bind(disk_byte_seconds)
             .execute(&mut *self.conn)
             .await?;
         }

@@ -1094,16 +1094,19 @@ impl Tx<'_> {
         let instance: Option<i64> = row.try_get(0)?;
         let inserted = sqlx::query(
             "INSERT INTO usage (computer_id, instance_id, partition_reference, cpu_seconds, \
-             memory_bytes, restarts, at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             memory_bytes, restarts, at, memory_peak_bytes, disk_bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (instance_id, at) DO NOTHING",
         )
         .bind(computer)
         .bind(instance)
         .bind(&sample.reference)
         .bind(sample.cpu_seconds)
-        .bind(i64::try_from(sample.memory_bytes).unwrap_or(i64::MAX))
+        .bind(sizes::stored(sample.memory_bytes))
         .bind(i64::from(sample.restarts))
         .bind(at)
+        .bind(sizes::stored(sample.memory_peak_bytes))
+        .bind(sizes::stored(sample.disk_bytes))
         .execute(&mut *self.conn)
         .await?;
         Ok(Some(instance.filter(|_| inserted.rows_affected() > 0)))
