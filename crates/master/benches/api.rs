@@ -289,9 +289,19 @@ fn main() {
                     let created = user
                         .register_computer(&computer(&reference))
                         .expect("register");
-                    client(base, &created.token)
-                        .declare_partitions(&reference, &partitions("slappart", 10))
+                    let node = client(base, &created.token);
+                    node.declare_partitions(&reference, &partitions("slappart", 10))
                         .expect("partitions");
+                    node.report_capacity(
+                        &reference,
+                        &api::Capacity {
+                            millicores: 16_000,
+                            memory: 64 << 30,
+                            disk: 1 << 40,
+                            enforced: true,
+                        },
+                    )
+                    .expect("capacity");
                     user.supply(&reference, &supply("fleet.cfg"))
                         .expect("supply");
                 }
@@ -322,6 +332,62 @@ fn main() {
         rate,
         &lat,
     );
+
+    // The same placements in a project with quotas (far from reached) and a size, then
+    // with a size alone and in a project alone; then the plain ones again with wrk.
+    admin_client
+        .create_size(&api::Size {
+            name: "small".to_owned(),
+            millicores: 500,
+            memory: 512 << 20,
+            disk: 1 << 30,
+        })
+        .expect("size");
+    admin_client.create_project("bench").expect("project");
+    admin_client
+        .set_project_quota(
+            "bench",
+            &api::Quota {
+                instances: Some(10_000_000),
+                partitions: Some(10_000_000),
+                shared: Some(10_000_000),
+                millicores: Some(1 << 50),
+                memory: Some(1 << 50),
+                disk: Some(1 << 50),
+            },
+        )
+        .expect("quota");
+    let (rate, lat) = load(8, seconds, |t, i| {
+        let mut request = instance(format!("q{t}-{i}"), "fleet.cfg", &Value::Null);
+        request.project = Some("bench".to_owned());
+        request.sla.insert("size".to_owned(), "small".to_owned());
+        users[t].request_instance(&request).expect("placed");
+    });
+    report(
+        &format!(
+            "placements among {computers} computers of 10 partitions, in a project with quotas, sized"
+        ),
+        rate,
+        &lat,
+    );
+    for (what, project, size) in [
+        ("sized", None, Some("small")),
+        ("in a project without quotas", Some("bench"), None),
+    ] {
+        let (rate, lat) = load(8, seconds, |t, i| {
+            let mut request = instance(format!("{what}{t}-{i}"), "fleet.cfg", &Value::Null);
+            request.project = project.map(str::to_owned);
+            if let Some(size) = size {
+                request.sla.insert("size".to_owned(), size.to_owned());
+            }
+            users[t].request_instance(&request).expect("placed");
+        });
+        report(
+            &format!("placements among {computers} computers of 10 partitions, {what}"),
+            rate,
+            &lat,
+        );
+    }
     wrk(
         "placements",
         seconds,

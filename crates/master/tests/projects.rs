@@ -453,11 +453,12 @@ fn sizes_are_placed_by_capacity_counted_by_quota_and_given_back(postgres: bool) 
         .expect("quota");
     let mut ids = Vec::new();
     for title in ["s1", "s2", "s3"] {
-        ids.push(
-            bob.request_instance(&sized(title, "small", Some("lab")))
-                .expect("placed")
-                .id,
-        );
+        let placed = bob
+            .request_instance(&sized(title, "small", Some("lab")))
+            .expect("placed");
+        assert_eq!(placed.project.as_deref(), Some("lab"));
+        assert_eq!(placed.sla.get("size").map(String::as_str), Some("small"));
+        ids.push(placed.id);
     }
     let over = bob
         .request_instance(&sized("s4", "small", Some("lab")))

@@ -79,6 +79,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_credit.sql"),
     include_str!("../migrations/sqlite/0009_sizes.sql"),
     include_str!("../migrations/sqlite/0010_usage_detail.sql"),
+    include_str!("../migrations/sqlite/0011_project_counters.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -90,6 +91,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0006_credit.sql"),
     include_str!("../migrations/postgres/0007_sizes.sql"),
     include_str!("../migrations/postgres/0008_usage_detail.sql"),
+    include_str!("../migrations/postgres/0009_project_counters.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

@@ -371,9 +371,12 @@ impl Reads {
     pub(crate) async fn project_usage(&self, project: i64) -> Result<api::QuotaUsage> {
         let row = sqlx::query(crate::tx::projects::PROJECT_USAGE)
             .bind(project)
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        crate::tx::projects::usage_of(&row)
+        row.as_ref().map_or(
+            Ok(api::QuotaUsage::default()),
+            crate::tx::projects::usage_of,
+        )
     }
 
     pub(crate) async fn setting(&self, name: &str) -> Result<Option<String>> {

@@ -123,16 +123,16 @@ pub(crate) async fn first_fits(
     placement: &mut Placement,
     ops: &[Op],
 ) -> Result<Vec<Result<(Answer, Changed)>>> {
-    let requests: Vec<(i64, i64, &api::InstanceRequest)> = ops
+    let requests: Vec<(i64, &Requester, &api::InstanceRequest)> = ops
         .iter()
         .filter_map(|op| match op {
-            Op::Request(owner, Requester::User(user), request) => Some((*owner, *user, request)),
+            Op::Request(owner, requester, request) => Some((*owner, requester, request)),
             _ => None,
         })
         .collect();
     if requests.len() != ops.len() {
         return Err(crate::StoreError::Invalid(
-            "only users' requests are placed together".to_owned(),
+            "only requests are placed together".to_owned(),
         ));
     }
     let fits = request::first_fits(tx, placement, &requests).await?;

@@ -81,11 +81,17 @@ pub(super) async fn request(
         state = root_state;
     }
     if try_first_fit
-        && project.is_none()
         && parent.is_none()
         && !request.shared
         && state != api::RequestedState::Destroyed
         && let Some(most_used_first) = first_fit(placement.policy, &request)
+        // An unknown size is the general path's to refuse, or to keep for an instance
+        // given it before it was deleted.
+        && let Some(size) = match size_asked(tx, &request).await {
+            Ok(size) => Some(size),
+            Err(StoreError::Invalid(_)) => None,
+            Err(e) => return Err(e),
+        }
     {
         let timestamp = tx.timestamp();
         let new = NewInstance {
@@ -93,14 +99,25 @@ pub(super) async fn request(
             requester: &requester_key,
             parent: None,
             root: None,
-            project: None,
+            project,
             request: &request,
             state,
             timestamp,
-            size: None,
+            size: size.as_ref(),
         };
         let computer_guid = request.sla.get(COMPUTER_GUID).map(String::as_str);
-        if let Some(fit) = tx
+        if project.is_some() || size.is_some() {
+            if let Some(mut fit) = tx
+                .insert_first_fit_extended(&new, computer_guid, most_used_first)
+                .await?
+            {
+                if let Some(project) = project {
+                    fit.project = Some(tx.project(project).await?.name);
+                }
+                changed.computer(fit.computer);
+                return Ok(placed(fit, request, state, timestamp));
+            }
+        } else if let Some(fit) = tx
             .insert_first_fit(&new, computer_guid, most_used_first)
             .await?
         {
@@ -367,21 +384,21 @@ fn asks_labels(sla: &std::collections::BTreeMap<String, String>) -> bool {
 /// policy is a plain order and no label is asked for, the scheduler's choice is the first
 /// row of that order.
 fn first_fit(policy: Policy, request: &api::InstanceRequest) -> Option<bool> {
-    if asks_labels(&request.sla) || request.sla.contains_key(SIZE) {
+    if asks_labels(&request.sla) {
         return None;
     }
     plain_order(policy)
 }
 
 /// Whether a request may go with others through the fast path at once
-/// ([`first_fits`]): a valid request of a user for a new-or-not, unshared instance that
-/// the policy places by a plain order.
+/// ([`first_fits`]): a valid request of a user (or in a project) for a new-or-not,
+/// unshared instance that the policy places by a plain order.
 pub(super) fn batchable(
     policy: Policy,
     requester: &Requester,
     request: &api::InstanceRequest,
 ) -> bool {
-    matches!(requester, Requester::User(_))
+    matches!(requester, Requester::User(_) | Requester::Project { .. })
         && !request.shared
         && request.state != api::RequestedState::Destroyed
         && validate(request).is_ok()
@@ -394,36 +411,72 @@ pub(super) fn batchable(
 pub(super) async fn first_fits(
     tx: &mut Tx<'_>,
     placement: &Placement,
-    requests: &[(i64, i64, &api::InstanceRequest)],
+    requests: &[(i64, &Requester, &api::InstanceRequest)],
 ) -> Result<Vec<Option<(api::Instance, i64)>>> {
-    let keys: Vec<String> = requests
-        .iter()
-        .map(|(_, user, _)| format!("user:{user}"))
-        .collect();
-    let mut asks = Vec::with_capacity(requests.len());
-    for ((owner, _, request), key) in requests.iter().zip(&keys) {
+    // The sizes, read once for the batch.
+    let sizes: std::collections::BTreeMap<String, api::Size> =
+        if requests.iter().any(|(_, _, r)| r.sla.contains_key(SIZE)) {
+            tx.sizes()
+                .await?
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect()
+        } else {
+            Default::default()
+        };
+    let mut keyed = Vec::with_capacity(requests.len());
+    for (owner, requester, request) in requests {
+        let (key, project) = match requester {
+            Requester::User(user) => (format!("user:{user}"), None),
+            Requester::Project { project, .. } => (format!("project:{project}"), Some(*project)),
+            Requester::Instance(_) => {
+                return Err(StoreError::Invalid(
+                    "a partition's requests are not placed together".to_owned(),
+                ));
+            }
+        };
+        // An unknown size is the general path's to answer.
+        let size = match request.sla.get(SIZE) {
+            Some(name) => sizes.get(name).cloned().map(Some),
+            None => Some(None),
+        };
+        keyed.push((*owner, key, project, size, *request));
+    }
+    let mut asks = Vec::with_capacity(keyed.len());
+    let mut fast = Vec::with_capacity(keyed.len());
+    for (owner, key, project, size, request) in &keyed {
+        fast.push(size.is_some());
         asks.push(FirstFitAsk {
             new: NewInstance {
                 owner: *owner,
                 requester: key,
                 parent: None,
                 root: None,
-                project: None,
+                project: *project,
                 request,
                 state: request.state,
                 timestamp: tx.timestamp(),
-                size: None,
+                size: size.as_ref().and_then(Option::as_ref),
             },
             computer_guid: request.sla.get(COMPUTER_GUID).map(String::as_str),
             most_used_first: first_fit(placement.policy, request).unwrap_or(false),
         });
     }
-    let fits = tx.insert_first_fits(&asks).await?;
+    // Those whose size does not read are left to the general path.
+    let fits = tx.insert_first_fits(&asks, &fast).await?;
+    // The projects' names, read once for the batch.
+    let mut names: std::collections::BTreeMap<i64, String> = Default::default();
+    for project in asks.iter().filter_map(|ask| ask.new.project) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = names.entry(project) {
+            entry.insert(tx.project(project).await?.name);
+        }
+    }
     Ok(fits
         .into_iter()
         .zip(asks)
         .map(|(fit, ask)| {
-            fit.map(|fit| {
+            fit.map(|mut fit| {
+                fit.project = ask.new.project.and_then(|p| names.get(&p).cloned());
                 let computer = fit.computer;
                 let instance = placed(
                     fit,
@@ -453,7 +506,7 @@ fn placed(
         requested_state: state,
         shared: false,
         sla: request.sla,
-        project: None,
+        project: fit.project,
         computer: Some(fit.reference),
         partition: Some(fit.partition),
         host_instance: None,

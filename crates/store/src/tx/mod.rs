@@ -12,6 +12,7 @@ use crate::backend::Backend;
 use crate::reads::{INSTANCE_BY_ID, row_to_instance};
 use crate::{Result, StoreError};
 
+mod extended;
 pub(crate) mod ledger;
 pub(crate) mod projects;
 pub(crate) mod sizes;
@@ -207,7 +208,12 @@ const FIRST_FITS_CALL: &str = concat!("SELECT * FROM ", first_fits!(), "($1)");
 /// belongs to its session alone: nothing in the schema, no version shared between masters.
 fn first_fits_function() -> String {
     // The statements' parameters, highest first so that `$1` does not match `$10`.
-    const FIELDS: [(&str, &str); 10] = [
+    const FIELDS: [(&str, &str); 15] = [
+        ("$15", "r.disk"),
+        ("$14", "r.memory"),
+        ("$13", "r.millicores"),
+        ("$12", "r.size"),
+        ("$11", "r.project"),
         ("$10", "r.computer"),
         ("$9", "r.ts"),
         ("$8", "r.sla"),
@@ -219,24 +225,44 @@ fn first_fits_function() -> String {
         ("$2", "r.requester"),
         ("$1", "r.owner"),
     ];
-    let statement = |on_computer, most_used_first| {
-        let mut sql = first_fit_sql(Backend::Postgres, on_computer, most_used_first).to_owned();
+    let fields = |mut sql: String| {
         for (parameter, field) in FIELDS {
             sql = sql.replace(parameter, field);
         }
+        sql
+    };
+    let statement = |on_computer, most_used_first| {
+        let sql = fields(first_fit_sql(Backend::Postgres, on_computer, most_used_first).to_owned());
         format!("{sql} INTO o_id, o_computer, o_partition, o_reference;")
     };
+    // One branch for each variant of the extended fast path.
+    let extended: String = extended::Variant::ALL
+        .iter()
+        .map(|variant| {
+            let sql = fields(extended::text(Backend::Postgres, *variant).to_owned());
+            format!(
+                "ELSIF r.extended AND (r.project IS NOT NULL) = {} AND (r.size IS NOT NULL) = {} \
+                 AND (r.computer IS NOT NULL) = {} AND r.most_used = {} THEN {sql} \
+                 INTO o_id, o_computer, o_partition, o_reference, v_project; ",
+                variant.project, variant.sized, variant.on_computer, variant.most_used_first
+            )
+        })
+        .collect();
     format!(
         "CREATE OR REPLACE FUNCTION {FIRST_FITS}(batch text) \
          RETURNS TABLE (o_ord bigint, o_id bigint, o_computer bigint, o_partition text, \
-         o_reference text) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $grove$ \
+         o_reference text) LANGUAGE plpgsql \
+         SET plan_cache_mode = force_generic_plan AS $grove$ \
          #variable_conflict use_column\n\
-         DECLARE r record; \
+         DECLARE r record; v_project bigint; \
          BEGIN \
          FOR r IN SELECT * FROM json_to_recordset(batch::json) AS x(ord bigint, owner bigint, \
          requester text, title text, release text, type text, parameters text, state text, \
-         sla text, ts bigint, computer text, most_used boolean) ORDER BY x.ord LOOP \
-         IF r.computer IS NULL AND NOT r.most_used THEN {} \
+         sla text, ts bigint, computer text, most_used boolean, extended boolean, \
+         project bigint, size text, millicores bigint, memory bigint, disk bigint) \
+         ORDER BY x.ord LOOP \
+         IF FALSE THEN NULL; {extended}\
+         ELSIF r.computer IS NULL AND NOT r.most_used THEN {} \
          ELSIF r.computer IS NULL THEN {} \
          ELSIF NOT r.most_used THEN {} \
          ELSE {} END IF; \
@@ -296,6 +322,8 @@ pub(crate) struct FirstFit {
     pub(crate) computer: i64,
     pub(crate) partition: String,
     pub(crate) reference: String,
+    /// The project's name, for an instance in one.
+    pub(crate) project: Option<String>,
 }
 
 impl Tx<'_> {
@@ -608,31 +636,45 @@ impl Tx<'_> {
             computer: row.try_get(1)?,
             partition: row.try_get(2)?,
             reference: row.try_get(3)?,
+            project: None,
         }))
     }
 
     /// The fast path for several new instances, each placed as if after the one before.
     /// On PostgreSQL the whole batch is one round trip (the writer's session function
     /// [`FIRST_FITS`]); on SQLite, in the process, one statement each.
+    /// Only the asks `fast` says are tried; the others answer `None`. An ask in a project
+    /// or of a size goes through `insert_first_fit_extended`, alone.
     pub(crate) async fn insert_first_fits(
         &mut self,
         batch: &[FirstFitAsk<'_>],
+        fast: &[bool],
     ) -> Result<Vec<Option<FirstFit>>> {
+        let extended = |ask: &FirstFitAsk<'_>| ask.new.project.is_some() || ask.new.size.is_some();
         if self.backend == Backend::Sqlite {
             let mut out = Vec::with_capacity(batch.len());
-            for ask in batch {
-                out.push(
+            for (ask, fast) in batch.iter().zip(fast) {
+                let fit = if !fast {
+                    None
+                } else if extended(ask) {
+                    self.insert_first_fit_extended(&ask.new, ask.computer_guid, ask.most_used_first)
+                        .await?
+                } else {
                     self.insert_first_fit(&ask.new, ask.computer_guid, ask.most_used_first)
-                        .await?,
-                );
+                        .await?
+                };
+                out.push(fit);
             }
             return Ok(out);
         }
         let asks: Vec<serde_json::Value> = batch
             .iter()
             .enumerate()
-            .map(|(ord, ask)| {
+            .zip(fast)
+            .filter(|(_, fast)| **fast)
+            .map(|((ord, ask), _)| {
                 let request = ask.new.request;
+                let needs = ask.new.size.map(api::Size::resources).unwrap_or_default();
                 serde_json::json!({
                     "ord": ord,
                     "owner": ask.new.owner,
@@ -646,6 +688,12 @@ impl Tx<'_> {
                     "ts": ask.new.timestamp,
                     "computer": ask.computer_guid,
                     "most_used": ask.most_used_first,
+                    "extended": extended(ask),
+                    "project": ask.new.project,
+                    "size": ask.new.size.map(|s| s.name.as_str()),
+                    "millicores": sizes::stored(needs.millicores),
+                    "memory": sizes::stored(needs.memory),
+                    "disk": sizes::stored(needs.disk),
                 })
             })
             .collect();
@@ -670,6 +718,7 @@ impl Tx<'_> {
                 computer: row.try_get(2)?,
                 partition: row.try_get(3)?,
                 reference: row.try_get(4)?,
+                project: None,
             });
         }
         Ok(out)
@@ -914,7 +963,11 @@ impl Tx<'_> {
         .bind(new.size.map(|s| sizes::stored(s.disk)))
         .fetch_one(&mut *self.conn)
         .await?;
-        Ok(row.try_get(0)?)
+        let id = row.try_get(0)?;
+        if new.project.is_some() {
+            self.hold_new(id).await?;
+        }
+        Ok(id)
     }
 
     /// Requests an existing instance again with new values.
@@ -924,6 +977,7 @@ impl Tx<'_> {
         request: &api::InstanceRequest,
         state: api::RequestedState,
     ) -> Result<()> {
+        self.hold_change(id, state).await?;
         let timestamp = self.clock.next();
         sqlx::query(
             "UPDATE instances SET software_release = $1, software_type = $2, parameters = $3, \
@@ -946,6 +1000,7 @@ impl Tx<'_> {
         id: i64,
         state: api::RequestedState,
     ) -> Result<()> {
+        self.hold_change(id, state).await?;
         sqlx::query("UPDATE instances SET requested_state = $1 WHERE id = $2")
             .bind(state.as_str())
             .bind(id)

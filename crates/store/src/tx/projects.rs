@@ -15,12 +15,41 @@ fn stored(value: Option<u64>) -> Option<i64> {
     value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// What a project holds against its quota: its instances not destroyed (read by the
-/// rules in the transaction and by the readers alike).
-pub(crate) const PROJECT_USAGE: &str = "SELECT count(*), count(*) FILTER (WHERE shared = 0), \
-     count(*) FILTER (WHERE shared <> 0), CAST(coalesce(sum(size_millicores), 0) AS BIGINT), \
-     CAST(coalesce(sum(size_memory), 0) AS BIGINT), CAST(coalesce(sum(size_disk), 0) AS BIGINT) \
-     FROM instances WHERE project_id = $1 AND requested_state <> 'destroyed'";
+/// What a project holds against its quota: its instances not destroyed, as the counters
+/// kept by [`HOLD_NEW`] and [`HOLD_CHANGE`] say (read by the rules in the transaction and
+/// by the readers alike).
+pub(crate) const PROJECT_USAGE: &str = "SELECT held_instances, held_partitions, held_shared, \
+     held_millicores, held_memory, held_disk FROM projects WHERE id = $1";
+
+/// Adds an instance's share to its project's counters by `d`, computed from the instance
+/// row `i` (a macro: the two statements differ in `d` alone).
+macro_rules! hold {
+    ($d:literal) => {
+        concat!(
+            "UPDATE projects SET held_instances = held_instances + i.d, \
+             held_partitions = held_partitions + i.d * (1 - i.shared), \
+             held_shared = held_shared + i.d * i.shared, \
+             held_millicores = held_millicores + i.d * coalesce(i.size_millicores, 0), \
+             held_memory = held_memory + i.d * coalesce(i.size_memory, 0), \
+             held_disk = held_disk + i.d * coalesce(i.size_disk, 0) \
+             FROM (SELECT project_id, CASE WHEN shared <> 0 THEN 1 ELSE 0 END AS shared, \
+             size_millicores, size_memory, size_disk, ",
+            $d,
+            " AS d FROM instances WHERE id = $1) AS i \
+             WHERE projects.id = i.project_id AND i.d <> 0"
+        )
+    };
+}
+
+/// A new instance counts in its project unless it is requested destroyed.
+const HOLD_NEW: &str = hold!("CASE WHEN requested_state <> 'destroyed' THEN 1 ELSE 0 END");
+
+/// Before an instance's requested state becomes `$2`: destroyed, it gives its share
+/// back; no longer destroyed, it takes it again.
+const HOLD_CHANGE: &str = hold!(
+    "CASE WHEN requested_state = 'destroyed' AND $2 <> 'destroyed' THEN 1 \
+     WHEN requested_state <> 'destroyed' AND $2 = 'destroyed' THEN -1 ELSE 0 END"
+);
 
 pub(crate) fn usage_of(row: &sqlx::any::AnyRow) -> Result<api::QuotaUsage> {
     let count =
@@ -65,9 +94,33 @@ impl Tx<'_> {
     pub(crate) async fn project_usage(&mut self, id: i64) -> Result<api::QuotaUsage> {
         let row = sqlx::query(PROJECT_USAGE)
             .bind(id)
-            .fetch_one(&mut *self.conn)
+            .fetch_optional(&mut *self.conn)
             .await?;
-        usage_of(&row)
+        row.as_ref()
+            .map_or(Ok(api::QuotaUsage::default()), usage_of)
+    }
+
+    /// Counts a new instance in its project.
+    pub(crate) async fn hold_new(&mut self, instance: i64) -> Result<()> {
+        sqlx::query(HOLD_NEW)
+            .bind(instance)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Recounts an instance in its project before its requested state becomes `state`.
+    pub(crate) async fn hold_change(
+        &mut self,
+        instance: i64,
+        state: api::RequestedState,
+    ) -> Result<()> {
+        sqlx::query(HOLD_CHANGE)
+            .bind(instance)
+            .bind(state.as_str())
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn set_quota(&mut self, id: i64, quota: &api::Quota) -> Result<()> {

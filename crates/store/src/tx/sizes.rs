@@ -67,6 +67,14 @@ impl Tx<'_> {
         row.as_ref().map(size_of).transpose()
     }
 
+    /// Every size.
+    pub(crate) async fn sizes(&mut self) -> Result<Vec<api::Size>> {
+        let rows = sqlx::query("SELECT name, millicores, memory, disk FROM sizes")
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(size_of).collect()
+    }
+
     pub(crate) async fn set_capacity(
         &mut self,
         computer: i64,
