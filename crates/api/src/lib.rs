@@ -624,6 +624,10 @@ pub struct Supply {
     pub software_release: String,
     #[serde(default = "available")]
     pub state: SupplyState,
+    /// Supplying as a project-admin of this project, on a computer dedicated to it (the
+    /// cloud admin and the computer's owner need not say).
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 fn available() -> SupplyState {

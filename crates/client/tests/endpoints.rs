@@ -175,6 +175,7 @@ fn every_operation_has_a_typed_method_that_works() {
                         &api::Supply {
                             software_release: sr.clone(),
                             state: api::SupplyState::Available,
+                            project: None,
                         },
                     )
                     .expect("supply");

@@ -33,6 +33,7 @@ impl Api {
                 &api::Supply {
                     software_release: release.to_owned(),
                     state: api::SupplyState::Available,
+                    project: None,
                 },
             )
             .expect("supply");

@@ -133,6 +133,9 @@ pub(crate) struct SupplyArgs {
     software_release: String,
     /// The computer's reference.
     computer: String,
+    /// As a project-admin of this project, on a computer dedicated to it.
+    #[arg(long, env = "GROVE_PROJECT")]
+    project: Option<String>,
     #[command(flatten)]
     connection: Connection,
 }
@@ -304,6 +307,7 @@ pub(crate) fn supply(args: SupplyArgs, state: api::SupplyState) -> anyhow::Resul
     let supply = api::Supply {
         software_release: release_url(&args.software_release)?,
         state,
+        project: args.project.clone(),
     };
     client.supply(&args.computer, &supply)?;
     if args.connection.json {

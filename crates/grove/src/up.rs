@@ -206,6 +206,7 @@ fn deploy_example(client: &Client, name: &str, release: &str, json: bool) -> any
     let supply = api::Supply {
         software_release: release.to_owned(),
         state: api::SupplyState::Available,
+        project: None,
     };
     client.supply(LOCAL_COMPUTER, &supply)?;
     let request = api::InstanceRequest {

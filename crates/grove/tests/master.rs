@@ -97,6 +97,7 @@ fn kill_9_loses_no_acknowledged_request(store: Option<&str>) {
             &api::Supply {
                 software_release: sr.to_owned(),
                 state: api::SupplyState::Available,
+                project: None,
             },
         )
         .expect("supply");

@@ -46,6 +46,7 @@ fn supply(release: &str) -> api::Supply {
     api::Supply {
         software_release: release.to_owned(),
         state: api::SupplyState::Available,
+        project: None,
     }
 }
 

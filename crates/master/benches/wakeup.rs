@@ -70,6 +70,7 @@ fn main() {
         &api::Supply {
             software_release: "sr.cfg".to_owned(),
             state: api::SupplyState::Available,
+            project: None,
         },
     )
     .expect("supply");

@@ -210,8 +210,8 @@ impl<S: Store> Master<S> {
         Ok(row)
     }
 
-    /// A computer's identity: id, reference, owner and token hash (its revision is not
-    /// kept up to date here).
+    /// A computer's identity: id, reference, owner and token hash (its revision, its
+    /// certificate's serial and its project are not kept up to date here).
     pub(crate) async fn computer(
         &self,
         id: i64,

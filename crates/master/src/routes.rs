@@ -474,7 +474,25 @@ async fn supply<S: Store>(
     Path(reference): Path<String>,
     Body(supply): Body<api::Supply>,
 ) -> Result<StatusCode, ApiError> {
-    let row = managed_computer(&m, &caller, &reference).await?;
+    let row = match &supply.project {
+        // A project-admin supplies the computers dedicated to the project.
+        Some(name) if !matches!(caller, Principal::Admin { .. }) => {
+            let project =
+                crate::projects::acting_in(&m, &caller, name, api::Role::ProjectAdmin).await?;
+            // Read afresh: the dedication changes (on any master), the cache keeps only
+            // what does not.
+            m.store
+                .computer_by_reference(reference.clone())
+                .await?
+                .filter(|row| row.project_id == Some(project.id))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "no computer {reference:?} dedicated to project {name:?}"
+                    ))
+                })?
+        }
+        _ => managed_computer(&m, &caller, &reference).await?,
+    };
     if supply.software_release.trim().is_empty() {
         return Err(ApiError::bad_request("software_release is empty"));
     }

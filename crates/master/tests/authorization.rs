@@ -175,6 +175,7 @@ fn supply(client: &Client, computer: &str) {
             &api::Supply {
                 software_release: "sr.cfg".to_owned(),
                 state: api::SupplyState::Available,
+                project: None,
             },
         )
         .expect("supply");
@@ -397,6 +398,7 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
                     &api::Supply {
                         software_release: "other.cfg".to_owned(),
                         state: api::SupplyState::Available,
+                        project: None,
                     },
                 )
                 .map(drop),

@@ -57,6 +57,7 @@ impl Cloud {
                 &api::Supply {
                     software_release: "sr.cfg".to_owned(),
                     state: api::SupplyState::Available,
+                    project: None,
                 },
             )
             .expect("supply");
@@ -568,8 +569,46 @@ fn sizes_are_placed_by_capacity_counted_by_quota_and_given_back(postgres: bool) 
         .expect("dedicated");
     bob.request_instance(&plain("u1", Some("lab")))
         .expect("lab's computer");
+    // A project-admin supplies the computers dedicated to the project; a member does not,
+    // and nobody supplies as the project a computer that is not its.
+    let carol = cloud.user("carol");
+    admin
+        .set_project_member("lab", "carol", Some(api::Role::ProjectAdmin))
+        .expect("carol");
+    let supply = |project: Option<&str>| api::Supply {
+        software_release: "lab.cfg".to_owned(),
+        state: api::SupplyState::Available,
+        project: project.map(str::to_owned),
+    };
+    carol
+        .supply("C1", &supply(Some("lab")))
+        .expect("lab's computer");
+    assert_eq!(status(bob.supply("C1", &supply(Some("lab")))).0, 403);
+    // Without the project, C1 is somebody else's.
+    assert_eq!(status(carol.supply("C1", &supply(None))).0, 403);
+    let shown = admin.show_computer("C1").expect("C1");
+    assert!(
+        shown
+            .software
+            .iter()
+            .any(|s| s.software_release == "lab.cfg"),
+        "{shown:?}"
+    );
     assert_eq!(status(bob.request_instance(&plain("mine", None))).0, 503);
+    // A project a computer is dedicated to is not deleted.
+    let mut destroy_u1 = plain("u1", Some("lab"));
+    destroy_u1.state = api::RequestedState::Destroyed;
+    bob.request_instance(&destroy_u1).expect("destroyed");
+    for title in ["s2", "s3", "s4"] {
+        let mut destroy = plain(title, Some("lab"));
+        destroy.state = api::RequestedState::Destroyed;
+        bob.request_instance(&destroy).expect("destroyed");
+    }
+    let refused = admin.delete_project("lab").expect_err("dedicated");
+    assert_eq!(status(Err::<(), _>(refused.clone())).0, 409, "{refused}");
+    assert!(refused.to_string().contains("dedicated"), "{refused}");
     admin.dedicate_computer("C1", None).expect("shared again");
+    assert_eq!(status(carol.supply("C1", &supply(Some("lab")))).0, 404);
     bob.request_instance(&plain("mine", None))
         .expect("shared again");
 }

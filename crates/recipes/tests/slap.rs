@@ -82,6 +82,7 @@ fn configuration_request_and_publish_go_through_the_master() {
         let supply = api::Supply {
             software_release: sr.to_owned(),
             state: api::SupplyState::Available,
+            project: None,
         };
         admin.supply("COMP-1", &supply).expect("supply");
     }

@@ -68,6 +68,7 @@ async fn main() {
                 api::Supply {
                     software_release: "sr.cfg".to_owned(),
                     state: api::SupplyState::Available,
+                    project: None,
                 },
             )
             .await

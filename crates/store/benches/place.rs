@@ -67,6 +67,7 @@ fn main() {
                     let supply = api::Supply {
                         software_release: "fleet.cfg".to_owned(),
                         state: api::SupplyState::Available,
+                        project: None,
                     };
                     store.supply(id, supply).await.expect("supply");
                 }

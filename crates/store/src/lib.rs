@@ -128,6 +128,8 @@ pub struct ComputerRow {
     pub revision: i64,
     /// The serial of the certificate its node holds (none: no certificate is accepted).
     pub certificate_serial: Option<String>,
+    /// The project it is dedicated to.
+    pub project_id: Option<i64>,
 }
 
 /// An hour of an instance's ledger: what it consumed in that hour.

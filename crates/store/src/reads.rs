@@ -123,6 +123,7 @@ fn computer_row(row: &AnyRow) -> Result<ComputerRow> {
         token_hash: row.try_get("token_hash")?,
         revision: row.try_get("revision")?,
         certificate_serial: row.try_get("certificate_serial")?,
+        project_id: row.try_get("project_id")?,
     })
 }
 
@@ -156,7 +157,8 @@ impl Reads {
 
     pub(crate) async fn computer(&self, id: i64) -> Result<Option<ComputerRow>> {
         let row = sqlx::query(
-            "SELECT id, reference, owner_id, token_hash, revision, certificate_serial FROM computers WHERE id = $1",
+            "SELECT id, reference, owner_id, token_hash, revision, certificate_serial, project_id \
+             FROM computers WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -169,8 +171,8 @@ impl Reads {
         reference: &str,
     ) -> Result<Option<ComputerRow>> {
         let row = sqlx::query(
-            "SELECT id, reference, owner_id, token_hash, revision, certificate_serial FROM computers \
-             WHERE reference = $1",
+            "SELECT id, reference, owner_id, token_hash, revision, certificate_serial, project_id \
+             FROM computers WHERE reference = $1",
         )
         .bind(reference)
         .fetch_optional(&self.pool)

@@ -986,6 +986,7 @@ mod tests {
                     api::Supply {
                         software_release: "https://sr/x.cfg".to_owned(),
                         state: api::SupplyState::Available,
+                        project: None,
                     },
                 ));
             }

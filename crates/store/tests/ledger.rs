@@ -40,6 +40,7 @@ async fn store(location: Location) -> (Db, i64, i64) {
             api::Supply {
                 software_release: "sr.cfg".to_owned(),
                 state: api::SupplyState::Available,
+                project: None,
             },
         )
         .await

@@ -223,6 +223,7 @@ async fn capacity_counters_follow_placements_on_both_backends() {
                     api::Supply {
                         software_release: url.clone(),
                         state: api::SupplyState::Available,
+                        project: None,
                     },
                 )
                 .await

@@ -89,6 +89,7 @@ async fn masters_hear_each_other_say_when_they_may_have_missed_and_writers_recon
     let supply = api::Supply {
         software_release: "https://sr/a.cfg".to_owned(),
         state: api::SupplyState::Available,
+        project: None,
     };
     let mut mended = false;
     for _ in 0..20 {

@@ -68,6 +68,7 @@ async fn a_projects_counters_follow_its_instances_and_their_children() {
                 api::Supply {
                     software_release: "sr.cfg".to_owned(),
                     state: api::SupplyState::Available,
+                    project: None,
                 },
             )
             .await

@@ -194,6 +194,17 @@ impl Tx<'_> {
                 usage.instances
             )));
         }
+        let dedicated: i64 = sqlx::query("SELECT count(*) FROM computers WHERE project_id = $1")
+            .bind(id)
+            .fetch_one(&mut *self.conn)
+            .await?
+            .try_get(0)?;
+        if dedicated > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{dedicated} computer(s) are dedicated to the project: share them again first \
+                 (grove computer dedicate REF --shared)"
+            )));
+        }
         sqlx::query("UPDATE instances SET project_id = NULL WHERE project_id = $1")
             .bind(id)
             .execute(&mut *self.conn)
