@@ -3,8 +3,10 @@
 //! Exit codes (stable, scripts rely on them):
 //! - 0: success;
 //! - 1: the command failed (a profile with errors, an unreadable file, a missing value);
-//! - 2: the command line itself is wrong (clap's usage errors).
+//! - 2: the command line itself is wrong (clap's usage errors); for `grove app check`,
+//!   also a path that could not be read (the check did not run).
 
+mod app;
 mod billing;
 mod client;
 mod master;
@@ -64,6 +66,9 @@ enum Command {
     /// Sizes: CPU, memory and disk a partition is given.
     #[command(subcommand)]
     Size(size::SizeCommand),
+    /// Roboconf applications: check them.
+    #[command(subcommand)]
+    App(app::AppCommand),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -109,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Project(command) => project::run(command),
         Command::Billing(command) => billing::run(command),
         Command::Size(command) => size::run(command),
+        Command::App(command) => app::run(command),
     }
 }
 

@@ -324,18 +324,9 @@ fn main() {
         });
         println!("(analyzed)");
     }
-    let (rate, lat) = load(8, seconds, |t, i| {
-        let request = instance(format!("f{t}-{i}"), "fleet.cfg", &Value::Null);
-        users[t].request_instance(&request).expect("placed");
-    });
-    report(
-        &format!("placements among {computers} computers of 10 partitions"),
-        rate,
-        &lat,
-    );
-
-    // The same placements in a project with quotas (far from reached) and a size, then
-    // with a size alone and in a project alone; then the plain ones again with wrk.
+    // Placements of each kind: plain, in a project with quotas (far from reached) and of a
+    // size, of a size alone, in a project alone. The first two alternate, twice: the
+    // computers' index churns as they fill, so each is compared with its neighbours.
     admin_client
         .create_size(&api::Size {
             name: "small".to_owned(),
@@ -358,25 +349,25 @@ fn main() {
             },
         )
         .expect("quota");
-    let (rate, lat) = load(8, seconds, |t, i| {
-        let mut request = instance(format!("q{t}-{i}"), "fleet.cfg", &Value::Null);
-        request.project = Some("bench".to_owned());
-        request.sla.insert("size".to_owned(), "small".to_owned());
-        users[t].request_instance(&request).expect("placed");
-    });
-    report(
-        &format!(
-            "placements among {computers} computers of 10 partitions, in a project with quotas, sized"
+    let kinds = [
+        ("plain", None, None),
+        (
+            "in a project with quotas, sized",
+            Some("bench"),
+            Some("small"),
         ),
-        rate,
-        &lat,
-    );
-    for (what, project, size) in [
+        ("plain", None, None),
+        (
+            "in a project with quotas, sized",
+            Some("bench"),
+            Some("small"),
+        ),
         ("sized", None, Some("small")),
-        ("in a project without quotas", Some("bench"), None),
-    ] {
+        ("in a project with quotas, not sized", Some("bench"), None),
+    ];
+    for (round, (what, project, size)) in kinds.into_iter().enumerate() {
         let (rate, lat) = load(8, seconds, |t, i| {
-            let mut request = instance(format!("{what}{t}-{i}"), "fleet.cfg", &Value::Null);
+            let mut request = instance(format!("f{round}-{t}-{i}"), "fleet.cfg", &Value::Null);
             request.project = project.map(str::to_owned);
             if let Some(size) = size {
                 request.sla.insert("size".to_owned(), size.to_owned());

@@ -413,9 +413,11 @@ pub(super) async fn first_fits(
     placement: &Placement,
     requests: &[(i64, &Requester, &api::InstanceRequest)],
 ) -> Result<Vec<Option<(api::Instance, i64)>>> {
-    // The sizes, read once for the batch.
+    // The sizes, read once for the batch; on PostgreSQL the writer's session function
+    // reads them itself, saving the writer a round trip.
+    let read_sizes = tx.backend == crate::backend::Backend::Sqlite;
     let sizes: std::collections::BTreeMap<String, api::Size> =
-        if requests.iter().any(|(_, _, r)| r.sla.contains_key(SIZE)) {
+        if read_sizes && requests.iter().any(|(_, _, r)| r.sla.contains_key(SIZE)) {
             tx.sizes()
                 .await?
                 .into_iter()
@@ -437,8 +439,8 @@ pub(super) async fn first_fits(
         };
         // An unknown size is the general path's to answer.
         let size = match request.sla.get(SIZE) {
-            Some(name) => sizes.get(name).cloned().map(Some),
-            None => Some(None),
+            Some(name) if read_sizes => sizes.get(name).cloned().map(Some),
+            _ => Some(None),
         };
         keyed.push((*owner, key, project, size, *request));
     }
@@ -458,17 +460,25 @@ pub(super) async fn first_fits(
                 timestamp: tx.timestamp(),
                 size: size.as_ref().and_then(Option::as_ref),
             },
+            size_name: request.sla.get(SIZE).map(String::as_str),
             computer_guid: request.sla.get(COMPUTER_GUID).map(String::as_str),
             most_used_first: first_fit(placement.policy, request).unwrap_or(false),
         });
     }
     // Those whose size does not read are left to the general path.
     let fits = tx.insert_first_fits(&asks, &fast).await?;
-    // The projects' names, read once for the batch.
+    // The projects' names: as the requests name them (the master found each project by
+    // that name), read once for the batch otherwise.
     let mut names: std::collections::BTreeMap<i64, String> = Default::default();
-    for project in asks.iter().filter_map(|ask| ask.new.project) {
+    for ask in &asks {
+        let Some(project) = ask.new.project else {
+            continue;
+        };
         if let std::collections::btree_map::Entry::Vacant(entry) = names.entry(project) {
-            entry.insert(tx.project(project).await?.name);
+            match &ask.new.request.project {
+                Some(name) => entry.insert(name.clone()),
+                None => entry.insert(tx.project(project).await?.name),
+            };
         }
     }
     Ok(fits

@@ -209,9 +209,9 @@ const FIRST_FITS_CALL: &str = concat!("SELECT * FROM ", first_fits!(), "($1)");
 fn first_fits_function() -> String {
     // The statements' parameters, highest first so that `$1` does not match `$10`.
     const FIELDS: [(&str, &str); 15] = [
-        ("$15", "r.disk"),
-        ("$14", "r.memory"),
-        ("$13", "r.millicores"),
+        ("$15", "v_disk"),
+        ("$14", "v_memory"),
+        ("$13", "v_millicores"),
         ("$12", "r.size"),
         ("$11", "r.project"),
         ("$10", "r.computer"),
@@ -254,13 +254,20 @@ fn first_fits_function() -> String {
          o_reference text) LANGUAGE plpgsql \
          SET plan_cache_mode = force_generic_plan AS $grove$ \
          #variable_conflict use_column\n\
-         DECLARE r record; v_project bigint; \
+         DECLARE r record; v_project bigint; v_millicores bigint; v_memory bigint; \
+         v_disk bigint; \
          BEGIN \
          FOR r IN SELECT * FROM json_to_recordset(batch::json) AS x(ord bigint, owner bigint, \
          requester text, title text, release text, type text, parameters text, state text, \
          sla text, ts bigint, computer text, most_used boolean, extended boolean, \
-         project bigint, size text, millicores bigint, memory bigint, disk bigint) \
+         project bigint, size text) \
          ORDER BY x.ord LOOP \
+         v_millicores := 0; v_memory := 0; v_disk := 0; \
+         IF r.size IS NOT NULL THEN \
+         SELECT s.millicores, s.memory, s.disk INTO v_millicores, v_memory, v_disk \
+         FROM sizes s WHERE s.name = r.size; \
+         CONTINUE WHEN NOT FOUND; \
+         END IF; \
          IF FALSE THEN NULL; {extended}\
          ELSIF r.computer IS NULL AND NOT r.most_used THEN {} \
          ELSIF r.computer IS NULL THEN {} \
@@ -301,6 +308,9 @@ pub(crate) enum Holder {
 #[derive(Debug)]
 pub(crate) struct FirstFitAsk<'a> {
     pub(crate) new: NewInstance<'a>,
+    /// The SLA's `size`: on SQLite also resolved in `new.size`; on PostgreSQL the
+    /// session function reads it (an unknown size is not placed).
+    pub(crate) size_name: Option<&'a str>,
     pub(crate) computer_guid: Option<&'a str>,
     pub(crate) most_used_first: bool,
 }
@@ -650,7 +660,7 @@ impl Tx<'_> {
         batch: &[FirstFitAsk<'_>],
         fast: &[bool],
     ) -> Result<Vec<Option<FirstFit>>> {
-        let extended = |ask: &FirstFitAsk<'_>| ask.new.project.is_some() || ask.new.size.is_some();
+        let extended = |ask: &FirstFitAsk<'_>| ask.new.project.is_some() || ask.size_name.is_some();
         if self.backend == Backend::Sqlite {
             let mut out = Vec::with_capacity(batch.len());
             for (ask, fast) in batch.iter().zip(fast) {
@@ -674,7 +684,6 @@ impl Tx<'_> {
             .filter(|(_, fast)| **fast)
             .map(|((ord, ask), _)| {
                 let request = ask.new.request;
-                let needs = ask.new.size.map(api::Size::resources).unwrap_or_default();
                 serde_json::json!({
                     "ord": ord,
                     "owner": ask.new.owner,
@@ -690,10 +699,7 @@ impl Tx<'_> {
                     "most_used": ask.most_used_first,
                     "extended": extended(ask),
                     "project": ask.new.project,
-                    "size": ask.new.size.map(|s| s.name.as_str()),
-                    "millicores": sizes::stored(needs.millicores),
-                    "memory": sizes::stored(needs.memory),
-                    "disk": sizes::stored(needs.disk),
+                    "size": ask.size_name,
                 })
             })
             .collect();

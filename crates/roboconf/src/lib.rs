@@ -1,0 +1,23 @@
+//! Roboconf applications: the DSL of graphs and instances, the model they make, and the
+//! checks Roboconf runs on them, reported under Roboconf's code names.
+//!
+//! The stages, as Roboconf runs them: [`dsl`] parses a file's lines into blocks (`P_`),
+//! [`blocks`] checks each block (`PM_`), [`validate::convert`] and
+//! [`instances::convert`] make the graph and the instance tree (`CO_`), [`validate`]
+//! and [`instances::validate`] check the model (`RM_`) when nothing was found before,
+//! [`project`] checks the folder (`PROJ_`, `REC_`). [`check`] runs them in order.
+
+pub mod blocks;
+pub mod check;
+pub mod descriptor;
+pub mod diagnostic;
+pub mod dsl;
+pub mod graph;
+pub mod instances;
+pub mod project;
+pub mod tree;
+pub mod validate;
+pub mod vars;
+
+pub use check::{Application, Kind, Model, Report};
+pub use diagnostic::{Code, Diagnostic, Diagnostics, Level};
