@@ -1,5 +1,5 @@
-//! The Roboconf checks on arbitrary bytes: the first line names the entry points' text
-//! split, the rest is the graph and the instances; nothing may panic.
+//! The Roboconf checks on arbitrary bytes, split on NUL into a graph, instances, a
+//! commands file and a rule: nothing may panic.
 #![no_main]
 
 use grove_roboconf::check;
@@ -8,7 +8,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let (graph, instances) = text.split_once('\u{0}').unwrap_or((&text, ""));
+    let mut parts = text.split('\u{0}');
+    let graph = parts.next().unwrap_or_default();
+    let instances = parts.next().unwrap_or_default();
+    let commands = parts.next().unwrap_or_default();
+    let rule = parts.next().unwrap_or_default();
     let tree = Tree::of([
         (
             "descriptor/application.properties",
@@ -16,9 +20,14 @@ fuzz_target!(|data: &[u8]| {
         ),
         ("graph/main.graph", graph),
         ("instances/main.instances", instances),
+        ("commands/c.commands", commands),
+        ("rules.autonomic/r.drl", rule),
     ]);
     let _ = check::application(tree.clone());
     let _ = check::recipe(&tree);
     let _ = check::file("main.graph", graph, &tree, None);
     let _ = check::file("main.instances", instances, &tree, Some(("main.graph", graph, &tree)));
+    let mut out = grove_roboconf::Diagnostics::default();
+    let _ = grove_roboconf::commands::parse(commands, "c", &mut out);
+    let _ = grove_roboconf::rules::parse(rule, "r", "r.drl", &mut out);
 });

@@ -56,6 +56,9 @@ pub struct Application {
     pub graph: Graph,
     pub instances: Vec<Instance>,
     pub external_exports: BTreeMap<String, String>,
+    /// Commands files by name (without `.commands`), checked.
+    pub commands: BTreeMap<String, String>,
+    pub rules: Vec<crate::rules::Rule>,
     pub tree: Tree,
 }
 
@@ -353,17 +356,78 @@ pub fn application(tree: Tree) -> (Report, Option<Application>) {
         project::recipes(&tree, graph, &mut out);
         m.external_exports = project::external_exports(&descriptor, graph, &mut out);
     }
+    // The whole application last: its commands and rules, against the model.
+    let mut commands = BTreeMap::new();
+    let mut rules = Vec::new();
+    if let Some(graph) = graph.as_ref().filter(|_| !out.has_errors()) {
+        commands = tree
+            .files_in("commands")
+            .filter_map(|n| n.strip_suffix(".commands"))
+            .filter_map(|n| {
+                Some((
+                    n.to_owned(),
+                    tree.text(&format!("commands/{n}.commands"))?.into_owned(),
+                ))
+            })
+            .collect();
+        let paths: BTreeMap<String, String> = made
+            .iter()
+            .flatten()
+            .map(|i| (i.path.clone(), i.component.clone()))
+            .collect();
+        crate::commands::check(&commands, graph, &paths, &mut out);
+        rules = self::rules(&tree, &commands, &mut out);
+    }
     let application = match (graph, out.has_errors()) {
         (Some(graph), false) => Some(Application {
             descriptor,
             graph,
             instances: made.unwrap_or_default(),
             external_exports: m.external_exports.clone(),
+            commands,
+            rules,
             tree,
         }),
         _ => None,
     };
     (report(Kind::Application, out, Some(m)), application)
+}
+
+/// The autonomic rules, each naming commands files that exist.
+fn rules(
+    tree: &Tree,
+    commands: &BTreeMap<String, String>,
+    out: &mut Diagnostics,
+) -> Vec<crate::rules::Rule> {
+    let mut rules = Vec::new();
+    for file in tree
+        .files_in("rules.autonomic")
+        .filter(|n| n.ends_with(".drl"))
+    {
+        let path = format!("rules.autonomic/{file}");
+        let Some(text) = tree.text(&path) else {
+            continue;
+        };
+        let name = file.strip_suffix(".drl").unwrap_or(file);
+        let Some(rule) = crate::rules::parse(&text, name, &path, out) else {
+            continue;
+        };
+        for command in &rule.commands {
+            if !commands.contains_key(command) {
+                out.push(Diagnostic::new(
+                    Code::RULE_UNKNOWN_COMMAND,
+                    Some(&path),
+                    None,
+                    format!(
+                        "rule {:?} runs {command}, which is no file commands/{command}.commands",
+                        rule.name
+                    ),
+                ));
+            }
+        }
+        rules.push(rule);
+    }
+    rules
 }
 
 /// Checks a reusable recipe: the graph files in `graph/`, no descriptor, no root rules.

@@ -5,16 +5,19 @@
 //! [`blocks`] checks each block (`PM_`), [`validate::convert`] and
 //! [`instances::convert`] make the graph and the instance tree (`CO_`), [`validate`]
 //! and [`instances::validate`] check the model (`RM_`) when nothing was found before,
-//! [`project`] checks the folder (`PROJ_`, `REC_`). [`check`] runs them in order.
+//! [`project`] checks the folder (`PROJ_`, `REC_`), and last the whole application:
+//! [`commands`] (`CMD_`) and [`rules`] (`RULE_`). [`check`] runs them in order.
 
 pub mod blocks;
 pub mod check;
+pub mod commands;
 pub mod descriptor;
 pub mod diagnostic;
 pub mod dsl;
 pub mod graph;
 pub mod instances;
 pub mod project;
+pub mod rules;
 pub mod tree;
 pub mod validate;
 pub mod vars;

@@ -5,6 +5,56 @@ use grove_roboconf::check::{self, Nothing};
 use grove_roboconf::tree::Tree;
 use proptest::prelude::*;
 
+const COMMAND_TOKENS: &[&str] = &[
+    "create ",
+    "replicate ",
+    "rename ",
+    "associate ",
+    "change status of ",
+    "deploy and start all ",
+    "stop all ",
+    "undeploy all ",
+    "delete ",
+    "write ",
+    "append ",
+    "execute ",
+    "email ",
+    "define ",
+    " as ",
+    " under ",
+    " with ",
+    " into ",
+    " to ",
+    "instances of ",
+    "VM",
+    "App",
+    "/vm",
+    "/vm/app",
+    "$(",
+    ")",
+    "SMART_INDEX",
+    "EXISTING_INDEX MIN",
+    "x",
+    "=",
+    "\\",
+    "\n",
+    "\n",
+    "#",
+    "rule ",
+    "\"r\"",
+    " when ",
+    " then ",
+    " end",
+    "sleep period is ",
+    "occurrences is ",
+    "2",
+    "//",
+    "/*",
+    "*/",
+    "a",
+    "é",
+];
+
 const TOKENS: &[&str] = &[
     "VM",
     "Tomcat",
@@ -57,6 +107,34 @@ fn text() -> impl Strategy<Value = String> {
     prop_oneof![dsl(), any::<String>()]
 }
 
+fn commands_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::collection::vec(prop::sample::select(COMMAND_TOKENS), 0..80).prop_map(|t| t.concat()),
+        any::<String>()
+    ]
+}
+
+/// A valid application, to which the commands and the rule are added.
+const BASE: &[(&str, &str)] = &[
+    (
+        "descriptor/application.properties",
+        "name = a\nversion = 1.0\ndsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n",
+    ),
+    (
+        "graph/main.graph",
+        "VM {\n installer: target;\n children: App;\n}\nApp {\n installer: script;\n}\n",
+    ),
+    (
+        "graph/VM/target.properties",
+        "id = a\nhandler = grove\nname = a\n",
+    ),
+    ("graph/App/scripts/start.sh", "true\n"),
+    (
+        "instances/main.instances",
+        "instance of VM {\n name: vm;\n instance of App {\n  name: app;\n }\n}\n",
+    ),
+];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -67,6 +145,16 @@ proptest! {
         // A report is valid exactly when it holds no error.
         prop_assert_eq!(report.valid, report.diagnostics.iter().all(|d| !d.is_error()));
         let _ = check::file("i.instances", &instances, &Nothing, Some(("g.graph", &graph, &tree)));
+    }
+
+    #[test]
+    fn commands_and_rules_are_checked_without_panicking(a in commands_text(), b in commands_text(), rule in commands_text()) {
+        let mut files: Vec<(&str, &str)> = BASE.to_vec();
+        files.push(("commands/a.commands", &a));
+        files.push(("commands/b.commands", &b));
+        files.push(("rules.autonomic/r.drl", &rule));
+        let (report, application) = check::application(Tree::of(files));
+        prop_assert_eq!(report.valid, application.is_some());
     }
 
     #[test]
