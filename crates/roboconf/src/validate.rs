@@ -142,15 +142,8 @@ pub fn graph(graph: &Graph, recipe: bool, out: &mut Diagnostics) {
         // The rules below walk `extends` and children.
         return;
     }
+    // Without cycles, some component is no other's child: there is always a root.
     let roots: BTreeSet<&str> = graph.roots().into_iter().collect();
-    if !recipe && roots.is_empty() && !graph.components.is_empty() {
-        out.push(Diagnostic::new(
-            Code::RM_NO_ROOT_COMPONENT,
-            None,
-            None,
-            "every component is another's child: no component can be deployed at the root",
-        ));
-    }
     // Every exported name, qualified, for the imports to find.
     let exported: BTreeMap<&str, Vec<String>> = graph
         .components
@@ -165,20 +158,14 @@ pub fn graph(graph: &Graph, recipe: bool, out: &mut Diagnostics) {
     let all_exported: BTreeSet<&str> = exported.values().flatten().map(String::as_str).collect();
     for c in graph.components.values() {
         let installer = graph.installer(&c.name);
-        match installer {
-            None => at(
+        // (The installer's name was checked with its block.)
+        if installer.is_none() {
+            at(
                 out,
                 Code::RM_EMPTY_COMPONENT_INSTALLER,
                 &c.origin,
                 format!("component {:?} has no installer (nor inherits one)", c.name),
-            ),
-            Some(i) if !crate::vars::is_flex_id(i) => at(
-                out,
-                Code::RM_INVALID_COMPONENT_INSTALLER,
-                &c.origin,
-                format!("component {:?}: {i:?} is not an installer's name", c.name),
-            ),
-            Some(_) => {}
+            );
         }
         if !recipe
             && roots.contains(c.name.as_str())
