@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod dsl;
 pub mod graph;
 pub mod instances;
+pub mod lifecycle;
 pub mod project;
 pub mod rules;
 pub mod tree;
