@@ -324,6 +324,7 @@ pub fn application(tree: Tree) -> (Report, Option<Application>) {
     let graph = graph_stages(&graph_files, false, &mut out);
     let mut loaded: BTreeSet<String> = graph_files.iter().map(|(p, _)| p.clone()).collect();
     let mut made = None;
+    let mut read = vec!["graph"];
     if let Some(iep) = &descriptor.instance_entry_point {
         if !tree.files.contains_key(&format!("instances/{iep}")) {
             out.push(Diagnostic::new(
@@ -343,6 +344,7 @@ pub fn application(tree: Tree) -> (Report, Option<Application>) {
                 &mut out,
             );
             loaded.extend(files.iter().map(|(p, _)| p.clone()));
+            read.push("instances");
             made = instance_stages(&files, graph, &mut out);
         }
     }
@@ -351,7 +353,7 @@ pub fn application(tree: Tree) -> (Report, Option<Application>) {
     m.root_components = summary.root_components;
     m.facets = summary.facets;
     m.instances = summary.instances;
-    project::files(&tree, &loaded, &mut out);
+    project::files(&tree, &loaded, &read, &mut out);
     if let Some(graph) = &graph {
         project::recipes(&tree, graph, &mut out);
         m.external_exports = project::external_exports(&descriptor, graph, &mut out);
@@ -459,7 +461,7 @@ pub fn recipe(tree: &Tree) -> Report {
     );
     let loaded: BTreeSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
     let graph = graph_stages(&files, true, &mut out);
-    project::files(tree, &loaded, &mut out);
+    project::files(tree, &loaded, &["graph"], &mut out);
     if let Some(graph) = &graph {
         project::recipes(tree, graph, &mut out);
     }

@@ -10,8 +10,9 @@ use crate::graph::Graph;
 use crate::tree::Tree;
 
 /// Graph and instance files outside their folder, or in it but never reached from the
-/// entry points (`loaded`: the files read).
-pub fn files(tree: &Tree, loaded: &BTreeSet<String>, out: &mut Diagnostics) {
+/// entry points (`loaded`: the files read; `read`: the folders whose entry point was
+/// read, for a file is unreachable only from an entry point that was followed).
+pub fn files(tree: &Tree, loaded: &BTreeSet<String>, read: &[&str], out: &mut Diagnostics) {
     for path in tree.files.keys() {
         for (ext, dir) in [(".graph", "graph/"), (".instances", "instances/")] {
             if !path.ends_with(ext) {
@@ -24,7 +25,9 @@ pub fn files(tree: &Tree, loaded: &BTreeSet<String>, out: &mut Diagnostics) {
                     None,
                     format!("a {ext} file belongs under {dir}: this one is not read"),
                 ));
-            } else if !loaded.contains(path) {
+            } else if !loaded.contains(path)
+                && read.iter().any(|d| path.starts_with(&format!("{d}/")))
+            {
                 out.push(Diagnostic::new(
                     Code::PROJ_UNREACHABLE_FILE,
                     Some(path),
