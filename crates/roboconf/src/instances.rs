@@ -13,7 +13,7 @@ use crate::graph::{Exported, Graph};
 /// At most this many instances come out of one application's files.
 pub const MAX_INSTANCES: usize = 100_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Instance {
     /// `/vm 1/tomcat`.
     pub path: String,
@@ -31,7 +31,7 @@ pub struct Instance {
     pub line: u32,
     /// What reading the overrides found, said by the validation (its stage).
     #[serde(skip)]
-    notes: Vec<Diagnostic>,
+    pub(crate) notes: Vec<Diagnostic>,
 }
 
 impl Instance {

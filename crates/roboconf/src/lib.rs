@@ -19,6 +19,7 @@ pub mod instances;
 pub mod lifecycle;
 pub mod project;
 pub mod rules;
+pub mod runtime;
 pub mod script;
 pub mod tree;
 pub mod validate;
