@@ -17,6 +17,7 @@ pub mod dsl;
 pub mod graph;
 pub mod instances;
 pub mod lifecycle;
+pub mod live;
 pub mod project;
 pub mod rules;
 pub mod runtime;
