@@ -52,6 +52,58 @@ fn generate() -> Vec<(String, String)> {
     files
 }
 
+/// A release reaching 300 components through diamonds: component `i` extends components
+/// `i - 1` and `i / 2`, so the extends tree has a great many paths to the early ones
+/// (zc.buildout applies a component once per path); the release extends the last ten.
+const COMPONENTS: usize = 300;
+
+fn generate_diamonds() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for i in 0..COMPONENTS {
+        let mut text = String::from("[buildout]\n");
+        if i > 0 {
+            text.push_str(&format!(
+                "extends =\n  ../c{}/buildout.cfg\n  ../c{}/buildout.cfg\n",
+                i - 1,
+                i / 2
+            ));
+        }
+        text.push_str(&format!(
+            "parts = c{i}\n\n[c{i}]\nrecipe = slapos.recipe.cmmi\nshared = true\nurl = https://example.invalid/c{i}-1.0.tar.gz\nmd5sum = 0123456789abcdef0123456789abcdef\nconfigure-options =\n  --prefix=@@LOCATION@@\nconfigure-options +=\n  --disable-static\nenvironment =\n  C_PREVIOUS=${{c{}:url}}\n\n[versions]\nc{i} = 1.{i}\n",
+            i.saturating_sub(1)
+        ));
+        files.push((format!("component/c{i}/buildout.cfg"), text));
+    }
+    let mut main = String::from("[buildout]\nextends =\n");
+    for i in COMPONENTS - 10..COMPONENTS {
+        main.push_str(&format!("  component/c{i}/buildout.cfg\n"));
+    }
+    main.push_str("parts =\n");
+    for i in COMPONENTS - 10..COMPONENTS {
+        main.push_str(&format!("  c{i}\n"));
+    }
+    files.push(("software.cfg".to_owned(), main));
+    files
+}
+
+#[divan::bench]
+fn resolve_300_components_through_diamonds(bencher: divan::Bencher<'_, '_>) {
+    let files = loader(&generate_diamonds());
+    let options = LoadOptions::default();
+    bencher.bench(|| {
+        let profile = grove_profile::load("/bench/software.cfg", &files, &options).expect("loads");
+        let resolved = profile.resolve();
+        assert!(
+            resolved.diagnostics.is_empty(),
+            "{:?}",
+            resolved.diagnostics.first()
+        );
+        // The last ten, and every earlier one they refer to.
+        assert_eq!(resolved.parts.len(), COMPONENTS);
+        resolved
+    });
+}
+
 fn loader(files: &[(String, String)]) -> HashMap<String, String> {
     files
         .iter()
@@ -91,7 +143,11 @@ fn parse_only(bencher: divan::Bencher<'_, '_>) {
 fn main() {
     if let Some(dir) = std::env::var_os("GROVE_BENCH_WRITE") {
         let dir = std::path::PathBuf::from(dir);
-        for (name, text) in generate() {
+        for (name, text) in generate().into_iter().chain(
+            generate_diamonds()
+                .into_iter()
+                .map(|(n, t)| (format!("diamonds/{n}"), t)),
+        ) {
             let path = dir.join(name);
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(path, text).expect("write");

@@ -209,6 +209,27 @@ struct Opener<'a> {
     main_dir: Option<String>,
     files: Vec<FileInfo>,
     diagnostics: Vec<Diagnostic>,
+    /// Each file read and parsed once, by location: a release reaches the same component
+    /// through many `extends`, and zc.buildout applies it once per path.
+    parsed: std::collections::HashMap<String, std::rc::Rc<Parsed>>,
+    summaries: std::collections::HashMap<String, Summary>,
+}
+
+/// What applying a file with its bases does, computed the first time it is applied.
+struct Summary {
+    /// Its layers merged, from nothing, when that is what they do on top of anything:
+    /// every increment adds to a value set beside it, and no macro user has increments.
+    delta: Option<std::rc::Rc<Sections>>,
+    /// The bases that were applied (not missing, not a cycle), in order.
+    bases: Vec<String>,
+}
+
+/// A file as read: its sections, and the bases it names.
+struct Parsed {
+    file: u32,
+    sections: Sections,
+    extends: Vec<(String, u32)>,
+    optional_extends: Vec<(String, u32)>,
 }
 
 impl Opener<'_> {
@@ -231,15 +252,18 @@ impl Opener<'_> {
         self.diagnostics.push(d);
     }
 
-    /// Opens `name` relative to `base` and appends it and its bases, depth first, to `out`.
+    /// Applies `name` (relative to `base`) on top of `acc` as zc.buildout does: its bases
+    /// first, depth first (a base reached by two paths is applied twice), then the file.
+    /// Each file is read and parsed once; one that needs nothing from before it
+    /// ([`Summary::delta`]) is applied again as one merged delta.
     fn open(
         &mut self,
+        acc: &mut Sections,
         base: &str,
         name: &str,
         seen: &mut Vec<String>,
-        out: &mut Vec<Sections>,
         from: Option<(u32, u32)>,
-    ) -> Result<(), LoadError> {
+    ) -> Result<Option<String>, LoadError> {
         let location = if is_url(base) && name.starts_with('/') {
             normalize(name)
         } else {
@@ -253,13 +277,113 @@ impl Opener<'_> {
                 from.map(|f| f.0),
                 from.map(|f| f.1),
             );
-            return Ok(());
+            return Ok(None);
         }
-        let text = self.loader.load(&location)?;
+        if self.summaries.contains_key(&location) {
+            self.apply(acc, &location);
+        } else {
+            let summary = self.first_open(acc, &location, seen)?;
+            self.summaries.insert(location.clone(), summary);
+        }
+        Ok(Some(location))
+    }
+
+    /// Applies a file seen before on top of `acc`.
+    fn apply(&self, acc: &mut Sections, location: &str) {
+        let Some(summary) = self.summaries.get(location) else {
+            return;
+        };
+        if let Some(delta) = &summary.delta {
+            merge::update_from(acc, delta);
+            return;
+        }
+        for base in &summary.bases {
+            self.apply(acc, base);
+        }
+        if let Some(parsed) = self.parsed.get(location) {
+            merge::update(acc, parsed.sections.clone());
+        }
+    }
+
+    /// Reads a file, applies its bases and it on top of `acc`, and sums it up.
+    fn first_open(
+        &mut self,
+        acc: &mut Sections,
+        location: &str,
+        seen: &mut Vec<String>,
+    ) -> Result<Summary, LoadError> {
+        let parsed = std::rc::Rc::new(self.read(location)?);
+        self.parsed
+            .insert(location.to_owned(), std::rc::Rc::clone(&parsed));
+        let file = parsed.file;
+        let my_base = base_of(location);
+        let mut bases = Vec::new();
+        let mut closed = true;
+        seen.push(location.to_owned());
+        for (name, line, optional) in parsed
+            .extends
+            .iter()
+            .map(|(n, l)| (n, *l, false))
+            .chain(parsed.optional_extends.iter().map(|(n, l)| (n, *l, true)))
+        {
+            match self.open(acc, &my_base, name, seen, Some((file, line))) {
+                Ok(Some(applied)) => bases.push(applied),
+                Ok(None) => closed = false,
+                Err(LoadError::NotFound) if optional => {}
+                Err(LoadError::NotFound) => {
+                    closed = false;
+                    self.error_at(
+                        ErrorKind::NotFound(join(&my_base, name)),
+                        Some(file),
+                        Some(line),
+                    );
+                }
+                Err(LoadError::Failed(message)) => {
+                    closed = false;
+                    self.error_at(
+                        ErrorKind::Load {
+                            location: join(&my_base, name),
+                            message,
+                        },
+                        Some(file),
+                        Some(line),
+                    );
+                }
+            }
+        }
+        seen.pop();
+        merge::update(acc, parsed.sections.clone());
+        // Closed when every base is, and each increment of the file adds to a value the
+        // file itself sets (in the same section, conditional parts included).
+        let mut delta = Sections::new();
+        for base in &bases {
+            match self.summaries.get(base).and_then(|s| s.delta.as_ref()) {
+                Some(base_delta) if closed => merge::update_from(&mut delta, base_delta),
+                _ => closed = false,
+            }
+        }
+        for section in parsed.sections.values() {
+            // A macro user keeps its increments until the macro is expanded: applied on
+            // nothing or on something, it differs.
+            let macro_user = section.contains_key(&OptKey::set("<"));
+            for key in section.keys().filter(|k| k.op != Op::Set) {
+                closed &= !macro_user && section.contains_key(&OptKey::set(key.name.clone()));
+            }
+        }
+        let delta = closed.then(|| {
+            merge::update(&mut delta, parsed.sections.clone());
+            std::rc::Rc::new(delta)
+        });
+        Ok(Summary { delta, bases })
+    }
+
+    /// Reads and parses a file once; its errors are said once.
+    fn read(&mut self, location: &str) -> Result<Parsed, LoadError> {
+        let text = self.loader.load(location)?;
         let file = u32::try_from(self.files.len()).unwrap_or(u32::MAX);
-        let display = self.display(&location);
+        let display = self.display(location);
         self.files.push(FileInfo {
-            location: location.clone(),
+            location: location.to_owned(),
             display,
         });
         let parsed = parse::parse(&text, self.env);
@@ -270,7 +394,7 @@ impl Opener<'_> {
                 Some(error.line),
             );
         }
-        let my_base = base_of(&location);
+        let my_base = base_of(location);
 
         let mut sections = Sections::new();
         let mut extends = Vec::new();
@@ -329,53 +453,18 @@ impl Opener<'_> {
             sections.insert(name, section);
         }
 
-        seen.push(location);
-        for (name, line) in extends {
-            match self.open(&my_base, &name, seen, out, Some((file, line))) {
-                Ok(()) => {}
-                Err(LoadError::NotFound) => {
-                    self.error_at(
-                        ErrorKind::NotFound(join(&my_base, &name)),
-                        Some(file),
-                        Some(line),
-                    );
-                }
-                Err(LoadError::Failed(message)) => {
-                    let location = join(&my_base, &name);
-                    self.error_at(
-                        ErrorKind::Load { location, message },
-                        Some(file),
-                        Some(line),
-                    );
-                }
-            }
-        }
-        for (name, line) in optional_extends {
-            match self.open(&my_base, &name, seen, out, Some((file, line))) {
-                Ok(()) | Err(LoadError::NotFound) => {}
-                Err(LoadError::Failed(message)) => {
-                    let location = join(&my_base, &name);
-                    self.error_at(
-                        ErrorKind::Load { location, message },
-                        Some(file),
-                        Some(line),
-                    );
-                }
-            }
-        }
-        seen.pop();
-        out.push(sections);
-        Ok(())
+        Ok(Parsed {
+            file,
+            sections,
+            extends,
+            optional_extends,
+        })
     }
 
     /// Opens a file and merges it with its bases, later ones winning.
     fn open_root(&mut self, base: &str, name: &str) -> Result<Sections, LoadError> {
-        let mut layers = Vec::new();
-        self.open(base, name, &mut Vec::new(), &mut layers, None)?;
         let mut merged = Sections::new();
-        for layer in layers {
-            merge::update(&mut merged, layer);
-        }
+        self.open(&mut merged, base, name, &mut Vec::new(), None)?;
         Ok(merged)
     }
 }
@@ -399,6 +488,8 @@ pub fn load(main: &str, loader: &dyn Loader, options: &LoadOptions) -> Result<Pr
         main_dir,
         files: Vec::new(),
         diagnostics: Vec::new(),
+        parsed: std::collections::HashMap::new(),
+        summaries: std::collections::HashMap::new(),
     };
 
     let mut buildout: Section = BUILDOUT_DEFAULTS

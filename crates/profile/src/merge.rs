@@ -191,6 +191,19 @@ pub(crate) fn update(d1: &mut Sections, d2: Sections) {
     }
 }
 
+/// Applies `d2` on top of `d1` as [`update`] does, without taking it: a section `d1`
+/// already holds as it is in `d2` is left alone (a base applied again on a diamond).
+pub(crate) fn update_from(d1: &mut Sections, d2: &Sections) {
+    for (name, section) in d2 {
+        if d1.get(name) == Some(section) {
+            continue;
+        }
+        let mut one = Sections::new();
+        one.insert(name.clone(), section.clone());
+        update(d1, one);
+    }
+}
+
 /// A section seen for the first time: an increment with nothing before it sets the value
 /// (`+=`) or empties it (`-=`).
 fn new_section(mut section: Section) -> Section {
