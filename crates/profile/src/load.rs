@@ -219,7 +219,7 @@ struct Opener<'a> {
 struct Summary {
     /// Its layers merged, from nothing, when that is what they do on top of anything:
     /// every increment adds to a value set beside it, and no macro user has increments.
-    delta: Option<std::rc::Rc<Sections>>,
+    delta: Option<std::rc::Rc<merge::Delta>>,
     /// The bases that were applied (not missing, not a cycle), in order.
     bases: Vec<String>,
 }
@@ -355,10 +355,14 @@ impl Opener<'_> {
         merge::update(acc, parsed.sections.clone());
         // Closed when every base is, and each increment of the file adds to a value the
         // file itself sets (in the same section, conditional parts included).
-        let mut delta = Sections::new();
+        let mut delta = merge::Delta::new();
         for base in &bases {
             match self.summaries.get(base).and_then(|s| s.delta.as_ref()) {
-                Some(base_delta) if closed => merge::update_from(&mut delta, base_delta),
+                Some(base_delta) if closed => {
+                    for (name, section) in base_delta.iter() {
+                        merge::update_delta(&mut delta, name, std::rc::Rc::clone(section));
+                    }
+                }
                 _ => closed = false,
             }
         }
@@ -371,7 +375,9 @@ impl Opener<'_> {
             }
         }
         let delta = closed.then(|| {
-            merge::update(&mut delta, parsed.sections.clone());
+            for (name, section) in &parsed.sections {
+                merge::update_delta(&mut delta, name, std::rc::Rc::new(section.clone()));
+            }
             std::rc::Rc::new(delta)
         });
         Ok(Summary { delta, bases })

@@ -191,16 +191,47 @@ pub(crate) fn update(d1: &mut Sections, d2: Sections) {
     }
 }
 
-/// Applies `d2` on top of `d1` as [`update`] does, without taking it: a section `d1`
-/// already holds as it is in `d2` is left alone (a base applied again on a diamond).
-pub(crate) fn update_from(d1: &mut Sections, d2: &Sections) {
-    for (name, section) in d2 {
-        if d1.get(name) == Some(section) {
+/// Sections merged once and shared: a file's bases and the file, applied again wherever
+/// the file is reached (sections are shared between the deltas that hold them unchanged).
+pub(crate) type Delta = BTreeMap<String, std::rc::Rc<Section>>;
+
+/// Applies one section on top of `d1[name]` as [`update`] does.
+fn update_one(d1: &mut Sections, name: &str, section: Section) {
+    let mut one = Sections::new();
+    one.insert(name.to_owned(), section);
+    update(d1, one);
+}
+
+/// Applies a delta on top of `d1` as [`update`] would; a section `d1` already holds as
+/// it is in the delta is left alone (a base applied again on a diamond).
+pub(crate) fn update_from(d1: &mut Sections, delta: &Delta) {
+    for (name, section) in delta {
+        if d1.get(name) == Some(&**section) {
             continue;
         }
-        let mut one = Sections::new();
-        one.insert(name.clone(), section.clone());
-        update(d1, one);
+        update_one(d1, name, (**section).clone());
+    }
+}
+
+/// Applies `section` on top of the delta's section `name`, sharing what does not change.
+pub(crate) fn update_delta(delta: &mut Delta, name: &str, section: std::rc::Rc<Section>) {
+    match delta.get(name) {
+        None if section.keys().all(|k| k.op == Op::Set)
+            && !section.contains_key(&OptKey::set("<")) =>
+        {
+            delta.insert(name.to_owned(), section);
+        }
+        Some(existing) if std::rc::Rc::ptr_eq(existing, &section) || **existing == *section => {}
+        existing => {
+            let mut one = Sections::new();
+            if let Some(existing) = existing {
+                one.insert(name.to_owned(), (**existing).clone());
+            }
+            update_one(&mut one, name, (*section).clone());
+            if let Some(merged) = one.remove(name) {
+                delta.insert(name.to_owned(), std::rc::Rc::new(merged));
+            }
+        }
     }
 }
 
