@@ -493,18 +493,26 @@ pub fn file(
     let file_kind = probe.kind();
     let instances_like =
         kind == Kind::Instances || (graph.is_some() && file_kind == FileKind::Aggregator);
-    if !instances_like {
-        // A graph (or an aggregator of graphs, or nothing): the whole graph from here.
+    // One file held in memory, the files it imports read from its folder.
+    let single = |name: &str,
+                  text: &str,
+                  reader: &dyn Reader,
+                  kinds: &[FileKind],
+                  not: Code,
+                  out: &mut Diagnostics| {
         let memory = Single {
             name,
             text,
             rest: reader,
         };
-        let files = load(
-            &memory,
-            "",
-            "",
-            &[name],
+        load(&memory, "", "", &[name], kinds, not, out)
+    };
+    if !instances_like {
+        // A graph (or an aggregator of graphs, or nothing): the whole graph from here.
+        let files = single(
+            name,
+            text,
+            reader,
             &GRAPH_KINDS,
             Code::CO_NOT_A_GRAPH,
             &mut out,
@@ -518,47 +526,29 @@ pub fn file(
     }
     let Some((graph_name, graph_text, graph_reader)) = graph else {
         // Syntax and block rules only.
-        let memory = Single {
+        single(
             name,
             text,
-            rest: reader,
-        };
-        load(
-            &memory,
-            "",
-            "",
-            &[name],
+            reader,
             &INSTANCE_KINDS,
             Code::CO_NOT_INSTANCES,
             &mut out,
         );
         return report(kind, out, None);
     };
-    let graph_memory = Single {
-        name: graph_name,
-        text: graph_text,
-        rest: graph_reader,
-    };
-    let graph_files = load(
-        &graph_memory,
-        "",
-        "",
-        &[graph_name],
+    let graph_files = single(
+        graph_name,
+        graph_text,
+        graph_reader,
         &GRAPH_KINDS,
         Code::CO_NOT_A_GRAPH,
         &mut out,
     );
     let g = graph_stages(&graph_files, false, &mut out);
-    let memory = Single {
+    let files = single(
         name,
         text,
-        rest: reader,
-    };
-    let files = load(
-        &memory,
-        "",
-        "",
-        &[name],
+        reader,
         &INSTANCE_KINDS,
         Code::CO_NOT_INSTANCES,
         &mut out,

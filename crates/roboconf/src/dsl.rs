@@ -199,14 +199,7 @@ pub fn parse(text: &str, file: &str, out: &mut Diagnostics) -> File {
                     }
                     close(&mut stack, &mut parsed);
                 } else if let (Open::Instance(_), Some(rest)) = (&*open, after_instance_of(code)) {
-                    if let Some(component) = declaration(rest, "instance of", file, line, out) {
-                        stack.push(Open::Instance(InstanceBlock {
-                            component,
-                            line,
-                            properties: Vec::new(),
-                            children: Vec::new(),
-                        }));
-                    }
+                    open_instance(rest, file, line, &mut stack, out);
                 } else if let Some(property) = property(code, file, line, out) {
                     open.properties().push(property);
                 } else {
@@ -246,6 +239,18 @@ pub fn parse(text: &str, file: &str, out: &mut Diagnostics) -> File {
         }
     }
     parsed
+}
+
+/// `instance of X {`: opens the instance block.
+fn open_instance(rest: &str, file: &str, line: u32, stack: &mut Vec<Open>, out: &mut Diagnostics) {
+    if let Some(component) = declaration(rest, "instance of", file, line, out) {
+        stack.push(Open::Instance(InstanceBlock {
+            component,
+            line,
+            properties: Vec::new(),
+            children: Vec::new(),
+        }));
+    }
 }
 
 fn close(stack: &mut Vec<Open>, parsed: &mut File) {
@@ -298,14 +303,7 @@ fn top_level(
             }));
         }
     } else if let Some(rest) = after_instance_of(code) {
-        if let Some(component) = declaration(rest, "instance of", file, line, out) {
-            stack.push(Open::Instance(InstanceBlock {
-                component,
-                line,
-                properties: Vec::new(),
-                children: Vec::new(),
-            }));
-        }
+        open_instance(rest, file, line, stack, out);
     } else if code.contains('{') || looks_like_name(code) {
         if let Some(name) = declaration(code, "component", file, line, out) {
             stack.push(Open::Component(Holder {
