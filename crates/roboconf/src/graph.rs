@@ -109,6 +109,9 @@ struct Containment {
     children: BTreeMap<String, BTreeSet<String>>,
     /// Facet → the components that carry it.
     carriers: BTreeMap<String, BTreeSet<String>>,
+    /// Component → itself and the components that extend it, directly or not: a child
+    /// named by its component may be of any of them.
+    extenders: BTreeMap<String, BTreeSet<String>>,
     roots: Vec<String>,
 }
 
@@ -325,11 +328,19 @@ impl Graph {
                         .insert(c.clone());
                 }
             }
+            let mut extenders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for c in self.components.keys() {
+                for ancestor in self.lineage(c) {
+                    extenders
+                        .entry(ancestor.name.clone())
+                        .or_default()
+                        .insert(c.clone());
+                }
+            }
             let expand = |name: &str| -> BTreeSet<String> {
-                if self.components.contains_key(name) {
-                    BTreeSet::from([name.to_owned()])
-                } else {
-                    carriers.get(name).cloned().unwrap_or_default()
+                match extenders.get(name) {
+                    Some(set) => set.clone(),
+                    None => carriers.get(name).cloned().unwrap_or_default(),
                 }
             };
             let children: BTreeMap<String, BTreeSet<String>> = self
@@ -360,20 +371,20 @@ impl Graph {
             Containment {
                 children,
                 carriers,
+                extenders,
                 roots,
             }
         })
     }
 
-    /// The components a child name stands for: the component itself, or for a facet,
-    /// every component that carries it (and those that extend them).
+    /// The components a child name stands for: the component and those that extend it,
+    /// or for a facet, every component that carries it (and those that extend them).
     pub fn expand_child(&self, name: &str) -> BTreeSet<&str> {
-        if let Some((c, _)) = self.components.get_key_value(name) {
-            return BTreeSet::from([c.as_str()]);
-        }
-        self.containment()
-            .carriers
+        let containment = self.containment();
+        containment
+            .extenders
             .get(name)
+            .or_else(|| containment.carriers.get(name))
             .map(|set| set.iter().map(String::as_str).collect())
             .unwrap_or_default()
     }

@@ -57,19 +57,24 @@ pub fn files(tree: &Tree, loaded: &BTreeSet<String>, read: &[&str], out: &mut Di
 /// Each component's resource folder `graph/NAME/` and the recipes in it.
 pub fn recipes(tree: &Tree, graph: &Graph, out: &mut Diagnostics) {
     for c in graph.components.values() {
-        let dir = format!("graph/{}", c.name);
-        if !tree.is_dir(&dir) {
+        // Recipes are inherited through `extends`: the nearest folder counts.
+        let Some(dir) = graph
+            .lineage(&c.name)
+            .iter()
+            .map(|a| format!("graph/{}", a.name))
+            .find(|d| tree.is_dir(d))
+        else {
             out.push(Diagnostic::new(
                 Code::PROJ_NO_RESOURCE_DIRECTORY,
                 None,
                 None,
                 format!(
-                    "component {:?} has no folder {dir}/ for its recipes",
-                    c.name
+                    "component {:?} has no folder graph/{}/ for its recipes (nor inherits one)",
+                    c.name, c.name
                 ),
             ));
             continue;
-        }
+        };
         let installer = graph
             .installer(&c.name)
             .unwrap_or_default()
