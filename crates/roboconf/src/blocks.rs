@@ -257,8 +257,8 @@ fn instance(i: &InstanceBlock, path: &str, out: &mut Diagnostics) {
         Some(_) => {}
     }
     if let Some(p) = i.properties.iter().find(|p| p.name == "count") {
-        match p.trimmed().parse::<u32>() {
-            Ok(n) if n > 0 && n as usize <= crate::instances::MAX_INSTANCES => {
+        match valid_count(p.trimmed()) {
+            Some(n) => {
                 if n == 1 {
                     out.at(
                         Code::PM_USELESS_INSTANCE_COUNT,
@@ -268,7 +268,7 @@ fn instance(i: &InstanceBlock, path: &str, out: &mut Diagnostics) {
                     );
                 }
             }
-            _ => out.at(
+            None => out.at(
                 Code::PM_INVALID_INSTANCE_COUNT,
                 path,
                 p.line,
@@ -290,7 +290,13 @@ pub(crate) fn count(i: &InstanceBlock) -> u32 {
     i.properties
         .iter()
         .find(|p| p.name == "count")
-        .and_then(|p| p.trimmed().parse::<u32>().ok())
-        .filter(|n| *n >= 1 && *n as usize <= crate::instances::MAX_INSTANCES)
+        .and_then(|p| valid_count(p.trimmed()))
         .unwrap_or(1)
+}
+
+/// A count that reads: a whole number from 1 to [`crate::instances::MAX_INSTANCES`].
+fn valid_count(text: &str) -> Option<u32> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| *n >= 1 && *n as usize <= crate::instances::MAX_INSTANCES)
 }

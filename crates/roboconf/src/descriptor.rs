@@ -58,20 +58,39 @@ pub fn is_version(version: &str) -> bool {
     rest.is_empty() || (rest.len() > 1 && (rest.starts_with('.') || rest.starts_with('-')))
 }
 
+/// A Java properties file's keys and values, or `None` with `code` said at the line that
+/// does not read (`what` names the file in the message).
+pub(crate) fn properties(
+    bytes: &[u8],
+    path: &str,
+    code: Code,
+    what: &str,
+    out: &mut Diagnostics,
+) -> Option<BTreeMap<String, String>> {
+    match java_properties::read(bytes) {
+        Ok(map) => Some(map.into_iter().collect()),
+        Err(e) => {
+            out.push(crate::Diagnostic::new(
+                code,
+                Some(path),
+                e.line_number().and_then(|l| u32::try_from(l).ok()),
+                format!("{what} does not read as a properties file: {e}"),
+            ));
+            None
+        }
+    }
+}
+
 /// Reads and checks the descriptor's text.
 pub fn read(text: &str, out: &mut Diagnostics) -> Descriptor {
-    let props: BTreeMap<String, String> = match java_properties::read(text.as_bytes()) {
-        Ok(map) => map.into_iter().collect(),
-        Err(e) => {
-            let line = e.line_number().and_then(|l| u32::try_from(l).ok());
-            out.push(crate::Diagnostic::new(
-                Code::PROJ_READ_DESC_FILE,
-                Some(PATH),
-                line,
-                format!("the descriptor does not read as a properties file: {e}"),
-            ));
-            return Descriptor::default();
-        }
+    let Some(props) = properties(
+        text.as_bytes(),
+        PATH,
+        Code::PROJ_READ_DESC_FILE,
+        "the descriptor",
+        out,
+    ) else {
+        return Descriptor::default();
     };
     let problem = |out: &mut Diagnostics, code, message: String| {
         out.push(crate::Diagnostic::new(code, Some(PATH), None, message));

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::dsl::{self, Block};
-use crate::vars::{self, ExportEntry, ImportEntry};
+use crate::vars::{self, ExportEntry};
 
 /// Where a block was declared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,16 +59,8 @@ pub struct ImportDecl {
 }
 
 impl ImportDecl {
-    pub fn entry(&self) -> ImportEntry {
-        ImportEntry {
-            name: self.name.clone(),
-            optional: self.optional,
-            external: self.external,
-        }
-    }
-
     pub fn prefix(&self) -> &str {
-        self.name.rsplit_once('.').map_or("", |(p, _)| p)
+        vars::import_prefix(&self.name)
     }
 
     pub fn is_wildcard(&self) -> bool {

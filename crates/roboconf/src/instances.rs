@@ -34,13 +34,26 @@ pub struct Instance {
     pub(crate) notes: Vec<Diagnostic>,
 }
 
+/// The parent of an instance's path; `None` for a root instance.
+pub fn parent_path(path: &str) -> Option<&str> {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => None,
+        Some((parent, _)) => Some(parent),
+    }
+}
+
+/// The path of the root instance above an instance (itself for a root): `/vm 1` for
+/// `/vm 1/tomcat`.
+pub fn root_path(path: &str) -> &str {
+    path.get(1..)
+        .and_then(|rest| rest.find('/'))
+        .map_or(path, |at| &path[..at + 1])
+}
+
 impl Instance {
     /// The parent's path; `None` for a root instance.
     pub fn parent(&self) -> Option<&str> {
-        match self.path.rsplit_once('/') {
-            Some(("", _)) | None => None,
-            Some((parent, _)) => Some(parent),
-        }
+        parent_path(&self.path)
     }
 
     /// The instance's exports: the component's, its overrides applied.

@@ -197,12 +197,7 @@ pub fn exports(
     addresses: &BTreeMap<String, String>,
     ports: &BTreeMap<(String, String), u16>,
 ) -> BTreeMap<String, String> {
-    let root = instance
-        .path
-        .split('/')
-        .nth(1)
-        .map(|r| format!("/{r}"))
-        .unwrap_or_default();
+    let root = crate::instances::root_path(&instance.path).to_owned();
     let mut out = BTreeMap::new();
     for e in instance.exports(graph) {
         let value = if e.local() == "ip" && e.value.is_none() {
@@ -227,17 +222,20 @@ fn meta(value: &str, instance: &Instance) -> String {
         return value.to_owned();
     }
     let clean = clean_path(&instance.path);
-    let reversed = {
-        let mut parts: Vec<&str> = instance.path.split('/').filter(|p| !p.is_empty()).collect();
-        parts.reverse();
-        clean_path(&format!("/{}", parts.join("/")))
-    };
+    let reversed = clean_reversed_path(&instance.path);
     value
         .replace("$(ROBOCONF_INSTANCE_NAME)", &instance.name)
         .replace("$(ROBOCONF_INSTANCE_PATH)", &instance.path)
         .replace("$(ROBOCONF_CLEAN_INSTANCE_PATH)", &clean)
         .replace("$(ROBOCONF_CLEAN_REVERSED_INSTANCE_PATH)", &reversed)
         .replace("$(ROBOCONF_COMPONENT_NAME)", &instance.component)
+}
+
+/// [`clean_path`] of the path's segments in reverse order.
+pub fn clean_reversed_path(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    parts.reverse();
+    clean_path(&parts.join("/"))
 }
 
 /// A path without its leading `/`, other non-word characters as `_`.

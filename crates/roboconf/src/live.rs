@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::check::Application;
+use crate::instances::root_path;
 use crate::lifecycle::{self, State, Wanted};
 use crate::runtime::Desired;
 
@@ -23,7 +24,6 @@ pub fn assign_ports(
     given: &BTreeMap<Variable, u16>,
     forbidden: &BTreeSet<u16>,
 ) -> BTreeMap<Variable, u16> {
-    let root_of = |path: &str| path.split('/').nth(1).unwrap_or_default().to_owned();
     let mut out: BTreeMap<Variable, u16> = BTreeMap::new();
     let mut used: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
     let wanted: Vec<Variable> = app
@@ -40,14 +40,16 @@ pub fn assign_ports(
     for variable in &wanted {
         if let Some(port) = given.get(variable) {
             out.insert(variable.clone(), *port);
-            used.entry(root_of(&variable.0)).or_default().insert(*port);
+            used.entry(root_path(&variable.0).to_owned())
+                .or_default()
+                .insert(*port);
         }
     }
     for variable in wanted {
         if out.contains_key(&variable) {
             continue;
         }
-        let taken = used.entry(root_of(&variable.0)).or_default();
+        let taken = used.entry(root_path(&variable.0).to_owned()).or_default();
         if let Some(port) = PORTS
             .clone()
             .find(|p| !taken.contains(p) && !forbidden.contains(p))
@@ -97,7 +99,7 @@ pub fn desired(app: &Application, known: &Known) -> BTreeMap<String, Vec<Desired
         .collect();
     let mut out: BTreeMap<String, Vec<Desired>> = BTreeMap::new();
     for i in &app.instances {
-        let root = format!("/{}", i.path.split('/').nth(1).unwrap_or_default());
+        let root = root_path(&i.path).to_owned();
         out.entry(root).or_default().push(Desired {
             path: i.path.clone(),
             name: i.name.clone(),

@@ -165,18 +165,13 @@ pub fn target_properties(
     out: &mut Diagnostics,
 ) -> Option<BTreeMap<String, String>> {
     let bytes = tree.files.get(path)?;
-    match java_properties::read(bytes.as_slice()) {
-        Ok(map) => Some(map.into_iter().collect()),
-        Err(e) => {
-            out.push(Diagnostic::new(
-                Code::REC_TARGET_INVALID_FILE_OR_CONTENT,
-                Some(path),
-                e.line_number().and_then(|l| u32::try_from(l).ok()),
-                format!("the target does not read as a properties file: {e}"),
-            ));
-            None
-        }
-    }
+    crate::descriptor::properties(
+        bytes,
+        path,
+        Code::REC_TARGET_INVALID_FILE_OR_CONTENT,
+        "the target",
+        out,
+    )
 }
 
 /// The descriptor's external exports against the graph: each variable exported by a

@@ -27,10 +27,7 @@ pub struct Desired {
 
 impl Desired {
     fn parent(&self) -> Option<&str> {
-        match self.path.rsplit_once('/') {
-            Some(("", _)) | None => None,
-            Some((parent, _)) => Some(parent),
-        }
+        crate::instances::parent_path(&self.path)
     }
 
     fn is_root(&self) -> bool {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::instances::Instance;
-use crate::lifecycle::{Import, Imports, clean_path};
+use crate::lifecycle::{Import, Imports, clean_path, clean_reversed_path};
 
 /// A life-cycle action with a script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +85,7 @@ pub fn environment(
     change: Option<&Change>,
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    let reversed = {
-        let mut parts: Vec<&str> = instance.path.split('/').filter(|p| !p.is_empty()).collect();
-        parts.reverse();
-        clean_path(&parts.join("/"))
-    };
+    let reversed = clean_reversed_path(&instance.path);
     for (k, v) in [
         ("ROBOCONF_FILES_DIR", files_dir.to_owned()),
         ("ROBOCONF_INSTANCE_NAME", instance.name.clone()),

@@ -164,12 +164,17 @@ pub struct ImportEntry {
 impl ImportEntry {
     /// The component, facet or application prefix.
     pub fn prefix(&self) -> &str {
-        self.name.rsplit_once('.').map_or("", |(p, _)| p)
+        import_prefix(&self.name)
     }
 
     pub fn is_wildcard(&self) -> bool {
         self.name.ends_with(".*")
     }
+}
+
+/// The component, facet or application prefix of an imported name (`Prefix.var`).
+pub fn import_prefix(name: &str) -> &str {
+    name.rsplit_once('.').map_or("", |(p, _)| p)
 }
 
 /// What is wrong with an `imports:` entry.
