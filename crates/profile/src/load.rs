@@ -209,14 +209,15 @@ struct Opener<'a> {
     main_dir: Option<String>,
     files: Vec<FileInfo>,
     diagnostics: Vec<Diagnostic>,
-    /// Each file read and parsed once, by location: a release reaches the same component
-    /// through many `extends`, and zc.buildout applies it once per path.
-    parsed: std::collections::HashMap<String, std::rc::Rc<Parsed>>,
+    /// Each file read, parsed and summed up once, by location: a release reaches the same
+    /// component through many `extends`, and zc.buildout applies it once per path.
     summaries: std::collections::HashMap<String, Summary>,
 }
 
 /// What applying a file with its bases does, computed the first time it is applied.
 struct Summary {
+    /// Its own sections.
+    sections: Sections,
     /// Its layers merged, from nothing, when that is what they do on top of anything:
     /// every increment adds to a value set beside it, and no macro user has increments.
     delta: Option<std::rc::Rc<merge::Delta>>,
@@ -300,9 +301,7 @@ impl Opener<'_> {
         for base in &summary.bases {
             self.apply(acc, base);
         }
-        if let Some(parsed) = self.parsed.get(location) {
-            merge::update(acc, parsed.sections.clone());
-        }
+        merge::update(acc, summary.sections.clone());
     }
 
     /// Reads a file, applies its bases and it on top of `acc`, and sums it up.
@@ -312,9 +311,7 @@ impl Opener<'_> {
         location: &str,
         seen: &mut Vec<String>,
     ) -> Result<Summary, LoadError> {
-        let parsed = std::rc::Rc::new(self.read(location)?);
-        self.parsed
-            .insert(location.to_owned(), std::rc::Rc::clone(&parsed));
+        let parsed = self.read(location)?;
         let file = parsed.file;
         let my_base = base_of(location);
         let mut bases = Vec::new();
@@ -380,7 +377,11 @@ impl Opener<'_> {
             }
             std::rc::Rc::new(delta)
         });
-        Ok(Summary { delta, bases })
+        Ok(Summary {
+            sections: parsed.sections,
+            delta,
+            bases,
+        })
     }
 
     /// Reads and parses a file once; its errors are said once.
@@ -494,7 +495,6 @@ pub fn load(main: &str, loader: &dyn Loader, options: &LoadOptions) -> Result<Pr
         main_dir,
         files: Vec::new(),
         diagnostics: Vec::new(),
-        parsed: std::collections::HashMap::new(),
         summaries: std::collections::HashMap::new(),
     };
 
