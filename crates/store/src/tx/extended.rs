@@ -6,7 +6,6 @@
 use std::sync::OnceLock;
 
 use grove_api as api;
-use sqlx::Row;
 
 use super::{FirstFit, NewInstance, Tx, sizes::stored, to_json};
 use crate::Result;
@@ -138,7 +137,7 @@ fn statement(backend: Backend, variant: Variant) -> String {
              counted AS (UPDATE computers SET {COUNTED} FROM ins \
              WHERE computers.id = ins.computer_id), \
              held AS (UPDATE projects SET {HELD} FROM ins WHERE projects.id = ins.project_id) \
-             SELECT id, computer_id, partition_reference, reference, project_id FROM ins"
+             SELECT id, computer_id, partition_reference, reference FROM ins"
         ),
     }
 }
@@ -198,12 +197,6 @@ impl Tx<'_> {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        Ok(Some(FirstFit {
-            id: row.try_get(0)?,
-            computer: row.try_get(1)?,
-            partition: row.try_get(2)?,
-            reference: row.try_get(3)?,
-            project: None,
-        }))
+        FirstFit::from_row(row, 0).map(Some)
     }
 }

@@ -243,7 +243,7 @@ fn first_fits_function() -> String {
             format!(
                 "ELSIF r.extended AND (r.project IS NOT NULL) = {} AND (r.size IS NOT NULL) = {} \
                  AND (r.computer IS NOT NULL) = {} AND r.most_used = {} THEN {sql} \
-                 INTO o_id, o_computer, o_partition, o_reference, v_project; ",
+                 INTO o_id, o_computer, o_partition, o_reference; ",
                 variant.project, variant.sized, variant.on_computer, variant.most_used_first
             )
         })
@@ -254,7 +254,7 @@ fn first_fits_function() -> String {
          o_reference text) LANGUAGE plpgsql \
          SET plan_cache_mode = force_generic_plan AS $grove$ \
          #variable_conflict use_column\n\
-         DECLARE r record; v_project bigint; v_millicores bigint; v_memory bigint; \
+         DECLARE r record; v_millicores bigint; v_memory bigint; \
          v_disk bigint; \
          BEGIN \
          FOR r IN SELECT * FROM json_to_recordset(batch::json) AS x(ord bigint, owner bigint, \
@@ -334,6 +334,20 @@ pub(crate) struct FirstFit {
     pub(crate) reference: String,
     /// The project's name, for an instance in one.
     pub(crate) project: Option<String>,
+}
+
+impl FirstFit {
+    /// Read from a fast path's answer: id, computer, partition and computer reference,
+    /// from column `first` on.
+    pub(crate) fn from_row(row: &sqlx::any::AnyRow, first: usize) -> Result<FirstFit> {
+        Ok(FirstFit {
+            id: row.try_get(first)?,
+            computer: row.try_get(first + 1)?,
+            partition: row.try_get(first + 2)?,
+            reference: row.try_get(first + 3)?,
+            project: None,
+        })
+    }
 }
 
 impl Tx<'_> {
@@ -641,13 +655,7 @@ impl Tx<'_> {
         let Some(row) = row.first() else {
             return Ok(None);
         };
-        Ok(Some(FirstFit {
-            id: row.try_get(0)?,
-            computer: row.try_get(1)?,
-            partition: row.try_get(2)?,
-            reference: row.try_get(3)?,
-            project: None,
-        }))
+        FirstFit::from_row(row, 0).map(Some)
     }
 
     /// The fast path for several new instances, each placed as if after the one before.
@@ -719,13 +727,7 @@ impl Tx<'_> {
                         batch.len()
                     )))
                 })?;
-            *slot = Some(FirstFit {
-                id: row.try_get(1)?,
-                computer: row.try_get(2)?,
-                partition: row.try_get(3)?,
-                reference: row.try_get(4)?,
-                project: None,
-            });
+            *slot = Some(FirstFit::from_row(&row, 1)?);
         }
         Ok(out)
     }
