@@ -2,49 +2,17 @@
 //! twice or out of order leave the same ledger as the same reports in order, and a known
 //! set of reports gives known hours.
 
-use grove_store::{Db, LedgerRow, Location, Policy, Requester, Store, StoreConfig, api};
+mod common;
+
+use common::{cloud, postgres};
+use grove_store::{Db, LedgerRow, Location, Requester, Store, api};
 
 const T: i64 = 1_798_000_000 - 1_798_000_000 % 3600;
 
 /// A store with one instance placed on C1's `slappart0`: the store, C1's id, the
 /// instance's id.
 async fn store(location: Location) -> (Db, i64, i64) {
-    let store = Db::open(&StoreConfig {
-        location,
-        placement: Policy::Simple,
-    })
-    .await
-    .expect("opens");
-    let admin = store
-        .ensure_admin(vec![1; 32])
-        .await
-        .expect("admin")
-        .expect("made");
-    let computer = store
-        .create_computer("C1".to_owned(), admin, vec![2; 32], Default::default())
-        .await
-        .expect("computer");
-    store
-        .declare_partitions(
-            computer,
-            vec![api::PartitionDeclaration {
-                reference: "slappart0".to_owned(),
-                addresses: vec![],
-            }],
-        )
-        .await
-        .expect("partitions");
-    store
-        .supply(
-            computer,
-            api::Supply {
-                software_release: "sr.cfg".to_owned(),
-                state: api::SupplyState::Available,
-                project: None,
-            },
-        )
-        .await
-        .expect("supply");
+    let (store, admin, computer) = cloud(location, 1).await;
     let (instance, _) = store
         .request(
             admin,
@@ -76,12 +44,6 @@ async fn ledger(store: &Db, instance: i64) -> Vec<LedgerRow> {
         .ledger(instance, T - 3600, T + 10 * 3600)
         .await
         .expect("ledger")
-}
-
-async fn postgres() -> Location {
-    grove_store::scratch::database()
-        .await
-        .unwrap_or_else(|e| panic!("this test needs PostgreSQL: {e}"))
 }
 
 #[tokio::test]

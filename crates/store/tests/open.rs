@@ -1,5 +1,8 @@
 //! Opening a store: migrations, and a store written by a newer Grove.
 
+mod common;
+
+use common::postgres;
 use grove_store::{Db, StoreConfig, StoreError};
 use sqlx::Connection;
 
@@ -105,12 +108,6 @@ async fn a_store_from_before_the_rules_moved_is_migrated_and_keeps_everything() 
         .await
         .expect_err("both partitions are used");
     assert!(matches!(full, StoreError::NoCapacity(_)), "{full}");
-}
-
-async fn postgres() -> grove_store::Location {
-    grove_store::scratch::database()
-        .await
-        .unwrap_or_else(|e| panic!("this test needs PostgreSQL: {e}"))
 }
 
 #[tokio::test]

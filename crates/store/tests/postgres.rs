@@ -2,17 +2,15 @@
 //! when the connection that carries them was lost; a writer whose connection dies
 //! connects again.
 
+mod common;
+
 use std::time::Duration;
+
+use common::postgres;
 
 use grove_store::{Changed, Db, Elsewhere, Location, Policy, Store, StoreConfig, api};
 use sqlx::Connection;
 use tokio::sync::broadcast::Receiver;
-
-async fn postgres() -> Location {
-    grove_store::scratch::database()
-        .await
-        .unwrap_or_else(|e| panic!("this test needs PostgreSQL: {e}"))
-}
 
 /// Ends the connections of this database that have this application name.
 async fn terminate(location: &Location, application: &str) -> i64 {

@@ -2,13 +2,10 @@
 //! instances and change their requested state, on both backends: after every step the
 //! counters say what counting the project's instances says.
 
-use grove_store::{Db, Location, Policy, Requester, Store, StoreConfig, api};
+mod common;
 
-async fn postgres() -> Location {
-    grove_store::scratch::database()
-        .await
-        .unwrap_or_else(|e| panic!("this test needs PostgreSQL: {e}"))
-}
+use common::{cloud, postgres};
+use grove_store::{Location, Requester, Store, api};
 
 fn usage(instances: u64, partitions: u64, millicores: u64) -> api::QuotaUsage {
     api::QuotaUsage {
@@ -37,42 +34,7 @@ async fn a_projects_counters_follow_its_instances_and_their_children() {
         ("sqlite", Location::Sqlite(dir.path().join("store.sqlite"))),
         ("postgres", postgres().await),
     ] {
-        let store = Db::open(&StoreConfig {
-            location,
-            placement: Policy::Simple,
-        })
-        .await
-        .expect("opens");
-        let admin = store
-            .ensure_admin(vec![1; 32])
-            .await
-            .expect("admin")
-            .expect("made");
-        let computer = store
-            .create_computer("C1".to_owned(), admin, vec![2; 32], Default::default())
-            .await
-            .expect("computer");
-        let partitions = (0..10)
-            .map(|i| api::PartitionDeclaration {
-                reference: format!("slappart{i}"),
-                addresses: vec![],
-            })
-            .collect();
-        store
-            .declare_partitions(computer, partitions)
-            .await
-            .expect("partitions");
-        store
-            .supply(
-                computer,
-                api::Supply {
-                    software_release: "sr.cfg".to_owned(),
-                    state: api::SupplyState::Available,
-                    project: None,
-                },
-            )
-            .await
-            .expect("supply");
+        let (store, admin, computer) = cloud(location, 10).await;
         store
             .set_capacity(
                 computer,
