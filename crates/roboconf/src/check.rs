@@ -348,11 +348,11 @@ pub fn application(tree: Tree) -> (Report, Option<Application>) {
             made = instance_stages(&files, graph, &mut out);
         }
     }
-    let summary = model(graph.as_ref(), made.as_deref());
-    m.components = summary.components;
-    m.root_components = summary.root_components;
-    m.facets = summary.facets;
-    m.instances = summary.instances;
+    m = Model {
+        name: m.name,
+        version: m.version,
+        ..model(graph.as_ref(), made.as_deref())
+    };
     project::files(&tree, &loaded, &read, &mut out);
     if let Some(graph) = &graph {
         project::recipes(&tree, graph, &mut out);
