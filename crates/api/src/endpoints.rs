@@ -100,6 +100,17 @@ operations! {
     DeleteSize => Delete "/v1/sizes/{name}" "deleteSize",
     ReportCapacity => Put "/v1/computers/{reference}/capacity" "reportCapacity",
     DedicateComputer => Put "/v1/computers/{reference}/project" "dedicateComputer",
+    DeployApp => Post "/v1/apps" "deployApp",
+    ListApps => Get "/v1/apps" "listApps",
+    AppPartition => Get "/v1/apps/partition" "appPartition",
+    AppArchive => Get "/v1/apps/partition/archive" "appArchive",
+    ReportApp => Put "/v1/apps/partition/report" "reportApp",
+    ShowApp => Get "/v1/apps/{name}" "showApp",
+    DeleteApp => Delete "/v1/apps/{name}" "deleteApp",
+    UndeployApp => Post "/v1/apps/{name}/undeploy" "undeployApp",
+    AddAppInstance => Post "/v1/apps/{name}/instances" "addAppInstance",
+    RemoveAppInstance => Delete "/v1/apps/{name}/instances" "removeAppInstance",
+    SetAppInstanceState => Put "/v1/apps/{name}/state" "setAppInstanceState",
 }
 
 #[cfg(test)]

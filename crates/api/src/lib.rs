@@ -2,6 +2,7 @@
 //! `/v1`. This is the API boundary: serialization derives live here and nowhere else, and a
 //! change here is a change of the protocol.
 
+pub mod apps;
 pub mod endpoints;
 pub mod masters;
 pub mod units;

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use grove_api as api;
+use grove_api::apps;
 use grove_api::endpoints::Operation;
 
-use crate::transport::{Call, LONG_POLL_MARGIN};
+use crate::transport::{Call, LONG_POLL_MARGIN, segment};
 use crate::{Client, ClientError};
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -308,4 +309,109 @@ impl Client {
                 })?,
         )
     }
+
+    /// `deployApp`: stores the application's archive (a ZIP) and deploys it, under
+    /// `name` (the descriptor's when `None`), in `project` if given.
+    pub fn deploy_app(
+        &self,
+        archive: Vec<u8>,
+        name: Option<&str>,
+        project: Option<&str>,
+    ) -> Result<apps::AppView> {
+        let mut query = Vec::new();
+        if let Some(name) = name {
+            query.push(format!("name={}", segment(name)));
+        }
+        if let Some(project) = project {
+            query.push(format!("project={}", segment(project)));
+        }
+        let mut call = Call::new(Operation::DeployApp).bytes(archive, "application/zip");
+        call.query = (!query.is_empty()).then(|| query.join("&"));
+        call.timeout = LONG;
+        self.answer(&call)
+    }
+
+    /// `listApps`: the applications the caller may see.
+    pub fn list_apps(&self) -> Result<Vec<apps::AppSummary>> {
+        self.answer(&Call::new(Operation::ListApps))
+    }
+
+    /// `appPartition` (a root instance's partition): its subtree, at once without
+    /// `after`, else once the application's generation is past `after` (or a few
+    /// seconds went by).
+    pub fn app_partition(&self, after: Option<i64>) -> Result<apps::AppPartition> {
+        let mut call = Call::new(Operation::AppPartition);
+        if let Some(after) = after {
+            call.query = Some(format!("after={after}"));
+            call.timeout = APP_WAIT + LONG_POLL_MARGIN;
+        }
+        self.answer(&call)
+    }
+
+    /// `appArchive` (a root instance's partition): the application's ZIP.
+    pub fn app_archive(&self) -> Result<Vec<u8>> {
+        let mut call = Call::new(Operation::AppArchive);
+        call.timeout = LONG;
+        self.bytes(&call)
+    }
+
+    /// `reportApp` (a root instance's partition): the states of its subtree.
+    pub fn report_app(&self, report: &apps::AppReport) -> Result<()> {
+        self.done(&Call::new(Operation::ReportApp).body(report)?)
+    }
+
+    /// `showApp`: the instance tree with states, exports and imports.
+    pub fn show_app(&self, name: &str) -> Result<apps::AppView> {
+        self.answer(&Call::new(Operation::ShowApp).on(name))
+    }
+
+    /// `deleteApp`: an undeployed application, its partitions destroyed.
+    pub fn delete_app(&self, name: &str) -> Result<()> {
+        self.done(&Call::new(Operation::DeleteApp).on(name))
+    }
+
+    /// `undeployApp`: every instance but the partitions goes.
+    pub fn undeploy_app(&self, name: &str) -> Result<apps::AppView> {
+        self.answer(&Call::new(Operation::UndeployApp).on(name))
+    }
+
+    /// `addAppInstance`.
+    pub fn add_app_instance(
+        &self,
+        name: &str,
+        instance: &apps::NewAppInstance,
+    ) -> Result<apps::AppView> {
+        self.answer(
+            &Call::new(Operation::AddAppInstance)
+                .on(name)
+                .body(instance)?,
+        )
+    }
+
+    /// `removeAppInstance`: the instance and its descendants are undeployed, then go.
+    pub fn remove_app_instance(&self, name: &str, path: &str) -> Result<apps::AppView> {
+        let mut call = Call::new(Operation::RemoveAppInstance).on(name);
+        call.query = Some(format!("path={}", segment(path)));
+        self.answer(&call)
+    }
+
+    /// `setAppInstanceState`: what is wanted of an instance.
+    pub fn set_app_instance_state(
+        &self,
+        name: &str,
+        path: &str,
+        state: &str,
+    ) -> Result<apps::AppView> {
+        self.answer(&Call::new(Operation::SetAppInstanceState).on(name).body(
+            &apps::AppInstanceState {
+                path: path.to_owned(),
+                state: state.to_owned(),
+            },
+        )?)
+    }
 }
+
+/// How long the master holds an `appPartition` call at most.
+const APP_WAIT: Duration = Duration::from_secs(5);
+/// Deploying places every root instance; reading an archive may take a while.
+const LONG: Duration = Duration::from_secs(120);

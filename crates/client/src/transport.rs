@@ -142,7 +142,9 @@ pub(crate) struct Call<'a> {
     pub(crate) operation: Operation,
     pub(crate) argument: Option<&'a str>,
     pub(crate) query: Option<String>,
-    pub(crate) body: Option<String>,
+    pub(crate) body: Option<Vec<u8>>,
+    /// The body's media type (JSON unless said).
+    pub(crate) content_type: &'static str,
     pub(crate) timeout: Duration,
 }
 
@@ -153,8 +155,16 @@ impl<'a> Call<'a> {
             argument: None,
             query: None,
             body: None,
+            content_type: "application/json",
             timeout: SHORT,
         }
+    }
+
+    /// A body that is not JSON (an application's archive).
+    pub(crate) fn bytes(mut self, body: Vec<u8>, content_type: &'static str) -> Call<'a> {
+        self.body = Some(body);
+        self.content_type = content_type;
+        self
     }
 
     pub(crate) fn on(mut self, argument: &'a str) -> Call<'a> {
@@ -166,12 +176,10 @@ impl<'a> Call<'a> {
         mut self,
         body: &T,
     ) -> Result<Call<'a>, ClientError> {
-        self.body = Some(
-            serde_json::to_string(body).map_err(|e| ClientError::Answer {
-                operation: self.operation.id(),
-                message: format!("the request does not serialize: {e}"),
-            })?,
-        );
+        self.body = Some(serde_json::to_vec(body).map_err(|e| ClientError::Answer {
+            operation: self.operation.id(),
+            message: format!("the request does not serialize: {e}"),
+        })?);
         Ok(self)
     }
 }
@@ -244,11 +252,35 @@ impl Client {
         self.run::<serde_json::Value>(call).map(|_| ())
     }
 
+    /// Runs `call` on the masters in turn while they do not answer; the answer's bytes.
+    pub(crate) fn bytes(&self, call: &Call<'_>) -> Result<Vec<u8>, ClientError> {
+        self.masters.call(
+            |base| self.send(base, call),
+            |e| matches!(e, ClientError::Unreachable { .. }),
+        )
+    }
+
     fn run_on<T: DeserializeOwned>(
         &self,
         base: &str,
         call: &Call<'_>,
     ) -> Result<Option<T>, ClientError> {
+        let operation = call.operation;
+        let bytes = self.send(base, call)?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClientError::Answer {
+                operation: operation.id(),
+                message: e.to_string(),
+            })
+    }
+
+    /// One call on one master: the answer's body when it succeeded, else the master's
+    /// refusal.
+    fn send(&self, base: &str, call: &Call<'_>) -> Result<Vec<u8>, ClientError> {
         let operation = call.operation;
         let mut url = format!("{base}{}", path(operation, call.argument));
         if let Some(query) = &call.query {
@@ -291,7 +323,7 @@ impl Client {
                     .config()
                     .timeout_global(Some(call.timeout))
                     .build()
-                    .header("Content-Type", "application/json");
+                    .header("Content-Type", call.content_type);
                 if let Some(authorization) = &authorization {
                     request = request.header("Authorization", authorization);
                 }
@@ -300,14 +332,17 @@ impl Client {
         };
         let mut response = result.map_err(unreachable)?;
         let status = response.status().as_u16();
-        let text = response
+        let bytes = response
             .body_mut()
-            .read_to_string()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
             .map_err(|e| ClientError::Answer {
                 operation: operation.id(),
                 message: e.to_string(),
             })?;
         if !(200..300).contains(&status) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             let (code, message) = match serde_json::from_str::<api::ErrorBody>(&text) {
                 Ok(body) => (body.error.code, body.error.message),
                 Err(_) => (String::new(), text),
@@ -318,14 +353,9 @@ impl Client {
                 message,
             });
         }
-        if text.is_empty() {
-            return Ok(None);
-        }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| ClientError::Answer {
-                operation: operation.id(),
-                message: e.to_string(),
-            })
+        Ok(bytes)
     }
 }
+
+/// The largest answer read (an application's archive is the largest).
+const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;

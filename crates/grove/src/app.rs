@@ -3,11 +3,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use clap::Subcommand;
+use grove_api::apps::{AppView, NewAppInstance};
 use grove_roboconf::check::{self, Folder};
 use grove_roboconf::tree::Tree;
 use grove_roboconf::{Level, Report};
+
+use crate::client::{Connection, key_values, print_json, print_lines};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppCommand {
@@ -26,6 +31,92 @@ pub(crate) enum AppCommand {
         /// Print one JSON object: validity, kind, diagnostics, model.
         #[arg(long)]
         json: bool,
+    },
+    /// Store an application (a folder or a ZIP) at the master and deploy it: each root
+    /// instance becomes a Grove instance, the rest is deployed in its partition.
+    Deploy {
+        path: PathBuf,
+        /// The application's name (the descriptor's by default).
+        #[arg(long)]
+        name: Option<String>,
+        /// The project the application belongs to.
+        #[arg(long, env = "GROVE_PROJECT")]
+        project: Option<String>,
+        /// Return once every instance is started.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// The applications you may see.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// An application's instance tree: states, exports and each import resolved or
+    /// missing.
+    Show {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Add, remove or change the state of an instance.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// Undeploy every instance but the partitions.
+    Undeploy {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Forget an undeployed application; its partitions are destroyed.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Run a root instance's partition (the service the built-in release installs).
+    #[command(hide = true)]
+    Agent {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InstanceCommand {
+    /// A new instance of COMPONENT named NAME under PARENT_PATH (`/` for a root
+    /// instance).
+    Add {
+        app: String,
+        parent_path: String,
+        component: String,
+        name: String,
+        /// An exported variable's value (`port=8080`) or another property (repeatable).
+        #[arg(long = "prop", value_name = "KEY=VALUE")]
+        props: Vec<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Undeploy an instance and its descendants, then forget them.
+    Remove {
+        app: String,
+        path: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// What is wanted of an instance: not_deployed, deployed_stopped, deployed_started.
+    State {
+        app: String,
+        path: String,
+        state: String,
+        #[command(flatten)]
+        connection: Connection,
     },
 }
 
@@ -53,7 +144,177 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(EXIT_UNCHECKED))
             }
         },
+        AppCommand::Deploy {
+            path,
+            name,
+            project,
+            wait,
+            timeout,
+            connection,
+        } => {
+            let tree = read_tree(&path)?;
+            let archive = tree
+                .to_zip()
+                .with_context(|| format!("cannot archive {}", path.display()))?;
+            let client = connection.client()?;
+            let mut view = client.deploy_app(archive, name.as_deref(), project.as_deref())?;
+            if wait {
+                view = wait_started(&client, &view.name, Duration::from_secs(timeout))?;
+            }
+            show(&view, connection.json)
+        }
+        AppCommand::List { connection } => {
+            let apps = connection.client()?.list_apps()?;
+            if connection.json {
+                return print_json(&apps).map(|()| ExitCode::SUCCESS);
+            }
+            let lines: Vec<String> = apps
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}\t{} {}\t{}/{} started{}",
+                        a.name,
+                        a.descriptor,
+                        a.version,
+                        a.started,
+                        a.instances,
+                        a.project
+                            .as_ref()
+                            .map(|p| format!("\tproject {p}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            print_lines(&lines).map(|()| ExitCode::SUCCESS)
+        }
+        AppCommand::Show { name, connection } => {
+            show(&connection.client()?.show_app(&name)?, connection.json)
+        }
+        AppCommand::Instance(command) => instance(command),
+        AppCommand::Undeploy { name, connection } => {
+            show(&connection.client()?.undeploy_app(&name)?, connection.json)
+        }
+        AppCommand::Delete { name, connection } => {
+            connection.client()?.delete_app(&name)?;
+            if connection.json {
+                return print_json(&serde_json::json!({ "deleted": name }))
+                    .map(|()| ExitCode::SUCCESS);
+            }
+            print_lines(&[format!("application {name} deleted")]).map(|()| ExitCode::SUCCESS)
+        }
+        AppCommand::Agent { config, dir } => {
+            grove_node::roboconf::run(&config, &dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn instance(command: InstanceCommand) -> anyhow::Result<ExitCode> {
+    let (view, json) = match command {
+        InstanceCommand::Add {
+            app,
+            parent_path,
+            component,
+            name,
+            props,
+            connection,
+        } => {
+            let instance = NewAppInstance {
+                parent: parent_path,
+                component,
+                name,
+                properties: key_values(&props, "--prop")?,
+            };
+            (
+                connection.client()?.add_app_instance(&app, &instance)?,
+                connection.json,
+            )
+        }
+        InstanceCommand::Remove {
+            app,
+            path,
+            connection,
+        } => (
+            connection.client()?.remove_app_instance(&app, &path)?,
+            connection.json,
+        ),
+        InstanceCommand::State {
+            app,
+            path,
+            state,
+            connection,
+        } => (
+            connection
+                .client()?
+                .set_app_instance_state(&app, &path, &state)?,
+            connection.json,
+        ),
+    };
+    show(&view, json)
+}
+
+/// Waits until every instance wanted started is started; fails on a script's error
+/// that stays, or at the timeout, saying which instances are not there yet.
+fn wait_started(
+    client: &grove_client::Client,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<AppView> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let view = client.show_app(name)?;
+        let waiting: Vec<String> = view
+            .instances
+            .iter()
+            .filter(|i| i.wanted == "deployed_started" && i.state != "deployed_started")
+            .map(|i| match &i.error {
+                Some(e) => format!("{} ({}: {e})", i.path, i.state),
+                None => format!("{} ({})", i.path, i.state),
+            })
+            .collect();
+        if waiting.is_empty() {
+            return Ok(view);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "application {name}: not started after {}s: {}",
+                timeout.as_secs(),
+                waiting.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// An application's instances, one a line: path, component, state (and what is wanted
+/// when it differs), exports, imports, what is missing, the last error.
+fn show(view: &AppView, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        return print_json(view).map(|()| ExitCode::SUCCESS);
+    }
+    let mut lines = vec![format!("application {}", view.name)];
+    for i in &view.instances {
+        let mut line = format!("{}\t{}\t{}", i.path, i.component, i.state);
+        if i.wanted != i.state {
+            line.push_str(&format!(" (wanted {})", i.wanted));
+        }
+        let exports: Vec<String> = i.exports.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !exports.is_empty() {
+            line.push_str(&format!("\texports {}", exports.join(" ")));
+        }
+        for (prefix, list) in &i.imports {
+            let from: Vec<&str> = list.iter().map(|x| x.path.as_str()).collect();
+            line.push_str(&format!("\timports {prefix} from [{}]", from.join(", ")));
+        }
+        if !i.missing.is_empty() {
+            line.push_str(&format!("\tmissing {}", i.missing.join(", ")));
+        }
+        if let Some(error) = &i.error {
+            line.push_str(&format!("\terror {error}"));
+        }
+        lines.push(line);
+    }
+    print_lines(&lines).map(|()| ExitCode::SUCCESS)
 }
 
 /// Reads an application from a folder or a ZIP.

@@ -13,6 +13,7 @@ mod tls;
 pub use tls::{SERVER_LIFETIME, TlsOptions, Transport};
 
 pub use server::Limits;
+mod apps;
 mod billing;
 mod error;
 mod joining;
@@ -187,6 +188,7 @@ pub struct Master<S> {
     /// Set when the master stops, so that long polls answer at once instead of holding
     /// the shutdown up.
     pub(crate) closing: Arc<watch::Sender<bool>>,
+    pub(crate) apps: apps::Apps,
 }
 
 impl<S: Store> Master<S> {
@@ -408,6 +410,7 @@ pub async fn open(config: &MasterConfig) -> Result<Arc<Master<Db>>, MasterError>
         rng,
         ca,
         closing: Arc::new(watch::channel(false).0),
+        apps: apps::Apps::default(),
     });
     tokio::spawn(follow_elsewhere(Arc::downgrade(&master)));
     Ok(master)

@@ -32,7 +32,7 @@ type App<S> = State<Arc<Master<S>>>;
 /// The handler of each operation: exhaustive, so an operation without a handler does not
 /// compile.
 fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
-    use crate::{billing, joining, projects};
+    use crate::{apps, billing, joining, projects};
     // The method comes from the table, not from the handler's line.
     let filter = match operation.method() {
         Method::Get => MethodFilter::GET,
@@ -82,6 +82,17 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::ProjectInvoice => on(filter, billing::project_invoice::<S>),
         Operation::SetProjectCredit => on(filter, billing::set_credit::<S>),
         Operation::ProjectEstimate => on(filter, billing::project_estimate::<S>),
+        Operation::DeployApp => on(filter, apps::deploy::<S>),
+        Operation::ListApps => on(filter, apps::list::<S>),
+        Operation::AppPartition => on(filter, apps::partition::<S>),
+        Operation::AppArchive => on(filter, apps::archive::<S>),
+        Operation::ReportApp => on(filter, apps::report::<S>),
+        Operation::ShowApp => on(filter, apps::show::<S>),
+        Operation::DeleteApp => on(filter, apps::delete::<S>),
+        Operation::UndeployApp => on(filter, apps::undeploy::<S>),
+        Operation::AddAppInstance => on(filter, apps::add_instance::<S>),
+        Operation::RemoveAppInstance => on(filter, apps::remove_instance::<S>),
+        Operation::SetAppInstanceState => on(filter, apps::set_state::<S>),
     }
 }
 

@@ -136,12 +136,25 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
     };
     let master =
         grove_client::Client::new(&job.master_url, &identity).map_err(|e| e.to_string())?;
+    let connection = grove_recipes::slap::Connection {
+        master_url: job.master_url.clone(),
+        master_ca: job.master_ca.clone(),
+        token: job
+            .certificate
+            .is_none()
+            .then(|| job.instance.token.clone()),
+        certificate: job.certificate.as_ref().map(|_| {
+            let dir = job.path.join(CERTIFICATE_DIR);
+            (dir.join(CERTIFICATE_FILE), dir.join(KEY_FILE))
+        }),
+    };
     let partition = Partition {
         computer: job.computer.clone(),
         reference: job.partition.clone(),
         addresses: job.addresses.clone(),
         instance: job.instance.clone(),
         master: &master,
+        connection,
         requested: Mutex::new(Vec::new()),
     };
     let ctx = Context {

@@ -21,6 +21,7 @@ pub mod os;
 mod plan;
 mod procfs;
 mod renew;
+pub mod roboconf;
 pub mod software;
 mod stale;
 mod state;

@@ -35,8 +35,18 @@ pub struct BuildJob {
     pub url: String,
 }
 
+/// The releases built into every node (`grove_api::apps::ROBOCONF_RELEASE`): their
+/// software and instance profiles.
+fn builtin(url: &str) -> Option<(&'static str, &'static str)> {
+    (url == grove_api::apps::ROBOCONF_RELEASE).then_some((
+        "# Grove's release of Roboconf root instances: nothing to build.\n[buildout]\nparts =\n",
+        "# A Roboconf root instance: `grove app agent` deploys its subtree.\n\
+         [buildout]\nparts = roboconf-agent\n\n[roboconf-agent]\nrecipe = grove:roboconf-agent\n",
+    ))
+}
+
 fn check_url(url: &str) -> Result<(), String> {
-    if !is_url(url) && !Path::new(url).is_absolute() {
+    if builtin(url).is_none() && !is_url(url) && !Path::new(url).is_absolute() {
         return Err(format!(
             "software release {url}: a URL or an absolute path is needed"
         ));
@@ -88,9 +98,17 @@ pub fn install_software(
     let dir = software_path(root, url);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let main = dir.join("buildout.cfg");
+    let mut extends = url.replace('$', "$$");
+    if let Some((software, instance)) = builtin(url) {
+        for (name, text) in [("software.cfg", software), ("instance.cfg", instance)] {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        extends = dir.join("software.cfg").display().to_string();
+    }
     let text = format!(
-        "# Written by grove: the software release {url}\n[buildout]\nextends = {}\n",
-        url.replace('$', "$$")
+        "# Written by grove: the software release {url}\n[buildout]\nextends = {extends}\n"
     );
     std::fs::write(&main, text).map_err(|e| format!("cannot write {}: {e}", main.display()))?;
     let profile = load_profile(&main, fetcher)?;

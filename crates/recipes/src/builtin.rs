@@ -38,7 +38,7 @@ fn io(what: &str, path: &Path, e: &std::io::Error) -> String {
 }
 
 /// Writes a file in one step (temporary file, then rename) with the given mode.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io("create", dir, &e))?;
     }
@@ -108,7 +108,7 @@ impl Recipe for MkDirectory {
 }
 
 /// Single-quotes a value for `sh`.
-fn shell_quote(text: &str) -> String {
+pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 

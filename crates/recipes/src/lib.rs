@@ -17,6 +17,7 @@ mod cmmi;
 mod cookbook;
 mod download;
 mod install;
+pub mod roboconf;
 pub mod slap;
 
 use std::collections::BTreeMap;
@@ -191,6 +192,7 @@ impl Registry {
         cmmi::register(&mut registry);
         cookbook::register(&mut registry);
         download::register(&mut registry);
+        roboconf::register(&mut registry);
         registry
     }
 

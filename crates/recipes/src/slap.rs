@@ -16,9 +16,33 @@ pub struct Partition<'a> {
     /// The instance in the partition, as in the node's desired state.
     pub instance: api::PartitionInstance,
     pub master: &'a dyn Master,
+    /// How a program the partition runs reaches the master as the partition.
+    pub connection: Connection,
     /// The titles of the children requested in this run (what the agent reports after the
     /// run, so that the master destroys the others).
     pub requested: Mutex<Vec<String>>,
+}
+
+/// How a program running in the partition (`grove app agent`) reaches the master as the
+/// partition: the master's URL and CA, and the partition's token or certificate files.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connection {
+    pub master_url: String,
+    /// The master's CA certificate (PEM), when it serves HTTPS with its own CA.
+    pub master_ca: Option<String>,
+    /// The partition's token, where the master has no CA.
+    pub token: Option<String>,
+    /// The partition's certificate and key files, where it has one.
+    pub certificate: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("master_url", &self.master_url)
+            .field("certificate", &self.certificate)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The master, as a partition reaches it: [`grove_client::Client`] with the partition's

@@ -115,6 +115,7 @@ fn configuration_request_and_publish_go_through_the_master() {
         addresses: slot.addresses.clone(),
         instance,
         master: &as_partition,
+        connection: Default::default(),
         requested: Mutex::new(Vec::new()),
     };
     let work = dir.path().join("slappart0");
@@ -223,6 +224,7 @@ fn partition<'a>(recorder: &'a Recorder, software_type: &str) -> Partition<'a> {
             size: None,
         },
         master: recorder,
+        connection: Default::default(),
         requested: Mutex::new(Vec::new()),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::blocks;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
@@ -13,7 +13,7 @@ use crate::graph::{Exported, Graph};
 /// At most this many instances come out of one application's files.
 pub const MAX_INSTANCES: usize = 100_000;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     /// `/vm 1/tomcat`.
     pub path: String,

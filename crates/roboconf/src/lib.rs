@@ -11,6 +11,7 @@
 pub mod blocks;
 pub mod check;
 pub mod commands;
+pub mod deploy;
 pub mod descriptor;
 pub mod diagnostic;
 pub mod dsl;

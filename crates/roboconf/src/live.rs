@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::check::Application;
-use crate::instances::root_path;
+use crate::graph::Graph;
+use crate::instances::{Instance, root_path};
 use crate::lifecycle::{self, State, Wanted};
 use crate::runtime::Desired;
 
@@ -20,17 +20,17 @@ pub type Variable = (String, String);
 /// The ports every random export gets, keeping those already given: the lowest free
 /// port of [`PORTS`] in the instance's root, none of `forbidden`.
 pub fn assign_ports(
-    app: &Application,
+    graph: &Graph,
+    instances: &[Instance],
     given: &BTreeMap<Variable, u16>,
     forbidden: &BTreeSet<u16>,
 ) -> BTreeMap<Variable, u16> {
     let mut out: BTreeMap<Variable, u16> = BTreeMap::new();
     let mut used: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
-    let wanted: Vec<Variable> = app
-        .instances
+    let wanted: Vec<Variable> = instances
         .iter()
         .flat_map(|i| {
-            i.exports(&app.graph)
+            i.exports(graph)
                 .into_iter()
                 .filter(|e| e.random.is_some())
                 .map(|e| (i.path.clone(), e.name))
@@ -75,19 +75,21 @@ pub struct Known {
 
 /// Each root instance's subtree as its partition must bring it about, by root path:
 /// exports with their values, imports from the instances reported started.
-pub fn desired(app: &Application, known: &Known) -> BTreeMap<String, Vec<Desired>> {
-    let exports: BTreeMap<&str, BTreeMap<String, String>> = app
-        .instances
+pub fn desired(
+    graph: &Graph,
+    instances: &[Instance],
+    known: &Known,
+) -> BTreeMap<String, Vec<Desired>> {
+    let exports: BTreeMap<&str, BTreeMap<String, String>> = instances
         .iter()
         .map(|i| {
             (
                 i.path.as_str(),
-                lifecycle::exports(&app.graph, i, &known.addresses, &known.ports),
+                lifecycle::exports(graph, i, &known.addresses, &known.ports),
             )
         })
         .collect();
-    let started: BTreeMap<String, BTreeMap<String, String>> = app
-        .instances
+    let started: BTreeMap<String, BTreeMap<String, String>> = instances
         .iter()
         .filter(|i| known.states.get(&i.path) == Some(&State::DeployedStarted))
         .map(|i| {
@@ -98,14 +100,13 @@ pub fn desired(app: &Application, known: &Known) -> BTreeMap<String, Vec<Desired
         })
         .collect();
     let mut out: BTreeMap<String, Vec<Desired>> = BTreeMap::new();
-    for i in &app.instances {
+    for i in instances {
         let root = root_path(&i.path).to_owned();
         out.entry(root).or_default().push(Desired {
             path: i.path.clone(),
             name: i.name.clone(),
             component: i.component.clone(),
-            installer: app
-                .graph
+            installer: graph
                 .installer(&i.component)
                 .unwrap_or("logger")
                 .to_ascii_lowercase(),
@@ -115,7 +116,7 @@ pub fn desired(app: &Application, known: &Known) -> BTreeMap<String, Vec<Desired
                 .copied()
                 .unwrap_or(Wanted::NotDeployed),
             exports: exports.get(i.path.as_str()).cloned().unwrap_or_default(),
-            imports: lifecycle::resolve(&app.graph, i, &started),
+            imports: lifecycle::resolve(graph, i, &started),
         });
     }
     out
@@ -124,6 +125,7 @@ pub fn desired(app: &Application, known: &Known) -> BTreeMap<String, Vec<Desired
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Application;
     use crate::tree::Tree;
 
     fn app() -> Application {
@@ -155,7 +157,12 @@ mod tests {
     #[test]
     fn random_ports_are_the_lowest_free_per_root_and_stay() {
         let app = app();
-        let ports = assign_ports(&app, &BTreeMap::new(), &BTreeSet::from([10_001]));
+        let ports = assign_ports(
+            &app.graph,
+            &app.instances,
+            &BTreeMap::new(),
+            &BTreeSet::from([10_001]),
+        );
         assert_eq!(ports[&var("/front/lb", "Lb.http")], 10_000);
         // Two variables in one root, in the order declared: 10000 and, 10001 being
         // forbidden, 10002; each root has its own.
@@ -164,7 +171,7 @@ mod tests {
         assert_eq!(ports[&var("/back 2/app", "Backend.port")], 10_000);
         // Given ones stay; new ones fill around them.
         let given = BTreeMap::from([(var("/back 1/app", "Backend.port"), 10_000)]);
-        let ports = assign_ports(&app, &given, &BTreeSet::new());
+        let ports = assign_ports(&app.graph, &app.instances, &given, &BTreeSet::new());
         assert_eq!(ports[&var("/back 1/app", "Backend.port")], 10_000);
         assert_eq!(ports[&var("/back 1/app", "Backend.admin")], 10_001);
     }
@@ -185,8 +192,13 @@ mod tests {
             ]),
             ..Known::default()
         };
-        known.ports = assign_ports(&app, &BTreeMap::new(), &BTreeSet::new());
-        let told = desired(&app, &known);
+        known.ports = assign_ports(
+            &app.graph,
+            &app.instances,
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+        );
+        let told = desired(&app.graph, &app.instances, &known);
         assert_eq!(
             told.keys().collect::<Vec<_>>(),
             vec!["/back 1", "/back 2", "/front"]
@@ -203,7 +215,7 @@ mod tests {
         known
             .states
             .insert("/back 2/app".to_owned(), State::DeployedStarted);
-        let told = desired(&app, &known);
+        let told = desired(&app.graph, &app.instances, &known);
         let lb = told["/front"]
             .iter()
             .find(|d| d.path == "/front/lb")

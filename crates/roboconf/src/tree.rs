@@ -116,6 +116,19 @@ impl Tree {
         Tree::from_zip_reader(file, path)
     }
 
+    /// The tree as a ZIP archive (deflated), what `grove app deploy` sends the master.
+    pub fn to_zip(&self) -> Result<Vec<u8>, zip::result::ZipError> {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o644);
+        for (path, bytes) in &self.files {
+            writer.start_file(path.as_str(), options)?;
+            std::io::Write::write_all(&mut writer, bytes)?;
+        }
+        Ok(writer.finish()?.into_inner())
+    }
+
     /// Reads a ZIP archive from memory (`path` names it in errors).
     pub fn from_zip_bytes(bytes: &[u8], path: &Path) -> Result<Tree, TreeError> {
         Tree::from_zip_reader(std::io::Cursor::new(bytes), path)

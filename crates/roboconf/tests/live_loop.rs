@@ -157,7 +157,7 @@ fn settle(
     partitions: &mut BTreeMap<String, (Shell, BTreeMap<String, Observed>)>,
 ) {
     for _ in 0..10 {
-        let told = live::desired(app, known);
+        let told = live::desired(&app.graph, &app.instances, known);
         let mut changed = false;
         for (root, subtree) in &told {
             let (shell, observed) = partitions.get_mut(root).expect("a partition per root");
@@ -196,7 +196,12 @@ fn a_balancer_is_told_of_backends_as_they_start_and_stop() {
         ]),
         ..Known::default()
     };
-    known.ports = live::assign_ports(&app, &BTreeMap::new(), &BTreeSet::new());
+    known.ports = live::assign_ports(
+        &app.graph,
+        &app.instances,
+        &BTreeMap::new(),
+        &BTreeSet::new(),
+    );
     let mut partitions: BTreeMap<String, (Shell, BTreeMap<String, Observed>)> =
         ["/front", "/back 1", "/back 2"]
             .into_iter()

@@ -80,6 +80,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_sizes.sql"),
     include_str!("../migrations/sqlite/0010_usage_detail.sql"),
     include_str!("../migrations/sqlite/0011_project_counters.sql"),
+    include_str!("../migrations/sqlite/0012_applications.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -92,6 +93,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0007_sizes.sql"),
     include_str!("../migrations/postgres/0008_usage_detail.sql"),
     include_str!("../migrations/postgres/0009_project_counters.sql"),
+    include_str!("../migrations/postgres/0010_applications.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

@@ -10,6 +10,7 @@
 //! writer that applies all the waiting ones in one transaction, each in its own savepoint,
 //! and commits once (group commit, `writer.rs`).
 
+mod apps;
 mod backend;
 mod ledger;
 mod reads;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
+pub use apps::{ApplicationRow, NewApplication, RootRow};
 pub use backend::Location;
 pub use grove_api as api;
 pub use grove_scheduler::Policy;
@@ -453,6 +455,50 @@ pub trait Store: Send + Sync + 'static {
         &self,
         computer_id: i64,
     ) -> impl Future<Output = Result<api::DesiredState>> + Send;
+
+    // Roboconf applications.
+    /// Stores a new application with its root instances; its id.
+    fn create_application(&self, new: NewApplication) -> impl Future<Output = Result<i64>> + Send;
+    fn application(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<Option<ApplicationRow>>> + Send;
+    /// Every application (`None`), or those a user owns or is a member of the project of.
+    fn applications(
+        &self,
+        member: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<ApplicationRow>>> + Send;
+    fn application_archive(&self, id: i64) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    fn application_roots(&self, id: i64) -> impl Future<Output = Result<Vec<RootRow>>> + Send;
+    /// The application and root instance a Grove instance is the partition of.
+    fn application_of_instance(
+        &self,
+        instance: i64,
+    ) -> impl Future<Output = Result<Option<(ApplicationRow, String)>>> + Send;
+    /// Replaces an application's model and root instances if it is still at
+    /// `generation` (else `Conflict`); the new generation.
+    fn update_application(
+        &self,
+        id: i64,
+        generation: i64,
+        model: String,
+        roots: Vec<String>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    /// The Grove instance a root instance's partition is.
+    fn set_application_root(
+        &self,
+        id: i64,
+        root: String,
+        instance: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// What a root's partition reports of its subtree; the new generation.
+    fn report_application(
+        &self,
+        id: i64,
+        root: String,
+        report: String,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    fn delete_application(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
 
     /// What other masters sharing this store change, as they commit it (nothing on a
     /// store only one master uses).

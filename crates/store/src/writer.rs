@@ -765,6 +765,64 @@ impl Store for Db {
         self.write(Op::SetSetting(PRICES, json)).await.map(|_| ())
     }
 
+    async fn create_application(&self, new: crate::NewApplication) -> Result<i64> {
+        self.created(Op::CreateApplication(new)).await
+    }
+
+    async fn application(&self, name: String) -> Result<Option<crate::ApplicationRow>> {
+        self.reads.application(&name).await
+    }
+
+    async fn applications(&self, member: Option<i64>) -> Result<Vec<crate::ApplicationRow>> {
+        self.reads.applications(member).await
+    }
+
+    async fn application_archive(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        self.reads.application_archive(id).await
+    }
+
+    async fn application_roots(&self, id: i64) -> Result<Vec<crate::RootRow>> {
+        self.reads.application_roots(id).await
+    }
+
+    async fn application_of_instance(
+        &self,
+        instance: i64,
+    ) -> Result<Option<(crate::ApplicationRow, String)>> {
+        self.reads.application_of_instance(instance).await
+    }
+
+    async fn update_application(
+        &self,
+        id: i64,
+        generation: i64,
+        model: String,
+        roots: Vec<String>,
+    ) -> Result<i64> {
+        self.created(Op::UpdateApplication {
+            id,
+            generation,
+            model,
+            roots,
+        })
+        .await
+    }
+
+    async fn set_application_root(&self, id: i64, root: String, instance: i64) -> Result<()> {
+        self.write(Op::SetApplicationRoot { id, root, instance })
+            .await
+            .map(|_| ())
+    }
+
+    async fn report_application(&self, id: i64, root: String, report: String) -> Result<i64> {
+        self.created(Op::ReportApplication { id, root, report })
+            .await
+    }
+
+    async fn delete_application(&self, id: i64) -> Result<()> {
+        self.write(Op::DeleteApplication(id)).await.map(|_| ())
+    }
+
     async fn report_instance(&self, instance_id: i64, report: api::StateReport) -> Result<Changed> {
         self.changed(Op::ReportInstance(instance_id, report)).await
     }

@@ -73,6 +73,25 @@ pub(crate) enum Op {
     DedicateComputer(i64, Option<i64>),
     /// A value the cloud admin sets, and sets again (the price list).
     SetSetting(&'static str, String),
+    CreateApplication(crate::apps::NewApplication),
+    /// A new model for an application still at this generation, and its root instances.
+    UpdateApplication {
+        id: i64,
+        generation: i64,
+        model: String,
+        roots: Vec<String>,
+    },
+    SetApplicationRoot {
+        id: i64,
+        root: String,
+        instance: i64,
+    },
+    ReportApplication {
+        id: i64,
+        root: String,
+        report: String,
+    },
+    DeleteApplication(i64),
     /// A rule that panics, for the writer's test of what follows a panic.
     #[cfg(test)]
     Panic,
@@ -283,6 +302,29 @@ async fn apply_op(
         }
         Op::SetSetting(name, value) => {
             tx.set_setting(name, &value).await?;
+            Answer::Nothing
+        }
+        // Applications change no computer: their root partitions wait on the
+        // application's generation, which the master watches.
+        Op::CreateApplication(new) => Answer::Created(tx.insert_application(&new).await?),
+        Op::UpdateApplication {
+            id,
+            generation,
+            model,
+            roots,
+        } => Answer::Created(
+            tx.update_application(id, generation, &model, &roots)
+                .await?,
+        ),
+        Op::SetApplicationRoot { id, root, instance } => {
+            tx.set_application_root(id, &root, instance).await?;
+            Answer::Nothing
+        }
+        Op::ReportApplication { id, root, report } => {
+            Answer::Created(tx.report_application(id, &root, &report).await?)
+        }
+        Op::DeleteApplication(id) => {
+            tx.delete_application(id).await?;
             Answer::Nothing
         }
         #[cfg(test)]

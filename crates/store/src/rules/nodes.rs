@@ -26,6 +26,13 @@ pub(super) async fn declare_partitions(
             added += 1;
         }
     }
+    // Every node has the release of Roboconf's root instances built in.
+    tx.upsert_software(
+        computer,
+        api::apps::ROBOCONF_RELEASE,
+        api::SupplyState::Available,
+    )
+    .await?;
     tx.bump(computer, added, 0).await?;
     changed.computer(computer);
     Ok(())

@@ -1,0 +1,687 @@
+//! Roboconf applications at the master: users deploy an archive, change its instances
+//! and read it back; each root instance is a Grove instance whose partition runs `grove
+//! app agent`, which waits here for its subtree and reports states. What the model means
+//! is `grove_roboconf::deploy`'s; this module authorizes, stores (a change is written
+//! only over the generation it was computed from) and wakes the partitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use grove_api as api;
+use grove_api::apps as wire;
+use grove_roboconf::check::{self, Application};
+use grove_roboconf::deploy::{self, DeployError, Deployment, Reports};
+use grove_roboconf::tree::Tree;
+use grove_store::{ApplicationRow, NewApplication, Requester, Store, StoreError};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::routes::{Body, Caller, validate_name};
+use crate::{Master, lock};
+
+type App<S> = State<Arc<Master<S>>>;
+
+/// The longest a partition waits for its application to change in one call. Short
+/// enough that a change another master made (not heard here) arrives soon.
+const PARTITION_WAIT: Duration = Duration::from_secs(5);
+
+/// How many times a change is computed again when another one was written first.
+const RETRIES: usize = 20;
+
+/// What the master keeps of applications between requests: each one's generation (the
+/// partitions wait on it) and its parsed archive.
+#[derive(Debug, Default)]
+pub(crate) struct Apps {
+    generations: Mutex<HashMap<i64, watch::Sender<i64>>>,
+    parsed: Mutex<HashMap<(i64, String), Arc<Application>>>,
+}
+
+impl Apps {
+    fn subscribe(&self, id: i64) -> watch::Receiver<i64> {
+        lock(&self.generations)
+            .entry(id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn bump(&self, id: i64, generation: i64) {
+        let generations = lock(&self.generations);
+        if let Some(sender) = generations.get(&id) {
+            sender.send_if_modified(|g| {
+                let newer = generation > *g;
+                if newer {
+                    *g = generation;
+                }
+                newer
+            });
+        }
+    }
+
+    fn forget(&self, id: i64) {
+        lock(&self.generations).remove(&id);
+        lock(&self.parsed).retain(|(app, _), _| *app != id);
+    }
+}
+
+fn refused(e: DeployError) -> ApiError {
+    match e {
+        DeployError::NoInstance(_) => ApiError::not_found(e.to_string()),
+        DeployError::Exists(_) => {
+            ApiError::new(StatusCode::CONFLICT, api::codes::CONFLICT, e.to_string())
+        }
+        DeployError::Corrupt(_) => ApiError::internal(e.to_string()),
+        _ => ApiError::bad_request(e.to_string()),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads and checks an archive: every error Roboconf's checks find, then every reason
+/// Grove cannot run it, in one answer.
+fn read_archive(bytes: &[u8]) -> Result<Application, ApiError> {
+    let tree =
+        Tree::from_zip_bytes(bytes, std::path::Path::new("application.zip")).map_err(|e| {
+            ApiError::bad_request(format!("the body is not an application archive: {e}"))
+        })?;
+    let (report, app) = check::application(tree);
+    let errors: Vec<String> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    let Some(app) = app.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::bad_request(format!(
+            "the application is not valid: {}",
+            errors.join("; ")
+        )));
+    };
+    let refusals: Vec<String> = deploy::refusals(&app)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !refusals.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Grove cannot run this application: {}",
+            refusals.join("; ")
+        )));
+    }
+    Ok(app)
+}
+
+/// An application's parsed archive, from the cache while its digest is the same.
+async fn parsed<S: Store>(
+    m: &Master<S>,
+    row: &ApplicationRow,
+    deployment: &Deployment,
+) -> Result<Arc<Application>, ApiError> {
+    let key = (row.id, deployment.archive.clone());
+    if let Some(app) = lock(&m.apps.parsed).get(&key) {
+        return Ok(app.clone());
+    }
+    let bytes = m
+        .store
+        .application_archive(row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no application {:?}", row.name)))?;
+    let tree = Tree::from_zip_bytes(&bytes, std::path::Path::new(&row.name))
+        .map_err(|e| ApiError::internal(format!("application {:?}: {e}", row.name)))?;
+    let (_, app) = check::application(tree);
+    let app = Arc::new(app.ok_or_else(|| {
+        ApiError::internal(format!("application {:?} no longer checks", row.name))
+    })?);
+    lock(&m.apps.parsed).insert(key, app.clone());
+    Ok(app)
+}
+
+fn model(row: &ApplicationRow) -> Result<Deployment, ApiError> {
+    Deployment::from_json(&row.model).map_err(refused)
+}
+
+async fn reports<S: Store>(
+    m: &Master<S>,
+    id: i64,
+) -> Result<(Reports, BTreeMap<String, i64>), ApiError> {
+    let mut reports = Reports::new();
+    let mut instances = BTreeMap::new();
+    for root in m.store.application_roots(id).await? {
+        let report: wire::AppReport = serde_json::from_str(&root.report).unwrap_or_default();
+        reports.insert(root.root.clone(), report);
+        if let Some(instance) = root.instance_id {
+            instances.insert(root.root, instance);
+        }
+    }
+    Ok((reports, instances))
+}
+
+/// The application if the caller may act on it: its owner, the cloud admin, or a
+/// member of its project with `needed`. Others are told it does not exist.
+async fn acting_on<S: Store>(
+    m: &Master<S>,
+    caller: &Principal,
+    name: &str,
+    needed: api::Role,
+) -> Result<ApplicationRow, ApiError> {
+    let missing = || ApiError::not_found(format!("no application {name:?}"));
+    let row = m
+        .store
+        .application(name.to_owned())
+        .await?
+        .ok_or_else(missing)?;
+    match caller {
+        Principal::Admin { .. } => Ok(row),
+        Principal::User { id } if *id == row.owner_id => Ok(row),
+        Principal::User { id } => {
+            let Some(project) = row.project_id else {
+                return Err(missing());
+            };
+            match m.store.role(project, *id).await? {
+                Some(role) if role >= needed => Ok(row),
+                Some(role) => Err(ApiError::forbidden(format!(
+                    "a {} of the application's project may not do this (it takes a {})",
+                    role.as_str(),
+                    needed.as_str()
+                ))),
+                None => Err(missing()),
+            }
+        }
+        Principal::Node { .. } | Principal::Partition { .. } => Err(ApiError::forbidden(
+            "only users and the admin act on applications",
+        )),
+    }
+}
+
+/// Who requests an application's root instances: its owner, in its project if any.
+fn requester(row: &ApplicationRow) -> Requester {
+    match row.project_id {
+        Some(project) => Requester::Project {
+            project,
+            user: row.owner_id,
+        },
+        None => Requester::User(row.owner_id),
+    }
+}
+
+/// Requests (or, with `Destroyed`, destroys) the Grove instance of a root instance.
+async fn request_root<S: Store>(
+    m: &Master<S>,
+    row: &ApplicationRow,
+    deployment: &Deployment,
+    sla: BTreeMap<String, String>,
+    root: &str,
+    state: api::RequestedState,
+) -> Result<api::Instance, ApiError> {
+    let request = api::InstanceRequest {
+        title: format!("{}{root}", row.name),
+        software_release: wire::ROBOCONF_RELEASE.to_owned(),
+        software_type: "default".to_owned(),
+        parameters: api::Parameters::new(),
+        state,
+        shared: false,
+        sla,
+        project: deployment.project.clone(),
+    };
+    let (instance, changed) = m
+        .store
+        .request(row.owner_id, requester(row), request)
+        .await?;
+    m.changes.notify(&changed);
+    Ok(instance)
+}
+
+async fn place_root<S: Store>(
+    m: &Master<S>,
+    row: &ApplicationRow,
+    app: &Application,
+    deployment: &Deployment,
+    root: &str,
+) -> Result<(), ApiError> {
+    let component = deployment
+        .instances()
+        .iter()
+        .find(|i| i.path == root)
+        .map(|i| i.component.clone())
+        .unwrap_or_default();
+    let sla = deploy::placement(app, &component).map_err(refused)?;
+    let instance =
+        request_root(m, row, deployment, sla, root, api::RequestedState::Started).await?;
+    m.store
+        .set_application_root(row.id, root.to_owned(), instance.id)
+        .await?;
+    Ok(())
+}
+
+async fn destroy_root<S: Store>(
+    m: &Master<S>,
+    row: &ApplicationRow,
+    deployment: &Deployment,
+    root: &str,
+) -> Result<(), ApiError> {
+    request_root(
+        m,
+        row,
+        deployment,
+        BTreeMap::new(),
+        root,
+        api::RequestedState::Destroyed,
+    )
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeployQuery {
+    name: Option<String>,
+    project: Option<String>,
+}
+
+/// `POST /v1/apps?name=&project=`: the body is the application's ZIP.
+pub(crate) async fn deploy<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    query: Result<Query<DeployQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<wire::AppView>), ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let owner = match caller {
+        Principal::Admin { id } | Principal::User { id } => id,
+        _ => {
+            return Err(ApiError::forbidden(
+                "only users and the admin deploy applications",
+            ));
+        }
+    };
+    let project = match &query.project {
+        Some(name) => {
+            let project = crate::projects::acting_in(&m, &caller, name, api::Role::Member).await?;
+            crate::billing::check_credit(&m, &project, api::RequestedState::Started).await?;
+            Some(project)
+        }
+        None => None,
+    };
+    let app = read_archive(&body)?;
+    let name = query
+        .name
+        .clone()
+        .or_else(|| app.descriptor.name.clone())
+        .unwrap_or_default();
+    validate_name("application name", &name)?;
+    let mut deployment = Deployment::new(&app);
+    deployment.archive = sha256_hex(&body);
+    deployment.project = project.as_ref().map(|p| p.name.clone());
+    let roots = deployment.roots();
+    let id = m
+        .store
+        .create_application(NewApplication {
+            name: name.clone(),
+            owner,
+            project: project.as_ref().map(|p| p.id),
+            archive: body.to_vec(),
+            model: deployment.to_json(),
+            roots: roots.clone(),
+        })
+        .await?;
+    let row = ApplicationRow {
+        id,
+        name: name.clone(),
+        owner_id: owner,
+        project_id: project.as_ref().map(|p| p.id),
+        model: deployment.to_json(),
+        generation: 1,
+    };
+    lock(&m.apps.parsed).insert((id, deployment.archive.clone()), Arc::new(app));
+    let app = parsed(&m, &row, &deployment).await?;
+    for (n, root) in roots.iter().enumerate() {
+        if let Err(e) = place_root(&m, &row, &app, &deployment, root).await {
+            // Nothing half deployed stays: the roots placed go, and the application.
+            for placed in &roots[..n] {
+                let _ = destroy_root(&m, &row, &deployment, placed).await;
+            }
+            m.store.delete_application(id).await?;
+            m.apps.forget(id);
+            return Err(e);
+        }
+    }
+    tracing::info!(application = %name, roots = roots.len(), "application deployed");
+    Ok((StatusCode::CREATED, Json(view(&m, &row).await?)))
+}
+
+async fn view<S: Store>(m: &Master<S>, row: &ApplicationRow) -> Result<wire::AppView, ApiError> {
+    let row = m
+        .store
+        .application(row.name.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no application {:?}", row.name)))?;
+    let deployment = model(&row)?;
+    let app = parsed(m, &row, &deployment).await?;
+    let (reports, roots) = reports(m, row.id).await?;
+    Ok(wire::AppView {
+        name: row.name.clone(),
+        project: deployment.project.clone(),
+        roots,
+        instances: deployment.view(&app.graph, &reports),
+    })
+}
+
+/// `GET /v1/apps`.
+pub(crate) async fn list<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<wire::AppSummary>>, ApiError> {
+    let member = match caller {
+        Principal::Admin { .. } => None,
+        Principal::User { id } => Some(id),
+        _ => {
+            return Err(ApiError::forbidden(
+                "only users and the admin list applications",
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    for row in m.store.applications(member).await? {
+        let deployment = model(&row)?;
+        let (reports, _) = reports(&m, row.id).await?;
+        let started = reports
+            .values()
+            .flat_map(|r| r.instances.values())
+            .filter(|o| o.state == "deployed_started")
+            .count();
+        out.push(wire::AppSummary {
+            name: row.name.clone(),
+            descriptor: deployment.descriptor.0.clone(),
+            version: deployment.descriptor.1.clone(),
+            project: deployment.project.clone(),
+            instances: deployment.instances().len(),
+            started,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// `GET /v1/apps/{name}`.
+pub(crate) async fn show<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<wire::AppView>, ApiError> {
+    let row = acting_on(&m, &caller, &name, api::Role::Reader).await?;
+    Ok(Json(view(&m, &row).await?))
+}
+
+/// Applies `change` to the application's model and writes it over the generation it was
+/// read at, again from a fresh read when another change came first. Then places the
+/// roots that appeared and destroys those that left.
+async fn change<S: Store>(
+    m: &Master<S>,
+    row: ApplicationRow,
+    change: impl Fn(&mut Deployment, &Application, &Reports) -> Result<(), DeployError>,
+) -> Result<wire::AppView, ApiError> {
+    let mut row = row;
+    for _ in 0..RETRIES {
+        let mut deployment = model(&row)?;
+        let app = parsed(m, &row, &deployment).await?;
+        let (reports, _) = reports(m, row.id).await?;
+        let before = deployment.roots();
+        change(&mut deployment, &app, &reports).map_err(refused)?;
+        let (_, gone) = deployment.settle(&reports);
+        let roots = deployment.roots();
+        match m
+            .store
+            .update_application(row.id, row.generation, deployment.to_json(), roots.clone())
+            .await
+        {
+            Ok(generation) => {
+                m.apps.bump(row.id, generation);
+                for root in roots.iter().filter(|r| !before.contains(r)) {
+                    place_root(m, &row, &app, &deployment, root).await?;
+                }
+                for root in &gone {
+                    destroy_root(m, &row, &deployment, root).await?;
+                }
+                return view(m, &row).await;
+            }
+            Err(StoreError::Conflict(_)) => {
+                row = m
+                    .store
+                    .application(row.name.clone())
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("no application {:?}", row.name)))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        api::codes::CONFLICT,
+        format!("application {:?} kept changing: try again", row.name),
+    ))
+}
+
+/// `POST /v1/apps/{name}/instances`.
+pub(crate) async fn add_instance<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Body(new): Body<wire::NewAppInstance>,
+) -> Result<(StatusCode, Json<wire::AppView>), ApiError> {
+    let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    let view = change(&m, row, |d, app, _| {
+        d.add(
+            &app.graph,
+            &new.parent,
+            &new.component,
+            &new.name,
+            &new.properties,
+        )
+        .map(|_| ())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstancePath {
+    path: String,
+}
+
+/// `DELETE /v1/apps/{name}/instances?path=`: the instance and its descendants.
+pub(crate) async fn remove_instance<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    query: Result<Query<InstancePath>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<wire::AppView>, ApiError> {
+    let Query(target) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    Ok(Json(
+        change(&m, row, |d, _, _| d.remove(&target.path)).await?,
+    ))
+}
+
+/// `PUT /v1/apps/{name}/state`.
+pub(crate) async fn set_state<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Body(asked): Body<wire::AppInstanceState>,
+) -> Result<Json<wire::AppView>, ApiError> {
+    let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    let wanted = deploy::wanted(&asked.state).map_err(refused)?;
+    Ok(Json(
+        change(&m, row, |d, _, _| d.set_wanted(&asked.path, wanted)).await?,
+    ))
+}
+
+/// `POST /v1/apps/{name}/undeploy`: every instance but the partitions.
+pub(crate) async fn undeploy<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<wire::AppView>, ApiError> {
+    let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    Ok(Json(
+        change(&m, row, |d, _, _| {
+            d.undeploy();
+            Ok(())
+        })
+        .await?,
+    ))
+}
+
+/// `DELETE /v1/apps/{name}`: once undeployed, its partitions are destroyed and it is
+/// forgotten.
+pub(crate) async fn delete<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    let deployment = model(&row)?;
+    let (reports, roots) = reports(&m, row.id).await?;
+    if !deployment.is_undeployed(&reports) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            api::codes::CONFLICT,
+            format!(
+                "application {name:?} has deployed instances: `grove app undeploy {name}` first"
+            ),
+        ));
+    }
+    for root in roots.keys() {
+        destroy_root(&m, &row, &deployment, root).await?;
+    }
+    m.store.delete_application(row.id).await?;
+    m.apps.forget(row.id);
+    tracing::info!(application = %name, "application deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The application and root of the calling partition.
+async fn own_root<S: Store>(
+    m: &Master<S>,
+    caller: &Principal,
+) -> Result<(ApplicationRow, String), ApiError> {
+    let Principal::Partition { instance, .. } = caller else {
+        return Err(ApiError::forbidden(
+            "only a root instance's partition asks this",
+        ));
+    };
+    m.store
+        .application_of_instance(*instance)
+        .await?
+        .ok_or_else(|| ApiError::not_found("this partition is no application's root instance"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PartitionQuery {
+    /// Answer once the generation is past this one (or the wait ends).
+    after: Option<i64>,
+}
+
+/// `GET /v1/apps/partition?after=G`: the caller's subtree, at once or when the
+/// application's generation passes `after`.
+pub(crate) async fn partition<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    query: Result<Query<PartitionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<wire::AppPartition>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (mut row, root) = own_root(&m, &caller).await?;
+    let mut changes = m.apps.subscribe(row.id);
+    let mut closing = m.closing.subscribe();
+    let deadline = tokio::time::Instant::now() + PARTITION_WAIT;
+    while query.after.is_some_and(|after| row.generation <= after)
+        && tokio::time::Instant::now() < deadline
+        && !*closing.borrow()
+    {
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, changes.changed()) => {}
+            _ = closing.changed() => {}
+        }
+        row = own_root(&m, &caller).await?.0;
+    }
+    let deployment = model(&row)?;
+    let app = parsed(&m, &row, &deployment).await?;
+    let (reports, _) = reports(&m, row.id).await?;
+    let instances = deployment
+        .targets(&app.graph, &reports)
+        .remove(&root)
+        .unwrap_or_default()
+        .iter()
+        .map(deploy::to_wire)
+        .collect();
+    Ok(Json(wire::AppPartition {
+        application: row.name.clone(),
+        root,
+        generation: row.generation,
+        archive: deployment.archive.clone(),
+        instances,
+    }))
+}
+
+/// `GET /v1/apps/partition/archive`: the application's ZIP, for its scripts.
+pub(crate) async fn archive<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+) -> Result<Response, ApiError> {
+    let (row, _) = own_root(&m, &caller).await?;
+    let bytes = m
+        .store
+        .application_archive(row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no application {:?}", row.name)))?;
+    let headers = [(axum::http::header::CONTENT_TYPE, "application/zip")];
+    Ok((headers, bytes).into_response())
+}
+
+/// `PUT /v1/apps/partition/report`: the states of the caller's subtree. Removed
+/// instances reported gone are forgotten, and the partitions are woken.
+pub(crate) async fn report<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Body(report): Body<wire::AppReport>,
+) -> Result<StatusCode, ApiError> {
+    let (row, root) = own_root(&m, &caller).await?;
+    // A partition speaks for its own subtree only.
+    if let Some(path) = report
+        .instances
+        .keys()
+        .find(|p| grove_roboconf::instances::root_path(p) != root)
+    {
+        return Err(ApiError::bad_request(format!(
+            "instance {path:?} is not below this partition's root {root:?}"
+        )));
+    }
+    let text = serde_json::to_string(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+    let generation = m.store.report_application(row.id, root, text).await?;
+    m.apps.bump(row.id, generation);
+    // Instances removed and now gone leave the model.
+    let row = m
+        .store
+        .application(row.name.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no application {:?}", row.name)))?;
+    let mut deployment = model(&row)?;
+    let (reports, _) = reports(&m, row.id).await?;
+    if deployment.settle(&reports).0 {
+        change(&m, row, |_, _, _| Ok(())).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,571 @@
+//! A deployed application as the master keeps it ([`Deployment`], stored as JSON beside
+//! the archive): the instance tree as it is now (the instance files', then what users
+//! added and removed), what is wanted of each instance, the ports given. With what the
+//! root partitions report it gives each root its subtree ([`Deployment::targets`]) and
+//! users their view ([`Deployment::view`]). Pure: the master stores and serves it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use grove_api::apps as wire;
+use serde::{Deserialize, Serialize};
+
+use crate::check::Application;
+use crate::graph::Graph;
+use crate::instances::{Instance, root_path};
+use crate::lifecycle::{State, Wanted};
+use crate::live::{self, Known};
+use crate::runtime::Desired;
+
+/// The only target handler Grove runs: a root instance is a Grove partition.
+pub const HANDLER: &str = "grove";
+/// The installers a partition runs.
+pub const INSTALLERS: &[&str] = &["script", "logger"];
+
+/// Why an application, or a change to it, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "component {component:?} uses the target handler {handler:?} ({file}): Grove runs `handler = grove` only"
+    )]
+    Handler {
+        component: String,
+        handler: String,
+        file: String,
+    },
+    #[error(
+        "component {component:?} uses the installer {installer:?}: Grove runs script and logger below a target"
+    )]
+    Installer {
+        component: String,
+        installer: String,
+    },
+    #[error("component {component:?} is a root instance's but not a target: a root is a partition")]
+    RootNotTarget { component: String },
+    #[error("component {component:?} is a target with no target properties")]
+    NoTarget { component: String },
+    #[error("no instance {0:?}")]
+    NoInstance(String),
+    #[error("an instance {0:?} exists")]
+    Exists(String),
+    #[error("no component {0:?} in the graph")]
+    NoComponent(String),
+    #[error("component {component:?} cannot be deployed on {parent:?} ({parent_component})")]
+    NotAChild {
+        parent: String,
+        parent_component: String,
+        component: String,
+    },
+    #[error("component {0:?} cannot be a root instance: the graph's roots are {1}")]
+    NotARoot(String, String),
+    #[error("instance name {0:?}: a non-empty name without `/`")]
+    BadName(String),
+    #[error("state {0:?}: not_deployed, deployed_stopped or deployed_started")]
+    BadState(String),
+    #[error("the model does not read: {0}")]
+    Corrupt(String),
+}
+
+/// A random port given to an instance's export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Port {
+    path: String,
+    variable: String,
+    port: u16,
+}
+
+/// What the master keeps of a deployed application.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The descriptor's name and version.
+    pub descriptor: (String, String),
+    /// SHA-256 of the archive, hex: the partitions fetch it again when it changes.
+    pub archive: String,
+    /// The project it belongs to, by name.
+    pub project: Option<String>,
+    instances: Vec<Instance>,
+    wanted: BTreeMap<String, Wanted>,
+    ports: Vec<Port>,
+    /// Instances removed, kept until their partition reports them not deployed.
+    removing: BTreeSet<String>,
+}
+
+/// What a root partition last reported, as the master reads it back.
+pub type Reports = BTreeMap<String, wire::AppReport>;
+
+/// The placement of a root component's partition from its target properties
+/// (`grove.computer`, `grove.zone`, `grove.size`, `grove.label.KEY`) as an SLA, or why
+/// Grove cannot run the component.
+pub fn placement(
+    app: &Application,
+    component: &str,
+) -> Result<BTreeMap<String, String>, DeployError> {
+    let dir = format!("graph/{component}");
+    let mut files: Vec<&str> = app
+        .tree
+        .files_in(&dir)
+        .filter(|n| n.ends_with(".properties"))
+        .collect();
+    files.sort_unstable();
+    let Some(first) = files.first() else {
+        return Err(DeployError::NoTarget {
+            component: component.to_owned(),
+        });
+    };
+    let file = format!("{dir}/{first}");
+    let mut ignored = crate::Diagnostics::default();
+    let props =
+        crate::project::target_properties(&app.tree, &file, &mut ignored).unwrap_or_default();
+    let handler = props.get("handler").map(|h| h.trim()).unwrap_or_default();
+    if handler != HANDLER {
+        return Err(DeployError::Handler {
+            component: component.to_owned(),
+            handler: handler.to_owned(),
+            file,
+        });
+    }
+    let mut sla = BTreeMap::new();
+    for (key, value) in &props {
+        let value = value.trim().to_owned();
+        match key.as_str() {
+            "grove.computer" => sla.insert("computer_guid".to_owned(), value),
+            "grove.zone" => sla.insert("zone".to_owned(), value),
+            "grove.size" => sla.insert("size".to_owned(), value),
+            other => match other.strip_prefix("grove.label.") {
+                Some(label) => sla.insert(label.to_owned(), value),
+                None => None,
+            },
+        };
+    }
+    Ok(sla)
+}
+
+/// Every reason Grove cannot run an application Roboconf accepts: another target
+/// handler, another installer, a root instance that is not a target.
+pub fn refusals(app: &Application) -> Vec<DeployError> {
+    let mut out = Vec::new();
+    let mut components: Vec<&String> = app.graph.components.keys().collect();
+    components.sort_unstable();
+    for name in components {
+        let installer = app
+            .graph
+            .installer(name)
+            .unwrap_or("logger")
+            .to_ascii_lowercase();
+        if installer == "target" {
+            if let Err(e) = placement(app, name) {
+                out.push(e);
+            }
+        } else if !INSTALLERS.contains(&installer.as_str()) {
+            out.push(DeployError::Installer {
+                component: name.clone(),
+                installer,
+            });
+        }
+    }
+    for i in app.instances.iter().filter(|i| i.parent().is_none()) {
+        if !is_target(&app.graph, &i.component)
+            && !out.iter().any(|e| matches!(e, DeployError::RootNotTarget { component } if *component == i.component))
+        {
+            out.push(DeployError::RootNotTarget {
+                component: i.component.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn is_target(graph: &Graph, component: &str) -> bool {
+    graph
+        .installer(component)
+        .is_some_and(|i| i.eq_ignore_ascii_case("target"))
+}
+
+/// A state a user may ask for.
+pub fn wanted(text: &str) -> Result<Wanted, DeployError> {
+    match text.parse::<State>() {
+        Ok(State::NotDeployed) => Ok(Wanted::NotDeployed),
+        Ok(State::DeployedStopped) => Ok(Wanted::DeployedStopped),
+        Ok(State::DeployedStarted) => Ok(Wanted::DeployedStarted),
+        _ => Err(DeployError::BadState(text.to_owned())),
+    }
+}
+
+fn wanted_str(wanted: Wanted) -> &'static str {
+    match wanted {
+        Wanted::NotDeployed => "not_deployed",
+        Wanted::DeployedStopped => "deployed_stopped",
+        Wanted::DeployedStarted => "deployed_started",
+    }
+}
+
+fn below(path: &str, ancestor: &str) -> bool {
+    path == ancestor
+        || path
+            .strip_prefix(ancestor)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Deployment {
+    /// The application's instances, each wanted started, their random ports given.
+    pub fn new(app: &Application) -> Deployment {
+        let mut deployment = Deployment {
+            descriptor: (
+                app.descriptor.name.clone().unwrap_or_default(),
+                app.descriptor.version.clone().unwrap_or_default(),
+            ),
+            instances: app.instances.clone(),
+            wanted: app
+                .instances
+                .iter()
+                .map(|i| (i.path.clone(), Wanted::DeployedStarted))
+                .collect(),
+            ..Deployment::default()
+        };
+        deployment.give_ports(&app.graph);
+        deployment
+    }
+
+    pub fn from_json(text: &str) -> Result<Deployment, DeployError> {
+        serde_json::from_str(text).map_err(|e| DeployError::Corrupt(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    fn give_ports(&mut self, graph: &Graph) {
+        let given = self
+            .ports
+            .iter()
+            .map(|p| ((p.path.clone(), p.variable.clone()), p.port))
+            .collect();
+        self.ports = live::assign_ports(graph, &self.instances, &given, &BTreeSet::new())
+            .into_iter()
+            .map(|((path, variable), port)| Port {
+                path,
+                variable,
+                port,
+            })
+            .collect();
+    }
+
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    /// The root instances, each a Grove instance.
+    pub fn roots(&self) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|i| i.parent().is_none())
+            .map(|i| i.path.clone())
+            .collect()
+    }
+
+    fn find(&self, path: &str) -> Result<&Instance, DeployError> {
+        self.instances
+            .iter()
+            .find(|i| i.path == path)
+            .ok_or_else(|| DeployError::NoInstance(path.to_owned()))
+    }
+
+    /// Adds an instance under `parent` (`/` for a root), wanted started; its path.
+    pub fn add(
+        &mut self,
+        graph: &Graph,
+        parent: &str,
+        component: &str,
+        name: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<String, DeployError> {
+        let name = name.trim();
+        if name.is_empty() || name.contains('/') {
+            return Err(DeployError::BadName(name.to_owned()));
+        }
+        if !graph.components.contains_key(component) {
+            return Err(DeployError::NoComponent(component.to_owned()));
+        }
+        let path = if parent == "/" || parent.is_empty() {
+            let roots = graph.roots();
+            if !roots.contains(&component) {
+                return Err(DeployError::NotARoot(
+                    component.to_owned(),
+                    roots.join(", "),
+                ));
+            }
+            format!("/{name}")
+        } else {
+            let above = self.find(parent)?;
+            if !graph.children(&above.component).contains(component) {
+                return Err(DeployError::NotAChild {
+                    parent: parent.to_owned(),
+                    parent_component: above.component.clone(),
+                    component: component.to_owned(),
+                });
+            }
+            format!("{parent}/{name}")
+        };
+        if self.instances.iter().any(|i| i.path == path) {
+            return Err(DeployError::Exists(path));
+        }
+        let exported = graph.exports(component);
+        let mut instance = Instance {
+            path: path.clone(),
+            name: name.to_owned(),
+            component: component.to_owned(),
+            ..Instance::default()
+        };
+        for (key, value) in properties {
+            let export = exported
+                .iter()
+                .find(|e| e.name == *key || (!key.contains('.') && e.local() == key));
+            match export {
+                Some(e) => instance.overrides.insert(e.name.clone(), value.clone()),
+                None => instance.raw.insert(key.clone(), value.clone()),
+            };
+        }
+        self.instances.push(instance);
+        self.wanted.insert(path.clone(), Wanted::DeployedStarted);
+        self.give_ports(graph);
+        Ok(path)
+    }
+
+    /// Removes an instance and its descendants: each is undeployed, then forgotten once
+    /// its partition says so ([`Deployment::settle`]).
+    pub fn remove(&mut self, path: &str) -> Result<(), DeployError> {
+        self.find(path)?;
+        for i in &self.instances {
+            if below(&i.path, path) {
+                self.wanted.insert(i.path.clone(), Wanted::NotDeployed);
+                self.removing.insert(i.path.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// What is wanted of an instance: not deployed takes its descendants along.
+    pub fn set_wanted(&mut self, path: &str, wanted: Wanted) -> Result<(), DeployError> {
+        self.find(path)?;
+        if self.removing.contains(path) {
+            return Err(DeployError::NoInstance(path.to_owned()));
+        }
+        let paths: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|i| i.path == path || (wanted == Wanted::NotDeployed && below(&i.path, path)))
+            .map(|i| i.path.clone())
+            .collect();
+        for p in paths {
+            self.wanted.insert(p, wanted);
+        }
+        Ok(())
+    }
+
+    /// Every instance but the roots (the partitions) wanted not deployed.
+    pub fn undeploy(&mut self) {
+        for i in &self.instances {
+            if i.parent().is_some() {
+                self.wanted.insert(i.path.clone(), Wanted::NotDeployed);
+            }
+        }
+    }
+
+    /// Whether every instance but the roots is reported not deployed.
+    pub fn is_undeployed(&self, reports: &Reports) -> bool {
+        let states = states(reports);
+        self.instances
+            .iter()
+            .filter(|i| i.parent().is_some())
+            .all(|i| states.get(&i.path).is_none_or(|s| *s == State::NotDeployed))
+    }
+
+    /// Forgets the removed instances their partitions report not deployed; the removed
+    /// roots whose whole subtree is gone (their Grove instances may go). Whether
+    /// anything changed.
+    pub fn settle(&mut self, reports: &Reports) -> (bool, Vec<String>) {
+        let states = states(reports);
+        let gone = |path: &str| states.get(path).is_none_or(|s| *s == State::NotDeployed);
+        let before = self.instances.len();
+        let removing = self.removing.clone();
+        let mut roots = Vec::new();
+        self.instances.retain(|i| {
+            if !removing.contains(&i.path) {
+                return true;
+            }
+            if i.parent().is_some() {
+                return !gone(&i.path);
+            }
+            // A root goes with the last of its subtree.
+            let rest = removing
+                .iter()
+                .any(|p| p != &i.path && below(p, &i.path) && !gone(p));
+            if rest {
+                true
+            } else {
+                roots.push(i.path.clone());
+                false
+            }
+        });
+        let kept: BTreeSet<String> = self.instances.iter().map(|i| i.path.clone()).collect();
+        self.removing.retain(|p| kept.contains(p));
+        self.wanted.retain(|p, _| kept.contains(p));
+        self.ports.retain(|p| kept.contains(&p.path));
+        (self.instances.len() != before, roots)
+    }
+
+    fn known(&self, reports: &Reports) -> Known {
+        Known {
+            wanted: self.wanted.clone(),
+            states: states(reports),
+            addresses: reports
+                .iter()
+                .filter_map(|(root, r)| r.address.clone().map(|a| (root.clone(), a)))
+                .collect(),
+            ports: self
+                .ports
+                .iter()
+                .map(|p| ((p.path.clone(), p.variable.clone()), p.port))
+                .collect(),
+        }
+    }
+
+    /// Each root's subtree as its partition must bring it about.
+    pub fn targets(&self, graph: &Graph, reports: &Reports) -> BTreeMap<String, Vec<Desired>> {
+        live::desired(graph, &self.instances, &self.known(reports))
+    }
+
+    /// The instances as users see them: states reported, exports, imports resolved.
+    pub fn view(&self, graph: &Graph, reports: &Reports) -> Vec<wire::AppInstance> {
+        let known = self.known(reports);
+        let errors: BTreeMap<&str, &str> = reports
+            .values()
+            .flat_map(|r| r.instances.iter())
+            .filter_map(|(p, o)| o.error.as_deref().map(|e| (p.as_str(), e)))
+            .collect();
+        let mut out: Vec<wire::AppInstance> = live::desired(graph, &self.instances, &known)
+            .into_values()
+            .flatten()
+            .map(|d| wire::AppInstance {
+                state: known
+                    .states
+                    .get(&d.path)
+                    .copied()
+                    .unwrap_or(State::NotDeployed)
+                    .as_str()
+                    .to_owned(),
+                wanted: wanted_str(d.wanted).to_owned(),
+                error: errors.get(d.path.as_str()).map(|e| (*e).to_owned()),
+                imports: d
+                    .imports
+                    .by_prefix
+                    .iter()
+                    .map(|(prefix, list)| {
+                        (
+                            prefix.clone(),
+                            list.iter()
+                                .map(|i| wire::AppImport {
+                                    path: i.path.clone(),
+                                    values: i.values.clone(),
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+                missing: d.imports.missing.clone(),
+                exports: d.exports,
+                path: d.path,
+                component: d.component,
+            })
+            .collect();
+        let order: BTreeMap<&str, usize> = self
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.path.as_str(), n))
+            .collect();
+        out.sort_by_key(|i| order.get(i.path.as_str()).copied().unwrap_or(usize::MAX));
+        out
+    }
+}
+
+/// Every instance's reported state, from every root's report. A root's own state is the
+/// root's: its partition runs.
+fn states(reports: &Reports) -> BTreeMap<String, State> {
+    let mut out = BTreeMap::new();
+    for (root, report) in reports {
+        for (path, observed) in &report.instances {
+            // A partition speaks for its own subtree only.
+            if root_path(path) != root {
+                continue;
+            }
+            if let Ok(state) = observed.state.parse::<State>() {
+                out.insert(path.clone(), state);
+            }
+        }
+    }
+    out
+}
+
+/// The wire form of what a root's partition is told.
+pub fn to_wire(d: &Desired) -> wire::AppTarget {
+    wire::AppTarget {
+        path: d.path.clone(),
+        name: d.name.clone(),
+        component: d.component.clone(),
+        installer: d.installer.clone(),
+        wanted: wanted_str(d.wanted).to_owned(),
+        exports: d.exports.clone(),
+        imports: wire::AppImports {
+            by_prefix: d
+                .imports
+                .by_prefix
+                .iter()
+                .map(|(k, list)| {
+                    (
+                        k.clone(),
+                        list.iter()
+                            .map(|i| wire::AppImport {
+                                path: i.path.clone(),
+                                values: i.values.clone(),
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+            resolved: d.imports.resolved,
+            missing: d.imports.missing.clone(),
+        },
+    }
+}
+
+/// What a partition is told, read back; `None` for a state that is not one.
+pub fn from_wire(t: &wire::AppTarget) -> Option<Desired> {
+    Some(Desired {
+        path: t.path.clone(),
+        name: t.name.clone(),
+        component: t.component.clone(),
+        installer: t.installer.clone(),
+        wanted: wanted(&t.wanted).ok()?,
+        exports: t.exports.clone(),
+        imports: crate::lifecycle::Imports {
+            by_prefix: t
+                .imports
+                .by_prefix
+                .iter()
+                .map(|(k, list)| {
+                    (
+                        k.clone(),
+                        list.iter()
+                            .map(|i| crate::lifecycle::Import {
+                                path: i.path.clone(),
+                                values: i.values.clone(),
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+            resolved: t.imports.resolved,
+            missing: t.imports.missing.clone(),
+        },
+    })
+}

@@ -1,0 +1,2 @@
+#!/bin/sh
+rm -rf "$ROBOCONF_FILES_DIR/data"
