@@ -52,6 +52,17 @@ const ORDER: &[Operation] = &[
     Operation::CreateSize,
     Operation::ListSizes,
     Operation::DeleteSize,
+    Operation::DeployApp,
+    Operation::ListApps,
+    Operation::AppPartition,
+    Operation::AppArchive,
+    Operation::ReportApp,
+    Operation::ShowApp,
+    Operation::AddAppInstance,
+    Operation::SetAppInstanceState,
+    Operation::RemoveAppInstance,
+    Operation::UndeployApp,
+    Operation::DeleteApp,
     Operation::DeleteProject,
 ];
 
@@ -62,6 +73,57 @@ struct Walk {
     join_token: Option<String>,
     joined: Option<(Client, String)>,
     alice: Option<Client>,
+    /// The application's archive, and its root's partition.
+    archive: Vec<u8>,
+    root: Option<Client>,
+}
+
+/// An application of one root instance with one script instance; its target's handler.
+fn application(handler: &str) -> Vec<u8> {
+    let target = format!("id = p\nname = p\nhandler = {handler}\n");
+    grove_roboconf::tree::Tree::of([
+        (
+            "descriptor/application.properties",
+            "name = alpha\nversion = 1.0\ndsl-id = roboconf-1.0\ngraph-entry-point = g.graph\ninstance-entry-point = i.instances\n",
+        ),
+        (
+            "graph/g.graph",
+            "VM {\n installer: target;\n exports: ip;\n children: Web;\n}\nWeb {\n installer: script;\n exports: ip, port = 80;\n}\n",
+        ),
+        ("graph/VM/target.properties", target.as_str()),
+        ("graph/Web/scripts/start.sh", "#!/bin/sh\n"),
+        (
+            "instances/i.instances",
+            "instance of VM {\n name: vm;\n instance of Web {\n  name: web;\n }\n}\n",
+        ),
+    ])
+    .to_zip()
+    .expect("zip")
+}
+
+fn report(states: &[(&str, &str)]) -> api::apps::AppReport {
+    api::apps::AppReport {
+        address: Some("127.0.9.2".to_owned()),
+        instances: states
+            .iter()
+            .map(|(path, state)| {
+                (
+                    (*path).to_owned(),
+                    api::apps::AppObserved {
+                        state: (*state).to_owned(),
+                        error: None,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn paths(view: &api::apps::AppView) -> Vec<(&str, &str, &str)> {
+    view.instances
+        .iter()
+        .map(|i| (i.path.as_str(), i.state.as_str(), i.wanted.as_str()))
+        .collect()
 }
 
 #[test]
@@ -551,6 +613,192 @@ fn every_operation_has_a_typed_method_that_works() {
                 admin.delete_size("small").expect("deleted");
                 let gone = admin.delete_size("small").expect_err("gone");
                 assert_eq!(gone.status(), Some(404), "{gone}");
+            }
+            Operation::DeployApp => {
+                let node = walk.node.as_ref().expect("registered");
+                node.declare_partitions(
+                    "C1",
+                    &[
+                        api::PartitionDeclaration {
+                            reference: "slappart0".to_owned(),
+                            addresses: vec!["127.0.9.1".to_owned()],
+                        },
+                        api::PartitionDeclaration {
+                            reference: "slappart1".to_owned(),
+                            addresses: vec!["127.0.9.2".to_owned()],
+                        },
+                    ],
+                )
+                .expect("declared");
+                let refused = admin
+                    .deploy_app(application("iaas-ec2"), None, None)
+                    .expect_err("another handler");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+                assert!(refused.to_string().contains("iaas-ec2"), "{refused}");
+                let refused = admin
+                    .deploy_app(b"not a zip".to_vec(), None, None)
+                    .expect_err("not an archive");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+                walk.archive = application("grove");
+                let view = admin
+                    .deploy_app(walk.archive.clone(), None, None)
+                    .expect("deployed");
+                assert_eq!(view.name, "alpha");
+                assert_eq!(
+                    paths(&view),
+                    vec![
+                        ("/vm", "not_deployed", "deployed_started"),
+                        ("/vm/web", "not_deployed", "deployed_started")
+                    ]
+                );
+                assert_eq!(view.roots.len(), 1);
+                let again = admin
+                    .deploy_app(walk.archive.clone(), None, None)
+                    .expect_err("the name is taken");
+                assert_eq!(again.status(), Some(409), "{again}");
+            }
+            Operation::ListApps => {
+                let all = admin.list_apps().expect("listed");
+                assert_eq!(all.len(), 1);
+                assert_eq!((all[0].name.as_str(), all[0].instances), ("alpha", 2));
+            }
+            Operation::AppPartition => {
+                let node = walk.node.as_ref().expect("registered");
+                let desired = node.desired("C1", None, Duration::ZERO).expect("desired");
+                let root = desired
+                    .partitions
+                    .iter()
+                    .filter_map(|p| p.instance.as_ref())
+                    .find(|i| i.title == "alpha/vm")
+                    .expect("the root's partition");
+                assert_eq!(root.software_release, api::apps::ROBOCONF_RELEASE);
+                let client = Client::new(&url, &trust(Some(&root.token))).expect("client");
+                let told = client.app_partition(None).expect("its subtree");
+                assert_eq!(told.root, "/vm");
+                let installers: Vec<(&str, &str)> = told
+                    .instances
+                    .iter()
+                    .map(|i| (i.path.as_str(), i.installer.as_str()))
+                    .collect();
+                assert_eq!(installers, vec![("/vm", "target"), ("/vm/web", "script")]);
+                walk.root = Some(client);
+            }
+            Operation::AppArchive => {
+                let root = walk.root.as_ref().expect("the root");
+                assert_eq!(root.app_archive().expect("archive"), walk.archive);
+            }
+            Operation::ReportApp => {
+                let root = walk.root.as_ref().expect("the root");
+                root.report_app(&report(&[
+                    ("/vm", "deployed_started"),
+                    ("/vm/web", "deployed_started"),
+                ]))
+                .expect("reported");
+                let outside = root
+                    .report_app(&report(&[("/other/web", "deployed_started")]))
+                    .expect_err("not below its root");
+                assert_eq!(outside.status(), Some(400), "{outside}");
+            }
+            Operation::ShowApp => {
+                let view = admin.show_app("alpha").expect("shown");
+                let web = &view.instances[1];
+                assert_eq!(web.state, "deployed_started");
+                assert_eq!(
+                    web.exports.get("Web.ip").map(String::as_str),
+                    Some("127.0.9.2")
+                );
+                let missing = admin.show_app("beta").expect_err("none");
+                assert_eq!(missing.status(), Some(404), "{missing}");
+            }
+            Operation::AddAppInstance => {
+                let view = admin
+                    .add_app_instance(
+                        "alpha",
+                        &api::apps::NewAppInstance {
+                            parent: "/vm".to_owned(),
+                            component: "Web".to_owned(),
+                            name: "web2".to_owned(),
+                            properties: [("port".to_owned(), "8080".to_owned())].into(),
+                        },
+                    )
+                    .expect("added");
+                let added = &view.instances[2];
+                assert_eq!(added.path, "/vm/web2");
+                assert_eq!(
+                    added.exports.get("Web.port").map(String::as_str),
+                    Some("8080")
+                );
+                let refused = admin
+                    .add_app_instance(
+                        "alpha",
+                        &api::apps::NewAppInstance {
+                            parent: "/vm/web".to_owned(),
+                            component: "VM".to_owned(),
+                            name: "x".to_owned(),
+                            properties: Default::default(),
+                        },
+                    )
+                    .expect_err("not a child of Web");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+            }
+            Operation::SetAppInstanceState => {
+                let view = admin
+                    .set_app_instance_state("alpha", "/vm/web2", "deployed_stopped")
+                    .expect("set");
+                assert_eq!(view.instances[2].wanted, "deployed_stopped");
+                let refused = admin
+                    .set_app_instance_state("alpha", "/vm/web2", "starting")
+                    .expect_err("not a state one asks for");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+                walk.root
+                    .as_ref()
+                    .expect("the root")
+                    .report_app(&report(&[
+                        ("/vm", "deployed_started"),
+                        ("/vm/web", "deployed_started"),
+                        ("/vm/web2", "deployed_stopped"),
+                    ]))
+                    .expect("reported");
+            }
+            Operation::RemoveAppInstance => {
+                let view = admin
+                    .remove_app_instance("alpha", "/vm/web2")
+                    .expect("removed");
+                assert_eq!(view.instances[2].wanted, "not_deployed");
+                // Gone once its partition no longer holds it.
+                let root = walk.root.as_ref().expect("the root");
+                root.report_app(&report(&[
+                    ("/vm", "deployed_started"),
+                    ("/vm/web", "deployed_started"),
+                ]))
+                .expect("reported");
+                let view = admin.show_app("alpha").expect("shown");
+                assert_eq!(view.instances.len(), 2);
+            }
+            Operation::UndeployApp => {
+                let view = admin.undeploy_app("alpha").expect("undeployed");
+                assert_eq!(view.instances[1].wanted, "not_deployed");
+            }
+            Operation::DeleteApp => {
+                let refused = admin.delete_app("alpha").expect_err("still deployed");
+                assert_eq!(refused.status(), Some(409), "{refused}");
+                let root = walk.root.as_ref().expect("the root");
+                root.report_app(&report(&[
+                    ("/vm", "deployed_started"),
+                    ("/vm/web", "not_deployed"),
+                ]))
+                .expect("reported");
+                admin.delete_app("alpha").expect("deleted");
+                let gone = admin.show_app("alpha").expect_err("gone");
+                assert_eq!(gone.status(), Some(404), "{gone}");
+                let destroyed = admin.list_instances().expect("listed");
+                assert!(
+                    destroyed
+                        .iter()
+                        .filter(|i| i.title == "alpha/vm")
+                        .all(|i| i.requested_state == api::RequestedState::Destroyed),
+                    "{destroyed:?}"
+                );
             }
             Operation::DeleteProject => {
                 admin.delete_project("shop").expect("deleted");

@@ -33,6 +33,8 @@ enum Who {
     ProjectAdmin,
     Member,
     Reader,
+    /// The partition of the owner's application's root instance.
+    AppPartition,
 }
 
 const EVERYONE: &[Who] = &[
@@ -46,6 +48,7 @@ const EVERYONE: &[Who] = &[
     Who::ProjectAdmin,
     Who::Member,
     Who::Reader,
+    Who::AppPartition,
 ];
 const USERS: &[Who] = &[
     Who::Admin,
@@ -64,6 +67,8 @@ enum Case {
     RequestInProject,
     /// `showInstance` of the project's instance.
     ShowProjectInstance,
+    /// `showApp` of the project's application.
+    ShowProjectApp,
 }
 
 impl Case {
@@ -72,6 +77,7 @@ impl Case {
             Case::Op(operation) => operation,
             Case::RequestInProject => Operation::RequestInstance,
             Case::ShowProjectInstance => Operation::ShowInstance,
+            Case::ShowProjectApp => Operation::ShowApp,
         }
     }
 }
@@ -106,6 +112,7 @@ fn table() -> Vec<(Case, &'static [Who])> {
                 Member,
                 Reader,
                 Partition,
+                AppPartition,
             ],
         ),
         (Case::RequestInProject, &[Admin, ProjectAdmin, Member]),
@@ -140,6 +147,19 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::DeleteSize), &[Admin]),
         (op(O::ReportCapacity), &[Node]),
         (op(O::DedicateComputer), &[Admin]),
+        (op(O::DeployApp), USERS),
+        (op(O::ListApps), USERS),
+        (op(O::ShowApp), &[Admin, Owner]),
+        (Case::ShowProjectApp, &[Admin, ProjectAdmin, Member, Reader]),
+        // Refused (409) for those allowed: its root reports a deployed instance.
+        (op(O::DeleteApp), &[Admin, Owner]),
+        (op(O::UndeployApp), &[Admin, Owner]),
+        (op(O::AddAppInstance), &[Admin, Owner]),
+        (op(O::RemoveAppInstance), &[Admin, Owner]),
+        (op(O::SetAppInstanceState), &[Admin, Owner]),
+        (op(O::AppPartition), &[AppPartition]),
+        (op(O::AppArchive), &[AppPartition]),
+        (op(O::ReportApp), &[AppPartition]),
     ]
 }
 
@@ -226,7 +246,7 @@ impl Cloud {
         let c0 = computer(&admin, "C0");
         let node = computer(&owner, "C1");
         let other_node = computer(&stranger, "C2");
-        declare(&c0, "C0", 4);
+        declare(&c0, "C0", 8);
         declare(&node, "C1", 4);
         declare(&other_node, "C2", 1);
         supply(&admin, "C0");
@@ -261,6 +281,36 @@ impl Cloud {
                 ..api::InstanceRequest::new("shop-web", "sr.cfg")
             })
             .expect("the project's instance");
+        // The owner's application, its root on C1; the project's, deployed by a member.
+        owner
+            .deploy_app(application("C1"), Some("alpha"), None)
+            .expect("the owner's application");
+        member
+            .deploy_app(application("C0"), Some("shop-app"), Some("shop"))
+            .expect("the project's application");
+        let desired = node.desired("C1", None, Duration::ZERO).expect("desired");
+        let root_token = desired
+            .partitions
+            .iter()
+            .filter_map(|p| p.instance.as_ref())
+            .find(|i| i.title == "alpha/vm")
+            .expect("alpha's root on C1")
+            .token
+            .clone();
+        let app_partition = with(Some(&root_token));
+        app_partition
+            .report_app(&api::apps::AppReport {
+                address: None,
+                instances: [(
+                    "/vm/web".to_owned(),
+                    api::apps::AppObserved {
+                        state: "deployed_started".to_owned(),
+                        error: None,
+                    },
+                )]
+                .into(),
+            })
+            .expect("the root reports");
         let clients = vec![
             (Who::Anonymous, with(None)),
             (Who::Admin, admin),
@@ -272,6 +322,7 @@ impl Cloud {
             (Who::ProjectAdmin, project_admin),
             (Who::Member, member),
             (Who::Reader, reader),
+            (Who::AppPartition, app_partition),
         ];
         let admin = &clients[1].1;
         admin.set_prices(&prices()).expect("prices");
@@ -329,6 +380,29 @@ fn prices() -> api::Prices {
     }
 }
 
+/// An application of one root instance (placed on `computer`) with one script instance.
+fn application(computer: &str) -> Vec<u8> {
+    let target = format!("id = p\nname = p\nhandler = grove\ngrove.computer = {computer}\n");
+    grove_roboconf::tree::Tree::of([
+        (
+            "descriptor/application.properties",
+            "name = a\nversion = 1.0\ndsl-id = roboconf-1.0\ngraph-entry-point = g.graph\ninstance-entry-point = i.instances\n",
+        ),
+        (
+            "graph/g.graph",
+            "VM {\n installer: target;\n children: Web;\n}\nWeb {\n installer: script;\n}\n",
+        ),
+        ("graph/VM/target.properties", target.as_str()),
+        ("graph/Web/scripts/start.sh", "#!/bin/sh\n"),
+        (
+            "instances/i.instances",
+            "instance of VM {\n name: vm;\n instance of Web {\n  name: web;\n }\n}\n",
+        ),
+    ])
+    .to_zip()
+    .expect("zip")
+}
+
 fn csr(identity: grove_pki::Identity) -> String {
     grove_pki::request(&identity).expect("csr").1
 }
@@ -345,6 +419,7 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             })
             .map(drop),
         Case::ShowProjectInstance => c.show_instance(cloud.shop_web).map(drop),
+        Case::ShowProjectApp => c.show_app("shop-app").map(drop),
         Case::Op(operation) => match operation {
             Operation::Health => c.health().map(drop),
             Operation::CaCertificate => c.ca_certificate().map(drop),
@@ -497,6 +572,35 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
                 },
             ),
             Operation::DedicateComputer => c.dedicate_computer("C1", None),
+            Operation::DeployApp => c
+                .deploy_app(
+                    application("C0"),
+                    Some(&format!("by-{who:?}").to_lowercase()),
+                    None,
+                )
+                .map(drop),
+            Operation::ListApps => c.list_apps().map(drop),
+            Operation::ShowApp => c.show_app("alpha").map(drop),
+            Operation::DeleteApp => c.delete_app("alpha"),
+            Operation::UndeployApp => c.undeploy_app("alpha").map(drop),
+            Operation::AddAppInstance => c
+                .add_app_instance(
+                    "alpha",
+                    &api::apps::NewAppInstance {
+                        parent: "/vm".to_owned(),
+                        component: "Web".to_owned(),
+                        name: format!("by-{who:?}"),
+                        properties: Default::default(),
+                    },
+                )
+                .map(drop),
+            Operation::RemoveAppInstance => c.remove_app_instance("alpha", "/vm/web").map(drop),
+            Operation::SetAppInstanceState => c
+                .set_app_instance_state("alpha", "/vm/web", "deployed_stopped")
+                .map(drop),
+            Operation::AppPartition => c.app_partition(None).map(drop),
+            Operation::AppArchive => c.app_archive().map(drop),
+            Operation::ReportApp => c.report_app(&api::apps::AppReport::default()).map(drop),
         },
     }
 }

@@ -140,12 +140,23 @@ fn schemas_match_the_wire_types() {
     check::<api::Resources>(&doc, "Resources");
     check::<api::Capacity>(&doc, "Capacity");
     check::<api::Dedication>(&doc, "Dedication");
+    check::<api::apps::AppSummary>(&doc, "AppSummary");
+    check::<api::apps::AppImport>(&doc, "AppImport");
+    check::<api::apps::AppInstance>(&doc, "AppInstance");
+    check::<api::apps::AppView>(&doc, "AppView");
+    check::<api::apps::NewAppInstance>(&doc, "NewAppInstance");
+    check::<api::apps::AppInstanceState>(&doc, "AppInstanceState");
+    check::<api::apps::AppImports>(&doc, "AppImports");
+    check::<api::apps::AppTarget>(&doc, "AppTarget");
+    check::<api::apps::AppPartition>(&doc, "AppPartition");
+    check::<api::apps::AppObserved>(&doc, "AppObserved");
+    check::<api::apps::AppReport>(&doc, "AppReport");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 47,
+        documented, 58,
         "a schema was added or removed: check it here too"
     );
 }

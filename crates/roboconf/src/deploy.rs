@@ -569,3 +569,288 @@ pub fn from_wire(t: &wire::AppTarget) -> Option<Desired> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Tree;
+
+    fn application(target: &str, installer: &str) -> Application {
+        let graph = format!(
+            "VM {{\n installer: target;\n exports: ip;\n children: Web, Db;\n}}\n\
+             Db {{\n installer: script;\n exports: ip, random[port] port;\n}}\n\
+             Web {{\n installer: {installer};\n exports: ip, port = 80;\n imports: Db.ip, Db.port;\n}}\n"
+        );
+        let tree = Tree::of([
+            (
+                "descriptor/application.properties",
+                "name = a\nversion = 1.0\ndsl-id = roboconf-1.0\ngraph-entry-point = g.graph\ninstance-entry-point = i.instances\n",
+            ),
+            ("graph/g.graph", graph.as_str()),
+            ("graph/VM/target.properties", target),
+            (
+                "instances/i.instances",
+                "instance of VM {\n name: one;\n instance of Db {\n  name: db;\n }\n}\n\
+                 instance of VM {\n name: two;\n instance of Web {\n  name: web;\n }\n}\n",
+            ),
+        ]);
+        let (report, app) = crate::check::application(tree);
+        app.unwrap_or_else(|| panic!("{:?}", report.diagnostics))
+    }
+
+    fn grove_app() -> Application {
+        application(
+            "id = p\nname = p\nhandler = grove\ngrove.computer = C1\ngrove.size = small\ngrove.label.disk = ssd\n",
+            "script",
+        )
+    }
+
+    fn report(root: &str, address: &str, states: &[(&str, &str)]) -> (String, wire::AppReport) {
+        (
+            root.to_owned(),
+            wire::AppReport {
+                address: Some(address.to_owned()),
+                instances: states
+                    .iter()
+                    .map(|(p, s)| {
+                        (
+                            (*p).to_owned(),
+                            wire::AppObserved {
+                                state: (*s).to_owned(),
+                                error: None,
+                            },
+                        )
+                    })
+                    .collect(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_target_places_the_partition_and_other_handlers_and_installers_are_refused() {
+        let app = grove_app();
+        let sla = placement(&app, "VM").expect("placed");
+        assert_eq!(
+            sla,
+            BTreeMap::from([
+                ("computer_guid".to_owned(), "C1".to_owned()),
+                ("disk".to_owned(), "ssd".to_owned()),
+                ("size".to_owned(), "small".to_owned()),
+            ])
+        );
+        assert!(refusals(&app).is_empty());
+        let docker = application("id = p\nname = p\nhandler = docker\n", "puppet");
+        let refused: Vec<String> = refusals(&docker).iter().map(ToString::to_string).collect();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            refused[0].contains("handler \"docker\"")
+                && refused[0].contains("graph/VM/target.properties"),
+            "{refused:?}"
+        );
+        assert!(refused[1].contains("installer \"puppet\""), "{refused:?}");
+    }
+
+    #[test]
+    fn instances_are_added_where_the_graph_allows_and_ports_are_given() {
+        let app = grove_app();
+        let mut d = Deployment::new(&app);
+        assert_eq!(d.roots(), vec!["/one", "/two"]);
+        let none = BTreeMap::new();
+        for (parent, component, name, expected) in [
+            ("/one", "Db", "db2", Ok("/one/db2")),
+            ("/", "VM", "three", Ok("/three")),
+            ("/", "Db", "x", Err("cannot be a root instance")),
+            (
+                "/one/db",
+                "Web",
+                "x",
+                Err("cannot be deployed on \"/one/db\""),
+            ),
+            ("/nowhere", "Db", "x", Err("no instance \"/nowhere\"")),
+            ("/one", "Cache", "x", Err("no component \"Cache\"")),
+            ("/one", "Db", "db", Err("an instance \"/one/db\" exists")),
+            ("/one", "Db", "a/b", Err("instance name")),
+        ] {
+            match (d.add(&app.graph, parent, component, name, &none), expected) {
+                (Ok(path), Ok(want)) => assert_eq!(path, want),
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{e}"),
+                (got, want) => panic!("{parent} {component} {name}: {got:?}, expected {want:?}"),
+            }
+        }
+        assert_eq!(d.roots(), vec!["/one", "/two", "/three"]);
+        // Each random port is the lowest free in its root, kept across changes.
+        let reports = Reports::new();
+        let targets = d.targets(&app.graph, &reports);
+        let port = |root: &str, path: &str| {
+            targets[root]
+                .iter()
+                .find(|t| t.path == path)
+                .and_then(|t| t.exports.get("Db.port").cloned())
+        };
+        assert_eq!(port("/one", "/one/db").as_deref(), Some("10000"));
+        assert_eq!(port("/one", "/one/db2").as_deref(), Some("10001"));
+        // An override by the variable's local name.
+        let path = d
+            .add(
+                &app.graph,
+                "/two",
+                "Web",
+                "web2",
+                &BTreeMap::from([
+                    ("port".to_owned(), "8080".to_owned()),
+                    ("colour".to_owned(), "red".to_owned()),
+                ]),
+            )
+            .expect("added");
+        let web2 = d.instances().iter().find(|i| i.path == path).expect("web2");
+        assert_eq!(
+            web2.overrides.get("Web.port").map(String::as_str),
+            Some("8080")
+        );
+        assert_eq!(web2.raw.get("colour").map(String::as_str), Some("red"));
+    }
+
+    #[test]
+    fn imports_resolve_from_reported_started_exporters_with_their_root_address() {
+        let app = grove_app();
+        let d = Deployment::new(&app);
+        let web = |reports: &Reports| {
+            d.targets(&app.graph, reports)["/two"]
+                .iter()
+                .find(|t| t.path == "/two/web")
+                .cloned()
+                .expect("web")
+        };
+        assert!(!web(&Reports::new()).imports.resolved);
+        let reports: Reports = [
+            report(
+                "/one",
+                "10.0.0.1",
+                &[
+                    ("/one", "deployed_started"),
+                    ("/one/db", "deployed_started"),
+                ],
+            ),
+            // A partition speaks for its own subtree only.
+            report("/two", "10.0.0.2", &[("/one/db", "not_deployed")]),
+        ]
+        .into();
+        let told = web(&reports);
+        assert!(told.imports.resolved);
+        let db = &told.imports.by_prefix["Db"][0];
+        assert_eq!(db.values["Db.ip"], "10.0.0.1");
+        assert_eq!(db.values["Db.port"], "10000");
+        let view = d.view(&app.graph, &reports);
+        let states: Vec<(&str, &str)> = view
+            .iter()
+            .map(|i| (i.path.as_str(), i.state.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("/one", "deployed_started"),
+                ("/one/db", "deployed_started"),
+                ("/two", "not_deployed"),
+                ("/two/web", "not_deployed")
+            ]
+        );
+    }
+
+    #[test]
+    fn removed_instances_go_once_reported_gone_and_a_root_last() {
+        let app = grove_app();
+        let mut d = Deployment::new(&app);
+        d.remove("/one").expect("removed");
+        let view = d.view(&app.graph, &Reports::new());
+        let wanted: Vec<(&str, &str)> = view
+            .iter()
+            .map(|i| {
+                (
+                    i.path.as_str(),
+                    if i.wanted == "not_deployed" {
+                        "gone"
+                    } else {
+                        "kept"
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            wanted,
+            vec![
+                ("/one", "gone"),
+                ("/one/db", "gone"),
+                ("/two", "kept"),
+                ("/two/web", "kept")
+            ]
+        );
+        // The database still runs: nothing goes.
+        let running: Reports = [report(
+            "/one",
+            "10.0.0.1",
+            &[("/one/db", "deployed_started")],
+        )]
+        .into();
+        assert_eq!(d.settle(&running), (false, vec![]));
+        // Reported undeployed: it goes, and its root with it.
+        let gone: Reports = [report("/one", "10.0.0.1", &[("/one/db", "not_deployed")])].into();
+        assert_eq!(d.settle(&gone), (true, vec!["/one".to_owned()]));
+        assert_eq!(d.roots(), vec!["/two"]);
+        assert!(d.set_wanted("/one/db", Wanted::DeployedStarted).is_err());
+    }
+
+    #[test]
+    fn stopping_wants_one_instance_and_undeploying_its_descendants_too() {
+        let app = grove_app();
+        let mut d = Deployment::new(&app);
+        d.set_wanted("/one", Wanted::NotDeployed).expect("set");
+        d.set_wanted("/two/web", Wanted::DeployedStopped)
+            .expect("set");
+        let wanted: BTreeMap<String, String> = d
+            .view(&app.graph, &Reports::new())
+            .into_iter()
+            .map(|i| (i.path, i.wanted))
+            .collect();
+        assert_eq!(wanted["/one"], "not_deployed");
+        assert_eq!(wanted["/one/db"], "not_deployed");
+        assert_eq!(wanted["/two"], "deployed_started");
+        assert_eq!(wanted["/two/web"], "deployed_stopped");
+        assert!(matches!(
+            wanted_state("starting"),
+            Err(DeployError::BadState(_))
+        ));
+        // Undeployed: every instance but the partitions; reported so, it may go.
+        d.undeploy();
+        let running: Reports = [report(
+            "/two",
+            "10.0.0.2",
+            &[("/two/web", "deployed_stopped")],
+        )]
+        .into();
+        assert!(!d.is_undeployed(&running));
+        let stopped: Reports = [report(
+            "/two",
+            "10.0.0.2",
+            &[("/two", "deployed_started"), ("/two/web", "not_deployed")],
+        )]
+        .into();
+        assert!(d.is_undeployed(&stopped));
+    }
+
+    fn wanted_state(text: &str) -> Result<Wanted, DeployError> {
+        wanted(text)
+    }
+
+    #[test]
+    fn the_model_survives_its_json() {
+        let d = Deployment::new(&grove_app());
+        // Where each instance was written is not kept: the rest is.
+        let again = Deployment::from_json(&d.to_json()).expect("reads");
+        assert_eq!(again.to_json(), d.to_json());
+        assert_eq!(again.roots(), d.roots());
+        assert!(matches!(
+            Deployment::from_json("{"),
+            Err(DeployError::Corrupt(_))
+        ));
+    }
+}

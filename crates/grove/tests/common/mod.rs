@@ -93,6 +93,19 @@ impl Place {
         output
     }
 
+    /// A client command that must fail; what it said on stderr.
+    pub fn client_fails(&self, args: &[&str]) -> String {
+        let output = grove()
+            .args(args)
+            .env("GROVE_CLIENT_CONFIG", self.path().join("up/client.toml"))
+            .env_remove("GROVE_MASTER_URL")
+            .env_remove("GROVE_TOKEN")
+            .output()
+            .expect("grove runs");
+        assert!(!output.status.success(), "grove {args:?} succeeded");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
     pub fn client_json(&self, args: &[&str]) -> Value {
         let mut all: Vec<&str> = args.to_vec();
         all.push("--json");

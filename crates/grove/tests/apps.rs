@@ -1,0 +1,362 @@
+//! Roboconf applications end to end, with the `grove` binary and real processes: the
+//! examples of `examples/apps/` deployed by `grove app deploy`, their scripts run by
+//! `grove app agent` in the root instances' partitions, their services answering.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+fn app_example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/apps")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// An instance of an application's `show --json`, by path.
+fn instance<'v>(view: &'v Value, path: &str) -> &'v Value {
+    view["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .find(|i| i["path"] == path)
+        .unwrap_or_else(|| panic!("no instance {path} in {view}"))
+}
+
+fn states(view: &Value) -> Vec<(String, String)> {
+    view["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| (text(i, "path"), text(i, "state")))
+        .collect()
+}
+
+/// `http://IP:PORT/` of an instance from its exports.
+fn url_of(view: &Value, path: &str, component: &str, port: &str) -> String {
+    let exports = &instance(view, path)["exports"];
+    format!(
+        "http://{}:{}/",
+        text(exports, &format!("{component}.ip")),
+        text(exports, &format!("{component}.{port}"))
+    )
+}
+
+#[test]
+fn a_web_application_follows_its_database() {
+    let place = Place::new(50);
+    let (daemon, _) = up(&place, None);
+    let deployed = place.client_json(&[
+        "app",
+        "deploy",
+        &app_example("webapp-db"),
+        "--wait",
+        "--timeout",
+        "120",
+    ]);
+    assert!(
+        states(&deployed)
+            .iter()
+            .all(|(_, s)| s == "deployed_started"),
+        "{deployed}"
+    );
+    // The web application imports the database's address, port and password.
+    let web = instance(&deployed, "/vm-web/web");
+    let database = &web["imports"]["Database"][0];
+    assert_eq!(database["path"], "/vm-db/db");
+    assert_eq!(database["values"]["Database.password"], "s3cret-pass");
+    assert_eq!(
+        database["values"]["Database.ip"],
+        place.address(0).as_str(),
+        "the database's partition address"
+    );
+    let url = url_of(&deployed, "/vm-web/web", "WebApp", "httpPort");
+    assert_eq!(get(&url).as_deref(), Some("visits 1\n"));
+    assert_eq!(get(&url).as_deref(), Some("visits 2\n"));
+
+    // The database stops: the web application loses its only exporter, stops and is
+    // unresolved; its server is gone.
+    place.client(&[
+        "app",
+        "instance",
+        "state",
+        "webapp-db",
+        "/vm-db/db",
+        "deployed_stopped",
+    ]);
+    let view = eventually("the web application to be unresolved", || {
+        let view = place.client_json(&["app", "show", "webapp-db"]);
+        (instance(&view, "/vm-web/web")["state"] == "unresolved").then_some(view)
+    });
+    assert_eq!(instance(&view, "/vm-db/db")["state"], "deployed_stopped");
+    assert_eq!(instance(&view, "/vm-web/web")["missing"][0], "Database");
+    assert_eq!(get(&url), None);
+
+    // A second web application added meanwhile deploys, and does not start either.
+    place.client(&[
+        "app",
+        "instance",
+        "add",
+        "webapp-db",
+        "/vm-web",
+        "WebApp",
+        "web2",
+    ]);
+    let view = eventually("the second web application to be deployed", || {
+        let view = place.client_json(&["app", "show", "webapp-db"]);
+        (instance(&view, "/vm-web/web2")["state"] == "unresolved").then_some(view)
+    });
+    assert_eq!(instance(&view, "/vm-web/web")["state"], "unresolved");
+
+    // The database is back: both start, and the count went on where it was.
+    place.client(&[
+        "app",
+        "instance",
+        "state",
+        "webapp-db",
+        "/vm-db/db",
+        "deployed_started",
+    ]);
+    let view = eventually("both web applications to start again", || {
+        let view = place.client_json(&["app", "show", "webapp-db"]);
+        states(&view)
+            .iter()
+            .all(|(_, s)| s == "deployed_started")
+            .then_some(view)
+    });
+    assert_eq!(get(&url).as_deref(), Some("visits 3\n"));
+    let url2 = url_of(&view, "/vm-web/web2", "WebApp", "httpPort");
+    assert_ne!(url2, url, "each instance its own random port");
+    assert_eq!(get(&url2).as_deref(), Some("visits 4\n"));
+
+    // Listed, then undeployed (everything stops), then deleted (the partitions go).
+    let listed = place.client_json(&["app", "list"]);
+    assert_eq!(listed[0]["name"], "webapp-db");
+    assert_eq!(listed[0]["started"], 5);
+    let refused = place.client_fails(&["app", "delete", "webapp-db"]);
+    assert!(refused.contains("undeploy"), "{refused}");
+    place.client(&["app", "undeploy", "webapp-db"]);
+    eventually("every instance but the partitions to be undeployed", || {
+        let view = place.client_json(&["app", "show", "webapp-db"]);
+        states(&view)
+            .iter()
+            .filter(|(p, _)| p.matches('/').count() > 1)
+            .all(|(_, s)| s == "not_deployed")
+            .then_some(())
+    });
+    assert_eq!(get(&url), None);
+    place.client(&["app", "delete", "webapp-db"]);
+    eventually("the partitions to be destroyed", || {
+        let instances = place.client_json(&["service", "list"]);
+        instances
+            .as_array()
+            .expect("instances")
+            .iter()
+            .all(|i| i["reported_state"] == "destroyed")
+            .then_some(())
+    });
+    daemon.stop();
+    end_processes_in(place.path());
+}
+
+#[test]
+fn an_application_grove_cannot_run_is_refused_naming_why() {
+    let place = Place::new(51);
+    let (daemon, _) = up(&place, None);
+    let app = place.path().join("docker-app");
+    copy_dir(Path::new(&app_example("webapp-db")), &app);
+    std::fs::write(
+        app.join("graph/VM/target.properties"),
+        "id = d\nname = docker\nhandler = docker\n",
+    )
+    .expect("write");
+    // Roboconf's verdict: valid.
+    let checked = grove()
+        .args(["app", "check"])
+        .arg(&app)
+        .output()
+        .expect("runs");
+    assert!(checked.status.success());
+    let refused = place.client_fails(&["app", "deploy", app.to_str().expect("utf-8")]);
+    assert!(refused.contains("handler \"docker\""), "{refused}");
+    assert!(refused.contains("graph/VM/target.properties"), "{refused}");
+    // Nothing was stored.
+    assert_eq!(place.client_json(&["app", "list"]), Value::Array(vec![]));
+    assert_eq!(
+        place.client_json(&["service", "list"]),
+        Value::Array(vec![])
+    );
+    daemon.stop();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A node of its own in the place: roots, addresses (`127.78.<net>.<first>`) and users.
+fn own_node(
+    apart: &Apart<'_>,
+    name: &str,
+    partitions: u32,
+    first: u8,
+    users: &str,
+) -> (PathBuf, Daemon) {
+    let place = apart.place;
+    let config = place.path().join(format!("{name}.toml"));
+    let registered = grove()
+        .args([
+            "node",
+            "register",
+            name,
+            "--partitions",
+            &partitions.to_string(),
+        ])
+        .args([
+            "--master-url",
+            &apart.urls,
+            "--token",
+            &apart.admin,
+            "--json",
+        ])
+        .arg("--ca-cert")
+        .arg(&apart.ca)
+        .arg("--config")
+        .arg(&config)
+        .arg("--software-root")
+        .arg(place.path().join(format!("{name}/software")))
+        .arg("--instance-root")
+        .arg(place.path().join(format!("{name}/instance")))
+        .output()
+        .expect("runs");
+    assert!(
+        registered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&registered.stderr)
+    );
+    let env = |command: &mut Command| {
+        place.node_env(command);
+        command
+            .env(
+                "GROVE_NODE_IPV4_BASE",
+                format!("127.78.{}.{first}", place.net),
+            )
+            .env("GROVE_NODE_USER_BASE", users);
+    };
+    let mut format = grove();
+    format.args(["node", "format", "--config"]).arg(&config);
+    env(&mut format);
+    assert!(format.status().expect("runs").success());
+    let mut node = grove();
+    node.arg("node").arg("--config").arg(&config);
+    env(&mut node);
+    let daemon = Daemon::spawn(node, place.path().join(format!("{name}.log")));
+    (config, daemon)
+}
+
+/// Which backends answer through the balancer, in a few requests.
+fn reached(url: &str) -> std::collections::BTreeSet<String> {
+    (0..12)
+        .filter_map(|_| get(url))
+        .map(|body| body.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_balancer_follows_backends_on_two_nodes() {
+    let place = Place::new(52);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (apart, master) = Apart::master(&place, &listen, &format!("https://{listen}"));
+    let (_, node_a) = own_node(&apart, "node-a", 2, 1, "gt52a");
+    let (_, node_b) = own_node(&apart, "node-b", 2, 101, "gt52b");
+    eventually("both nodes to declare their partitions", || {
+        let computers = apart.client(&["computer", "list"]);
+        (computers.as_array().map(Vec::len) == Some(2)).then_some(())
+    });
+    let deployed = apart.client(&[
+        "app",
+        "deploy",
+        &app_example("load-balancer"),
+        "--wait",
+        "--timeout",
+        "120",
+    ]);
+    let url = url_of(&deployed, "/vm-lb/lb", "Balancer", "httpPort");
+    let both = ["backend /vm-back 1/app", "backend /vm-back 2/app"];
+    eventually("the balancer to reach both backends", || {
+        (reached(&url) == both.iter().map(|s| (*s).to_owned()).collect()).then_some(())
+    });
+
+    // A third backend: the balancer's update adds it, and it answers through it.
+    apart.client(&[
+        "app",
+        "instance",
+        "add",
+        "load-balancer",
+        "/",
+        "VM",
+        "vm-back 3",
+    ]);
+    apart.client(&[
+        "app",
+        "instance",
+        "add",
+        "load-balancer",
+        "/vm-back 3",
+        "Backend",
+        "app",
+    ]);
+    eventually("the balancer to reach the third backend", || {
+        reached(&url)
+            .contains("backend /vm-back 3/app")
+            .then_some(())
+    });
+    // The partitions are on both nodes.
+    let view = apart.client(&["app", "show", "load-balancer"]);
+    let computers: std::collections::BTreeSet<String> = view["roots"]
+        .as_object()
+        .expect("roots")
+        .values()
+        .map(|id| {
+            let id = id.as_i64().expect("id");
+            apart
+                .api()
+                .show_instance(id)
+                .expect("instance")
+                .computer
+                .expect("placed")
+        })
+        .collect();
+    assert_eq!(computers.len(), 2, "{computers:?}");
+
+    // One removed: the balancer stops sending to it, its partition is destroyed.
+    apart.client(&["app", "instance", "remove", "load-balancer", "/vm-back 1"]);
+    eventually("the balancer to leave the removed backend out", || {
+        let now = reached(&url);
+        (!now.contains("backend /vm-back 1/app") && now.contains("backend /vm-back 2/app"))
+            .then_some(())
+    });
+    eventually("the removed root instance to go", || {
+        let view = apart.client(&["app", "show", "load-balancer"]);
+        (view["roots"].get("/vm-back 1").is_none()).then_some(())
+    });
+    apart.client(&["app", "undeploy", "load-balancer"]);
+    eventually("the balancer to stop", || get(&url).is_none().then_some(()));
+    node_a.stop();
+    node_b.stop();
+    master.stop();
+    end_processes_in(place.path());
+}
