@@ -141,3 +141,35 @@ pub struct AppReport {
     pub address: Option<String>,
     pub instances: BTreeMap<String, AppObserved>,
 }
+
+/// `POST /v1/apps/{name}/commands`: runs a commands file of the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppCommand {
+    /// The file's name in `commands/`, without `.commands`.
+    pub command: String,
+}
+
+/// An event a probe raised on an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEvent {
+    pub instance: String,
+    pub event: String,
+    /// What the probe saw.
+    pub cause: String,
+}
+
+/// `POST /v1/apps/partition/events`: what the probes of a root's subtree raised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEvents {
+    pub events: Vec<AppEvent>,
+}
+
+/// What the autonomic rules did with events: the commands files run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppReaction {
+    pub commands: Vec<String>,
+}

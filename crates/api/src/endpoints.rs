@@ -105,12 +105,14 @@ operations! {
     AppPartition => Get "/v1/apps/partition" "appPartition",
     AppArchive => Get "/v1/apps/partition/archive" "appArchive",
     ReportApp => Put "/v1/apps/partition/report" "reportApp",
+    ReportAppEvents => Post "/v1/apps/partition/events" "reportAppEvents",
     ShowApp => Get "/v1/apps/{name}" "showApp",
     DeleteApp => Delete "/v1/apps/{name}" "deleteApp",
     UndeployApp => Post "/v1/apps/{name}/undeploy" "undeployApp",
     AddAppInstance => Post "/v1/apps/{name}/instances" "addAppInstance",
     RemoveAppInstance => Delete "/v1/apps/{name}/instances" "removeAppInstance",
     SetAppInstanceState => Put "/v1/apps/{name}/state" "setAppInstanceState",
+    RunAppCommand => Post "/v1/apps/{name}/commands" "runAppCommand",
 }
 
 #[cfg(test)]

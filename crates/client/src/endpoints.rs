@@ -360,6 +360,25 @@ impl Client {
         self.done(&Call::new(Operation::ReportApp).body(report)?)
     }
 
+    /// `reportAppEvents` (a root instance's partition): what its probes raised; the
+    /// commands the application's autonomic rules ran.
+    pub fn report_app_events(&self, events: &apps::AppEvents) -> Result<apps::AppReaction> {
+        let mut call = Call::new(Operation::ReportAppEvents).body(events)?;
+        call.timeout = LONG;
+        self.answer(&call)
+    }
+
+    /// `runAppCommand`: runs a commands file of the application.
+    pub fn run_app_command(&self, name: &str, command: &str) -> Result<apps::AppView> {
+        let mut call = Call::new(Operation::RunAppCommand)
+            .on(name)
+            .body(&apps::AppCommand {
+                command: command.to_owned(),
+            })?;
+        call.timeout = LONG;
+        self.answer(&call)
+    }
+
     /// `showApp`: the instance tree with states, exports and imports.
     pub fn show_app(&self, name: &str) -> Result<apps::AppView> {
         self.answer(&Call::new(Operation::ShowApp).on(name))

@@ -58,6 +58,8 @@ const ORDER: &[Operation] = &[
     Operation::AppArchive,
     Operation::ReportApp,
     Operation::ShowApp,
+    Operation::RunAppCommand,
+    Operation::ReportAppEvents,
     Operation::AddAppInstance,
     Operation::SetAppInstanceState,
     Operation::RemoveAppInstance,
@@ -95,6 +97,12 @@ fn application(handler: &str) -> Vec<u8> {
         (
             "instances/i.instances",
             "instance of VM {\n name: vm;\n instance of Web {\n  name: web;\n }\n}\n",
+        ),
+        ("commands/more.commands", "create Web as cmd under /vm\n"),
+        ("commands/grow.commands", "create Web as grown under /vm\n"),
+        (
+            "rules.autonomic/grow.drl",
+            "rule \"grow\"\n when busy\n then grow\nend\n",
         ),
     ])
     .to_zip()
@@ -709,6 +717,34 @@ fn every_operation_has_a_typed_method_that_works() {
                 );
                 let missing = admin.show_app("beta").expect_err("none");
                 assert_eq!(missing.status(), Some(404), "{missing}");
+            }
+            Operation::RunAppCommand => {
+                let view = admin.run_app_command("alpha", "more").expect("run");
+                assert!(view.instances.iter().any(|i| i.path == "/vm/cmd"));
+                let refused = admin
+                    .run_app_command("alpha", "nothing")
+                    .expect_err("no such file");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+            }
+            Operation::ReportAppEvents => {
+                let root = walk.root.as_ref().expect("the root");
+                let event = |name: &str| api::apps::AppEvents {
+                    events: vec![api::apps::AppEvent {
+                        instance: "/vm/web".to_owned(),
+                        event: name.to_owned(),
+                        cause: "a test".to_owned(),
+                    }],
+                };
+                let quiet = root.report_app_events(&event("idle")).expect("sent");
+                assert_eq!(quiet.commands, Vec::<String>::new());
+                let reaction = root.report_app_events(&event("busy")).expect("sent");
+                assert_eq!(reaction.commands, vec!["grow".to_owned()]);
+                let view = admin.show_app("alpha").expect("shown");
+                assert!(view.instances.iter().any(|i| i.path == "/vm/grown"));
+                // What the commands made goes, so that the walk goes on as before.
+                for path in ["/vm/cmd", "/vm/grown"] {
+                    admin.remove_app_instance("alpha", path).expect("removed");
+                }
             }
             Operation::AddAppInstance => {
                 let view = admin

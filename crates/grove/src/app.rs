@@ -66,6 +66,13 @@ pub(crate) enum AppCommand {
     /// Add, remove or change the state of an instance.
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// Run a commands file of the application (`commands/NAME.commands`).
+    Command {
+        app: String,
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// Undeploy every instance but the partitions.
     Undeploy {
         name: String,
@@ -191,6 +198,14 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
             show(&connection.client()?.show_app(&name)?, connection.json)
         }
         AppCommand::Instance(command) => instance(command),
+        AppCommand::Command {
+            app,
+            name,
+            connection,
+        } => show(
+            &connection.client()?.run_app_command(&app, &name)?,
+            connection.json,
+        ),
         AppCommand::Undeploy { name, connection } => {
             show(&connection.client()?.undeploy_app(&name)?, connection.json)
         }

@@ -286,10 +286,14 @@ fn a_balancer_follows_backends_on_two_nodes() {
         let computers = apart.client(&["computer", "list"]);
         (computers.as_array().map(Vec::len) == Some(2)).then_some(())
     });
+    // Without its autonomic rule: the requests of this test would scale it out.
+    let app = place.path().join("load-balancer");
+    copy_dir(Path::new(&app_example("load-balancer")), &app);
+    std::fs::remove_dir_all(app.join("rules.autonomic")).expect("no rules");
     let deployed = apart.client(&[
         "app",
         "deploy",
-        &app_example("load-balancer"),
+        app.to_str().expect("utf-8"),
         "--wait",
         "--timeout",
         "120",
@@ -358,5 +362,83 @@ fn a_balancer_follows_backends_on_two_nodes() {
     node_a.stop();
     node_b.stop();
     master.stop();
+    end_processes_in(place.path());
+}
+
+/// `grove up` with `partitions` partitions in this place.
+fn up_with(place: &Place, partitions: u32) -> Daemon {
+    let mut command = grove();
+    command.args(["up", "--listen", "127.0.0.1:0", "--partitions"]);
+    command.arg(partitions.to_string());
+    command.arg("--data-dir").arg(place.path().join("up"));
+    place.node_env(&mut command);
+    let daemon = Daemon::spawn(command, place.path().join("up.log"));
+    eventually("grove up to start", || {
+        place.path().join("up/client.toml").exists().then_some(())
+    });
+    daemon
+}
+
+#[test]
+fn an_autonomic_rule_adds_a_backend_under_load_and_a_command_removes_it() {
+    let place = Place::new(53);
+    let daemon = up_with(&place, 5);
+    let deployed = place.client_json(&[
+        "app",
+        "deploy",
+        &app_example("load-balancer"),
+        "--wait",
+        "--timeout",
+        "120",
+    ]);
+    let url = url_of(&deployed, "/vm-lb/lb", "Balancer", "httpPort");
+    eventually("the balancer to reach both backends", || {
+        (reached(&url).len() == 2).then_some(())
+    });
+    // Load: more than 2 requests a second on a backend raises `overloaded`; the rule
+    // runs `scale-out`, which creates and starts a third backend.
+    let view = eventually("a third backend to start under load", || {
+        for _ in 0..30 {
+            get(&url);
+        }
+        let view = place.client_json(&["app", "show", "load-balancer"]);
+        view["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .any(|i| i["path"] == "/vm-back 3/app" && i["state"] == "deployed_started")
+            .then_some(view)
+    });
+    // The rule sleeps a minute: one backend more, not one per probe.
+    assert!(
+        view["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .all(|i| i["path"] != "/vm-back 4"),
+        "{view}"
+    );
+    eventually("the balancer to reach the new backend", || {
+        reached(&url)
+            .contains("backend /vm-back 3/app")
+            .then_some(())
+    });
+    let log = std::fs::read_to_string(place.path().join("up.log")).unwrap_or_default();
+    assert!(log.contains("autonomic commands run"), "{log}");
+
+    // A command file by hand: the highest backend goes.
+    place.client(&["app", "command", "load-balancer", "scale-in"]);
+    eventually("the balancer to leave the third backend out", || {
+        let now = reached(&url);
+        (now.len() == 2 && !now.contains("backend /vm-back 3/app")).then_some(())
+    });
+    let refused = place.client_fails(&["app", "command", "load-balancer", "nothing"]);
+    assert!(
+        refused.contains("no commands file \"nothing\""),
+        "{refused}"
+    );
+    place.client(&["app", "undeploy", "load-balancer"]);
+    eventually("the balancer to stop", || get(&url).is_none().then_some(()));
+    daemon.stop();
     end_processes_in(place.path());
 }

@@ -15,8 +15,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use grove_api as api;
 use grove_api::apps as wire;
+use grove_roboconf::autonomic::Autonomic;
 use grove_roboconf::check::{self, Application};
 use grove_roboconf::deploy::{self, DeployError, Deployment, Reports};
+use grove_roboconf::exec;
 use grove_roboconf::tree::Tree;
 use grove_store::{ApplicationRow, NewApplication, Requester, Store, StoreError};
 use serde::Deserialize;
@@ -42,6 +44,8 @@ const RETRIES: usize = 20;
 pub(crate) struct Apps {
     generations: Mutex<HashMap<i64, watch::Sender<i64>>>,
     parsed: Mutex<HashMap<(i64, String), Arc<Application>>>,
+    /// What each application's autonomic rules saw (this master's events only).
+    autonomic: Mutex<HashMap<i64, Autonomic>>,
 }
 
 impl Apps {
@@ -68,6 +72,7 @@ impl Apps {
     fn forget(&self, id: i64) {
         lock(&self.generations).remove(&id);
         lock(&self.parsed).retain(|(app, _), _| *app != id);
+        lock(&self.autonomic).remove(&id);
     }
 }
 
@@ -684,4 +689,102 @@ pub(crate) async fn report<S: Store>(
         change(&m, row, |_, _, _| Ok(())).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The time and random identifiers commands see.
+struct Now<'a>(&'a ring::rand::SystemRandom);
+
+impl exec::Context for Now<'_> {
+    fn nanos(&self) -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    }
+
+    fn uuid(&self) -> String {
+        let mut bytes = [0u8; 16];
+        let _ = ring::rand::SecureRandom::fill(self.0, &mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Runs commands file `command` on the application.
+async fn run_command<S: Store>(
+    m: &Master<S>,
+    row: ApplicationRow,
+    command: &str,
+) -> Result<wire::AppView, ApiError> {
+    change(m, row, |d, app, _| {
+        exec::run(command, &app.commands, &app.graph, d, &Now(&m.rng))
+            .map(drop)
+            .map_err(|e| DeployError::Command(e.to_string()))
+    })
+    .await
+}
+
+/// `POST /v1/apps/{name}/commands`.
+pub(crate) async fn command<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Body(asked): Body<wire::AppCommand>,
+) -> Result<Json<wire::AppView>, ApiError> {
+    let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    let view = run_command(&m, row, &asked.command).await?;
+    tracing::info!(application = %name, command = %asked.command, "commands run");
+    Ok(Json(view))
+}
+
+/// `POST /v1/apps/partition/events`: the events the caller's probes raised go through
+/// the application's autonomic rules; the commands of those that fire run.
+pub(crate) async fn events<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Body(raised): Body<wire::AppEvents>,
+) -> Result<Json<wire::AppReaction>, ApiError> {
+    let (row, root) = own_root(&m, &caller).await?;
+    if let Some(e) = raised
+        .events
+        .iter()
+        .find(|e| grove_roboconf::instances::root_path(&e.instance) != root)
+    {
+        return Err(ApiError::bad_request(format!(
+            "instance {:?} is not below this partition's root {root:?}",
+            e.instance
+        )));
+    }
+    let deployment = model(&row)?;
+    let app = parsed(&m, &row, &deployment).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let commands: Vec<String> = {
+        let mut all = lock(&m.apps.autonomic);
+        let autonomic = all.entry(row.id).or_default();
+        raised
+            .events
+            .iter()
+            .flat_map(|e| {
+                tracing::info!(application = %row.name, instance = %e.instance, event = %e.event, cause = %e.cause, "event raised");
+                autonomic.raised(&app.rules, &e.event, now)
+            })
+            .collect()
+    };
+    for command in &commands {
+        let row = m
+            .store
+            .application(row.name.clone())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no application {:?}", row.name)))?;
+        let name = row.name.clone();
+        match run_command(&m, row, command).await {
+            Ok(_) => {
+                tracing::info!(application = %name, command = %command, "autonomic commands run")
+            }
+            Err(e) => {
+                tracing::warn!(application = %name, command = %command, error = %e.message, "autonomic commands failed");
+            }
+        }
+    }
+    Ok(Json(wire::AppReaction { commands }))
 }

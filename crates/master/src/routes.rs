@@ -93,6 +93,8 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::AddAppInstance => on(filter, apps::add_instance::<S>),
         Operation::RemoveAppInstance => on(filter, apps::remove_instance::<S>),
         Operation::SetAppInstanceState => on(filter, apps::set_state::<S>),
+        Operation::RunAppCommand => on(filter, apps::command::<S>),
+        Operation::ReportAppEvents => on(filter, apps::events::<S>),
     }
 }
 

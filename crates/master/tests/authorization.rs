@@ -160,6 +160,9 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::AppPartition), &[AppPartition]),
         (op(O::AppArchive), &[AppPartition]),
         (op(O::ReportApp), &[AppPartition]),
+        (op(O::ReportAppEvents), &[AppPartition]),
+        // Refused (400) for those allowed: the application has no such commands file.
+        (op(O::RunAppCommand), &[Admin, Owner]),
     ]
 }
 
@@ -601,6 +604,10 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             Operation::AppPartition => c.app_partition(None).map(drop),
             Operation::AppArchive => c.app_archive().map(drop),
             Operation::ReportApp => c.report_app(&api::apps::AppReport::default()).map(drop),
+            Operation::ReportAppEvents => c
+                .report_app_events(&api::apps::AppEvents::default())
+                .map(drop),
+            Operation::RunAppCommand => c.run_app_command("alpha", "nothing").map(drop),
         },
     }
 }

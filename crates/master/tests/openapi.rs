@@ -151,12 +151,16 @@ fn schemas_match_the_wire_types() {
     check::<api::apps::AppPartition>(&doc, "AppPartition");
     check::<api::apps::AppObserved>(&doc, "AppObserved");
     check::<api::apps::AppReport>(&doc, "AppReport");
+    check::<api::apps::AppCommand>(&doc, "AppCommand");
+    check::<api::apps::AppEvent>(&doc, "AppEvent");
+    check::<api::apps::AppEvents>(&doc, "AppEvents");
+    check::<api::apps::AppReaction>(&doc, "AppReaction");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 58,
+        documented, 62,
         "a schema was added or removed: check it here too"
     );
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use grove_api::apps as wire;
 use grove_client::{Client, ClientError, Identity};
 use grove_recipes::roboconf::AgentConfig;
+use grove_roboconf::autonomic::{self, Measure};
 use grove_roboconf::deploy;
 use grove_roboconf::lifecycle::clean_path;
 use grove_roboconf::runtime::{self, Desired, Observed, Runner};
@@ -36,6 +37,17 @@ const RETRY: Duration = Duration::from_secs(1);
 /// What the agent keeps below the partition.
 const STATE_DIR: &str = "roboconf";
 
+/// How often the probes of started instances are taken.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the probes look at: the subtree as last reconciled, and the archive.
+#[derive(Default)]
+struct Seen {
+    desired: Vec<Desired>,
+    started: Vec<String>,
+    app: Option<std::sync::Arc<Tree>>,
+}
+
 /// Runs the agent until it is killed.
 pub fn run(config_path: &Path, dir: &Path) -> Result<(), AgentError> {
     let config = read_config(config_path)?;
@@ -50,6 +62,13 @@ pub fn run(config_path: &Path, dir: &Path) -> Result<(), AgentError> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+    {
+        let seen = seen.clone();
+        let prober = client.clone();
+        let state_dir = state_dir.clone();
+        std::thread::spawn(move || probe_loop(&prober, &seen, &state_dir));
+    }
     let mut shell: Option<(String, Shell)> = None;
     let mut after = None;
     // The root's address first: the subtree's `ip` exports are this partition's.
@@ -112,6 +131,18 @@ pub fn run(config_path: &Path, dir: &Path) -> Result<(), AgentError> {
                 "script run"
             );
         }
+        {
+            let mut seen = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.desired = desired.clone();
+            seen.started = observed
+                .iter()
+                .filter(|(_, o)| o.state() == grove_roboconf::lifecycle::State::DeployedStarted)
+                .map(|(p, _)| p.clone())
+                .collect();
+            seen.app = Some(std::sync::Arc::new(runner.app.clone()));
+        }
         if let Ok(text) = serde_json::to_vec(&observed) {
             let _ = std::fs::write(&observed_path, text);
         }
@@ -127,6 +158,106 @@ pub fn run(config_path: &Path, dir: &Path) -> Result<(), AgentError> {
             }
         }
         after = Some(doc.generation);
+    }
+}
+
+/// Every few seconds, the probes of the started instances (`probes/<Component>.measures`);
+/// what they raise goes to the master, whose autonomic rules react.
+fn probe_loop(client: &Client, seen: &std::sync::Mutex<Seen>, state_dir: &Path) {
+    let mut reported_errors = std::collections::BTreeSet::new();
+    loop {
+        std::thread::sleep(PROBE_INTERVAL);
+        let (desired, started, app) = {
+            let seen = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (seen.desired.clone(), seen.started.clone(), seen.app.clone())
+        };
+        let Some(app) = app else { continue };
+        let mut events = Vec::new();
+        for d in desired.iter().filter(|d| started.contains(&d.path)) {
+            let file = format!("probes/{}.measures", d.component);
+            let Some(text) = app.text(&file) else {
+                continue;
+            };
+            let (probes, errors) = autonomic::probes(&text, &d.exports);
+            for e in errors {
+                if reported_errors.insert((file.clone(), e.line)) {
+                    tracing::warn!(file = %file, error = %e, "a probe is not taken");
+                }
+            }
+            let files = state_dir
+                .join("instances")
+                .join(clean_path(&d.path))
+                .join("files");
+            for probe in probes {
+                if let Some(cause) = measure(&probe.measure, &files) {
+                    events.push(wire::AppEvent {
+                        instance: d.path.clone(),
+                        event: probe.event,
+                        cause,
+                    });
+                }
+            }
+        }
+        if events.is_empty() {
+            continue;
+        }
+        match client.report_app_events(&wire::AppEvents { events }) {
+            Ok(reaction) if !reaction.commands.is_empty() => {
+                tracing::info!(commands = ?reaction.commands, "the autonomic rules ran commands");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot send the probes' events"),
+        }
+    }
+}
+
+/// Takes one measure: what was seen when it holds.
+fn measure(measure: &Measure, files: &Path) -> Option<String> {
+    match measure {
+        Measure::File {
+            path,
+            delete,
+            when_missing,
+        } => {
+            let at = files.join(path);
+            let exists = std::fs::symlink_metadata(&at).is_ok();
+            match (exists, when_missing) {
+                (false, true) => Some(format!("{} does not exist", at.display())),
+                (true, false) => {
+                    if *delete {
+                        let _ = std::fs::remove_file(&at).or_else(|_| std::fs::remove_dir_all(&at));
+                    }
+                    Some(format!("{} exists", at.display()))
+                }
+                _ => None,
+            }
+        }
+        Measure::Rest {
+            url,
+            name,
+            op,
+            value,
+        } => {
+            let body = ureq::get(url)
+                .config()
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .call()
+                .ok()?
+                .body_mut()
+                .read_to_string()
+                .ok()?;
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&body).ok()?;
+            let measured = match object.get(name)? {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            op.holds(&measured, value)
+                .then(|| format!("{url}: {name} = {measured}"))
+        }
     }
 }
 

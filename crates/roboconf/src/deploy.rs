@@ -57,6 +57,10 @@ pub enum DeployError {
     },
     #[error("component {0:?} cannot be a root instance: the graph's roots are {1}")]
     NotARoot(String, String),
+    #[error("{0:?} is not a root instance: only root instances are replicated")]
+    NotRootToReplicate(String),
+    #[error("{0}")]
+    Command(String),
     #[error("instance name {0:?}: a non-empty name without `/`")]
     BadName(String),
     #[error("state {0:?}: not_deployed, deployed_stopped or deployed_started")]
@@ -359,6 +363,62 @@ impl Deployment {
             self.wanted.insert(p, wanted);
         }
         Ok(())
+    }
+
+    /// An instance and its descendants wanted in one state (Roboconf's bulk actions).
+    pub fn set_tree(&mut self, path: &str, wanted: Wanted) -> Result<(), DeployError> {
+        self.find(path)?;
+        let paths: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|i| below(&i.path, path) && !self.removing.contains(&i.path))
+            .map(|i| i.path.clone())
+            .collect();
+        for p in paths {
+            self.wanted.insert(p, wanted);
+        }
+        Ok(())
+    }
+
+    /// A copy of a root instance and its descendants as root `name`, not deployed
+    /// (Roboconf's `replicate`); their overrides go along, their random ports are new.
+    pub fn replicate(
+        &mut self,
+        graph: &Graph,
+        path: &str,
+        name: &str,
+    ) -> Result<String, DeployError> {
+        let root = self.find(path)?;
+        if root.parent().is_some() {
+            return Err(DeployError::NotRootToReplicate(path.to_owned()));
+        }
+        let name = name.trim();
+        if name.is_empty() || name.contains('/') {
+            return Err(DeployError::BadName(name.to_owned()));
+        }
+        let copy_root = format!("/{name}");
+        if self.instances.iter().any(|i| i.path == copy_root) {
+            return Err(DeployError::Exists(copy_root));
+        }
+        let copies: Vec<Instance> = self
+            .instances
+            .iter()
+            .filter(|i| below(&i.path, path) && !self.removing.contains(&i.path))
+            .map(|i| {
+                let mut copy = i.clone();
+                copy.path = format!("{copy_root}{}", &i.path[path.len()..]);
+                if copy.path == copy_root {
+                    copy.name = name.to_owned();
+                }
+                copy
+            })
+            .collect();
+        for copy in copies {
+            self.wanted.insert(copy.path.clone(), Wanted::NotDeployed);
+            self.instances.push(copy);
+        }
+        self.give_ports(graph);
+        Ok(copy_root)
     }
 
     /// Every instance but the roots (the partitions) wanted not deployed.

@@ -8,6 +8,7 @@
 //! [`project`] checks the folder (`PROJ_`, `REC_`), and last the whole application:
 //! [`commands`] (`CMD_`) and [`rules`] (`RULE_`). [`check`] runs them in order.
 
+pub mod autonomic;
 pub mod blocks;
 pub mod check;
 pub mod commands;
@@ -15,6 +16,7 @@ pub mod deploy;
 pub mod descriptor;
 pub mod diagnostic;
 pub mod dsl;
+pub mod exec;
 pub mod graph;
 pub mod instances;
 pub mod lifecycle;
