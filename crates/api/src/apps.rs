@@ -60,6 +60,9 @@ pub struct AppInstance {
 pub struct AppView {
     pub name: String,
     pub project: Option<String>,
+    /// The applications bound to each external import prefix.
+    #[serde(default)]
+    pub bindings: BTreeMap<String, Vec<String>>,
     /// The Grove instance of each root instance, by root path.
     pub roots: BTreeMap<String, i64>,
     pub instances: Vec<AppInstance>,
@@ -172,4 +175,15 @@ pub struct AppEvents {
 #[serde(deny_unknown_fields)]
 pub struct AppReaction {
     pub commands: Vec<String>,
+}
+
+/// `PUT /v1/apps/{name}/bindings`: binds an external import prefix of the application to
+/// another application (or, with `unbind`, undoes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppBinding {
+    pub prefix: String,
+    pub application: String,
+    #[serde(default)]
+    pub unbind: bool,
 }

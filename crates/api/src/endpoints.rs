@@ -113,6 +113,7 @@ operations! {
     RemoveAppInstance => Delete "/v1/apps/{name}/instances" "removeAppInstance",
     SetAppInstanceState => Put "/v1/apps/{name}/state" "setAppInstanceState",
     RunAppCommand => Post "/v1/apps/{name}/commands" "runAppCommand",
+    BindApp => Put "/v1/apps/{name}/bindings" "bindApp",
 }
 
 #[cfg(test)]

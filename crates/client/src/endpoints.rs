@@ -379,6 +379,26 @@ impl Client {
         self.answer(&call)
     }
 
+    /// `bindApp`: the application's external imports under `prefix` resolve from
+    /// `other`'s published variables (or, with `unbind`, no longer).
+    pub fn bind_app(
+        &self,
+        name: &str,
+        prefix: &str,
+        other: &str,
+        unbind: bool,
+    ) -> Result<apps::AppView> {
+        self.answer(
+            &Call::new(Operation::BindApp)
+                .on(name)
+                .body(&apps::AppBinding {
+                    prefix: prefix.to_owned(),
+                    application: other.to_owned(),
+                    unbind,
+                })?,
+        )
+    }
+
     /// `showApp`: the instance tree with states, exports and imports.
     pub fn show_app(&self, name: &str) -> Result<apps::AppView> {
         self.answer(&Call::new(Operation::ShowApp).on(name))

@@ -60,6 +60,7 @@ const ORDER: &[Operation] = &[
     Operation::ShowApp,
     Operation::RunAppCommand,
     Operation::ReportAppEvents,
+    Operation::BindApp,
     Operation::AddAppInstance,
     Operation::SetAppInstanceState,
     Operation::RemoveAppInstance,
@@ -745,6 +746,19 @@ fn every_operation_has_a_typed_method_that_works() {
                 for path in ["/vm/cmd", "/vm/grown"] {
                     admin.remove_app_instance("alpha", path).expect("removed");
                 }
+            }
+            Operation::BindApp => {
+                // `alpha` imports nothing external and publishes nothing: refused, saying
+                // which (the e2e tests bind two applications).
+                let refused = admin
+                    .bind_app("alpha", "Db", "alpha", false)
+                    .expect_err("nothing published");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+                assert!(refused.to_string().contains("prefix \"Db\""), "{refused}");
+                let missing = admin
+                    .bind_app("alpha", "Db", "beta", false)
+                    .expect_err("no such application");
+                assert_eq!(missing.status(), Some(404), "{missing}");
             }
             Operation::AddAppInstance => {
                 let view = admin

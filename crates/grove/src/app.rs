@@ -73,6 +73,17 @@ pub(crate) enum AppCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Bind APP's external imports under PREFIX to OTHER_APP, which publishes variables
+    /// under that prefix (its descriptor's exports-prefix); --unbind undoes it.
+    Bind {
+        app: String,
+        prefix: String,
+        other_app: String,
+        #[arg(long)]
+        unbind: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// Undeploy every instance but the partitions.
     Undeploy {
         name: String,
@@ -204,6 +215,18 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
             connection,
         } => show(
             &connection.client()?.run_app_command(&app, &name)?,
+            connection.json,
+        ),
+        AppCommand::Bind {
+            app,
+            prefix,
+            other_app,
+            unbind,
+            connection,
+        } => show(
+            &connection
+                .client()?
+                .bind_app(&app, &prefix, &other_app, unbind)?,
             connection.json,
         ),
         AppCommand::Undeploy { name, connection } => {

@@ -442,3 +442,104 @@ fn an_autonomic_rule_adds_a_backend_under_load_and_a_command_removes_it() {
     daemon.stop();
     end_processes_in(place.path());
 }
+
+/// The web application and its database as two applications: the database's publishes
+/// its address, port and password under prefix `Database`; the web application imports
+/// them as `external`.
+fn split_webapp_db(place: &Place) -> (PathBuf, PathBuf) {
+    let source = PathBuf::from(app_example("webapp-db"));
+    let (db, web) = (
+        place.path().join("shared-db"),
+        place.path().join("web-external"),
+    );
+    for (dir, name) in [(&db, "shared-db"), (&web, "web-external")] {
+        copy_dir(&source, dir);
+        let descriptor = format!(
+            "name = {name}\nversion = 1.0\ndsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n"
+        );
+        std::fs::write(dir.join("descriptor/application.properties"), descriptor).expect("write");
+    }
+    let published = "exports-prefix = Database\nexports = Database.ip as ip, Database.port as port, Database.password as password\n";
+    let mut descriptor =
+        std::fs::read_to_string(db.join("descriptor/application.properties")).expect("read");
+    descriptor.push_str(published);
+    std::fs::write(db.join("descriptor/application.properties"), descriptor).expect("write");
+    std::fs::write(
+        db.join("graph/main.graph"),
+        "VM {\n\tinstaller: target;\n\tchildren: Database;\n}\n\
+         Database {\n\tinstaller: script;\n\texports: ip, random[port] port, password = \"change-me\";\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        db.join("instances/main.instances"),
+        "instance of VM {\n\tname: vm-db;\n\tinstance of Database {\n\t\tname: db;\n\t\tpassword: s3cret-pass;\n\t}\n}\n",
+    )
+    .expect("write");
+    std::fs::remove_dir_all(db.join("graph/WebApp")).expect("rm");
+    std::fs::write(
+        web.join("graph/main.graph"),
+        "VM {\n\tinstaller: target;\n\tchildren: WebApp;\n}\n\
+         WebApp {\n\tinstaller: script;\n\texports: ip, random[port] httpPort;\n\
+         \timports: external Database.ip, external Database.port, external Database.password;\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        web.join("instances/main.instances"),
+        "instance of VM {\n\tname: vm-web;\n\tinstance of WebApp {\n\t\tname: web;\n\t}\n}\n",
+    )
+    .expect("write");
+    std::fs::remove_dir_all(web.join("graph/Database")).expect("rm");
+    (db, web)
+}
+
+#[test]
+fn external_imports_resolve_from_the_bound_application() {
+    let place = Place::new(54);
+    let (daemon, _) = up(&place, None);
+    let (db, web) = split_webapp_db(&place);
+    place.client(&["app", "deploy", db.to_str().expect("utf-8"), "--wait"]);
+    place.client(&["app", "deploy", web.to_str().expect("utf-8")]);
+    // Unbound: the web application has no database and does not start.
+    let view = eventually("the web application to wait for a database", || {
+        let view = place.client_json(&["app", "show", "web-external"]);
+        (instance(&view, "/vm-web/web")["state"] == "unresolved").then_some(view)
+    });
+    assert_eq!(instance(&view, "/vm-web/web")["missing"][0], "Database");
+    let refused = place.client_fails(&["app", "bind", "web-external", "Cache", "shared-db"]);
+    assert!(
+        refused.contains("publishes nothing under prefix \"Cache\""),
+        "{refused}"
+    );
+
+    // Bound: it imports what the other application publishes, and starts.
+    let bound = place.client_json(&["app", "bind", "web-external", "Database", "shared-db"]);
+    assert_eq!(bound["bindings"]["Database"][0], "shared-db");
+    let view = eventually("the web application to start", || {
+        let view = place.client_json(&["app", "show", "web-external"]);
+        (instance(&view, "/vm-web/web")["state"] == "deployed_started").then_some(view)
+    });
+    let database = &instance(&view, "/vm-web/web")["imports"]["Database"][0];
+    assert_eq!(database["path"], "shared-db:/vm-db/db");
+    assert_eq!(database["values"]["Database.password"], "s3cret-pass");
+    let url = url_of(&view, "/vm-web/web", "WebApp", "httpPort");
+    assert_eq!(get(&url).as_deref(), Some("visits 1\n"));
+
+    // The other application's database stops: the importer is unresolved again.
+    place.client(&[
+        "app",
+        "instance",
+        "state",
+        "shared-db",
+        "/vm-db/db",
+        "deployed_stopped",
+    ]);
+    eventually("the web application to be unresolved", || {
+        let view = place.client_json(&["app", "show", "web-external"]);
+        (instance(&view, "/vm-web/web")["state"] == "unresolved").then_some(())
+    });
+    for app in ["web-external", "shared-db"] {
+        place.client(&["app", "undeploy", app]);
+    }
+    daemon.stop();
+    end_processes_in(place.path());
+}

@@ -173,6 +173,33 @@ async fn reports<S: Store>(
     Ok((reports, instances))
 }
 
+/// The exporters of the applications bound to `deployment`'s external imports, and the
+/// generations they are at (summed: the partitions' documents change with them).
+async fn external<S: Store>(
+    m: &Master<S>,
+    deployment: &Deployment,
+) -> Result<(deploy::External, Vec<i64>, i64), ApiError> {
+    let mut external = deploy::External::new();
+    let mut ids = Vec::new();
+    let mut generations = 0;
+    for (prefix, names) in &deployment.bindings {
+        let slot = external.entry(prefix.clone()).or_default();
+        for name in names {
+            // A bound application deleted since is no exporter.
+            let Some(row) = m.store.application(name.clone()).await? else {
+                continue;
+            };
+            let other = model(&row)?;
+            let app = parsed(m, &row, &other).await?;
+            let (reports, _) = reports(m, row.id).await?;
+            slot.extend(other.published(name, &app.graph, &reports, &app.external_exports));
+            ids.push(row.id);
+            generations += row.generation;
+        }
+    }
+    Ok((external, ids, generations))
+}
+
 /// The application if the caller may act on it: its owner, the cloud admin, or a
 /// member of its project with `needed`. Others are told it does not exist.
 async fn acting_on<S: Store>(
@@ -375,11 +402,17 @@ async fn view<S: Store>(m: &Master<S>, row: &ApplicationRow) -> Result<wire::App
     let deployment = model(&row)?;
     let app = parsed(m, &row, &deployment).await?;
     let (reports, roots) = reports(m, row.id).await?;
+    let (external, _, _) = external(m, &deployment).await?;
     Ok(wire::AppView {
         name: row.name.clone(),
         project: deployment.project.clone(),
+        bindings: deployment
+            .bindings
+            .iter()
+            .map(|(prefix, apps)| (prefix.clone(), apps.iter().cloned().collect()))
+            .collect(),
         roots,
-        instances: deployment.view(&app.graph, &reports),
+        instances: deployment.view(&app.graph, &reports, &external),
     })
 }
 
@@ -609,36 +642,48 @@ pub(crate) async fn partition<S: Store>(
 ) -> Result<Json<wire::AppPartition>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (mut row, root) = own_root(&m, &caller).await?;
-    let mut changes = m.apps.subscribe(row.id);
     let mut closing = m.closing.subscribe();
     let deadline = tokio::time::Instant::now() + PARTITION_WAIT;
-    while query.after.is_some_and(|after| row.generation <= after)
-        && tokio::time::Instant::now() < deadline
-        && !*closing.borrow()
-    {
+    loop {
+        // Subscribed before reading, so that a change between the two is not missed.
+        let mut changes = vec![m.apps.subscribe(row.id)];
+        let deployment = model(&row)?;
+        let (external, bound, bound_generations) = external(&m, &deployment).await?;
+        changes.extend(bound.iter().map(|id| m.apps.subscribe(*id)));
+        // The document changes with the application and those bound to it.
+        let generation = row.generation + bound_generations;
+        let fresh = query.after.is_none_or(|after| generation > after);
+        if fresh || tokio::time::Instant::now() >= deadline || *closing.borrow() {
+            let app = parsed(&m, &row, &deployment).await?;
+            let (reports, _) = reports(&m, row.id).await?;
+            let instances = deployment
+                .targets(&app.graph, &reports, &external)
+                .remove(&root)
+                .unwrap_or_default()
+                .iter()
+                .map(deploy::to_wire)
+                .collect();
+            return Ok(Json(wire::AppPartition {
+                application: row.name.clone(),
+                root,
+                generation,
+                archive: deployment.archive.clone(),
+                instances,
+            }));
+        }
+        let any_change = futures_any(&mut changes);
         tokio::select! {
-            _ = tokio::time::timeout_at(deadline, changes.changed()) => {}
+            _ = tokio::time::timeout_at(deadline, any_change) => {}
             _ = closing.changed() => {}
         }
         row = own_root(&m, &caller).await?.0;
     }
-    let deployment = model(&row)?;
-    let app = parsed(&m, &row, &deployment).await?;
-    let (reports, _) = reports(&m, row.id).await?;
-    let instances = deployment
-        .targets(&app.graph, &reports)
-        .remove(&root)
-        .unwrap_or_default()
-        .iter()
-        .map(deploy::to_wire)
-        .collect();
-    Ok(Json(wire::AppPartition {
-        application: row.name.clone(),
-        root,
-        generation: row.generation,
-        archive: deployment.archive.clone(),
-        instances,
-    }))
+}
+
+/// Resolves when any of the watched generations changes.
+async fn futures_any(changes: &mut [watch::Receiver<i64>]) {
+    let waits = changes.iter_mut().map(|c| Box::pin(c.changed()));
+    let _ = futures_util::future::select_all(waits).await;
 }
 
 /// `GET /v1/apps/partition/archive`: the application's ZIP, for its scripts.
@@ -787,4 +832,55 @@ pub(crate) async fn events<S: Store>(
         }
     }
     Ok(Json(wire::AppReaction { commands }))
+}
+
+/// `PUT /v1/apps/{name}/bindings`: the application's external imports under `prefix`
+/// resolve from `application`'s published variables (or no longer, with `unbind`).
+pub(crate) async fn bind<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Body(binding): Body<wire::AppBinding>,
+) -> Result<Json<wire::AppView>, ApiError> {
+    let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    let other = acting_on(&m, &caller, &binding.application, api::Role::Reader).await?;
+    let other_model = model(&other)?;
+    let other_app = parsed(&m, &other, &other_model).await?;
+    let dotted = format!("{}.", binding.prefix);
+    if !binding.unbind
+        && !other_app
+            .external_exports
+            .values()
+            .any(|published| published.starts_with(&dotted))
+    {
+        return Err(ApiError::bad_request(format!(
+            "application {:?} publishes nothing under prefix {:?} (its descriptor's exports-prefix and exports)",
+            binding.application, binding.prefix
+        )));
+    }
+    let view = change(&m, row, |d, app, _| {
+        let imports_it = app.graph.components.keys().any(|c| {
+            app.graph
+                .imports(c)
+                .iter()
+                .any(|i| i.external && i.prefix() == binding.prefix)
+        });
+        if !imports_it {
+            return Err(DeployError::Command(format!(
+                "no component imports anything external under prefix {:?}",
+                binding.prefix
+            )));
+        }
+        let bound = d.bindings.entry(binding.prefix.clone()).or_default();
+        if binding.unbind {
+            bound.remove(&binding.application);
+        } else {
+            bound.insert(binding.application.clone());
+        }
+        d.bindings.retain(|_, apps| !apps.is_empty());
+        Ok(())
+    })
+    .await?;
+    tracing::info!(application = %name, prefix = %binding.prefix, bound = %binding.application, unbind = binding.unbind, "binding changed");
+    Ok(Json(view))
 }

@@ -94,6 +94,7 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::RemoveAppInstance => on(filter, apps::remove_instance::<S>),
         Operation::SetAppInstanceState => on(filter, apps::set_state::<S>),
         Operation::RunAppCommand => on(filter, apps::command::<S>),
+        Operation::BindApp => on(filter, apps::bind::<S>),
         Operation::ReportAppEvents => on(filter, apps::events::<S>),
     }
 }

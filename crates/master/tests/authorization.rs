@@ -163,6 +163,8 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::ReportAppEvents), &[AppPartition]),
         // Refused (400) for those allowed: the application has no such commands file.
         (op(O::RunAppCommand), &[Admin, Owner]),
+        // Refused (400) for those allowed: it publishes nothing under that prefix.
+        (op(O::BindApp), &[Admin, Owner]),
     ]
 }
 
@@ -608,6 +610,7 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
                 .report_app_events(&api::apps::AppEvents::default())
                 .map(drop),
             Operation::RunAppCommand => c.run_app_command("alpha", "nothing").map(drop),
+            Operation::BindApp => c.bind_app("alpha", "X", "alpha", false).map(drop),
         },
     }
 }

@@ -155,12 +155,13 @@ fn schemas_match_the_wire_types() {
     check::<api::apps::AppEvent>(&doc, "AppEvent");
     check::<api::apps::AppEvents>(&doc, "AppEvents");
     check::<api::apps::AppReaction>(&doc, "AppReaction");
+    check::<api::apps::AppBinding>(&doc, "AppBinding");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 62,
+        documented, 63,
         "a schema was added or removed: check it here too"
     );
 }

@@ -91,7 +91,13 @@ pub struct Deployment {
     ports: Vec<Port>,
     /// Instances removed, kept until their partition reports them not deployed.
     removing: BTreeSet<String>,
+    /// The applications bound to each external import prefix.
+    #[serde(default)]
+    pub bindings: BTreeMap<String, BTreeSet<String>>,
 }
+
+/// The exporters of bound applications, by external import prefix.
+pub type External = BTreeMap<String, Vec<crate::lifecycle::Import>>;
 
 /// What a root partition last reported, as the master reads it back.
 pub type Reports = BTreeMap<String, wire::AppReport>;
@@ -490,53 +496,94 @@ impl Deployment {
     }
 
     /// Each root's subtree as its partition must bring it about.
-    pub fn targets(&self, graph: &Graph, reports: &Reports) -> BTreeMap<String, Vec<Desired>> {
-        live::desired(graph, &self.instances, &self.known(reports))
+    pub fn targets(
+        &self,
+        graph: &Graph,
+        reports: &Reports,
+        external: &External,
+    ) -> BTreeMap<String, Vec<Desired>> {
+        live::desired_with(graph, &self.instances, &self.known(reports), external)
+    }
+
+    /// What this application gives the applications bound to it: each started instance
+    /// with the variables the descriptor publishes (`published`: variable → `PREFIX.alias`),
+    /// named `APPLICATION:PATH`.
+    pub fn published(
+        &self,
+        application: &str,
+        graph: &Graph,
+        reports: &Reports,
+        published: &BTreeMap<String, String>,
+    ) -> Vec<crate::lifecycle::Import> {
+        let known = self.known(reports);
+        self.instances
+            .iter()
+            .filter(|i| known.states.get(&i.path) == Some(&State::DeployedStarted))
+            .filter_map(|i| {
+                let exports = crate::lifecycle::exports(graph, i, &known.addresses, &known.ports);
+                let values: BTreeMap<String, String> = published
+                    .iter()
+                    .filter_map(|(variable, name)| {
+                        exports.get(variable).map(|v| (name.clone(), v.clone()))
+                    })
+                    .collect();
+                (!values.is_empty()).then(|| crate::lifecycle::Import {
+                    path: format!("{application}:{}", i.path),
+                    values,
+                })
+            })
+            .collect()
     }
 
     /// The instances as users see them: states reported, exports, imports resolved.
-    pub fn view(&self, graph: &Graph, reports: &Reports) -> Vec<wire::AppInstance> {
+    pub fn view(
+        &self,
+        graph: &Graph,
+        reports: &Reports,
+        external: &External,
+    ) -> Vec<wire::AppInstance> {
         let known = self.known(reports);
         let errors: BTreeMap<&str, &str> = reports
             .values()
             .flat_map(|r| r.instances.iter())
             .filter_map(|(p, o)| o.error.as_deref().map(|e| (p.as_str(), e)))
             .collect();
-        let mut out: Vec<wire::AppInstance> = live::desired(graph, &self.instances, &known)
-            .into_values()
-            .flatten()
-            .map(|d| wire::AppInstance {
-                state: known
-                    .states
-                    .get(&d.path)
-                    .copied()
-                    .unwrap_or(State::NotDeployed)
-                    .as_str()
-                    .to_owned(),
-                wanted: wanted_str(d.wanted).to_owned(),
-                error: errors.get(d.path.as_str()).map(|e| (*e).to_owned()),
-                imports: d
-                    .imports
-                    .by_prefix
-                    .iter()
-                    .map(|(prefix, list)| {
-                        (
-                            prefix.clone(),
-                            list.iter()
-                                .map(|i| wire::AppImport {
-                                    path: i.path.clone(),
-                                    values: i.values.clone(),
-                                })
-                                .collect(),
-                        )
-                    })
-                    .collect(),
-                missing: d.imports.missing.clone(),
-                exports: d.exports,
-                path: d.path,
-                component: d.component,
-            })
-            .collect();
+        let mut out: Vec<wire::AppInstance> =
+            live::desired_with(graph, &self.instances, &known, external)
+                .into_values()
+                .flatten()
+                .map(|d| wire::AppInstance {
+                    state: known
+                        .states
+                        .get(&d.path)
+                        .copied()
+                        .unwrap_or(State::NotDeployed)
+                        .as_str()
+                        .to_owned(),
+                    wanted: wanted_str(d.wanted).to_owned(),
+                    error: errors.get(d.path.as_str()).map(|e| (*e).to_owned()),
+                    imports: d
+                        .imports
+                        .by_prefix
+                        .iter()
+                        .map(|(prefix, list)| {
+                            (
+                                prefix.clone(),
+                                list.iter()
+                                    .map(|i| wire::AppImport {
+                                        path: i.path.clone(),
+                                        values: i.values.clone(),
+                                    })
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                    missing: d.imports.missing.clone(),
+                    exports: d.exports,
+                    path: d.path,
+                    component: d.component,
+                })
+                .collect();
         let order: BTreeMap<&str, usize> = self
             .instances
             .iter()
@@ -740,7 +787,7 @@ mod tests {
         assert_eq!(d.roots(), vec!["/one", "/two", "/three"]);
         // Each random port is the lowest free in its root, kept across changes.
         let reports = Reports::new();
-        let targets = d.targets(&app.graph, &reports);
+        let targets = d.targets(&app.graph, &reports, &External::new());
         let port = |root: &str, path: &str| {
             targets[root]
                 .iter()
@@ -775,7 +822,7 @@ mod tests {
         let app = grove_app();
         let d = Deployment::new(&app);
         let web = |reports: &Reports| {
-            d.targets(&app.graph, reports)["/two"]
+            d.targets(&app.graph, reports, &External::new())["/two"]
                 .iter()
                 .find(|t| t.path == "/two/web")
                 .cloned()
@@ -800,7 +847,7 @@ mod tests {
         let db = &told.imports.by_prefix["Db"][0];
         assert_eq!(db.values["Db.ip"], "10.0.0.1");
         assert_eq!(db.values["Db.port"], "10000");
-        let view = d.view(&app.graph, &reports);
+        let view = d.view(&app.graph, &reports, &External::new());
         let states: Vec<(&str, &str)> = view
             .iter()
             .map(|i| (i.path.as_str(), i.state.as_str()))
@@ -821,7 +868,7 @@ mod tests {
         let app = grove_app();
         let mut d = Deployment::new(&app);
         d.remove("/one").expect("removed");
-        let view = d.view(&app.graph, &Reports::new());
+        let view = d.view(&app.graph, &Reports::new(), &External::new());
         let wanted: Vec<(&str, &str)> = view
             .iter()
             .map(|i| {
@@ -867,7 +914,7 @@ mod tests {
         d.set_wanted("/two/web", Wanted::DeployedStopped)
             .expect("set");
         let wanted: BTreeMap<String, String> = d
-            .view(&app.graph, &Reports::new())
+            .view(&app.graph, &Reports::new(), &External::new())
             .into_iter()
             .map(|i| (i.path, i.wanted))
             .collect();

@@ -329,7 +329,7 @@ mod tests {
             ("other".to_owned(), other.to_owned()),
         ]);
         run("main", &files, &app.graph, &mut d, &Fixed).map_err(|e| e.to_string())?;
-        Ok(d.view(&app.graph, &BTreeMap::new())
+        Ok(d.view(&app.graph, &BTreeMap::new(), &BTreeMap::new())
             .into_iter()
             .map(|i| (i.path, i.wanted))
             .collect())

@@ -255,10 +255,13 @@ pub fn clean_path(path: &str) -> String {
 /// What one instance imports: for each prefix it imports, every other started instance
 /// whose exports carry that prefix, with the variables it imports (all of the prefix's
 /// for `Prefix.*`). `started`: path → its exports, for the started instances only.
+/// `external`: for an `external` import's prefix, the started exporters of the
+/// applications bound to it (their published variables).
 pub fn resolve(
     graph: &Graph,
     instance: &Instance,
     started: &BTreeMap<String, BTreeMap<String, String>>,
+    external: &BTreeMap<String, Vec<Import>>,
 ) -> Imports {
     let mut by_prefix: BTreeMap<String, Vec<Import>> = BTreeMap::new();
     let mut mandatory: BTreeMap<String, bool> = BTreeMap::new();
@@ -267,7 +270,43 @@ pub fn resolve(
         let m = mandatory.entry(import.prefix().to_owned()).or_default();
         *m |= !import.optional;
     }
-    for prefix in mandatory.keys() {
+    let mut externals: BTreeMap<String, bool> = BTreeMap::new();
+    for import in imports.iter().filter(|i| i.external) {
+        let m = externals.entry(import.prefix().to_owned()).or_default();
+        *m |= !import.optional;
+    }
+    for prefix in externals.keys() {
+        let wanted: Vec<&str> = imports
+            .iter()
+            .filter(|i| i.external && i.prefix() == prefix)
+            .map(|i| i.name.as_str())
+            .collect();
+        let found = external
+            .get(prefix)
+            .into_iter()
+            .flatten()
+            .map(|i| Import {
+                path: i.path.clone(),
+                values: i
+                    .values
+                    .iter()
+                    .filter(|(k, _)| wanted.iter().any(|w| *w == k.as_str() || w.ends_with(".*")))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            })
+            .collect();
+        by_prefix.insert(prefix.clone(), found);
+    }
+    for (prefix, m) in externals {
+        let slot = mandatory.entry(prefix).or_default();
+        *slot |= m;
+    }
+    let internal: Vec<String> = mandatory
+        .keys()
+        .filter(|p| !by_prefix.contains_key(*p))
+        .cloned()
+        .collect();
+    for prefix in &internal {
         let wanted: Vec<&str> = imports
             .iter()
             .filter(|i| !i.external && i.prefix() == prefix)
@@ -550,7 +589,7 @@ mod tests {
         };
         // Nothing started: the web servers are unresolved, the balancer too (Db.user).
         let none = BTreeMap::new();
-        let web = resolve(&graph, find("/vm1/web"), &none);
+        let web = resolve(&graph, find("/vm1/web"), &none, &BTreeMap::new());
         assert!(!web.resolved);
         assert_eq!(web.missing, vec!["Db".to_owned()]);
         // The database started: web servers resolve and get only what they import.
@@ -562,7 +601,7 @@ mod tests {
                 ("Db.user", "db"),
             ]),
         )]);
-        let web = resolve(&graph, find("/vm1/web"), &started);
+        let web = resolve(&graph, find("/vm1/web"), &started, &BTreeMap::new());
         assert!(web.resolved);
         assert_eq!(
             web.by_prefix["Db"],
@@ -572,7 +611,7 @@ mod tests {
             }]
         );
         // The balancer: Web.* is optional, Db.user mandatory.
-        let lb = resolve(&graph, find("/vm2/lb"), &started);
+        let lb = resolve(&graph, find("/vm2/lb"), &started, &BTreeMap::new());
         assert!(lb.resolved);
         assert!(lb.by_prefix["Web"].is_empty());
         started.insert(
@@ -580,7 +619,7 @@ mod tests {
             values(&[("Web.ip", "10.0.0.1"), ("Web.port", "8080")]),
         );
         started.insert("/vm2/web".into(), values(&[("Web.port", "9090")]));
-        let lb = resolve(&graph, find("/vm2/lb"), &started);
+        let lb = resolve(&graph, find("/vm2/lb"), &started, &BTreeMap::new());
         assert_eq!(
             lb.by_prefix["Web"]
                 .iter()

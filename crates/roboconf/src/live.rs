@@ -80,6 +80,17 @@ pub fn desired(
     instances: &[Instance],
     known: &Known,
 ) -> BTreeMap<String, Vec<Desired>> {
+    desired_with(graph, instances, known, &BTreeMap::new())
+}
+
+/// As [`desired`], with the exporters of the applications bound to external imports,
+/// by prefix.
+pub fn desired_with(
+    graph: &Graph,
+    instances: &[Instance],
+    known: &Known,
+    external: &BTreeMap<String, Vec<lifecycle::Import>>,
+) -> BTreeMap<String, Vec<Desired>> {
     let exports: BTreeMap<&str, BTreeMap<String, String>> = instances
         .iter()
         .map(|i| {
@@ -116,7 +127,7 @@ pub fn desired(
                 .copied()
                 .unwrap_or(Wanted::NotDeployed),
             exports: exports.get(i.path.as_str()).cloned().unwrap_or_default(),
-            imports: lifecycle::resolve(graph, i, &started),
+            imports: lifecycle::resolve(graph, i, &started, external),
         });
     }
     out
