@@ -262,7 +262,7 @@ fn main() {
     let mut changes = Vec::new();
     // The first change makes every importer's `updates` file; it is not counted.
     for run in 0..=runs {
-        let before = updates(&a_root);
+        let before = updates(a_root);
         let state = if run % 2 == 0 {
             "deployed_stopped"
         } else {
@@ -273,7 +273,7 @@ fn main() {
             .set_app_instance_state("fan-out", "/vm-exporter/exporter", state)
             .unwrap();
         wait("every importer's update", Duration::from_secs(30), || {
-            let now = updates(&a_root);
+            let now = updates(a_root);
             now.len() == importers
                 && now
                     .iter()
