@@ -13,58 +13,14 @@
 //! Run with `cargo bench -p grove --bench apps`; results go to BENCHMARKS.md by hand.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use grove_client::{Client, Identity};
 use grove_roboconf::tree::Tree;
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
-fn grove() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_grove"));
-    command.env("GROVE_LOG", "warn");
-    command
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Ends what the nodes leave running (services outlive their agent).
-struct Services(PathBuf);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        common::end_processes_in(&self.0);
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn summary(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        samples.len(),
-        ms(percentile(&samples, 50.0)),
-        ms(percentile(&samples, 99.0)),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
-    );
-}
+mod support;
+use support::{Killed, Services, grove, master, register, scratch, summary};
 
 const DESCRIPTOR: &str = "version = 1.0\ndsl-id = roboconf-1.0\ngraph-entry-point = g.graph\ninstance-entry-point = i.instances\n";
 const TARGET: &str = "id = p\nname = p\nhandler = grove\n";
@@ -174,65 +130,15 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = scratch();
     let _services = Services(dir.path().to_owned());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _master = Killed(
-        grove()
-            .args([
-                "master",
-                "--insecure-http",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("master"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let token_path = dir.path().join("master/admin.token");
-    let anyone = Client::new(&url, &Identity::default()).unwrap();
-    wait("the master", Duration::from_secs(10), || {
-        token_path.exists() && anyone.health().is_ok()
-    });
-    let admin = std::fs::read_to_string(&token_path)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (_master, url, admin) = master(dir.path());
     let client = Client::new(&url, &Identity::token(&admin)).unwrap();
     // Node a: the fan-out's 11 partitions, then half of the wide application's; node b
     // the other half.
     let mut nodes = Vec::new();
     for (name, partitions, first) in [("a", 16, 1), ("b", 6, 101)] {
-        let config = dir.path().join(format!("{name}.toml"));
-        let registered = grove()
-            .args([
-                "node",
-                "register",
-                name,
-                "--master-url",
-                &url,
-                "--token",
-                &admin,
-            ])
-            .args(["--partitions", &partitions.to_string()])
-            .arg("--config")
-            .arg(&config)
-            .arg("--software-root")
-            .arg(dir.path().join(format!("{name}/software")))
-            .arg("--instance-root")
-            .arg(dir.path().join(format!("{name}/instance")))
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(registered.success());
+        let config = register(dir.path(), &url, &admin, name, partitions);
         nodes.push(Killed(
             grove()
                 .args(["node", "--config"])
@@ -240,7 +146,7 @@ fn main() {
                 .env("GROVE_NODE_IPV4_BASE", format!("127.91.0.{first}"))
                 .env("GROVE_NODE_USER_BASE", format!("gapp{name}"))
                 .env("GROVE_NODE_POLL_WAIT_SECONDS", "5")
-                .stderr(Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap(),
         ));

@@ -9,17 +9,15 @@
 //! Run with `cargo bench -p grove --bench deploy`; results go to BENCHMARKS.md by hand.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use grove_api as api;
 use grove_client::{Client, Identity};
 
-// The end-to-end tests' helpers (only `end_processes_in` is used here).
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod support;
+use support::{Killed, Services, grove, master, register, scratch, summary};
 
 struct Api {
     client: Client,
@@ -83,23 +81,6 @@ impl Api {
     }
 }
 
-fn grove() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_grove"));
-    command.env("GROVE_LOG", "warn");
-    command
-}
-
-struct Killed(Child);
-
-/// Ends the services the bench's node leaves running (services outlive their agent).
-struct Services(std::path::PathBuf);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        common::end_processes_in(&self.0);
-    }
-}
-
 /// Resident memory (kB) and CPU time (ns, every thread) of a process.
 fn rss_and_cpu(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -118,24 +99,6 @@ fn rss_and_cpu(pid: u32) -> (u64, u64) {
     (rss, cpu)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn summary(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        samples.len(),
-        ms(percentile(&samples, 50.0)),
-        ms(percentile(&samples, 99.0)),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
-    );
-}
-
 /// A copy of the hello release under a new path: a new URL, so a new build.
 fn tiny_release(dir: &Path, index: usize) -> String {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
@@ -152,62 +115,10 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = scratch();
     let _services = Services(dir.path().to_owned());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _master = Killed(
-        grove()
-            .args([
-                "master",
-                "--insecure-http",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("master"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let token_path = dir.path().join("master/admin.token");
-    let start = Instant::now();
-    let anyone = Client::new(&url, &Identity::default()).unwrap();
-    while !token_path.exists() || anyone.health().is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let admin = std::fs::read_to_string(&token_path)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let config = dir.path().join("node.toml");
-    let registered = grove()
-        .args([
-            "node",
-            "register",
-            "bench",
-            "--master-url",
-            &url,
-            "--token",
-            &admin,
-        ])
-        .args(["--partitions", &(2 * runs + 2).to_string()])
-        .arg("--config")
-        .arg(&config)
-        .arg("--software-root")
-        .arg(dir.path().join("software"))
-        .arg("--instance-root")
-        .arg(dir.path().join("instance"))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(registered.success());
+    let (_master, url, admin) = master(dir.path());
+    let config = register(dir.path(), &url, &admin, "bench", 2 * runs + 2);
     let node = Killed(
         grove()
             .args(["node", "--config"])

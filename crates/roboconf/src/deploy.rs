@@ -562,22 +562,7 @@ impl Deployment {
                         .to_owned(),
                     wanted: wanted_str(d.wanted).to_owned(),
                     error: errors.get(d.path.as_str()).map(|e| (*e).to_owned()),
-                    imports: d
-                        .imports
-                        .by_prefix
-                        .iter()
-                        .map(|(prefix, list)| {
-                            (
-                                prefix.clone(),
-                                list.iter()
-                                    .map(|i| wire::AppImport {
-                                        path: i.path.clone(),
-                                        values: i.values.clone(),
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
+                    imports: wire_imports(&d.imports.by_prefix),
                     missing: d.imports.missing.clone(),
                     exports: d.exports,
                     path: d.path,
@@ -613,6 +598,24 @@ fn states(reports: &Reports) -> BTreeMap<String, State> {
     out
 }
 
+fn wire_imports(
+    by_prefix: &BTreeMap<String, Vec<crate::lifecycle::Import>>,
+) -> BTreeMap<String, Vec<wire::AppImport>> {
+    by_prefix
+        .iter()
+        .map(|(prefix, list)| {
+            let list = list
+                .iter()
+                .map(|i| wire::AppImport {
+                    path: i.path.clone(),
+                    values: i.values.clone(),
+                })
+                .collect();
+            (prefix.clone(), list)
+        })
+        .collect()
+}
+
 /// The wire form of what a root's partition is told.
 pub fn to_wire(d: &Desired) -> wire::AppTarget {
     wire::AppTarget {
@@ -623,22 +626,7 @@ pub fn to_wire(d: &Desired) -> wire::AppTarget {
         wanted: wanted_str(d.wanted).to_owned(),
         exports: d.exports.clone(),
         imports: wire::AppImports {
-            by_prefix: d
-                .imports
-                .by_prefix
-                .iter()
-                .map(|(k, list)| {
-                    (
-                        k.clone(),
-                        list.iter()
-                            .map(|i| wire::AppImport {
-                                path: i.path.clone(),
-                                values: i.values.clone(),
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
+            by_prefix: wire_imports(&d.imports.by_prefix),
             resolved: d.imports.resolved,
             missing: d.imports.missing.clone(),
         },

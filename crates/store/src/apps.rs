@@ -61,6 +61,16 @@ fn row(row: &AnyRow) -> Result<ApplicationRow> {
     })
 }
 
+/// A statement on a root instance's row changed it, or there is no such row.
+fn root_found(rows: u64, id: i64, root: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::NotFound(format!(
+            "application {id} has no root instance {root:?}"
+        )));
+    }
+    Ok(())
+}
+
 impl Tx<'_> {
     pub(crate) async fn insert_application(&mut self, new: &NewApplication) -> Result<i64> {
         let id: i64 = sqlx::query(
@@ -156,12 +166,7 @@ impl Tx<'_> {
         .bind(root)
         .execute(&mut *self.conn)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "application {id} has no root instance {root:?}"
-            )));
-        }
-        Ok(())
+        root_found(done.rows_affected(), id, root)
     }
 
     /// Keeps what a root's partition reported; the application's new generation.
@@ -179,11 +184,7 @@ impl Tx<'_> {
         .bind(root)
         .execute(&mut *self.conn)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "application {id} has no root instance {root:?}"
-            )));
-        }
+        root_found(done.rows_affected(), id, root)?;
         let generation: i64 = sqlx::query(
             "UPDATE applications SET generation = generation + 1 WHERE id = $1 RETURNING generation",
         )

@@ -76,15 +76,20 @@ impl Place {
         format!("127.78.{}.{}", self.net, partition + 1)
     }
 
-    /// A client command against the `grove up` of this place.
-    pub fn client(&self, args: &[&str]) -> Output {
-        let output = grove()
+    /// A client command against the `grove up` of this place, whatever its outcome.
+    fn run_client(&self, args: &[&str]) -> Output {
+        grove()
             .args(args)
             .env("GROVE_CLIENT_CONFIG", self.path().join("up/client.toml"))
             .env_remove("GROVE_MASTER_URL")
             .env_remove("GROVE_TOKEN")
             .output()
-            .expect("grove runs");
+            .expect("grove runs")
+    }
+
+    /// A client command against the `grove up` of this place.
+    pub fn client(&self, args: &[&str]) -> Output {
+        let output = self.run_client(args);
         assert!(
             output.status.success(),
             "grove {args:?}: {}",
@@ -95,13 +100,7 @@ impl Place {
 
     /// A client command that must fail; what it said on stderr.
     pub fn client_fails(&self, args: &[&str]) -> String {
-        let output = grove()
-            .args(args)
-            .env("GROVE_CLIENT_CONFIG", self.path().join("up/client.toml"))
-            .env_remove("GROVE_MASTER_URL")
-            .env_remove("GROVE_TOKEN")
-            .output()
-            .expect("grove runs");
+        let output = self.run_client(args);
         assert!(!output.status.success(), "grove {args:?} succeeded");
         String::from_utf8_lossy(&output.stderr).into_owned()
     }
