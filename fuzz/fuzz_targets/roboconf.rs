@@ -1,10 +1,23 @@
 //! The Roboconf checks on arbitrary bytes, split on NUL into a graph, instances, a
-//! commands file and a rule: nothing may panic.
+//! commands file, a rule and a probes file: nothing may panic, nor running the commands
+//! on the application when it checks.
 #![no_main]
 
 use grove_roboconf::check;
 use grove_roboconf::tree::Tree;
 use libfuzzer_sys::fuzz_target;
+
+struct Now;
+
+impl grove_roboconf::exec::Context for Now {
+    fn nanos(&self) -> u128 {
+        0
+    }
+
+    fn uuid(&self) -> String {
+        String::new()
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -13,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let instances = parts.next().unwrap_or_default();
     let commands = parts.next().unwrap_or_default();
     let rule = parts.next().unwrap_or_default();
+    let probes = parts.next().unwrap_or_default();
     let tree = Tree::of([
         (
             "descriptor/application.properties",
@@ -23,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
         ("commands/c.commands", commands),
         ("rules.autonomic/r.drl", rule),
     ]);
-    let _ = check::application(tree.clone());
+    if let (_, Some(app)) = check::application(tree.clone()) {
+        let mut deployment = grove_roboconf::deploy::Deployment::new(&app);
+        let _ = grove_roboconf::exec::run("c", &app.commands, &app.graph, &mut deployment, &Now);
+    }
+    let _ = grove_roboconf::autonomic::probes(probes, &Default::default());
     let _ = check::recipe(&tree);
     let _ = check::file("main.graph", graph, &tree, None);
     let _ = check::file("main.instances", instances, &tree, Some(("main.graph", graph, &tree)));

@@ -135,6 +135,46 @@ const BASE: &[(&str, &str)] = &[
     ),
 ];
 
+const PROBE_TOKENS: &[&str] = &[
+    "[EVENT file e]",
+    "[EVENT rest e]",
+    "[EVENT nagios e]",
+    "[",
+    "]",
+    "delete if exists ",
+    "notify if not exists ",
+    "Check ",
+    "http://{{ ip }}:1/x",
+    " THAT ",
+    "v",
+    " > ",
+    " <= ",
+    "2",
+    "{{",
+    "}}",
+    "#",
+    "\n",
+    "\n",
+    "é",
+];
+
+fn probes_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PROBE_TOKENS), 0..40).prop_map(|t| t.concat())
+}
+
+/// Fixed time and identifiers for the commands.
+struct Now;
+
+impl grove_roboconf::exec::Context for Now {
+    fn nanos(&self) -> u128 {
+        1
+    }
+
+    fn uuid(&self) -> String {
+        "u".to_owned()
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -155,6 +195,21 @@ proptest! {
         files.push(("rules.autonomic/r.drl", &rule));
         let (report, application) = check::application(Tree::of(files));
         prop_assert_eq!(report.valid, application.is_some());
+    }
+
+    #[test]
+    fn commands_run_and_probes_read_without_panicking(commands in commands_text(), probes in probes_text()) {
+        let (report, application) = check::application(Tree::of(BASE.to_vec()));
+        let app = application.unwrap_or_else(|| panic!("{:?}", report.diagnostics));
+        let mut deployment = grove_roboconf::deploy::Deployment::new(&app);
+        let files = std::collections::BTreeMap::from([("c".to_owned(), commands)]);
+        let _ = grove_roboconf::exec::run("c", &files, &app.graph, &mut deployment, &Now);
+        let values = std::collections::BTreeMap::from([("App.ip".to_owned(), "10.0.0.1".to_owned())]);
+        let (found, errors) = grove_roboconf::autonomic::probes(&probes, &values);
+        // Every problem names a line of the file.
+        let lines = u32::try_from(probes.lines().count()).unwrap_or(u32::MAX);
+        prop_assert!(errors.iter().all(|e| e.line >= 1 && e.line <= lines.max(1)));
+        prop_assert!(found.iter().all(|p| p.line >= 1 && p.line <= lines.max(1)));
     }
 
     #[test]
