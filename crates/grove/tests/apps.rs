@@ -2,6 +2,7 @@
 //! examples of `examples/apps/` deployed by `grove app deploy`, their scripts run by
 //! `grove app agent` in the root instances' partitions, their services answering.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -540,6 +541,67 @@ fn external_imports_resolve_from_the_bound_application() {
     for app in ["web-external", "shared-db"] {
         place.client(&["app", "undeploy", app]);
     }
+    daemon.stop();
+    end_processes_in(place.path());
+}
+
+#[test]
+fn scripts_run_as_the_partition_user_and_cannot_touch_root_files() {
+    assert!(
+        is_root(),
+        "this test checks what the scripts may do as root does: run it as root (CI does)"
+    );
+    let place = Place::new(55);
+    let (daemon, _) = up(&place, None);
+    // A file of root's the script tries to change and to read.
+    let canary = place.path().join("canary");
+    std::fs::write(&canary, "root's\n").expect("write");
+    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let app = place.path().join("probe-app");
+    copy_dir(Path::new(&app_example("webapp-db")), &app);
+    let script = format!(
+        "#!/bin/sh\nmkdir -p \"$ROBOCONF_FILES_DIR/data\"\nid -u > \"$ROBOCONF_FILES_DIR/uid\"\n\
+         echo overwritten > {canary} 2>/dev/null\ncat {canary} > \"$ROBOCONF_FILES_DIR/stolen\" 2>/dev/null\nexit 0\n",
+        canary = canary.display()
+    );
+    std::fs::write(app.join("graph/Database/scripts/deploy.sh"), script).expect("write");
+    std::fs::write(
+        app.join("descriptor/application.properties"),
+        "name = probe-app\nversion = 1.0\ndsl-id = roboconf-1.0\ngraph-entry-point = main.graph\ninstance-entry-point = main.instances\n",
+    )
+    .expect("write");
+    place.client(&[
+        "app",
+        "deploy",
+        app.to_str().expect("utf-8"),
+        "--wait",
+        "--timeout",
+        "120",
+    ]);
+    let files = std::fs::read_dir(place.path().join("up/instance"))
+        .expect("partitions")
+        .flatten()
+        .map(|p| p.path().join("roboconf/instances/vm_db_db/files"))
+        .find(|p| p.is_dir())
+        .expect("the database's files folder");
+    let uid: u32 = std::fs::read_to_string(files.join("uid"))
+        .expect("the script ran")
+        .trim()
+        .parse()
+        .expect("a uid");
+    assert_ne!(uid, 0, "the script ran as root");
+    let owner = std::fs::metadata(&files).expect("files").uid();
+    assert_eq!(uid, owner, "the script runs as the partition's user");
+    assert_eq!(
+        std::fs::read_to_string(&canary).expect("canary"),
+        "root's\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(files.join("stolen")).unwrap_or_default(),
+        "",
+        "the script read root's file"
+    );
+    place.client(&["app", "undeploy", "probe-app"]);
     daemon.stop();
     end_processes_in(place.path());
 }
