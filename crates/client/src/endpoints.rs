@@ -325,7 +325,7 @@ impl Client {
         if let Some(project) = project {
             query.push(format!("project={}", segment(project)));
         }
-        let mut call = Call::new(Operation::DeployApp).bytes(archive, "application/zip");
+        let mut call = Call::new(Operation::DeployApp).bytes(archive, "application/octet-stream");
         call.query = (!query.is_empty()).then(|| query.join("&"));
         call.timeout = LONG;
         self.answer(&call)
