@@ -337,8 +337,8 @@ impl Client {
     }
 
     /// `appPartition` (a root instance's partition): its subtree, at once without
-    /// `after`, else once the application's generation is past `after` (or a few
-    /// seconds went by).
+    /// `after`, else once the application's generation is past `after` (or 25 seconds
+    /// went by).
     pub fn app_partition(&self, after: Option<i64>) -> Result<apps::AppPartition> {
         let mut call = Call::new(Operation::AppPartition);
         if let Some(after) = after {
@@ -451,6 +451,6 @@ impl Client {
 }
 
 /// How long the master holds an `appPartition` call at most.
-const APP_WAIT: Duration = Duration::from_secs(5);
+const APP_WAIT: Duration = Duration::from_secs(25);
 /// Deploying places every root instance; reading an archive may take a while.
 const LONG: Duration = Duration::from_secs(120);

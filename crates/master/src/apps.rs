@@ -31,9 +31,9 @@ use crate::{Master, lock};
 
 type App<S> = State<Arc<Master<S>>>;
 
-/// The longest a partition waits for its application to change in one call. Short
-/// enough that a change another master made (not heard here) arrives soon.
-const PARTITION_WAIT: Duration = Duration::from_secs(5);
+/// The longest a partition waits for its application to change in one call (what other
+/// masters change wakes it too: `Changed::applications`).
+const PARTITION_WAIT: Duration = Duration::from_secs(25);
 
 /// How many times a change is computed again when another one was written first.
 const RETRIES: usize = 20;
@@ -66,6 +66,20 @@ impl Apps {
                 }
                 newer
             });
+        }
+    }
+
+    /// Another master changed the application: its partitions' long polls read it again.
+    pub(crate) fn kick(&self, id: i64) {
+        if let Some(sender) = lock(&self.generations).get(&id) {
+            sender.send_modify(|_| {});
+        }
+    }
+
+    /// What other masters changed may have been missed: every long poll reads again.
+    pub(crate) fn kick_all(&self) {
+        for sender in lock(&self.generations).values() {
+            sender.send_modify(|_| {});
         }
     }
 

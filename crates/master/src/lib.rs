@@ -428,9 +428,15 @@ async fn follow_elsewhere(master: std::sync::Weak<Master<Db>>) {
             return;
         };
         match event {
-            Ok(Elsewhere::Changed(changed)) => master.changes.notify(&changed),
+            Ok(Elsewhere::Changed(changed)) => {
+                master.changes.notify(&changed);
+                for id in &changed.applications {
+                    master.apps.kick(*id);
+                }
+            }
             Ok(Elsewhere::Lost) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 master.changes.touch_all();
+                master.apps.kick_all();
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }

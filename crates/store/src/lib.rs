@@ -190,6 +190,8 @@ pub struct Changed {
     /// Computers whose desired state document changed without a new revision (a reported
     /// software state, published parameters): cached copies are stale.
     pub documents: Vec<i64>,
+    /// Roboconf applications that changed: their root partitions' long polls wake.
+    pub applications: Vec<i64>,
 }
 
 impl Changed {
@@ -205,12 +207,21 @@ impl Changed {
         }
     }
 
+    pub(crate) fn application(&mut self, id: i64) {
+        if !self.applications.contains(&id) {
+            self.applications.push(id);
+        }
+    }
+
     pub(crate) fn merge(&mut self, other: &Changed) {
         for id in &other.computers {
             self.computer(*id);
         }
         for id in &other.documents {
             self.document(*id);
+        }
+        for id in &other.applications {
+            self.application(*id);
         }
     }
 }

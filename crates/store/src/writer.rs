@@ -193,6 +193,7 @@ fn parse_notice(payload: &str, origin: u64) -> Option<Changed> {
     Some(Changed {
         computers: ids(parts.next().unwrap_or_default()),
         documents: ids(parts.next().unwrap_or_default()),
+        applications: ids(parts.next().unwrap_or_default()),
     })
 }
 
@@ -206,6 +207,9 @@ fn notices(origin: u64, changed: &Changed) -> Vec<String> {
     }
     for chunk in changed.documents.chunks(PER_NOTICE) {
         out.push(format!("{origin};;{}", join(chunk)));
+    }
+    for chunk in changed.applications.chunks(PER_NOTICE) {
+        out.push(format!("{origin};;;{}", join(chunk)));
     }
     out
 }
@@ -863,28 +867,36 @@ mod tests {
         let changed = Changed {
             computers: vec![1, 2],
             documents: vec![3],
+            applications: vec![4],
         };
         let sent = notices(7, &changed);
-        assert_eq!(sent, ["7;1,2;", "7;;3"]);
+        assert_eq!(sent, ["7;1,2;", "7;;3", "7;;;4"]);
         assert_eq!(parse_notice(&sent[0], 7), None);
         assert_eq!(
             parse_notice(&sent[0], 8),
             Some(Changed {
                 computers: vec![1, 2],
-                documents: vec![]
+                ..Changed::default()
             })
         );
         assert_eq!(
             parse_notice(&sent[1], 8),
             Some(Changed {
-                computers: vec![],
-                documents: vec![3]
+                documents: vec![3],
+                ..Changed::default()
+            })
+        );
+        assert_eq!(
+            parse_notice(&sent[2], 8),
+            Some(Changed {
+                applications: vec![4],
+                ..Changed::default()
             })
         );
         assert_eq!(parse_notice("garbage", 8), None);
         let many = Changed {
             computers: (0..1000).collect(),
-            documents: vec![],
+            ..Changed::default()
         };
         let sent = notices(1, &many);
         assert_eq!(sent.len(), 3);

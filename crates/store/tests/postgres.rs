@@ -76,10 +76,33 @@ async fn masters_hear_each_other_say_when_they_may_have_missed_and_writers_recon
         next(&mut heard).await,
         Elsewhere::Changed(Changed {
             computers: vec![computer],
-            documents: vec![],
+            ..Changed::default()
         })
     );
     assert!(heard.try_recv().is_err(), "A heard only B's change");
+
+    // An application B changes: A hears of it (its root partitions' long polls wake).
+    let app = b
+        .create_application(grove_store::NewApplication {
+            name: "app".to_owned(),
+            owner: admin,
+            project: None,
+            archive: vec![0; 4],
+            model: "{}".to_owned(),
+            roots: vec!["/vm".to_owned()],
+        })
+        .await
+        .expect("stored on B");
+    b.report_application(app, "/vm".to_owned(), "{}".to_owned())
+        .await
+        .expect("reported on B");
+    assert_eq!(
+        next(&mut heard).await,
+        Elsewhere::Changed(Changed {
+            applications: vec![app],
+            ..Changed::default()
+        })
+    );
 
     // The listeners' connections die: A says it may have missed changes, then hears again.
     assert!(terminate(&location, "grove-listener").await >= 1);

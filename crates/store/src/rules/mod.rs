@@ -305,25 +305,30 @@ async fn apply_op(
             Answer::Nothing
         }
         // Applications change no computer: their root partitions wait on the
-        // application's generation, which the master watches.
+        // application's generation, which other masters hear of as `applications`.
         Op::CreateApplication(new) => Answer::Created(tx.insert_application(&new).await?),
         Op::UpdateApplication {
             id,
             generation,
             model,
             roots,
-        } => Answer::Created(
-            tx.update_application(id, generation, &model, &roots)
-                .await?,
-        ),
+        } => {
+            changed.application(id);
+            Answer::Created(
+                tx.update_application(id, generation, &model, &roots)
+                    .await?,
+            )
+        }
         Op::SetApplicationRoot { id, root, instance } => {
             tx.set_application_root(id, &root, instance).await?;
             Answer::Nothing
         }
         Op::ReportApplication { id, root, report } => {
+            changed.application(id);
             Answer::Created(tx.report_application(id, &root, &report).await?)
         }
         Op::DeleteApplication(id) => {
+            changed.application(id);
             tx.delete_application(id).await?;
             Answer::Nothing
         }
