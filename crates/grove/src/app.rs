@@ -17,8 +17,8 @@ use crate::client::{Connection, key_values, print_json, print_lines};
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppCommand {
     /// Check an application (a folder or a ZIP), a recipe or one graph or instances
-    /// file, as Roboconf checks them. Exit 0 when valid, 1 on an error, 2 when the check
-    /// could not run.
+    /// file, as Roboconf checks them, or a ConPaaS manifest (a `.json` file). Exit 0 when
+    /// valid, 1 on an error, 2 when the check could not run.
     Check {
         /// The application's folder or ZIP; a recipe with --recipe; or one DSL file.
         path: PathBuf,
@@ -143,6 +143,26 @@ const EXIT_UNCHECKED: u8 = 2;
 
 pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
     match command {
+        AppCommand::Check {
+            path,
+            graph: None,
+            recipe: false,
+            json,
+        } if is_manifest(&path) => match read_text(&path) {
+            Ok(text) => {
+                let report = grove_conpaas::manifest::check(&text);
+                print_manifest(&path, &report, json)?;
+                Ok(if report.valid {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(crate::EXIT_FAILURE)
+                })
+            }
+            Err(error) => {
+                eprintln!("error: {}", crate::error_message(&error));
+                Ok(ExitCode::from(EXIT_UNCHECKED))
+            }
+        },
         AppCommand::Check {
             path,
             graph,
@@ -353,6 +373,51 @@ fn show(view: &AppView, json: bool) -> anyhow::Result<ExitCode> {
         lines.push(line);
     }
     print_lines(&lines).map(|()| ExitCode::SUCCESS)
+}
+
+/// A ConPaaS manifest: a `.json` file.
+fn is_manifest(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        && !path.is_dir()
+}
+
+fn print_manifest(
+    path: &Path,
+    report: &grove_conpaas::manifest::Report,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for d in &report.diagnostics {
+        writeln!(out, "{}: {d}", path.display())?;
+    }
+    let errors = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.level == grove_conpaas::manifest::Level::Error)
+        .count();
+    let warnings = report.diagnostics.len() - errors;
+    let verdict = if report.valid { "valid" } else { "invalid" };
+    writeln!(
+        out,
+        "manifest: {verdict} ({errors} errors, {warnings} warnings)"
+    )?;
+    if let Some(plan) = &report.plan {
+        let types: Vec<&str> = plan.services.iter().map(|s| s.kind.as_str()).collect();
+        writeln!(
+            out,
+            "{}: {} services ({})",
+            plan.application,
+            plan.services.len(),
+            types.join(", ")
+        )?;
+    }
+    Ok(())
 }
 
 /// Reads an application from a folder or a ZIP.

@@ -223,3 +223,51 @@ fn a_path_that_does_not_read_is_exit_2() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_manifest_is_checked_with_its_codes_places_and_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("sudoku.json"),
+        "{\n  \"Application\": \"Sudoku\",\n  \"Services\": [\n    {\"ServiceName\": \"web\", \"Type\": \"php\", \"Archive\": \"http://h/s.tgz\", \"StartupInstances\": {\"proxy\": \"1\", \"web\": \"2\"}}\n  ]\n}\n",
+    )
+    .expect("write");
+    let valid = grove(dir.path(), &["app", "check", "sudoku.json", "--json"]);
+    assert_eq!(valid.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&valid.stdout).expect("JSON");
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "valid": true,
+            "kind": "manifest",
+            "diagnostics": [],
+            "plan": {"application": "Sudoku", "services": [{
+                "type": "php", "name": "web", "archive": "http://h/s.tgz",
+                "startup_instances": {"proxy": 1, "web": 2}
+            }]}
+        })
+    );
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\n  \"Application\": \"a\",\n  \"Services\": [{\"Type\": \"ruby\"}]\n}\n",
+    )
+    .expect("write");
+    let invalid = grove(dir.path(), &["app", "check", "bad.json", "--json"]);
+    assert_eq!(invalid.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&invalid.stdout).expect("JSON");
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["plan"], serde_json::Value::Null);
+    let d = &report["diagnostics"][0];
+    assert_eq!(d["code"], "MANIFEST_UNKNOWN_SERVICE_TYPE");
+    assert_eq!(d["level"], "error");
+    assert_eq!(d["at"], "Services[0].Type");
+    assert_eq!(d["line"], 3);
+    let text = grove(dir.path(), &["app", "check", "bad.json"]);
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        out.contains("bad.json: line 3: error MANIFEST_UNKNOWN_SERVICE_TYPE at Services[0].Type"),
+        "{out}"
+    );
+    let missing = grove(dir.path(), &["app", "check", "none.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
