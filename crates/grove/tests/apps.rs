@@ -90,11 +90,13 @@ fn a_web_application_follows_its_database() {
         "/vm-db/db",
         "deployed_stopped",
     ]);
+    // (The web application goes as soon as the database is `stopping`.)
     let view = eventually("the web application to be unresolved", || {
         let view = place.client_json(&["app", "show", "webapp-db"]);
-        (instance(&view, "/vm-web/web")["state"] == "unresolved").then_some(view)
+        (instance(&view, "/vm-web/web")["state"] == "unresolved"
+            && instance(&view, "/vm-db/db")["state"] == "deployed_stopped")
+            .then_some(view)
     });
-    assert_eq!(instance(&view, "/vm-db/db")["state"], "deployed_stopped");
     assert_eq!(instance(&view, "/vm-web/web")["missing"][0], "Database");
     assert_eq!(get(&url), None);
 

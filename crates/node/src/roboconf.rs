@@ -108,6 +108,7 @@ pub fn run(config_path: &Path, dir: &Path) -> Result<(), AgentError> {
                         Shell {
                             app: tree,
                             dir: state_dir.clone(),
+                            tell: Some((client.clone(), config.clone())),
                         },
                     ));
                 }
@@ -315,6 +316,8 @@ fn client(config: &AgentConfig) -> Result<Client, AgentError> {
 struct Shell {
     app: Tree,
     dir: PathBuf,
+    /// Where to say that a script runs, and what the partition is.
+    tell: Option<(Client, AgentConfig)>,
 }
 
 /// How much of a failed script's log its error quotes.
@@ -418,5 +421,15 @@ impl Runner for Shell {
             .join("files")
             .display()
             .to_string()
+    }
+
+    /// Reports the instance as deploying, starting... while its script runs: a long
+    /// script shows, and an exporter stopping is no exporter any more.
+    fn transient(&mut self, observed: &BTreeMap<String, Observed>) {
+        if let Some((client, config)) = &self.tell
+            && let Err(e) = client.report_app(&report_of(config, observed))
+        {
+            tracing::warn!(error = %e, "cannot report a step under way");
+        }
     }
 }

@@ -63,6 +63,12 @@ pub trait Runner {
 
     /// The instance's files folder, for `ROBOCONF_FILES_DIR`.
     fn files_dir(&self, instance: &Desired) -> String;
+
+    /// A script is about to run: `observed` shows its instance in the transient state
+    /// (deploying, starting, stopping, undeploying), for the runner to tell.
+    fn transient(&mut self, observed: &BTreeMap<String, Observed>) {
+        let _ = observed;
+    }
 }
 
 /// What a reconciliation did, in order, for the logs and the tests.
@@ -301,6 +307,14 @@ fn take(
         Step::Undeploy => (Action::Undeploy, State::NotDeployed, State::DeployedStopped),
     };
     let env = environment(d, by_path, runner, None);
+    let transient = match action {
+        Action::Deploy => State::Deploying,
+        Action::Start => State::Starting,
+        Action::Stop => State::Stopping,
+        _ => State::Undeploying,
+    };
+    observed.entry(d.path.clone()).or_default().state = Some(transient);
+    runner.transient(observed);
     let ok = run(runner, d, action, env, observed);
     let entry = observed.entry(d.path.clone()).or_default();
     entry.state = Some(if ok { success } else { failure });
@@ -328,6 +342,8 @@ mod tests {
     struct Recorder {
         ran: Vec<(String, Action, BTreeMap<String, String>)>,
         fail: Vec<(String, Action)>,
+        /// The transient states told, by path, in order.
+        told: Vec<(String, State)>,
     }
 
     impl Runner for Recorder {
@@ -347,6 +363,15 @@ mod tests {
 
         fn files_dir(&self, instance: &Desired) -> String {
             format!("/srv{}/files", instance.path)
+        }
+
+        fn transient(&mut self, observed: &BTreeMap<String, Observed>) {
+            self.told.extend(
+                observed
+                    .iter()
+                    .filter(|(_, o)| o.state().is_transient())
+                    .map(|(p, o)| (p.clone(), o.state())),
+            );
         }
     }
 
@@ -396,6 +421,17 @@ mod tests {
             ])
         );
         assert_eq!(observed["/vm/tomcat/war"].state(), State::DeployedStarted);
+        // Each script ran with its instance told in the transient state, alone.
+        let told: Vec<(&str, State)> = r.told.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        assert_eq!(
+            told,
+            vec![
+                ("/vm/tomcat", State::Deploying),
+                ("/vm/tomcat", State::Starting),
+                ("/vm/tomcat/war", State::Deploying),
+                ("/vm/tomcat/war", State::Starting),
+            ]
+        );
         // Nothing more to do: nothing runs.
         let mut again = Recorder::default();
         reconcile(&tree, &mut observed, &mut again);
