@@ -655,15 +655,18 @@ pub(crate) async fn partition<S: Store>(
     query: Result<Query<PartitionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::AppPartition>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (mut row, root) = own_root(&m, &caller).await?;
+    let (first, _) = own_root(&m, &caller).await?;
     let mut closing = m.closing.subscribe();
     let deadline = tokio::time::Instant::now() + PARTITION_WAIT;
     loop {
-        // Subscribed before reading, so that a change between the two is not missed.
-        let mut changes = vec![m.apps.subscribe(row.id)];
+        // Each generation is watched before it is read, so that a change between the
+        // two is not missed: the application's, then those bound to it.
+        let mut changes = vec![m.apps.subscribe(first.id)];
+        let (row, root) = own_root(&m, &caller).await?;
         let deployment = model(&row)?;
-        let (external, bound, bound_generations) = external(&m, &deployment).await?;
+        let bound = bound_ids(&m, &deployment).await?;
         changes.extend(bound.iter().map(|id| m.apps.subscribe(*id)));
+        let (external, _, bound_generations) = external(&m, &deployment).await?;
         // The document changes with the application and those bound to it.
         let generation = row.generation + bound_generations;
         let fresh = query.after.is_none_or(|after| generation > after);
@@ -690,8 +693,18 @@ pub(crate) async fn partition<S: Store>(
             _ = tokio::time::timeout_at(deadline, any_change) => {}
             _ = closing.changed() => {}
         }
-        row = own_root(&m, &caller).await?.0;
     }
+}
+
+/// The ids of the applications bound to `deployment`'s external imports.
+async fn bound_ids<S: Store>(m: &Master<S>, deployment: &Deployment) -> Result<Vec<i64>, ApiError> {
+    let mut ids = Vec::new();
+    for name in deployment.bindings.values().flatten() {
+        if let Some(row) = m.store.application(name.clone()).await? {
+            ids.push(row.id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Resolves when any of the watched generations changes.

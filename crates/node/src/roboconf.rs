@@ -424,8 +424,21 @@ impl Runner for Shell {
     }
 
     /// Reports the instance as deploying, starting... while its script runs: a long
-    /// script shows, and an exporter stopping is no exporter any more.
-    fn transient(&mut self, observed: &BTreeMap<String, Observed>) {
+    /// script shows, and an exporter stopping is no exporter any more. (Without a script
+    /// the step is over at once: nothing to tell.)
+    fn transient(
+        &mut self,
+        instance: &Desired,
+        action: Action,
+        observed: &BTreeMap<String, Observed>,
+    ) {
+        let scripts = format!("graph/{}/scripts", instance.component);
+        let names: Vec<String> = self.app.files_in(&scripts).map(str::to_owned).collect();
+        if !instance.installer.eq_ignore_ascii_case("script")
+            || script::find(&names, action).is_none()
+        {
+            return;
+        }
         if let Some((client, config)) = &self.tell
             && let Err(e) = client.report_app(&report_of(config, observed))
         {

@@ -64,10 +64,15 @@ pub trait Runner {
     /// The instance's files folder, for `ROBOCONF_FILES_DIR`.
     fn files_dir(&self, instance: &Desired) -> String;
 
-    /// A script is about to run: `observed` shows its instance in the transient state
+    /// `instance`'s `action` is about to run: `observed` shows it in the transient state
     /// (deploying, starting, stopping, undeploying), for the runner to tell.
-    fn transient(&mut self, observed: &BTreeMap<String, Observed>) {
-        let _ = observed;
+    fn transient(
+        &mut self,
+        instance: &Desired,
+        action: Action,
+        observed: &BTreeMap<String, Observed>,
+    ) {
+        let _ = (instance, action, observed);
     }
 }
 
@@ -314,7 +319,7 @@ fn take(
         _ => State::Undeploying,
     };
     observed.entry(d.path.clone()).or_default().state = Some(transient);
-    runner.transient(observed);
+    runner.transient(d, action, observed);
     let ok = run(runner, d, action, env, observed);
     let entry = observed.entry(d.path.clone()).or_default();
     entry.state = Some(if ok { success } else { failure });
@@ -365,7 +370,7 @@ mod tests {
             format!("/srv{}/files", instance.path)
         }
 
-        fn transient(&mut self, observed: &BTreeMap<String, Observed>) {
+        fn transient(&mut self, _: &Desired, _: Action, observed: &BTreeMap<String, Observed>) {
             self.told.extend(
                 observed
                     .iter()
