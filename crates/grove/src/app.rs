@@ -190,6 +190,14 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
             timeout,
             connection,
         } => {
+            if is_manifest(&path) {
+                bail!(
+                    "{}: a ConPaaS manifest; Grove checks manifests (`grove app check {}`) but \
+                     does not deploy them yet: deploy a Roboconf application (a folder or a ZIP)",
+                    path.display(),
+                    path.display()
+                );
+            }
             let tree = read_tree(&path)?;
             let archive = tree
                 .to_zip()

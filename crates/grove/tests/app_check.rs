@@ -270,4 +270,9 @@ fn a_manifest_is_checked_with_its_codes_places_and_plan() {
     );
     let missing = grove(dir.path(), &["app", "check", "none.json"]);
     assert_eq!(missing.status.code(), Some(2));
+    // Deploying one is refused, saying so, before any master is asked.
+    let deploy = grove(dir.path(), &["app", "deploy", "sudoku.json"]);
+    assert_eq!(deploy.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&deploy.stderr);
+    assert!(said.contains("does not deploy them yet"), "{said}");
 }
