@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use crate::error::{Diagnostic, ErrorKind, Severity};
@@ -173,6 +172,9 @@ struct Resolver<'p, 'i> {
     parts: Vec<String>,
     /// Sections with their macros expanded.
     expanded: HashMap<String, Section>,
+    /// Whether recipes compute options: not for the sections nothing installed reaches,
+    /// which zc.buildout never initialises.
+    initializing: bool,
 }
 
 const SIMPLE: fn(char) -> bool = |c| c.is_ascii_alphanumeric() || "-._ ".contains(c);
@@ -192,6 +194,7 @@ impl Profile {
             states: HashMap::default(),
             parts: Vec::new(),
             expanded: HashMap::default(),
+            initializing: true,
         };
         let mut diagnostics = self.diagnostics.clone();
         let mut record = |mut d: Diagnostic, phase: Option<&str>| {
@@ -241,21 +244,19 @@ impl Profile {
         }
         let install_order = resolver.parts.clone();
 
-        // Sections nothing above touched. zc.buildout would never look at them; they are
-        // resolved for the listing, and a macro template whose references only make sense
-        // in its users (`${:port}` in `[server]`) gets warnings, not errors.
-        let templates = self.macro_sources();
+        // Sections nothing above touched. zc.buildout never looks at them, so nothing in
+        // them fails the profile: they are resolved for the listing, without running their
+        // recipes, and what is wrong there is a warning (a macro template whose references
+        // only make sense in its users, `${:port}` in `[server]`; a recipe Grove lacks in a
+        // section no part reaches).
+        resolver.initializing = false;
         for name in self.sections.keys() {
             if resolver.states.contains_key(name) {
                 continue;
             }
             if let Err(mut d) = resolver.section(name) {
-                if templates.contains(name.as_str())
-                    && matches!(d.kind, ErrorKind::MissingOption(..))
-                {
-                    d.severity = Severity::Warning;
-                }
-                record(d, None);
+                d.severity = Severity::Warning;
+                record(d, Some("listing sections no part uses"));
             }
         }
 
@@ -281,17 +282,6 @@ impl Profile {
             parts: install_order,
             diagnostics,
         }
-    }
-}
-
-impl Profile {
-    /// The sections some section names in its `<=`.
-    fn macro_sources(&self) -> HashSet<&str> {
-        self.sections
-            .values()
-            .filter_map(|s| s.get(&OptKey::set("<")))
-            .flat_map(|k| k.value.split('\n').map(str::trim).filter(|n| !n.is_empty()))
-            .collect()
     }
 }
 
@@ -453,7 +443,7 @@ impl Resolver<'_, '_> {
         let Some(state) = self.states.get(name) else {
             return Ok(());
         };
-        if !self.initializer.handles(recipe) {
+        if !self.initializing || !self.initializer.handles(recipe) {
             return Ok(());
         }
         let mut options: BTreeMap<String, Value> = state

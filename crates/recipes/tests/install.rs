@@ -274,6 +274,18 @@ fn unknown_recipes_and_options_are_errors_naming_the_part() {
 }
 
 #[test]
+fn a_section_no_part_reaches_is_never_initialised() {
+    // A recipe Grove lacks and a broken reference, in a section nothing installs (as
+    // SlapOS's components carry): the parts install all the same.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = "[buildout]\nparts = made\n\
+                   [made]\nrecipe = slapos.cookbook:mkdirectory\nd = ${buildout:directory}/d\n\
+                   [unused]\nrecipe = zc.recipe.egg\neggs = ${nowhere:eggs}\n";
+    run(dir.path(), profile).expect("the parts install");
+    assert!(dir.path().join("d").is_dir());
+}
+
+#[test]
 fn nothing_is_written_outside_the_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let outside = tempfile::tempdir().expect("tempdir");
