@@ -90,7 +90,10 @@ fn errors_go_to_stderr_with_file_and_line_and_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(
         dir.path(),
-        &[("buildout.cfg", "[s]\na = ${nope:x}\nthis is wrong\n")],
+        &[(
+            "buildout.cfg",
+            "[s]\na = ${nope:x}\nthis is wrong\n[buildout]\nparts = s\n",
+        )],
     );
     let out = grove(
         dir.path(),
@@ -110,7 +113,7 @@ fn errors_go_to_stderr_with_file_and_line_and_exit_1() {
         stdout(&out).lines().collect::<Vec<_>>(),
         vec![
             "buildout.cfg:3: unparsable line",
-            "buildout.cfg:2: [s] a: the referenced section 'nope' was not defined (while initializing section s, getting option s:a)",
+            "buildout.cfg:2: [s] a: the referenced section 'nope' was not defined (while installing, initializing section s, getting option s:a)",
         ]
     );
 

@@ -26,6 +26,9 @@ pub struct Environment {
     pub release: String,
     pub pointer_bits: u32,
     pub little_endian: bool,
+    /// `sys.executable`, which zc.buildout gives as `buildout:executable`: the Python 3
+    /// a profile's scripts would run with (Grove runs none itself).
+    pub executable: String,
 }
 
 impl Environment {
@@ -46,6 +49,7 @@ impl Environment {
             release: String::new(),
             pointer_bits: usize::BITS,
             little_endian: cfg!(target_endian = "little"),
+            executable: "/usr/bin/python3".to_owned(),
         }
     }
 

@@ -502,6 +502,10 @@ pub fn load(main: &str, loader: &dyn Loader, options: &LoadOptions) -> Result<Pr
         .iter()
         .map(|(k, v)| (OptKey::set(*k), SectionKey::new(*v, Origin::Default)))
         .collect();
+    buildout.insert(
+        OptKey::set("executable"),
+        SectionKey::new(options.env.executable.clone(), Origin::Default),
+    );
     if let Some(dir) = &directory {
         buildout.insert(
             OptKey::set("directory"),

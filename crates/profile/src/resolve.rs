@@ -172,9 +172,6 @@ struct Resolver<'p, 'i> {
     parts: Vec<String>,
     /// Sections with their macros expanded.
     expanded: HashMap<String, Section>,
-    /// Whether recipes compute options: not for the sections nothing installed reaches,
-    /// which zc.buildout never initialises.
-    initializing: bool,
 }
 
 const SIMPLE: fn(char) -> bool = |c| c.is_ascii_alphanumeric() || "-._ ".contains(c);
@@ -194,7 +191,6 @@ impl Profile {
             states: HashMap::default(),
             parts: Vec::new(),
             expanded: HashMap::default(),
-            initializing: true,
         };
         let mut diagnostics = self.diagnostics.clone();
         let mut record = |mut d: Diagnostic, phase: Option<&str>| {
@@ -244,12 +240,12 @@ impl Profile {
         }
         let install_order = resolver.parts.clone();
 
-        // Sections nothing above touched. zc.buildout never looks at them, so nothing in
-        // them fails the profile: they are resolved for the listing, without running their
-        // recipes, and what is wrong there is a warning (a macro template whose references
-        // only make sense in its users, `${:port}` in `[server]`; a recipe Grove lacks in a
-        // section no part reaches).
-        resolver.initializing = false;
+        // Sections no `${}` above reached. zc.buildout looks at them only when a recipe
+        // asks for them (a template's `context = section ...`), so nothing in them fails
+        // the profile: they are resolved (their recipes computing their options, for the
+        // recipes that read them), and what is wrong there is a warning (a macro template
+        // whose references only make sense in its users, `${:port}` in `[server]`; a recipe
+        // Grove lacks in a section nothing uses).
         for name in self.sections.keys() {
             if resolver.states.contains_key(name) {
                 continue;
@@ -443,7 +439,7 @@ impl Resolver<'_, '_> {
         let Some(state) = self.states.get(name) else {
             return Ok(());
         };
-        if !self.initializing || !self.initializer.handles(recipe) {
+        if !self.initializer.handles(recipe) {
             return Ok(());
         }
         let mut options: BTreeMap<String, Value> = state

@@ -101,6 +101,7 @@ fn environment() -> Environment {
         release: "6.1.0".to_owned(),
         pointer_bits: 64,
         little_endian: true,
+        executable: "/usr/bin/python3".to_owned(),
     }
 }
 

@@ -274,7 +274,7 @@ fn unknown_recipes_and_options_are_errors_naming_the_part() {
 }
 
 #[test]
-fn a_section_no_part_reaches_is_never_initialised() {
+fn a_broken_section_nothing_uses_fails_no_install() {
     // A recipe Grove lacks and a broken reference, in a section nothing installs (as
     // SlapOS's components carry): the parts install all the same.
     let dir = tempfile::tempdir().expect("tempdir");
