@@ -152,16 +152,9 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
             Ok(text) => {
                 let report = grove_conpaas::manifest::check(&text);
                 print_manifest(&path, &report, json)?;
-                Ok(if report.valid {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(crate::EXIT_FAILURE)
-                })
+                Ok(verdict(report.valid))
             }
-            Err(error) => {
-                eprintln!("error: {}", crate::error_message(&error));
-                Ok(ExitCode::from(EXIT_UNCHECKED))
-            }
+            Err(error) => Ok(unchecked(&error)),
         },
         AppCommand::Check {
             path,
@@ -171,16 +164,9 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
         } => match checked(&path, graph.as_deref(), recipe) {
             Ok(report) => {
                 print(&report, json)?;
-                Ok(if report.valid {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(crate::EXIT_FAILURE)
-                })
+                Ok(verdict(report.valid))
             }
-            Err(error) => {
-                eprintln!("error: {}", crate::error_message(&error));
-                Ok(ExitCode::from(EXIT_UNCHECKED))
-            }
+            Err(error) => Ok(unchecked(&error)),
         },
         AppCommand::Deploy {
             path,
@@ -381,6 +367,21 @@ fn show(view: &AppView, json: bool) -> anyhow::Result<ExitCode> {
         lines.push(line);
     }
     print_lines(&lines).map(|()| ExitCode::SUCCESS)
+}
+
+/// A check's exit: 0 valid, 1 an error.
+fn verdict(valid: bool) -> ExitCode {
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_FAILURE)
+    }
+}
+
+/// The check could not run (exit 2), saying why.
+fn unchecked(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", crate::error_message(error));
+    ExitCode::from(EXIT_UNCHECKED)
 }
 
 /// A ConPaaS manifest: a `.json` file.

@@ -38,6 +38,14 @@ fn states(view: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `grove app show APP --json` once `done` holds of it.
+fn shown_when(place: &Place, app: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, || {
+        let view = place.client_json(&["app", "show", app]);
+        done(&view).then_some(view)
+    })
+}
+
 /// `http://IP:PORT/` of an instance from its exports.
 fn url_of(view: &Value, path: &str, component: &str, port: &str) -> String {
     let exports = &instance(view, path)["exports"];
@@ -91,12 +99,15 @@ fn a_web_application_follows_its_database() {
         "deployed_stopped",
     ]);
     // (The web application goes as soon as the database is `stopping`.)
-    let view = eventually("the web application to be unresolved", || {
-        let view = place.client_json(&["app", "show", "webapp-db"]);
-        (instance(&view, "/vm-web/web")["state"] == "unresolved"
-            && instance(&view, "/vm-db/db")["state"] == "deployed_stopped")
-            .then_some(view)
-    });
+    let view = shown_when(
+        &place,
+        "webapp-db",
+        "the web application to be unresolved",
+        |view| {
+            instance(view, "/vm-web/web")["state"] == "unresolved"
+                && instance(view, "/vm-db/db")["state"] == "deployed_stopped"
+        },
+    );
     assert_eq!(instance(&view, "/vm-web/web")["missing"][0], "Database");
     assert_eq!(get(&url), None);
 
@@ -110,10 +121,12 @@ fn a_web_application_follows_its_database() {
         "WebApp",
         "web2",
     ]);
-    let view = eventually("the second web application to be deployed", || {
-        let view = place.client_json(&["app", "show", "webapp-db"]);
-        (instance(&view, "/vm-web/web2")["state"] == "unresolved").then_some(view)
-    });
+    let view = shown_when(
+        &place,
+        "webapp-db",
+        "the second web application to be deployed",
+        |view| instance(view, "/vm-web/web2")["state"] == "unresolved",
+    );
     assert_eq!(instance(&view, "/vm-web/web")["state"], "unresolved");
 
     // The database is back: both start, and the count went on where it was.
@@ -125,13 +138,12 @@ fn a_web_application_follows_its_database() {
         "/vm-db/db",
         "deployed_started",
     ]);
-    let view = eventually("both web applications to start again", || {
-        let view = place.client_json(&["app", "show", "webapp-db"]);
-        states(&view)
-            .iter()
-            .all(|(_, s)| s == "deployed_started")
-            .then_some(view)
-    });
+    let view = shown_when(
+        &place,
+        "webapp-db",
+        "both web applications to start again",
+        |view| states(view).iter().all(|(_, s)| s == "deployed_started"),
+    );
     assert_eq!(get(&url).as_deref(), Some("visits 3\n"));
     let url2 = url_of(&view, "/vm-web/web2", "WebApp", "httpPort");
     assert_ne!(url2, url, "each instance its own random port");
@@ -144,14 +156,17 @@ fn a_web_application_follows_its_database() {
     let refused = place.client_fails(&["app", "delete", "webapp-db"]);
     assert!(refused.contains("undeploy"), "{refused}");
     place.client(&["app", "undeploy", "webapp-db"]);
-    eventually("every instance but the partitions to be undeployed", || {
-        let view = place.client_json(&["app", "show", "webapp-db"]);
-        states(&view)
-            .iter()
-            .filter(|(p, _)| p.matches('/').count() > 1)
-            .all(|(_, s)| s == "not_deployed")
-            .then_some(())
-    });
+    shown_when(
+        &place,
+        "webapp-db",
+        "every instance but the partitions to be undeployed",
+        |view| {
+            states(view)
+                .iter()
+                .filter(|(p, _)| p.matches('/').count() > 1)
+                .all(|(_, s)| s == "not_deployed")
+        },
+    );
     assert_eq!(get(&url), None);
     place.client(&["app", "delete", "webapp-db"]);
     eventually("the partitions to be destroyed", || {
@@ -503,10 +518,12 @@ fn external_imports_resolve_from_the_bound_application() {
     place.client(&["app", "deploy", db.to_str().expect("utf-8"), "--wait"]);
     place.client(&["app", "deploy", web.to_str().expect("utf-8")]);
     // Unbound: the web application has no database and does not start.
-    let view = eventually("the web application to wait for a database", || {
-        let view = place.client_json(&["app", "show", "web-external"]);
-        (instance(&view, "/vm-web/web")["state"] == "unresolved").then_some(view)
-    });
+    let view = shown_when(
+        &place,
+        "web-external",
+        "the web application to wait for a database",
+        |view| instance(view, "/vm-web/web")["state"] == "unresolved",
+    );
     assert_eq!(instance(&view, "/vm-web/web")["missing"][0], "Database");
     let refused = place.client_fails(&["app", "bind", "web-external", "Cache", "shared-db"]);
     assert!(
@@ -517,10 +534,12 @@ fn external_imports_resolve_from_the_bound_application() {
     // Bound: it imports what the other application publishes, and starts.
     let bound = place.client_json(&["app", "bind", "web-external", "Database", "shared-db"]);
     assert_eq!(bound["bindings"]["Database"][0], "shared-db");
-    let view = eventually("the web application to start", || {
-        let view = place.client_json(&["app", "show", "web-external"]);
-        (instance(&view, "/vm-web/web")["state"] == "deployed_started").then_some(view)
-    });
+    let view = shown_when(
+        &place,
+        "web-external",
+        "the web application to start",
+        |view| instance(view, "/vm-web/web")["state"] == "deployed_started",
+    );
     let database = &instance(&view, "/vm-web/web")["imports"]["Database"][0];
     assert_eq!(database["path"], "shared-db:/vm-db/db");
     assert_eq!(database["values"]["Database.password"], "s3cret-pass");
@@ -536,10 +555,12 @@ fn external_imports_resolve_from_the_bound_application() {
         "/vm-db/db",
         "deployed_stopped",
     ]);
-    eventually("the web application to be unresolved", || {
-        let view = place.client_json(&["app", "show", "web-external"]);
-        (instance(&view, "/vm-web/web")["state"] == "unresolved").then_some(())
-    });
+    shown_when(
+        &place,
+        "web-external",
+        "the web application to be unresolved",
+        |view| instance(view, "/vm-web/web")["state"] == "unresolved",
+    );
     for app in ["web-external", "shared-db"] {
         place.client(&["app", "undeploy", app]);
     }

@@ -188,13 +188,16 @@ async fn reports<S: Store>(
 }
 
 /// The exporters of the applications bound to `deployment`'s external imports, and the
-/// generations they are at (summed: the partitions' documents change with them).
+/// generations they are at (summed: the partitions' documents change with them). With
+/// `watch`, each bound application is watched once its row is read, before its model and
+/// reports are: a change in between makes a newer generation than the one summed, so the
+/// next long poll answers at once.
 async fn external<S: Store>(
     m: &Master<S>,
     deployment: &Deployment,
-) -> Result<(deploy::External, Vec<i64>, i64), ApiError> {
+    mut watch: Option<&mut Vec<watch::Receiver<i64>>>,
+) -> Result<(deploy::External, i64), ApiError> {
     let mut external = deploy::External::new();
-    let mut ids = Vec::new();
     let mut generations = 0;
     for (prefix, names) in &deployment.bindings {
         let slot = external.entry(prefix.clone()).or_default();
@@ -203,15 +206,17 @@ async fn external<S: Store>(
             let Some(row) = m.store.application(name.clone()).await? else {
                 continue;
             };
+            if let Some(changes) = watch.as_deref_mut() {
+                changes.push(m.apps.subscribe(row.id));
+            }
             let other = model(&row)?;
             let app = parsed(m, &row, &other).await?;
             let (reports, _) = reports(m, row.id).await?;
             slot.extend(other.published(name, &app.graph, &reports, &app.external_exports));
-            ids.push(row.id);
             generations += row.generation;
         }
     }
-    Ok((external, ids, generations))
+    Ok((external, generations))
 }
 
 /// The application if the caller may act on it: its owner, the cloud admin, or a
@@ -390,8 +395,9 @@ pub(crate) async fn deploy<S: Store>(
         model: deployment.to_json(),
         generation: 1,
     };
-    lock(&m.apps.parsed).insert((id, deployment.archive.clone()), Arc::new(app));
-    let app = parsed(&m, &row, &deployment).await?;
+    // Parsed once: kept for the partitions' requests to come.
+    let app = Arc::new(app);
+    lock(&m.apps.parsed).insert((id, deployment.archive.clone()), app.clone());
     for (n, root) in roots.iter().enumerate() {
         if let Err(e) = place_root(&m, &row, &app, &deployment, root).await {
             // Nothing half deployed stays: the roots placed go, and the application.
@@ -416,7 +422,7 @@ async fn view<S: Store>(m: &Master<S>, row: &ApplicationRow) -> Result<wire::App
     let deployment = model(&row)?;
     let app = parsed(m, &row, &deployment).await?;
     let (reports, roots) = reports(m, row.id).await?;
-    let (external, _, _) = external(m, &deployment).await?;
+    let (external, _) = external(m, &deployment, None).await?;
     Ok(wire::AppView {
         name: row.name.clone(),
         project: deployment.project.clone(),
@@ -659,14 +665,12 @@ pub(crate) async fn partition<S: Store>(
     let mut closing = m.closing.subscribe();
     let deadline = tokio::time::Instant::now() + PARTITION_WAIT;
     loop {
-        // Each generation is watched before it is read, so that a change between the
-        // two is not missed: the application's, then those bound to it.
+        // The application is watched before it is read, so that a change between the
+        // two is not missed; those bound to it as `external` reads them.
         let mut changes = vec![m.apps.subscribe(first.id)];
         let (row, root) = own_root(&m, &caller).await?;
         let deployment = model(&row)?;
-        let bound = bound_ids(&m, &deployment).await?;
-        changes.extend(bound.iter().map(|id| m.apps.subscribe(*id)));
-        let (external, _, bound_generations) = external(&m, &deployment).await?;
+        let (external, bound_generations) = external(&m, &deployment, Some(&mut changes)).await?;
         // The document changes with the application and those bound to it.
         let generation = row.generation + bound_generations;
         let fresh = query.after.is_none_or(|after| generation > after);
@@ -694,17 +698,6 @@ pub(crate) async fn partition<S: Store>(
             _ = closing.changed() => {}
         }
     }
-}
-
-/// The ids of the applications bound to `deployment`'s external imports.
-async fn bound_ids<S: Store>(m: &Master<S>, deployment: &Deployment) -> Result<Vec<i64>, ApiError> {
-    let mut ids = Vec::new();
-    for name in deployment.bindings.values().flatten() {
-        if let Some(row) = m.store.application(name.clone()).await? {
-            ids.push(row.id);
-        }
-    }
-    Ok(ids)
 }
 
 /// Resolves when any of the watched generations changes.

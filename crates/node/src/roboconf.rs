@@ -106,7 +106,7 @@ pub fn run(config_path: &Path, dir: &Path) -> Result<(), AgentError> {
                     shell = Some((
                         doc.archive.clone(),
                         Shell {
-                            app: tree,
+                            app: std::sync::Arc::new(tree),
                             dir: state_dir.clone(),
                             tell: Some((client.clone(), config.clone())),
                         },
@@ -142,7 +142,7 @@ pub fn run(config_path: &Path, dir: &Path) -> Result<(), AgentError> {
                 .filter(|(_, o)| o.state() == grove_roboconf::lifecycle::State::DeployedStarted)
                 .map(|(p, _)| p.clone())
                 .collect();
-            seen.app = Some(std::sync::Arc::new(runner.app.clone()));
+            seen.app = Some(runner.app.clone());
         }
         if let Ok(text) = serde_json::to_vec(&observed) {
             let _ = std::fs::write(&observed_path, text);
@@ -314,7 +314,8 @@ fn client(config: &AgentConfig) -> Result<Client, AgentError> {
 /// Runs the components' scripts from the archive, each instance with its own folder
 /// (`roboconf/instances/<clean path>/`, its component's `files/` copied in) and log.
 struct Shell {
-    app: Tree,
+    /// Shared with the probes' thread.
+    app: std::sync::Arc<Tree>,
     dir: PathBuf,
     /// Where to say that a script runs, and what the partition is.
     tell: Option<(Client, AgentConfig)>,
@@ -326,6 +327,13 @@ const ERROR_TAIL: u64 = 2048;
 impl Shell {
     fn instance_dir(&self, instance: &Desired) -> PathBuf {
         self.dir.join("instances").join(clean_path(&instance.path))
+    }
+
+    /// The folder of the instance's component's scripts in the archive, and their names.
+    fn scripts(&self, instance: &Desired) -> (String, Vec<String>) {
+        let folder = format!("graph/{}/scripts", instance.component);
+        let names = self.app.files_in(&folder).map(str::to_owned).collect();
+        (folder, names)
     }
 
     /// The instance's folder, its component's files copied in the first time.
@@ -357,8 +365,7 @@ impl Runner for Shell {
         action: Action,
         env: BTreeMap<String, String>,
     ) -> Result<(), String> {
-        let scripts = format!("graph/{}/scripts", instance.component);
-        let names: Vec<String> = self.app.files_in(&scripts).map(str::to_owned).collect();
+        let (scripts, names) = self.scripts(instance);
         let Some(name) = script::find(&names, action) else {
             return Ok(());
         };
@@ -432,8 +439,7 @@ impl Runner for Shell {
         action: Action,
         observed: &BTreeMap<String, Observed>,
     ) {
-        let scripts = format!("graph/{}/scripts", instance.component);
-        let names: Vec<String> = self.app.files_in(&scripts).map(str::to_owned).collect();
+        let (_, names) = self.scripts(instance);
         if !instance.installer.eq_ignore_ascii_case("script")
             || script::find(&names, action).is_none()
         {

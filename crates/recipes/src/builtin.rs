@@ -37,10 +37,30 @@ fn io(what: &str, path: &Path, e: &std::io::Error) -> String {
     format!("cannot {what} {}: {e}", path.display())
 }
 
+/// A file a recipe could not write: what it was doing, where.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what} {}: {source}", path.display())]
+pub(crate) struct WriteError {
+    what: &'static str,
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+impl From<WriteError> for String {
+    /// Recipes answer their errors as messages (`Recipe::install`).
+    fn from(e: WriteError) -> String {
+        e.to_string()
+    }
+}
+
 /// Writes a file in one step (temporary file, then rename) with the given mode.
-pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
+    let failed = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| WriteError { what, path, source }
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io("create", dir, &e))?;
+        std::fs::create_dir_all(dir).map_err(failed("create", dir))?;
     }
     let temporary = path.with_extension("grove-new");
     let mut file = std::fs::OpenOptions::new()
@@ -49,12 +69,12 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), 
         .truncate(true)
         .mode(mode)
         .open(&temporary)
-        .map_err(|e| io("write", &temporary, &e))?;
+        .map_err(failed("write", &temporary))?;
     file.write_all(contents)
-        .map_err(|e| io("write", &temporary, &e))?;
+        .map_err(failed("write", &temporary))?;
     std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| io("set the mode of", &temporary, &e))?;
-    std::fs::rename(&temporary, path).map_err(|e| io("write", path, &e))
+        .map_err(failed("set the mode of", &temporary))?;
+    std::fs::rename(&temporary, path).map_err(failed("write", path))
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

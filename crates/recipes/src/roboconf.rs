@@ -35,10 +35,9 @@ impl Recipe for RoboconfAgent {
     fn install(
         &self,
         ctx: &Context<'_>,
-        options: &Options<'_>,
+        _: &Options<'_>,
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
-        let _ = options;
         let partition = ctx
             .partition
             .ok_or("grove:roboconf-agent runs in a partition only")?;
