@@ -11,6 +11,20 @@ use serde::{Deserialize, Serialize};
 /// subtree with the components' installers.
 pub const ROBOCONF_RELEASE: &str = "grove:roboconf";
 
+/// The software releases of ConPaaS's service types Grove ships: a manager (software
+/// type `manager`) and its agents (one software type per role).
+pub const CONPAAS_PHP_RELEASE: &str = "grove:conpaas-php";
+pub const CONPAAS_MYSQL_RELEASE: &str = "grove:conpaas-mysql";
+pub const CONPAAS_GENERIC_RELEASE: &str = "grove:conpaas-generic";
+
+/// Every release built into every node, supplied on every computer.
+pub const BUILTIN_RELEASES: &[&str] = &[
+    ROBOCONF_RELEASE,
+    CONPAAS_PHP_RELEASE,
+    CONPAAS_MYSQL_RELEASE,
+    CONPAAS_GENERIC_RELEASE,
+];
+
 /// An application as `GET /v1/apps` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,9 +77,43 @@ pub struct AppView {
     /// The applications bound to each external import prefix.
     #[serde(default)]
     pub bindings: BTreeMap<String, Vec<String>>,
-    /// The Grove instance of each root instance, by root path.
+    /// The Grove instance of each root instance, by root path (of a ConPaaS application:
+    /// each service's manager, by service name).
     pub roots: BTreeMap<String, i64>,
     pub instances: Vec<AppInstance>,
+    /// A ConPaaS application's services.
+    #[serde(default)]
+    pub services: Vec<AppService>,
+}
+
+/// A service of a ConPaaS application: its manager instance and what it published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppService {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The manager's Grove instance.
+    pub instance: i64,
+    /// What the manager's node last reported (`started`, `error`...).
+    pub state: Option<String>,
+    pub error: Option<String>,
+    /// Every agent the manager asked for has started and published.
+    pub ready: bool,
+    /// The agents by role, each as `title address`.
+    pub nodes: BTreeMap<String, Vec<String>>,
+    /// The manager's connection parameters (`url` for a web service's proxy).
+    pub connection: crate::Parameters,
+}
+
+/// Where a ConPaaS manager publishes what `AppService` shows.
+pub mod conpaas_keys {
+    /// `true` once every agent asked for has published.
+    pub const READY: &str = "ready";
+    /// The agents by role, as JSON (`{"web": ["web-1 10.0.0.2:8000"]}`).
+    pub const NODES: &str = "nodes";
+    /// A web service's entry point.
+    pub const URL: &str = "url";
 }
 
 /// `POST /v1/apps/{name}/instances`: a new instance under `parent` (`/` for a root).

@@ -114,6 +114,10 @@ operations! {
     SetAppInstanceState => Put "/v1/apps/{name}/state" "setAppInstanceState",
     RunAppCommand => Post "/v1/apps/{name}/commands" "runAppCommand",
     BindApp => Put "/v1/apps/{name}/bindings" "bindApp",
+    RunAction => Post "/v1/instances/{id}/actions" "runAction",
+    ListActions => Get "/v1/instances/{id}/actions" "listActions",
+    ShowAction => Get "/v1/actions/{id}" "showAction",
+    FinishAction => Put "/v1/actions/{id}" "finishAction",
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! `/v1`. This is the API boundary: serialization derives live here and nowhere else, and a
 //! change here is a change of the protocol.
 
+pub mod actions;
 pub mod apps;
 pub mod endpoints;
 pub mod masters;
@@ -765,6 +766,9 @@ pub struct PartitionInstance {
     /// The size the partition is given (its node enforces it); none: unlimited.
     #[serde(default)]
     pub size: Option<Size>,
+    /// The actions asked of the instance that its node has not reported yet.
+    #[serde(default)]
+    pub actions: Vec<actions::PendingAction>,
 }
 
 /// `GET /v1/computers/{reference}/desired`: the desired state of a node.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use grove_api as api;
+use grove_api::actions;
 use grove_api::apps;
 use grove_api::endpoints::Operation;
 
@@ -318,6 +319,26 @@ impl Client {
         name: Option<&str>,
         project: Option<&str>,
     ) -> Result<apps::AppView> {
+        self.deploy(archive, "application/octet-stream", name, project)
+    }
+
+    /// `deployApp` with a ConPaaS manifest (JSON text): a manager instance per service.
+    pub fn deploy_manifest(
+        &self,
+        manifest: Vec<u8>,
+        name: Option<&str>,
+        project: Option<&str>,
+    ) -> Result<apps::AppView> {
+        self.deploy(manifest, "application/json", name, project)
+    }
+
+    fn deploy(
+        &self,
+        body: Vec<u8>,
+        content_type: &'static str,
+        name: Option<&str>,
+        project: Option<&str>,
+    ) -> Result<apps::AppView> {
         let mut query = Vec::new();
         if let Some(name) = name {
             query.push(format!("name={}", segment(name)));
@@ -325,7 +346,7 @@ impl Client {
         if let Some(project) = project {
             query.push(format!("project={}", segment(project)));
         }
-        let mut call = Call::new(Operation::DeployApp).bytes(archive, "application/octet-stream");
+        let mut call = Call::new(Operation::DeployApp).bytes(body, content_type);
         call.query = (!query.is_empty()).then(|| query.join("&"));
         call.timeout = LONG;
         self.answer(&call)
@@ -447,6 +468,33 @@ impl Client {
                 state: state.to_owned(),
             },
         )?)
+    }
+
+    /// `runAction`: asks the instance for an action; with `request.wait`, the master
+    /// answers once it ended or when the wait is over (still pending).
+    pub fn run_action(&self, id: i64, request: &actions::ActionRequest) -> Result<actions::Action> {
+        let id = id.to_string();
+        let mut call = Call::new(Operation::RunAction).on(&id).body(request)?;
+        call.timeout = Duration::from_secs(request.wait.unwrap_or(0)) + LONG_POLL_MARGIN;
+        self.answer(&call)
+    }
+
+    /// `listActions`: the instance's latest actions, newest first.
+    pub fn list_actions(&self, id: i64) -> Result<Vec<actions::Action>> {
+        let id = id.to_string();
+        self.answer(&Call::new(Operation::ListActions).on(&id))
+    }
+
+    /// `showAction`.
+    pub fn show_action(&self, id: i64) -> Result<actions::Action> {
+        let id = id.to_string();
+        self.answer(&Call::new(Operation::ShowAction).on(&id))
+    }
+
+    /// `finishAction` (the node the instance runs on): how the action ended.
+    pub fn finish_action(&self, id: i64, outcome: &actions::ActionOutcome) -> Result<()> {
+        let id = id.to_string();
+        self.done(&Call::new(Operation::FinishAction).on(&id).body(outcome)?)
     }
 }
 

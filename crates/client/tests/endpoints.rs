@@ -33,6 +33,10 @@ const ORDER: &[Operation] = &[
     Operation::ReportUsage,
     Operation::ReportCapacity,
     Operation::InstanceUsage,
+    Operation::RunAction,
+    Operation::ShowAction,
+    Operation::FinishAction,
+    Operation::ListActions,
     Operation::CreateJoinToken,
     Operation::Join,
     Operation::RenewCertificate,
@@ -79,6 +83,7 @@ struct Walk {
     /// The application's archive, and its root's partition.
     archive: Vec<u8>,
     root: Option<Client>,
+    action: Option<i64>,
 }
 
 /// An application of one root instance with one script instance; its target's handler.
@@ -648,6 +653,28 @@ fn every_operation_has_a_typed_method_that_works() {
                     .deploy_app(b"not a zip".to_vec(), None, None)
                     .expect_err("not an archive");
                 assert_eq!(refused.status(), Some(400), "{refused}");
+                // A manifest is checked whole by the master too: every error, its line.
+                let refused = admin
+                    .deploy_manifest(
+                        b"{\"Application\": \"m\",\n \"Services\": [{\"Type\": \"fake\"}, {}]}"
+                            .to_vec(),
+                        None,
+                        None,
+                    )
+                    .expect_err("a bad manifest");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+                let said = refused.to_string();
+                assert!(
+                    said.contains(
+                        "line 2: error MANIFEST_UNKNOWN_SERVICE_TYPE at Services[0].Type"
+                    ),
+                    "{said}"
+                );
+                assert!(
+                    said.contains("MANIFEST_SERVICE_MISSING_TYPE at Services[1]"),
+                    "{said}"
+                );
+                assert!(admin.list_apps().expect("apps").is_empty());
                 walk.archive = application("grove");
                 let view = admin
                     .deploy_app(walk.archive.clone(), None, None)
@@ -718,6 +745,116 @@ fn every_operation_has_a_typed_method_that_works() {
                 );
                 let missing = admin.show_app("beta").expect_err("none");
                 assert_eq!(missing.status(), Some(404), "{missing}");
+            }
+            Operation::RunAction => {
+                let instance = walk.instance.as_ref().expect("desired");
+                let request = |name: &str, wait| api::actions::ActionRequest {
+                    name: name.to_owned(),
+                    parameters: serde_json::json!({"x": 1})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    wait,
+                };
+                // Nobody runs it: pending once the wait is over.
+                let action = admin
+                    .run_action(instance.id, &request("status", Some(1)))
+                    .expect("action");
+                assert_eq!(action.state, api::actions::ActionState::Pending);
+                assert_eq!(action.name, "status");
+                let listed = walk
+                    .node
+                    .as_ref()
+                    .expect("registered")
+                    .desired("C1", None, Duration::ZERO)
+                    .expect("desired");
+                let pending = &listed.partitions[0]
+                    .instance
+                    .as_ref()
+                    .expect("instance")
+                    .actions;
+                assert_eq!(pending.len(), 1);
+                assert_eq!(pending[0].id, action.id);
+                assert_eq!(pending[0].parameters["x"], 1);
+                for bad in ["../x", "", "a b"] {
+                    let refused = admin
+                        .run_action(instance.id, &request(bad, None))
+                        .expect_err("a bad name");
+                    assert_eq!(refused.status(), Some(400), "{refused}");
+                }
+                let too_long = admin
+                    .run_action(instance.id, &request("status", Some(61)))
+                    .expect_err("a wait too long");
+                assert_eq!(too_long.status(), Some(400), "{too_long}");
+                walk.action = Some(action.id);
+            }
+            Operation::ShowAction => {
+                let id = walk.action.expect("asked");
+                let shown = admin.show_action(id).expect("show");
+                assert_eq!(shown.state, api::actions::ActionState::Pending);
+                let missing = admin.show_action(id + 100).expect_err("no such action");
+                assert_eq!(missing.status(), Some(404), "{missing}");
+            }
+            Operation::FinishAction => {
+                let id = walk.action.expect("asked");
+                let node = walk.node.as_ref().expect("registered");
+                let ended = |result: Option<serde_json::Value>, error: Option<&str>| {
+                    api::actions::ActionOutcome {
+                        result,
+                        error: error.map(str::to_owned),
+                    }
+                };
+                let both = node
+                    .finish_action(id, &ended(Some(serde_json::json!(1)), Some("no")))
+                    .expect_err("a result and an error");
+                assert_eq!(both.status(), Some(400), "{both}");
+                node.finish_action(id, &ended(Some(serde_json::json!({"ok": true})), None))
+                    .expect("finish");
+                // Reported again (an answer lost): nothing changes.
+                node.finish_action(id, &ended(None, Some("late")))
+                    .expect("finish again");
+                let shown = admin.show_action(id).expect("show");
+                assert_eq!(shown.state, api::actions::ActionState::Succeeded);
+                assert_eq!(shown.result, Some(serde_json::json!({"ok": true})));
+                assert!(shown.finished_at.is_some());
+                // A caller waiting for an action wakes when its node reports it.
+                let instance = walk.instance.as_ref().expect("desired").id;
+                let waiting = std::thread::scope(|scope| {
+                    let waiter = scope.spawn(|| {
+                        admin.run_action(
+                            instance,
+                            &api::actions::ActionRequest {
+                                name: "slow".to_owned(),
+                                parameters: Default::default(),
+                                wait: Some(60),
+                            },
+                        )
+                    });
+                    let pending = loop {
+                        let desired = node.desired("C1", None, Duration::ZERO).expect("desired");
+                        let actions = desired.partitions[0]
+                            .instance
+                            .as_ref()
+                            .map(|i| i.actions.clone())
+                            .unwrap_or_default();
+                        if let Some(action) = actions.into_iter().find(|a| a.name == "slow") {
+                            break action;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    };
+                    node.finish_action(pending.id, &ended(None, Some("it broke")))
+                        .expect("finish");
+                    waiter.join().expect("waiter")
+                });
+                let waited = waiting.expect("answered");
+                assert_eq!(waited.state, api::actions::ActionState::Failed);
+                assert_eq!(waited.error.as_deref(), Some("it broke"));
+            }
+            Operation::ListActions => {
+                let instance = walk.instance.as_ref().expect("desired").id;
+                let listed = admin.list_actions(instance).expect("list");
+                let names: Vec<&str> = listed.iter().map(|a| a.name.as_str()).collect();
+                assert_eq!(names, ["slow", "status"]);
             }
             Operation::RunAppCommand => {
                 let view = admin.run_app_command("alpha", "more").expect("run");

@@ -4,3 +4,5 @@
 //! (ConPaaS has none), and gives the plan a deployment follows when it is valid.
 
 pub mod manifest;
+pub mod php;
+pub mod service;

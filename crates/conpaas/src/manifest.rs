@@ -110,6 +110,9 @@ pub struct Service {
     pub startupscript: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dump: Option<String>,
+    /// A MySQL service's password: given to the service, never printed with the plan.
+    #[serde(skip)]
+    pub password: Option<String>,
 }
 
 /// What a valid manifest asks for.
@@ -399,6 +402,7 @@ fn service(c: &mut Checker<'_>, index: usize, value: &Value<'_>) -> Option<Servi
         archive: text_of(get(object, "Archive")),
         startupscript: text_of(get(object, "StartupScript")),
         dump: text_of(get(object, "Dump")),
+        password: text_of(get(object, "Password")),
     })
 }
 

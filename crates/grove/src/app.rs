@@ -1,4 +1,4 @@
-//! `grove app`: Roboconf applications.
+//! `grove app`: Roboconf applications, and ConPaaS's (`conpaas.rs`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -96,6 +96,16 @@ pub(crate) enum AppCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// A ConPaaS service's nodes: add, remove, list (its manager's actions).
+    #[command(subcommand)]
+    Service(crate::conpaas::ServiceCommand),
+    /// Run a ConPaaS manager's action (what the manager's `etc/action/` executables run).
+    #[command(hide = true)]
+    ConpaasAction {
+        #[arg(long)]
+        config: PathBuf,
+        name: String,
+    },
     /// Run a root instance's partition (the service the built-in release installs).
     #[command(hide = true)]
     Agent {
@@ -177,11 +187,13 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
             connection,
         } => {
             if is_manifest(&path) {
-                bail!(
-                    "{}: a ConPaaS manifest; Grove checks manifests (`grove app check {}`) but \
-                     does not deploy them yet: deploy a Roboconf application (a folder or a ZIP)",
-                    path.display(),
-                    path.display()
+                let wait = wait.then(|| Duration::from_secs(timeout));
+                return crate::conpaas::deploy(
+                    &path,
+                    name.as_deref(),
+                    project.as_deref(),
+                    wait,
+                    &connection,
                 );
             }
             let tree = read_tree(&path)?;
@@ -254,6 +266,8 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
             }
             print_lines(&[format!("application {name} deleted")]).map(|()| ExitCode::SUCCESS)
         }
+        AppCommand::Service(command) => crate::conpaas::service(command),
+        AppCommand::ConpaasAction { config, name } => crate::conpaas::action(&config, &name),
         AppCommand::Agent { config, dir } => {
             grove_node::roboconf::run(&config, &dir)?;
             Ok(ExitCode::SUCCESS)
@@ -341,6 +355,9 @@ fn wait_started(
 /// An application's instances, one a line: path, component, state (and what is wanted
 /// when it differs), exports, imports, what is missing, the last error.
 fn show(view: &AppView, json: bool) -> anyhow::Result<ExitCode> {
+    if !view.services.is_empty() {
+        return crate::conpaas::show(view, json);
+    }
     if json {
         return print_json(view).map(|()| ExitCode::SUCCESS);
     }

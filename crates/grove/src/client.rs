@@ -206,6 +206,14 @@ pub(crate) enum ServiceCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// An instance's latest actions (`grove action`), newest first.
+    Actions {
+        title: String,
+        #[arg(long, env = "GROVE_PROJECT")]
+        project: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -525,7 +533,11 @@ fn instances(client: &Client, project: Option<&str>) -> anyhow::Result<Vec<api::
 }
 
 /// The instance of that title: the project's with `project`, else the caller's own.
-fn titled(client: &Client, title: &str, project: Option<&str>) -> anyhow::Result<api::Instance> {
+pub(crate) fn titled(
+    client: &Client,
+    title: &str,
+    project: Option<&str>,
+) -> anyhow::Result<api::Instance> {
     client
         .list_instances()?
         .into_iter()
@@ -562,6 +574,32 @@ pub(crate) fn service(command: ServiceCommand) -> anyhow::Result<ExitCode> {
                     i.reported_state.map_or("-", |s| s.as_str()),
                     place,
                     i.software_release
+                ));
+            }
+            print_lines(&lines)?;
+        }
+        ServiceCommand::Actions {
+            title,
+            project,
+            connection,
+        } => {
+            let client = connection.client()?;
+            let instance = titled(&client, &title, project.as_deref())?;
+            let actions = client.list_actions(instance.id)?;
+            if connection.json {
+                return print_json(&actions).map(|()| ExitCode::SUCCESS);
+            }
+            let mut lines = vec![format!(
+                "{:<8} {:<20} {:<10} {}",
+                "ID", "NAME", "STATE", "ERROR"
+            )];
+            for a in &actions {
+                lines.push(format!(
+                    "{:<8} {:<20} {:<10} {}",
+                    a.id,
+                    a.name,
+                    a.state.as_str(),
+                    a.error.as_deref().unwrap_or("")
                 ));
             }
             print_lines(&lines)?;

@@ -6,9 +6,11 @@
 //! - 2: the command line itself is wrong (clap's usage errors); for `grove app check`,
 //!   also a path that could not be read (the check did not run).
 
+mod action;
 mod app;
 mod billing;
 mod client;
+mod conpaas;
 mod master;
 mod node;
 mod profile;
@@ -69,6 +71,8 @@ enum Command {
     /// Roboconf applications: check them.
     #[command(subcommand)]
     App(app::AppCommand),
+    /// Run an instance's action (an executable its release declares) and print its result.
+    Action(action::ActionArgs),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Billing(command) => billing::run(command),
         Command::Size(command) => size::run(command),
         Command::App(command) => app::run(command),
+        Command::Action(args) => action::run(args),
     }
 }
 

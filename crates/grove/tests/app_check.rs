@@ -270,9 +270,12 @@ fn a_manifest_is_checked_with_its_codes_places_and_plan() {
     );
     let missing = grove(dir.path(), &["app", "check", "none.json"]);
     assert_eq!(missing.status.code(), Some(2));
-    // Deploying one is refused, saying so, before any master is asked.
-    let deploy = grove(dir.path(), &["app", "deploy", "sudoku.json"]);
+    // Deploying a broken one is refused, saying where, before any master is asked.
+    let deploy = grove(dir.path(), &["app", "deploy", "bad.json"]);
     assert_eq!(deploy.status.code(), Some(1));
     let said = String::from_utf8_lossy(&deploy.stderr);
-    assert!(said.contains("does not deploy them yet"), "{said}");
+    assert!(
+        said.contains("bad.json: line 3: error MANIFEST_UNKNOWN_SERVICE_TYPE at Services[0].Type"),
+        "{said}"
+    );
 }

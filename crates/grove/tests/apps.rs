@@ -383,20 +383,6 @@ fn a_balancer_follows_backends_on_two_nodes() {
     end_processes_in(place.path());
 }
 
-/// `grove up` with `partitions` partitions in this place.
-fn up_with(place: &Place, partitions: u32) -> Daemon {
-    let mut command = grove();
-    command.args(["up", "--listen", "127.0.0.1:0", "--partitions"]);
-    command.arg(partitions.to_string());
-    command.arg("--data-dir").arg(place.path().join("up"));
-    place.node_env(&mut command);
-    let daemon = Daemon::spawn(command, place.path().join("up.log"));
-    eventually("grove up to start", || {
-        place.path().join("up/client.toml").exists().then_some(())
-    });
-    daemon
-}
-
 #[test]
 fn an_autonomic_rule_adds_a_backend_under_load_and_a_command_removes_it() {
     let place = Place::new(53);

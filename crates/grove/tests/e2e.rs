@@ -469,13 +469,16 @@ fn users_see_their_own_and_removed_software_is_deleted() {
             .expect("software")
             .iter()
             .any(|s| s["software_release"] == sr.as_str());
-        // What is left is the built-in release of Roboconf root instances.
+        // What is left are the built-in releases (Roboconf root instances, ConPaaS).
         let empty = std::fs::read_dir(&software_root)
             .expect("root")
             .filter_map(Result::ok)
             .all(|entry| {
-                std::fs::read_to_string(entry.path().join("buildout.cfg"))
-                    .is_ok_and(|text| text.contains(grove_api::apps::ROBOCONF_RELEASE))
+                std::fs::read_to_string(entry.path().join("buildout.cfg")).is_ok_and(|text| {
+                    grove_api::apps::BUILTIN_RELEASES
+                        .iter()
+                        .any(|r| text.contains(&format!("release {r}\n")))
+                })
             });
         (forgotten && empty).then_some(())
     });
@@ -954,4 +957,47 @@ fn an_instance_destroyed_while_the_node_is_away_is_ended_when_it_returns() {
     assert!(get(&url).is_none());
     node.stop();
     master.stop();
+}
+
+/// A release's action runs in the instance's partition, as its user, with the
+/// parameters given; a missing action and a bad name are refused, saying which.
+#[test]
+fn hello_runs_its_greeting_action() {
+    let place = Place::new(22);
+    let (daemon, connection) = up(&place, Some("hello"));
+    connection.expect("published");
+    let action = place.client_json(&["action", "hello", "greeting", "--param", "to=Bob"]);
+    assert_eq!(action["state"], "succeeded", "{action}");
+    assert_eq!(action["result"]["greeting"], "Hello Bob!");
+    assert_eq!(action["parameters"], serde_json::json!({"to": "Bob"}));
+    let uid = action["result"]["uid"].as_u64().expect("uid");
+    if is_root() {
+        // The partition's user, never root.
+        assert_ne!(uid, 0);
+    }
+    // Without parameters, the instance's own name; by id too.
+    let id = place.instance("hello")["id"]
+        .as_i64()
+        .expect("id")
+        .to_string();
+    let plain = place.client(&["action", &id, "greeting"]);
+    let printed: Value = serde_json::from_slice(&plain.stdout).expect("the result as JSON");
+    assert_eq!(printed["greeting"], "Hello World!");
+    let missing = place.client_fails(&["action", "hello", "nothing"]);
+    assert!(
+        missing.contains("the instance has no action \"nothing\" (etc/action/nothing is missing)"),
+        "{missing}"
+    );
+    let bad = place.client_fails(&["action", "hello", "../../bin/sh"]);
+    assert!(bad.contains("action name \"../../bin/sh\""), "{bad}");
+    // Each one is kept, newest first.
+    let listed = place.client_json(&["service", "actions", "hello"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["nothing", "greeting", "greeting"]);
+    daemon.stop();
 }

@@ -326,3 +326,40 @@ fn a_service_over_its_size_is_killed_by_the_kernel_and_restarted() {
     });
     daemon.stop();
 }
+
+/// An instance's actions run as its partition's user: an action that reads root's
+/// canary, writes beside it, or is a link to it or a FIFO, fails, and the canary stays
+/// as it was.
+#[test]
+fn an_instance_action_cannot_use_root() {
+    let place = Place::new(45);
+    let canary = Canary::new(&place);
+    let secret = canary.path.display().to_string();
+    let dir = canary.path.parent().expect("dir").display().to_string();
+    let sr = place.release(
+        "actions-software.cfg",
+        &format!(
+            "[buildout]\nparts = instance\n\n\
+             [instance]\nrecipe = slapos.recipe.template\noutput = ${{buildout:directory}}/instance.cfg\n\
+             inline =\n  [buildout]\n  parts = plant\n\n\
+             \x20 [plant]\n  recipe = plone.recipe.command\n\
+             \x20 command = mkdir -p etc/action && cd etc/action && printf '#!/bin/sh\\ncat {secret}\\n' > read && printf '#!/bin/sh\\nset -e\\necho owned > {dir}/new\\necho 1\\n' > write && printf '#!/bin/sh\\nset -e\\necho owned >> {secret}\\necho 1\\n' > append && chmod +x read write append && ln -sf {secret} link && rm -f fifo && mkfifo fifo\n"
+        ),
+    );
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    place.client(&["request", "attacker", &sr]);
+    eventually("the attacker's deployment", || {
+        (place.instance("attacker")["reported_state"] == "started").then_some(())
+    });
+    for name in ["read", "write", "append", "link", "fifo"] {
+        let error = place.client_fails(&["action", "attacker", name]);
+        assert!(!error.contains("canary-secret-line"), "{name}: {error}");
+        assert!(
+            error.contains("Permission denied") || error.contains("permission denied"),
+            "{name}: {error}"
+        );
+    }
+    canary.assert_untouched();
+    daemon.stop();
+}

@@ -168,6 +168,13 @@ async fn parsed<S: Store>(
 }
 
 fn model(row: &ApplicationRow) -> Result<Deployment, ApiError> {
+    if row.kind != grove_store::ROBOCONF {
+        return Err(ApiError::bad_request(format!(
+            "application {:?} is a ConPaaS application: its services change through their \
+             managers' actions (`grove app service`)",
+            row.name
+        )));
+    }
     Deployment::from_json(&row.model).map_err(refused)
 }
 
@@ -257,7 +264,7 @@ async fn acting_on<S: Store>(
 }
 
 /// Who requests an application's root instances: its owner, in its project if any.
-fn requester(row: &ApplicationRow) -> Requester {
+pub(crate) fn requester(row: &ApplicationRow) -> Requester {
     match row.project_id {
         Some(project) => Requester::Project {
             project,
@@ -341,11 +348,13 @@ pub(crate) struct DeployQuery {
     project: Option<String>,
 }
 
-/// `POST /v1/apps?name=&project=`: the body is the application's ZIP.
+/// `POST /v1/apps?name=&project=`: the body is the application's ZIP, or (sent as
+/// `application/json`) a ConPaaS manifest.
 pub(crate) async fn deploy<S: Store>(
     State(m): App<S>,
     Caller(caller): Caller,
     query: Result<Query<DeployQuery>, axum::extract::rejection::QueryRejection>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<wire::AppView>), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -365,6 +374,13 @@ pub(crate) async fn deploy<S: Store>(
         }
         None => None,
     };
+    let manifest = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if manifest {
+        return crate::conpaas::deploy(&m, owner, project, query.name.clone(), &body).await;
+    }
     let app = read_archive(&body)?;
     let name = query
         .name
@@ -382,6 +398,7 @@ pub(crate) async fn deploy<S: Store>(
             name: name.clone(),
             owner,
             project: project.as_ref().map(|p| p.id),
+            kind: grove_store::ROBOCONF,
             archive: body.to_vec(),
             model: deployment.to_json(),
             roots: roots.clone(),
@@ -390,6 +407,7 @@ pub(crate) async fn deploy<S: Store>(
     let row = ApplicationRow {
         id,
         name: name.clone(),
+        kind: grove_store::ROBOCONF.to_owned(),
         owner_id: owner,
         project_id: project.as_ref().map(|p| p.id),
         model: deployment.to_json(),
@@ -419,6 +437,9 @@ async fn view<S: Store>(m: &Master<S>, row: &ApplicationRow) -> Result<wire::App
         .application(row.name.clone())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no application {:?}", row.name)))?;
+    if row.kind == grove_store::CONPAAS {
+        return crate::conpaas::view(m, &row).await;
+    }
     let deployment = model(&row)?;
     let app = parsed(m, &row, &deployment).await?;
     let (reports, roots) = reports(m, row.id).await?;
@@ -433,6 +454,7 @@ async fn view<S: Store>(m: &Master<S>, row: &ApplicationRow) -> Result<wire::App
             .collect(),
         roots,
         instances: deployment.view(&app.graph, &reports, &external),
+        services: Vec::new(),
     })
 }
 
@@ -452,6 +474,10 @@ pub(crate) async fn list<S: Store>(
     };
     let mut out = Vec::new();
     for row in m.store.applications(member).await? {
+        if row.kind == grove_store::CONPAAS {
+            out.push(crate::conpaas::summary(&m, &row).await?);
+            continue;
+        }
         let deployment = model(&row)?;
         let (reports, _) = reports(&m, row.id).await?;
         let started = reports
@@ -593,6 +619,9 @@ pub(crate) async fn undeploy<S: Store>(
     Path(name): Path<String>,
 ) -> Result<Json<wire::AppView>, ApiError> {
     let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    if row.kind == grove_store::CONPAAS {
+        return Ok(Json(crate::conpaas::undeploy(&m, &row).await?));
+    }
     Ok(Json(
         change(&m, row, |d, _, _| {
             d.undeploy();
@@ -610,6 +639,10 @@ pub(crate) async fn delete<S: Store>(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let row = acting_on(&m, &caller, &name, api::Role::Member).await?;
+    if row.kind == grove_store::CONPAAS {
+        crate::conpaas::delete(&m, &row).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let deployment = model(&row)?;
     let (reports, roots) = reports(&m, row.id).await?;
     if !deployment.is_undeployed(&reports) {

@@ -13,8 +13,10 @@ mod tls;
 pub use tls::{SERVER_LIFETIME, TlsOptions, Transport};
 
 pub use server::Limits;
+mod actions;
 mod apps;
 mod billing;
+mod conpaas;
 mod error;
 mod joining;
 mod projects;
@@ -189,6 +191,7 @@ pub struct Master<S> {
     /// the shutdown up.
     pub(crate) closing: Arc<watch::Sender<bool>>,
     pub(crate) apps: apps::Apps,
+    pub(crate) actions: actions::Ended,
 }
 
 impl<S: Store> Master<S> {
@@ -411,6 +414,7 @@ pub async fn open(config: &MasterConfig) -> Result<Arc<Master<Db>>, MasterError>
         ca,
         closing: Arc::new(watch::channel(false).0),
         apps: apps::Apps::default(),
+        actions: actions::Ended::default(),
     });
     tokio::spawn(follow_elsewhere(Arc::downgrade(&master)));
     Ok(master)
@@ -430,6 +434,7 @@ async fn follow_elsewhere(master: std::sync::Weak<Master<Db>>) {
         match event {
             Ok(Elsewhere::Changed(changed)) => {
                 master.changes.notify(&changed);
+                master.actions.notify(&changed);
                 for id in &changed.applications {
                     master.apps.kick(*id);
                 }
@@ -437,6 +442,7 @@ async fn follow_elsewhere(master: std::sync::Weak<Master<Db>>) {
             Ok(Elsewhere::Lost) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 master.changes.touch_all();
                 master.apps.kick_all();
+                master.actions.kick();
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }

@@ -27,12 +27,12 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The longest a node may wait on its change stream in one call.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-type App<S> = State<Arc<Master<S>>>;
+pub(crate) type App<S> = State<Arc<Master<S>>>;
 
 /// The handler of each operation: exhaustive, so an operation without a handler does not
 /// compile.
 fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
-    use crate::{apps, billing, joining, projects};
+    use crate::{actions, apps, billing, joining, projects};
     // The method comes from the table, not from the handler's line.
     let filter = match operation.method() {
         Method::Get => MethodFilter::GET,
@@ -82,6 +82,10 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::ProjectInvoice => on(filter, billing::project_invoice::<S>),
         Operation::SetProjectCredit => on(filter, billing::set_credit::<S>),
         Operation::ProjectEstimate => on(filter, billing::project_estimate::<S>),
+        Operation::RunAction => on(filter, actions::run::<S>),
+        Operation::ListActions => on(filter, actions::list::<S>),
+        Operation::ShowAction => on(filter, actions::show::<S>),
+        Operation::FinishAction => on(filter, actions::finish::<S>),
         Operation::DeployApp => on(filter, apps::deploy::<S>),
         Operation::ListApps => on(filter, apps::list::<S>),
         Operation::AppPartition => on(filter, apps::partition::<S>),
@@ -145,17 +149,25 @@ impl<St: Send + Sync> FromRequestParts<St> for InstanceId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<InstanceId, ApiError> {
-        let Path(text) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
-        text.parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .map(InstanceId)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("instance id {text:?}: a positive 64-bit integer"))
-            })
+        path_id(parts, state, "instance").await.map(InstanceId)
     }
+}
+
+/// The `{id}` of a path: a positive 64-bit integer, else a 400 naming what it identifies.
+pub(crate) async fn path_id<St: Send + Sync>(
+    parts: &mut Parts,
+    state: &St,
+    what: &str,
+) -> Result<i64, ApiError> {
+    let Path(text) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("{what} id {text:?}: a positive 64-bit integer"))
+        })
 }
 
 /// The authenticated caller.

@@ -69,6 +69,8 @@ enum Case {
     ShowProjectInstance,
     /// `showApp` of the project's application.
     ShowProjectApp,
+    /// `runAction` on the project's instance.
+    RunProjectAction,
 }
 
 impl Case {
@@ -78,6 +80,7 @@ impl Case {
             Case::RequestInProject => Operation::RequestInstance,
             Case::ShowProjectInstance => Operation::ShowInstance,
             Case::ShowProjectApp => Operation::ShowApp,
+            Case::RunProjectAction => Operation::RunAction,
         }
     }
 }
@@ -165,6 +168,11 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::RunAppCommand), &[Admin, Owner]),
         // Refused (400) for those allowed: it publishes nothing under that prefix.
         (op(O::BindApp), &[Admin, Owner]),
+        (op(O::RunAction), &[Admin, Owner, Partition]),
+        (Case::RunProjectAction, &[Admin, ProjectAdmin, Member]),
+        (op(O::ListActions), &[Admin, Owner, Node, Partition]),
+        (op(O::ShowAction), &[Admin, Owner, Node, Partition]),
+        (op(O::FinishAction), &[Node]),
     ]
 }
 
@@ -177,6 +185,8 @@ struct Cloud {
     clients: Vec<(Who, Client)>,
     web: i64,
     shop_web: i64,
+    /// A pending action of `web`.
+    action: i64,
     join_tokens: Vec<(Who, String)>,
     _dir: tempfile::TempDir,
 }
@@ -331,6 +341,10 @@ impl Cloud {
         ];
         let admin = &clients[1].1;
         admin.set_prices(&prices()).expect("prices");
+        let action = admin
+            .run_action(web.id, &action_request())
+            .expect("an action of web")
+            .id;
         admin.create_size(&size("gone")).expect("a size to delete");
         let join_tokens = EVERYONE
             .iter()
@@ -350,6 +364,7 @@ impl Cloud {
             clients,
             web: web.id,
             shop_web: shop_web.id,
+            action,
             join_tokens,
             _dir: dir,
         }
@@ -425,6 +440,7 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             .map(drop),
         Case::ShowProjectInstance => c.show_instance(cloud.shop_web).map(drop),
         Case::ShowProjectApp => c.show_app("shop-app").map(drop),
+        Case::RunProjectAction => c.run_action(cloud.shop_web, &action_request()).map(drop),
         Case::Op(operation) => match operation {
             Operation::Health => c.health().map(drop),
             Operation::CaCertificate => c.ca_certificate().map(drop),
@@ -611,7 +627,27 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
                 .map(drop),
             Operation::RunAppCommand => c.run_app_command("alpha", "nothing").map(drop),
             Operation::BindApp => c.bind_app("alpha", "X", "alpha", false).map(drop),
+            Operation::RunAction => c.run_action(cloud.web, &action_request()).map(drop),
+            Operation::ListActions => c.list_actions(cloud.web).map(drop),
+            Operation::ShowAction => c.show_action(cloud.action).map(drop),
+            Operation::FinishAction => c
+                .finish_action(
+                    cloud.action,
+                    &api::actions::ActionOutcome {
+                        result: Some(serde_json::json!({"ok": true})),
+                        error: None,
+                    },
+                )
+                .map(drop),
         },
+    }
+}
+
+fn action_request() -> api::actions::ActionRequest {
+    api::actions::ActionRequest {
+        name: "status".to_owned(),
+        parameters: Default::default(),
+        wait: None,
     }
 }
 

@@ -156,12 +156,17 @@ fn schemas_match_the_wire_types() {
     check::<api::apps::AppEvents>(&doc, "AppEvents");
     check::<api::apps::AppReaction>(&doc, "AppReaction");
     check::<api::apps::AppBinding>(&doc, "AppBinding");
+    check::<api::apps::AppService>(&doc, "AppService");
+    check::<api::actions::ActionRequest>(&doc, "ActionRequest");
+    check::<api::actions::Action>(&doc, "Action");
+    check::<api::actions::PendingAction>(&doc, "PendingAction");
+    check::<api::actions::ActionOutcome>(&doc, "ActionOutcome");
     let documented = doc["components"]["schemas"]
         .as_object()
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 63,
+        documented, 68,
         "a schema was added or removed: check it here too"
     );
 }

@@ -10,6 +10,7 @@
 //! be reached nothing is stopped: services keep running and the agent catches up when the
 //! master answers again.
 
+mod actions;
 mod certificates;
 pub mod config;
 mod events;

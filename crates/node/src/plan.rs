@@ -14,6 +14,8 @@ use grove_api as api;
 pub(crate) enum Key {
     Software(String),
     Partition(String),
+    /// An instance action runs beside its partition's other work.
+    Action(i64),
 }
 
 /// A service in a partition: the supervisor knows it as `partition/service`.
@@ -113,6 +115,14 @@ pub(crate) struct SoftwareMemory {
     pub(crate) reported: Option<api::SoftwareState>,
 }
 
+/// An action the agent ran: it is never run again, and its outcome is kept until the
+/// master took it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ActionMemory {
+    /// The outcome the master did not take yet, and when to tell it again.
+    pub(crate) unreported: Option<(api::actions::ActionOutcome, Retry)>,
+}
+
 /// The agent's memory: a cache of what it did, rebuilt by processing everything again
 /// after a restart.
 #[derive(Debug, Default)]
@@ -121,6 +131,8 @@ pub(crate) struct Memory {
     pub(crate) desired: Option<api::DesiredState>,
     pub(crate) software: HashMap<String, SoftwareMemory>,
     pub(crate) partitions: HashMap<String, Done>,
+    /// The actions run since the master last listed them as pending.
+    pub(crate) actions: HashMap<i64, ActionMemory>,
     /// Work under way: not started twice.
     pub(crate) busy: HashSet<Key>,
     /// Whether the master was unreachable at the last call.
@@ -159,6 +171,10 @@ pub(crate) enum Work {
     Free(String),
     /// Check the promises of a started, idle partition.
     CheckPromises(String, api::PartitionInstance),
+    /// Run an instance's action in its partition and report how it ended.
+    RunAction(String, api::actions::PendingAction),
+    /// Report again how an action ended.
+    ReportAction(i64, api::actions::ActionOutcome),
 }
 
 impl Work {
@@ -172,6 +188,8 @@ impl Work {
             | Work::Destroy(reference, _)
             | Work::Free(reference)
             | Work::CheckPromises(reference, _) => Key::Partition(reference.clone()),
+            Work::RunAction(_, action) => Key::Action(action.id),
+            Work::ReportAction(id, _) => Key::Action(*id),
         }
     }
 
@@ -204,6 +222,12 @@ pub(crate) enum Outcome {
         reference: String,
         instance: api::PartitionInstance,
         ok: bool,
+    },
+    /// An action ran (or its outcome was reported again); the outcome when the master did
+    /// not take it.
+    Action {
+        id: i64,
+        unreported: Option<api::actions::ActionOutcome>,
     },
 }
 
@@ -245,6 +269,9 @@ pub(crate) fn due(memory: &Memory, facts: &Facts, timing: &Timing, now: Instant)
             Some(instance) => partition_work(memory, facts, timing, reference, instance, now),
         };
         work.extend(next);
+        if let Some(instance) = &partition.instance {
+            work.extend(action_work(memory, reference, instance, now));
+        }
     }
     work.retain(|w| !memory.busy.contains(&w.key()));
     work
@@ -287,6 +314,35 @@ fn partition_work(
         .then(|| Work::CheckPromises(reference, instance.clone()))
 }
 
+/// The actions of a deployed instance not run yet, and the outcomes to report again.
+fn action_work(
+    memory: &Memory,
+    reference: &str,
+    instance: &api::PartitionInstance,
+    now: Instant,
+) -> Vec<Work> {
+    // Run once the partition was deployed for this very instance (its executables are
+    // there), never in one being destroyed.
+    let deployed = memory
+        .partitions
+        .get(reference)
+        .is_some_and(|d| d.instance == instance.id);
+    if !deployed || instance.requested_state == api::RequestedState::Destroyed {
+        return Vec::new();
+    }
+    instance
+        .actions
+        .iter()
+        .filter_map(|action| match memory.actions.get(&action.id) {
+            None => Some(Work::RunAction(reference.to_owned(), action.clone())),
+            Some(ActionMemory {
+                unreported: Some((outcome, retry)),
+            }) if retry.at <= now => Some(Work::ReportAction(action.id, outcome.clone())),
+            Some(_) => None,
+        })
+        .collect()
+}
+
 /// When something becomes due without any event: the earliest retry, periodic run or
 /// promise check.
 pub(crate) fn next_wake(memory: &Memory, timing: &Timing) -> Option<Instant> {
@@ -300,7 +356,11 @@ pub(crate) fn next_wake(memory: &Memory, timing: &Timing) -> Option<Instant> {
         [rerun, check].into_iter().flatten().min()
     });
     let software = memory.software.values().map(|s| s.retry.map(|r| r.at));
-    partitions.chain(software).flatten().min()
+    let actions = memory
+        .actions
+        .values()
+        .map(|a| a.unreported.as_ref().map(|(_, r)| r.at));
+    partitions.chain(software).chain(actions).flatten().min()
 }
 
 impl Memory {
@@ -316,6 +376,14 @@ impl Memory {
                 software.reported = None;
             }
         }
+        // An action the master no longer lists as pending ended there: forgotten here.
+        let pending: std::collections::HashSet<i64> = desired
+            .partitions
+            .iter()
+            .filter_map(|p| p.instance.as_ref())
+            .flat_map(|i| i.actions.iter().map(|a| a.id))
+            .collect();
+        self.actions.retain(|id, _| pending.contains(id));
         self.desired = Some(desired);
         newer
     }
@@ -378,6 +446,17 @@ impl Memory {
             }
             Outcome::Freed(reference) => {
                 self.partitions.remove(&reference);
+            }
+            Outcome::Action { id, unreported } => {
+                let previous = self
+                    .actions
+                    .get(&id)
+                    .and_then(|a| a.unreported.as_ref().map(|(_, r)| *r));
+                let unreported = unreported.map(|outcome| {
+                    let retry = Retry::after(previous, now, timing.first_retry, timing.max_retry);
+                    (outcome, retry)
+                });
+                self.actions.insert(id, ActionMemory { unreported });
             }
             Outcome::Promises {
                 reference,

@@ -35,13 +35,20 @@ pub struct BuildJob {
     pub url: String,
 }
 
-/// The releases built into every node (`grove_api::apps::ROBOCONF_RELEASE`): their
-/// software and instance profiles.
+/// The releases built into every node (`grove_api::apps::BUILTIN_RELEASES`): their
+/// software and instance profiles. Nothing to build; their one part is a native recipe.
 fn builtin(url: &str) -> Option<(&'static str, &'static str)> {
-    (url == grove_api::apps::ROBOCONF_RELEASE).then_some((
-        "# Grove's release of Roboconf root instances: nothing to build.\n[buildout]\nparts =\n",
-        "# A Roboconf root instance: `grove app agent` deploys its subtree.\n\
-         [buildout]\nparts = roboconf-agent\n\n[roboconf-agent]\nrecipe = grove:roboconf-agent\n",
+    if url == grove_api::apps::ROBOCONF_RELEASE {
+        return Some((
+            "# Grove's release of Roboconf root instances: nothing to build.\n[buildout]\nparts =\n",
+            "# A Roboconf root instance: `grove app agent` deploys its subtree.\n\
+             [buildout]\nparts = roboconf-agent\n\n[roboconf-agent]\nrecipe = grove:roboconf-agent\n",
+        ));
+    }
+    grove_api::apps::BUILTIN_RELEASES.contains(&url).then_some((
+        "# Grove's release of a ConPaaS service type: nothing to build.\n[buildout]\nparts =\n",
+        "# A ConPaaS manager or agent, by its software type (`manager` or a role).\n\
+         [buildout]\nparts = conpaas\n\n[conpaas]\nrecipe = grove:conpaas\n",
     ))
 }
 

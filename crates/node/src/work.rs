@@ -15,6 +15,8 @@ use crate::{Agent, Client, ClientError, Slot, instance, software, stale};
 
 /// How long promises may fail after their services were started, before it counts.
 const PROMISE_GRACE: Duration = Duration::from_secs(3);
+/// How long an instance's action may run.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much of a failing build's or profile's message goes to the master.
 const ERROR_TAIL: usize = 4000;
 
@@ -95,6 +97,11 @@ impl Agent {
                 self.forget_certificate(&reference);
                 Outcome::Freed(reference)
             }
+            Work::RunAction(reference, action) => self.run_action(&reference, action).await,
+            Work::ReportAction(id, outcome) => {
+                let unreported = (!self.report_action(id, &outcome).await).then_some(outcome);
+                Outcome::Action { id, unreported }
+            }
             Work::CheckPromises(reference, instance) => {
                 let ok = match self.slot(&reference) {
                     Some(slot) => self.check_promises(&slot, &instance).await,
@@ -159,6 +166,42 @@ impl Agent {
                 false
             }
         }
+    }
+
+    /// Runs an action in its partition as the partition's user, then reports it.
+    async fn run_action(&self, reference: &str, action: api::actions::PendingAction) -> Outcome {
+        let id = action.id;
+        let outcome = match self.slot(reference) {
+            Some(slot) => {
+                let path = slot.path.clone();
+                let user = slot.ids();
+                let timeout = ACTION_TIMEOUT;
+                tracing::info!(partition = %reference, action = id, name = %action.name, "running an action");
+                blocking(move || Ok(crate::actions::run(&path, user, &action, timeout)))
+                    .await
+                    .unwrap_or_else(|error| api::actions::ActionOutcome {
+                        result: None,
+                        error: Some(error),
+                    })
+            }
+            None => api::actions::ActionOutcome {
+                result: None,
+                error: Some(format!(
+                    "partition {reference} is not formatted on this node"
+                )),
+            },
+        };
+        if let Some(error) = &outcome.error {
+            tracing::warn!(partition = %reference, action = id, error = %error, "an action failed");
+        }
+        let unreported = (!self.report_action(id, &outcome).await).then_some(outcome);
+        Outcome::Action { id, unreported }
+    }
+
+    async fn report_action(&self, id: i64, outcome: &api::actions::ActionOutcome) -> bool {
+        let outcome = outcome.clone();
+        self.report("an action's end", move |c| c.finish_action(id, &outcome))
+            .await
     }
 
     async fn report_software(

@@ -176,7 +176,7 @@ impl Recipe for Download {
 /// `strip-top-level-dir = false`. No entry is written outside the destination.
 struct DownloadUnpacked;
 
-fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
+pub(crate) fn unpack(archive: &Path, into: &Path) -> Result<(), String> {
     let mut file = std::fs::File::open(archive)
         .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
     let mut magic = [0u8; 2];

@@ -14,6 +14,7 @@
 
 mod builtin;
 mod cmmi;
+pub mod conpaas;
 mod cookbook;
 mod download;
 mod install;
@@ -193,6 +194,7 @@ impl Registry {
         cookbook::register(&mut registry);
         download::register(&mut registry);
         roboconf::register(&mut registry);
+        conpaas::register(&mut registry);
         registry
     }
 

@@ -45,6 +45,29 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+impl Connection {
+    /// The client a program in the partition uses: the partition's identity, its files
+    /// read now.
+    pub fn client(&self) -> Result<grove_client::Client, String> {
+        let certificate = match &self.certificate {
+            Some((cert, key)) => {
+                let read = |p: &std::path::PathBuf| {
+                    std::fs::read_to_string(p)
+                        .map_err(|e| format!("cannot read {}: {e}", p.display()))
+                };
+                Some((read(cert)?, read(key)?))
+            }
+            None => None,
+        };
+        let identity = grove_client::Identity {
+            token: self.token.clone(),
+            ca_pem: self.master_ca.clone(),
+            certificate,
+        };
+        grove_client::Client::new(&self.master_url, &identity).map_err(|e| e.to_string())
+    }
+}
+
 /// The master, as a partition reaches it: [`grove_client::Client`] with the partition's
 /// identity, or a recorder in tests.
 pub trait Master: Send + Sync + std::fmt::Debug {

@@ -222,6 +222,7 @@ fn partition<'a>(recorder: &'a Recorder, software_type: &str) -> Partition<'a> {
             timestamp: 1,
             token: "t".to_owned(),
             size: None,
+            actions: Vec::new(),
         },
         master: recorder,
         connection: Default::default(),

@@ -11,10 +11,17 @@ use crate::reads::Reads;
 use crate::tx::{Tx, is_unique_violation};
 use crate::{Result, StoreError};
 
+/// What an application is: Roboconf's (an archive and a model of instances) or
+/// ConPaaS's (a manifest and its services).
+pub const ROBOCONF: &str = "roboconf";
+pub const CONPAAS: &str = "conpaas";
+
 /// A new application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApplication {
     pub name: String,
+    /// [`ROBOCONF`] or [`CONPAAS`].
+    pub kind: &'static str,
     pub owner: i64,
     pub project: Option<i64>,
     /// The archive as deployed (a ZIP).
@@ -28,6 +35,7 @@ pub struct NewApplication {
 pub struct ApplicationRow {
     pub id: i64,
     pub name: String,
+    pub kind: String,
     pub owner_id: i64,
     pub project_id: Option<i64>,
     pub model: String,
@@ -46,7 +54,7 @@ pub struct RootRow {
 
 macro_rules! select {
     () => {
-        "SELECT id, name, owner_id, project_id, model, generation FROM applications "
+        "SELECT id, name, owner_id, project_id, model, generation, kind FROM applications "
     };
 }
 
@@ -58,6 +66,7 @@ fn row(row: &AnyRow) -> Result<ApplicationRow> {
         project_id: row.try_get(3)?,
         model: row.try_get(4)?,
         generation: row.try_get(5)?,
+        kind: row.try_get(6)?,
     })
 }
 
@@ -74,14 +83,15 @@ fn root_found(rows: u64, id: i64, root: &str) -> Result<()> {
 impl Tx<'_> {
     pub(crate) async fn insert_application(&mut self, new: &NewApplication) -> Result<i64> {
         let id: i64 = sqlx::query(
-            "INSERT INTO applications (name, owner_id, project_id, archive, model) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO applications (name, owner_id, project_id, archive, model, kind) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(&new.name)
         .bind(new.owner)
         .bind(new.project)
         .bind(&new.archive)
         .bind(&new.model)
+        .bind(new.kind)
         .fetch_one(&mut *self.conn)
         .await
         .map_err(|e| {
@@ -275,13 +285,13 @@ impl Reads {
         instance: i64,
     ) -> Result<Option<(ApplicationRow, String)>> {
         let found = sqlx::query(
-            "SELECT a.id, a.name, a.owner_id, a.project_id, a.model, a.generation, r.root \
+            "SELECT a.id, a.name, a.owner_id, a.project_id, a.model, a.generation, a.kind, r.root \
              FROM application_roots r JOIN applications a ON a.id = r.application_id \
              WHERE r.instance_id = $1",
         )
         .bind(instance)
         .fetch_optional(&self.pool)
         .await?;
-        found.map(|r| Ok((row(&r)?, r.try_get(6)?))).transpose()
+        found.map(|r| Ok((row(&r)?, r.try_get(7)?))).transpose()
     }
 }

@@ -81,6 +81,8 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0010_usage_detail.sql"),
     include_str!("../migrations/sqlite/0011_project_counters.sql"),
     include_str!("../migrations/sqlite/0012_applications.sql"),
+    include_str!("../migrations/sqlite/0013_actions.sql"),
+    include_str!("../migrations/sqlite/0014_application_kinds.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -94,6 +96,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0008_usage_detail.sql"),
     include_str!("../migrations/postgres/0009_project_counters.sql"),
     include_str!("../migrations/postgres/0010_applications.sql"),
+    include_str!("../migrations/postgres/0011_actions.sql"),
+    include_str!("../migrations/postgres/0012_application_kinds.sql"),
 ];
 
 /// The channel masters sharing a PostgreSQL store tell each other their changes on.

@@ -10,6 +10,7 @@
 //! writer that applies all the waiting ones in one transaction, each in its own savepoint,
 //! and commits once (group commit, `writer.rs`).
 
+mod actions;
 mod apps;
 mod backend;
 mod ledger;
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
-pub use apps::{ApplicationRow, NewApplication, RootRow};
+pub use apps::{ApplicationRow, CONPAAS, NewApplication, ROBOCONF, RootRow};
 pub use backend::Location;
 pub use grove_api as api;
 pub use grove_scheduler::Policy;
@@ -192,6 +193,8 @@ pub struct Changed {
     pub documents: Vec<i64>,
     /// Roboconf applications that changed: their root partitions' long polls wake.
     pub applications: Vec<i64>,
+    /// Instance actions that ended: whoever waits for them wakes.
+    pub actions: Vec<i64>,
 }
 
 impl Changed {
@@ -213,6 +216,12 @@ impl Changed {
         }
     }
 
+    pub(crate) fn action(&mut self, id: i64) {
+        if !self.actions.contains(&id) {
+            self.actions.push(id);
+        }
+    }
+
     pub(crate) fn merge(&mut self, other: &Changed) {
         for id in &other.computers {
             self.computer(*id);
@@ -222,6 +231,9 @@ impl Changed {
         }
         for id in &other.applications {
             self.application(*id);
+        }
+        for id in &other.actions {
+            self.action(*id);
         }
     }
 }
@@ -510,6 +522,29 @@ pub trait Store: Send + Sync + 'static {
         report: String,
     ) -> impl Future<Output = Result<i64>> + Send;
     fn delete_application(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
+
+    // Instance actions.
+    /// Asks an instance for an action (refused, `Conflict`, for a destroyed or shared
+    /// instance, or one without a partition); its id and what changed.
+    fn request_action(
+        &self,
+        instance: i64,
+        name: String,
+        parameters: api::Parameters,
+    ) -> impl Future<Output = Result<(i64, Changed)>> + Send;
+    fn action(&self, id: i64) -> impl Future<Output = Result<Option<api::actions::Action>>> + Send;
+    /// An instance's latest actions, newest first.
+    fn actions_of(
+        &self,
+        instance: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<api::actions::Action>>> + Send;
+    /// How an action ended (nothing changes for one that ended already).
+    fn finish_action(
+        &self,
+        id: i64,
+        outcome: api::actions::ActionOutcome,
+    ) -> impl Future<Output = Result<Changed>> + Send;
 
     /// What other masters sharing this store change, as they commit it (nothing on a
     /// store only one master uses).

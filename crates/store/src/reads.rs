@@ -519,6 +519,7 @@ impl Reads {
                     timestamp: row.try_get(5)?,
                 });
         }
+        let mut actions = self.pending_actions(computer_id).await?;
         let mut partitions = Vec::with_capacity(rows.len());
         for row in &rows {
             let addresses: String = row.try_get("addresses")?;
@@ -545,6 +546,7 @@ impl Reads {
                         }),
                         None => None,
                     },
+                    actions: actions.remove(&id).unwrap_or_default(),
                 }),
                 None => None,
             };

@@ -194,6 +194,7 @@ fn parse_notice(payload: &str, origin: u64) -> Option<Changed> {
         computers: ids(parts.next().unwrap_or_default()),
         documents: ids(parts.next().unwrap_or_default()),
         applications: ids(parts.next().unwrap_or_default()),
+        actions: ids(parts.next().unwrap_or_default()),
     })
 }
 
@@ -210,6 +211,9 @@ fn notices(origin: u64, changed: &Changed) -> Vec<String> {
     }
     for chunk in changed.applications.chunks(PER_NOTICE) {
         out.push(format!("{origin};;;{}", join(chunk)));
+    }
+    for chunk in changed.actions.chunks(PER_NOTICE) {
+        out.push(format!("{origin};;;;{}", join(chunk)));
     }
     out
 }
@@ -827,6 +831,39 @@ impl Store for Db {
         self.write(Op::DeleteApplication(id)).await.map(|_| ())
     }
 
+    async fn request_action(
+        &self,
+        instance: i64,
+        name: String,
+        parameters: api::Parameters,
+    ) -> Result<(i64, Changed)> {
+        let op = Op::RequestAction {
+            instance,
+            name,
+            parameters,
+        };
+        match self.write(op).await? {
+            (Answer::Created(id), changed) => Ok((id, changed)),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn action(&self, id: i64) -> Result<Option<api::actions::Action>> {
+        self.reads.action(id).await
+    }
+
+    async fn actions_of(&self, instance: i64, limit: u32) -> Result<Vec<api::actions::Action>> {
+        self.reads.actions_of(instance, limit).await
+    }
+
+    async fn finish_action(
+        &self,
+        id: i64,
+        outcome: api::actions::ActionOutcome,
+    ) -> Result<Changed> {
+        self.changed(Op::FinishAction(id, outcome)).await
+    }
+
     async fn report_instance(&self, instance_id: i64, report: api::StateReport) -> Result<Changed> {
         self.changed(Op::ReportInstance(instance_id, report)).await
     }
@@ -868,9 +905,10 @@ mod tests {
             computers: vec![1, 2],
             documents: vec![3],
             applications: vec![4],
+            actions: vec![5],
         };
         let sent = notices(7, &changed);
-        assert_eq!(sent, ["7;1,2;", "7;;3", "7;;;4"]);
+        assert_eq!(sent, ["7;1,2;", "7;;3", "7;;;4", "7;;;;5"]);
         assert_eq!(parse_notice(&sent[0], 7), None);
         assert_eq!(
             parse_notice(&sent[0], 8),
@@ -890,6 +928,13 @@ mod tests {
             parse_notice(&sent[2], 8),
             Some(Changed {
                 applications: vec![4],
+                ..Changed::default()
+            })
+        );
+        assert_eq!(
+            parse_notice(&sent[3], 8),
+            Some(Changed {
+                actions: vec![5],
                 ..Changed::default()
             })
         );

@@ -35,7 +35,7 @@ async fn a_store_from_a_newer_grove_is_refused_untouched() {
     assert_eq!(
         error.to_string(),
         format!(
-            "the store at sqlite:{} is at schema version 99, newer than this Grove's 12: run a newer Grove",
+            "the store at sqlite:{} is at schema version 99, newer than this Grove's 14: run a newer Grove",
             path.display()
         )
     );
@@ -134,7 +134,7 @@ async fn a_postgres_store_from_a_newer_grove_is_refused_untouched() {
     assert!(
         error
             .to_string()
-            .ends_with("newer than this Grove's 10: run a newer Grove"),
+            .ends_with("newer than this Grove's 12: run a newer Grove"),
         "{error}"
     );
     assert!(

@@ -84,6 +84,7 @@ async fn masters_hear_each_other_say_when_they_may_have_missed_and_writers_recon
     // An application B changes: A hears of it (its root partitions' long polls wake).
     let app = b
         .create_application(grove_store::NewApplication {
+            kind: grove_store::ROBOCONF,
             name: "app".to_owned(),
             owner: admin,
             project: None,

@@ -365,6 +365,20 @@ pub fn up(place: &Place, example: Option<&str>) -> (Daemon, Option<Value>) {
     (daemon, connection)
 }
 
+/// `grove up` with `partitions` partitions in this place.
+pub fn up_with(place: &Place, partitions: u32) -> Daemon {
+    let mut command = grove();
+    command.args(["up", "--listen", "127.0.0.1:0", "--partitions"]);
+    command.arg(partitions.to_string());
+    command.arg("--data-dir").arg(place.path().join("up"));
+    place.node_env(&mut command);
+    let daemon = Daemon::spawn(command, place.path().join("up.log"));
+    eventually("grove up to start", || {
+        place.path().join("up/client.toml").exists().then_some(())
+    });
+    daemon
+}
+
 pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -100,6 +100,8 @@ fn words(work: &[Work]) -> Vec<String> {
             Work::Destroy(p, _) => format!("destroy {p}"),
             Work::Free(p) => format!("free {p}"),
             Work::CheckPromises(p, _) => format!("check {p}"),
+            Work::RunAction(p, a) => format!("action {} {p}", a.id),
+            Work::ReportAction(id, _) => format!("report action {id}"),
         })
         .collect()
 }
@@ -463,4 +465,87 @@ fn service_names_read_back() {
     assert!(ServiceName::is_in("slappart3/redis", "slappart3"));
     assert!(!ServiceName::is_in("slappart30/redis", "slappart3"));
     assert_eq!(ServiceName::parse("plain"), None);
+}
+
+fn with_actions(mut instance: api::PartitionInstance, ids: &[i64]) -> api::PartitionInstance {
+    instance.actions = ids
+        .iter()
+        .map(|id| api::actions::PendingAction {
+            id: *id,
+            name: "status".to_owned(),
+            parameters: Default::default(),
+        })
+        .collect();
+    instance
+}
+
+fn outcome(error: Option<&str>) -> api::actions::ActionOutcome {
+    api::actions::ActionOutcome {
+        result: error.is_none().then_some(serde_json::Value::Null),
+        error: error.map(str::to_owned),
+    }
+}
+
+/// Actions run once their partition was deployed for the instance, once each; an
+/// outcome the master did not take is reported again after a delay, and an action the
+/// master no longer lists is forgotten.
+#[test]
+fn actions_from_a_table() {
+    let now = Instant::now();
+    let later = now + Duration::from_secs(5);
+    let t = timing();
+    let facts = facts(true, true);
+    let started = with_actions(instance(1, 10, Started), &[7, 8]);
+    let mut memory = Memory::default();
+    memory.take_desired(desired(vec![], vec![("p0", Some(started.clone()))]));
+    // Not deployed yet: the deployment, no action.
+    assert_eq!(words(&due(&memory, &facts, &t, now)), ["deploy p0"]);
+    memory
+        .partitions
+        .insert("p0".to_owned(), done(&started, now));
+    assert_eq!(
+        words(&due(&memory, &facts, &t, now)),
+        ["action 7 p0", "action 8 p0"]
+    );
+    // 7 reported, 8 not: 8 is reported again after the first retry, never run again.
+    memory.settle(
+        Outcome::Action {
+            id: 7,
+            unreported: None,
+        },
+        &t,
+        now,
+    );
+    memory.settle(
+        Outcome::Action {
+            id: 8,
+            unreported: Some(outcome(Some("boom"))),
+        },
+        &t,
+        now,
+    );
+    assert!(words(&due(&memory, &facts, &t, now)).is_empty());
+    assert_eq!(next_wake(&memory, &t), Some(now + t.first_retry));
+    assert_eq!(words(&due(&memory, &facts, &t, later)), ["report action 8"]);
+    memory.settle(
+        Outcome::Action {
+            id: 8,
+            unreported: None,
+        },
+        &t,
+        later,
+    );
+    assert!(words(&due(&memory, &facts, &t, later)).is_empty());
+    // The master took both: they leave the memory with the next desired state.
+    let mut next = desired(vec![], vec![("p0", Some(instance(1, 10, Started)))]);
+    next.revision = 2;
+    memory.take_desired(next);
+    assert!(memory.actions.is_empty());
+    // A partition deployed for another instance, or being destroyed, runs none.
+    let other = with_actions(instance(2, 11, Started), &[9]);
+    memory.take_desired(desired(vec![], vec![("p0", Some(other))]));
+    assert_eq!(words(&due(&memory, &facts, &t, later)), ["deploy p0"]);
+    let going = with_actions(instance(1, 12, Destroyed), &[9]);
+    memory.take_desired(desired(vec![], vec![("p0", Some(going))]));
+    assert_eq!(words(&due(&memory, &facts, &t, later)), ["destroy p0"]);
 }

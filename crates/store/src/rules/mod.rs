@@ -92,6 +92,14 @@ pub(crate) enum Op {
         report: String,
     },
     DeleteApplication(i64),
+    /// An action asked of an instance: its node wakes to run it.
+    RequestAction {
+        instance: i64,
+        name: String,
+        parameters: api::Parameters,
+    },
+    /// How an action ended, as the node hosting its instance reports it.
+    FinishAction(i64, api::actions::ActionOutcome),
     /// A rule that panics, for the writer's test of what follows a panic.
     #[cfg(test)]
     Panic,
@@ -330,6 +338,31 @@ async fn apply_op(
         Op::DeleteApplication(id) => {
             changed.application(id);
             tx.delete_application(id).await?;
+            Answer::Nothing
+        }
+        Op::RequestAction {
+            instance,
+            name,
+            parameters,
+        } => {
+            let loaded = tx.existing(instance).await?;
+            if let Some(why) = crate::actions::refusal(&loaded) {
+                return Err(crate::StoreError::Conflict(why));
+            }
+            let id = tx.insert_action(instance, &name, &parameters).await?;
+            if let Some(computer) = loaded.computer_id {
+                tx.bump(computer, 0, 0).await?;
+                changed.computer(computer);
+            }
+            Answer::Created(id)
+        }
+        Op::FinishAction(id, outcome) => {
+            if let Some(instance) = tx.finish_action(id, &outcome).await? {
+                changed.action(id);
+                if let Some(computer) = tx.existing(instance).await?.computer_id {
+                    changed.document(computer);
+                }
+            }
             Answer::Nothing
         }
         #[cfg(test)]

@@ -26,13 +26,12 @@ pub(super) async fn declare_partitions(
             added += 1;
         }
     }
-    // Every node has the release of Roboconf's root instances built in.
-    tx.upsert_software(
-        computer,
-        api::apps::ROBOCONF_RELEASE,
-        api::SupplyState::Available,
-    )
-    .await?;
+    // Every node has the releases of Roboconf's root instances and ConPaaS's services
+    // built in.
+    for release in api::apps::BUILTIN_RELEASES {
+        tx.upsert_software(computer, release, api::SupplyState::Available)
+            .await?;
+    }
     tx.bump(computer, added, 0).await?;
     changed.computer(computer);
     Ok(())

@@ -80,6 +80,9 @@ pub(super) async fn report(
 ) -> Result<()> {
     let loaded = tx.existing(id).await?;
     tx.set_report(id, report).await?;
+    if report.state == api::ReportedState::Destroyed {
+        tx.abandon_actions(id).await?;
+    }
     let instance = &loaded.instance;
     if report.state == api::ReportedState::Destroyed
         && instance.requested_state == api::RequestedState::Destroyed

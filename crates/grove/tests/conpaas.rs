@@ -1,0 +1,231 @@
+//! ConPaaS applications end to end: a manifest deployed with `grove app deploy`, each
+//! service a manager instance that requests its agents, real nginx and php-fpm serving
+//! the code archive the test serves on loopback, nodes added and removed through the
+//! manager's actions while requests keep being answered.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+/// Serves `body` to every request on a loopback port, from a thread of its own; the URL.
+fn serve(body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/code.tar.gz",
+        listener.local_addr().expect("addr")
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/gzip\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+/// The example's code as a `.tar.gz`, made with the system's tar.
+fn code_archive(place: &Place, code: &Path) -> Vec<u8> {
+    let archive = place.path().join("code.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(code)
+        .arg(".")
+        .status()
+        .expect("tar runs");
+    assert!(status.success());
+    std::fs::read(archive).expect("archive")
+}
+
+fn need(program: &str, package: &str) {
+    let found = ["/usr/sbin", "/usr/bin"].iter().any(|dir| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(program))
+    });
+    assert!(found, "{program} is needed (apt-get install {package})");
+}
+
+/// The line the example's page ends with: which web node served it.
+fn served_by(url: &str) -> Option<String> {
+    let page = get(url)?;
+    page.lines()
+        .find_map(|l| l.strip_prefix("served by "))
+        .map(str::to_owned)
+}
+
+#[test]
+fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
+    need("nginx", "nginx");
+    need("php-fpm", "php-fpm");
+    let place = Place::new(56);
+    let daemon = up_with(&place, 6);
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conpaas/sudoku");
+    let url = serve(code_archive(&place, &examples.join("code")));
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(examples.join("sudoku.json")).expect("manifest"),
+    )
+    .expect("JSON");
+    let mut manifest = manifest;
+    manifest["Services"][0]["Archive"] = Value::String(url);
+    let path = place.path().join("sudoku.json");
+    std::fs::write(&path, manifest.to_string()).expect("write");
+
+    let view = place.client_json(&["app", "deploy", path.to_str().expect("utf-8"), "--wait"]);
+    let service = &view["services"][0];
+    assert_eq!(service["name"], "web");
+    assert_eq!(service["type"], "php");
+    assert_eq!(service["ready"], true);
+    let proxy = text(&service["connection"], "url");
+    let page = get(&proxy).expect("the proxy answers");
+    assert!(page.starts_with("Sudoku\n1 2 3 4 5 6 7 8 9\n"), "{page}");
+    let first = served_by(&proxy).expect("served");
+
+    // Two more web nodes: requests through the proxy reach all three.
+    let added = place.client_json(&[
+        "app",
+        "service",
+        "add-nodes",
+        "sudoku",
+        "web",
+        "--role",
+        "web",
+        "--count",
+        "2",
+        "--wait",
+    ]);
+    assert_eq!(added["roles"], serde_json::json!({"proxy": 1, "web": 3}));
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        seen.insert(served_by(&proxy).expect("served"));
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let listed = place.client_json(&["app", "service", "list-nodes", "sudoku", "web"]);
+    assert_eq!(listed["nodes"].as_array().expect("nodes").len(), 4);
+
+    // Taken out again while a prober keeps asking: no request fails.
+    let prober = Prober::start(&proxy);
+    std::thread::sleep(Duration::from_millis(200));
+    place.client_json(&[
+        "app",
+        "service",
+        "remove-nodes",
+        "sudoku",
+        "web",
+        "--role",
+        "web",
+        "--count",
+        "2",
+        "--wait",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (failed, answered) = prober.stop();
+    assert!(answered);
+    assert_eq!(failed, 0, "requests failed while nodes left");
+    for _ in 0..10 {
+        assert_eq!(served_by(&proxy).as_deref(), Some(first.as_str()));
+    }
+    // What a service cannot do is refused, saying why.
+    let refused = place.client_fails(&[
+        "app",
+        "service",
+        "remove-nodes",
+        "sudoku",
+        "web",
+        "--role",
+        "web",
+    ]);
+    assert!(
+        refused.contains("role web keeps at least one node"),
+        "{refused}"
+    );
+    let unknown = place.client_fails(&[
+        "app",
+        "service",
+        "add-nodes",
+        "sudoku",
+        "web",
+        "--role",
+        "mysql",
+    ]);
+    assert!(
+        unknown.contains("a php service has no role \"mysql\""),
+        "{unknown}"
+    );
+    let roboconf_only = place.client_fails(&[
+        "app",
+        "instance",
+        "state",
+        "sudoku",
+        "/x",
+        "deployed_started",
+    ]);
+    assert!(
+        roboconf_only.contains("is a ConPaaS application"),
+        "{roboconf_only}"
+    );
+
+    // Deleting the application destroys the manager and its agents.
+    place.client(&["app", "delete", "sudoku"]);
+    eventually("every instance destroyed", || {
+        let list = place.client_json(&["service", "list"]);
+        list.as_array()
+            .expect("array")
+            .iter()
+            .all(|i| i["reported_state"] == "destroyed")
+            .then_some(())
+    });
+    assert!(get(&proxy).is_none());
+    daemon.stop();
+    end_processes_in(place.path());
+}
+
+/// A bad manifest is refused before anything is created, with every error and its line;
+/// a type Grove does not ship is refused, naming it.
+#[test]
+fn a_manifest_is_checked_before_anything_is_deployed() {
+    let place = Place::new(57);
+    let daemon = up_with(&place, 2);
+    let bad = place.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"Application\": \"x\",\n \"Services\": [{\"Type\": \"fake\"},\n {\"Type\": \"php\", \"StartupInstances\": {\"web\": -1}}]}",
+    )
+    .expect("write");
+    let error = place.client_fails(&["app", "deploy", bad.to_str().expect("utf-8")]);
+    assert!(error.contains("MANIFEST_UNKNOWN_SERVICE_TYPE"), "{error}");
+    assert!(error.contains("MANIFEST_INVALID_INSTANCE_COUNT"), "{error}");
+    assert!(error.contains("line 2"), "{error}");
+    let java = place.path().join("java.json");
+    std::fs::write(
+        &java,
+        r#"{"Application": "j", "Services": [{"Type": "java"}]}"#,
+    )
+    .expect("write");
+    let error = place.client_fails(&["app", "deploy", java.to_str().expect("utf-8")]);
+    assert!(
+        error.contains("service type java has no software release"),
+        "{error}"
+    );
+    let apps = place.client_json(&["app", "list"]);
+    assert_eq!(apps, serde_json::json!([]));
+    let instances = place.client_json(&["service", "list"]);
+    assert_eq!(instances, serde_json::json!([]));
+    daemon.stop();
+}

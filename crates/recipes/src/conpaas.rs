@@ -1,0 +1,766 @@
+//! `grove:conpaas`: the one part of the releases Grove ships for ConPaaS's service types
+//! (`grove_api::apps::BUILTIN_RELEASES`). What it does depends on the instance's software
+//! type:
+//!
+//! - `manager`: the service's manager. Its parameters are the service's
+//!   [`Spec`]; the node counts by role live in the partition (`var/conpaas/roles.json`,
+//!   changed by the `add_nodes` and `remove_nodes` actions). [`reconcile`] requests one
+//!   agent per node (a child instance of the same release, the role as software type),
+//!   then the balancers with the addresses the others published, and publishes the
+//!   service's `url`, its `nodes` and whether it is `ready`. Its actions are
+//!   executables in `etc/action/` that run `grove app conpaas-action` ([`act`]).
+//! - a role: an agent. A PHP service's `web` (or `backend`) node serves the code
+//!   archive with nginx and php-fpm; its `proxy` balances over the web nodes with nginx.
+//!
+//! Every server runs as the partition's user, its files below the partition.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use grove_api as api;
+use grove_api::apps::conpaas_keys;
+use grove_conpaas::php::{self, Dirs};
+use grove_conpaas::service::{self, Agent, Spec};
+use grove_profile::Resolved;
+use serde::{Deserialize, Serialize};
+
+use crate::builtin::{shell_quote, write_file};
+use crate::slap::{Connection, Master, Partition};
+use crate::{Context, Options, Recipe, Registry};
+
+/// What the manager's actions read: how to reach the master as the manager, and which
+/// service it is.
+pub const MANAGER_CONFIG: &str = "etc/conpaas/manager.json";
+/// The node counts by role, as the manager's actions leave them.
+const ROLES: &str = "var/conpaas/roles.json";
+/// The manager's actions.
+pub const ACTIONS: &[&str] = &["add_nodes", "remove_nodes", "list_nodes", "get_node_info"];
+/// Roles that balance over the others.
+const BALANCERS: &[&str] = &["proxy", "glb"];
+/// How long `remove_nodes` waits for the balancers to leave the nodes out.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// What a manager's action needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerConfig {
+    pub connection: Connection,
+    pub instance: i64,
+    pub release: String,
+    pub spec: Spec,
+    /// The manager's partition.
+    pub directory: PathBuf,
+}
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.add("grove:conpaas", Box::new(ConPaaS));
+}
+
+struct ConPaaS;
+
+impl Recipe for ConPaaS {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        run(ctx)?;
+        Ok(Vec::new())
+    }
+
+    // Every run does it all again: the agents' addresses and the counts change
+    // between runs, never the part's options.
+    fn update(&self, ctx: &Context<'_>, _: &Options<'_>, _: &Resolved) -> Result<(), String> {
+        run(ctx)
+    }
+}
+
+fn run(ctx: &Context<'_>) -> Result<(), String> {
+    let partition = ctx
+        .partition
+        .ok_or("grove:conpaas runs in a partition only")?;
+    let instance = &partition.instance;
+    let kind = service::builtin_kind(&instance.software_release).ok_or_else(|| {
+        format!(
+            "{} is no ConPaaS release Grove ships",
+            instance.software_release
+        )
+    })?;
+    if instance.software_type == service::MANAGER {
+        return manager(ctx, partition);
+    }
+    match (kind, instance.software_type.as_str()) {
+        ("php", "web" | "backend") => php_web(ctx, partition),
+        ("php", "proxy") => php_proxy(ctx, partition),
+        (kind, role) => Err(format!(
+            "the {role} agent of a {kind} service is not available on this node yet"
+        )),
+    }
+}
+
+// The manager.
+
+fn read_roles(path: &Path) -> Result<Option<BTreeMap<String, u32>>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn write_roles(path: &Path, roles: &BTreeMap<String, u32>) -> Result<(), String> {
+    let text = serde_json::to_vec_pretty(roles).map_err(|e| e.to_string())?;
+    Ok(write_file(path, &text, 0o600)?)
+}
+
+fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
+    let instance = &partition.instance;
+    let spec = Spec::from_parameters(&instance.parameters)?;
+    let roles_path = ctx.inside(Path::new(ROLES))?;
+    let roles = match read_roles(&roles_path)? {
+        Some(roles) => roles,
+        None => {
+            write_roles(&roles_path, &spec.roles)?;
+            spec.roles.clone()
+        }
+    };
+    let config = ManagerConfig {
+        connection: partition.connection.clone(),
+        instance: instance.id,
+        release: instance.software_release.clone(),
+        spec: spec.clone(),
+        directory: ctx.directory.clone(),
+    };
+    let config_path = ctx.inside(Path::new(MANAGER_CONFIG))?;
+    let text = serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?;
+    write_file(&config_path, &text, 0o600)?;
+    // The binary running this profile is `grove`.
+    let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
+    for name in ACTIONS {
+        let path = ctx.inside(&Path::new(api::actions::ACTION_DIR).join(name))?;
+        let script = format!(
+            "#!/bin/sh\nexec {} app conpaas-action --config {} {name}\n",
+            shell_quote(&grove.display().to_string()),
+            shell_quote(&config_path.display().to_string()),
+        );
+        write_file(&path, script.as_bytes(), 0o700)?;
+    }
+    let state = instance.requested_state;
+    let outcome = reconcile(partition.master, &config, &roles, state)?;
+    if let Ok(mut requested) = partition.requested.lock() {
+        requested.extend(outcome.nodes.iter().map(|n| n.title.clone()));
+    }
+    partition
+        .master
+        .publish(
+            instance.id,
+            &api::Publish {
+                parameters: outcome.published,
+                shared_instance: None,
+            },
+        )
+        .map_err(|e| format!("cannot publish: {e}"))
+}
+
+/// An agent as the manager sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub title: String,
+    pub role: String,
+    pub instance: i64,
+    /// `ip:port`, once it published it.
+    pub address: Option<String>,
+    pub state: Option<String>,
+}
+
+/// What a reconciliation found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub nodes: Vec<Node>,
+    /// What the manager publishes.
+    pub published: api::Parameters,
+}
+
+fn text(parameters: &api::Parameters, key: &str) -> Option<String> {
+    parameters
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+/// The parameters of an agent: what of the service it runs, and `extra`.
+fn agent_parameters(spec: &Spec, role: &str, extra: &[(&str, String)]) -> api::Parameters {
+    let mut out = api::Parameters::new();
+    let mut put = |key: &str, value: Option<&String>| {
+        if let Some(value) = value {
+            out.insert(key.to_owned(), serde_json::Value::String(value.clone()));
+        }
+    };
+    put("application", Some(&spec.application));
+    put("service", Some(&spec.service));
+    put("role", Some(&role.to_owned()));
+    put("archive", spec.archive.as_ref());
+    put("startupscript", spec.startupscript.as_ref());
+    put("dump", spec.dump.as_ref());
+    put("password", spec.password.as_ref());
+    for (key, value) in extra {
+        out.insert((*key).to_owned(), serde_json::Value::String(value.clone()));
+    }
+    out
+}
+
+fn request_agent(
+    master: &dyn Master,
+    config: &ManagerConfig,
+    agent: &Agent,
+    parameters: api::Parameters,
+    state: api::RequestedState,
+) -> Result<api::Instance, String> {
+    master
+        .request(&api::InstanceRequest {
+            title: agent.title.clone(),
+            software_release: config.release.clone(),
+            software_type: agent.role.clone(),
+            parameters,
+            state,
+            shared: false,
+            sla: BTreeMap::new(),
+            project: None,
+        })
+        .map_err(|e| format!("cannot request agent {}: {e}", agent.title))
+}
+
+fn node_of(agent: &Agent, child: &api::Instance) -> Node {
+    Node {
+        title: agent.title.clone(),
+        role: agent.role.clone(),
+        instance: child.id,
+        address: text(&child.connection, "address"),
+        state: child.reported_state.map(|s| s.as_str().to_owned()),
+    }
+}
+
+/// Requests every agent of `roles` (the balancers last, with the addresses of the
+/// others), and says what the manager publishes: `nodes`, `ready` (every agent
+/// published, every balancer took the addresses it was given) and `url`.
+pub fn reconcile(
+    master: &dyn Master,
+    config: &ManagerConfig,
+    roles: &BTreeMap<String, u32>,
+    state: api::RequestedState,
+) -> Result<Outcome, String> {
+    let spec = &config.spec;
+    let agents = service::agents(roles);
+    let (balancers, workers): (Vec<&Agent>, Vec<&Agent>) = agents
+        .iter()
+        .partition(|a| BALANCERS.contains(&a.role.as_str()));
+    let mut nodes = Vec::new();
+    for agent in &workers {
+        let child = request_agent(
+            master,
+            config,
+            agent,
+            agent_parameters(spec, &agent.role, &[]),
+            state,
+        )?;
+        nodes.push(node_of(agent, &child));
+    }
+    let mut backends: Vec<String> = nodes.iter().filter_map(|n| n.address.clone()).collect();
+    backends.sort();
+    let backends = backends.join(" ");
+    let mut ready = nodes.iter().all(|n| n.address.is_some());
+    let mut url = None;
+    for agent in &balancers {
+        let child = request_agent(
+            master,
+            config,
+            agent,
+            agent_parameters(spec, &agent.role, &[("backends", backends.clone())]),
+            state,
+        )?;
+        ready &= text(&child.connection, "backends").as_deref() == Some(backends.as_str());
+        if url.is_none() {
+            url = text(&child.connection, conpaas_keys::URL);
+        }
+        nodes.push(node_of(agent, &child));
+    }
+    let mut by_role: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node in &nodes {
+        by_role.entry(node.role.clone()).or_default().push(format!(
+            "{} {}",
+            node.title,
+            node.address.as_deref().unwrap_or("-")
+        ));
+    }
+    let mut published = api::Parameters::new();
+    let nodes_text = serde_json::to_string(&by_role).map_err(|e| e.to_string())?;
+    published.insert(conpaas_keys::NODES.to_owned(), nodes_text.into());
+    published.insert(
+        conpaas_keys::READY.to_owned(),
+        (if ready { "true" } else { "false" }).into(),
+    );
+    if let Some(url) = url {
+        published.insert(conpaas_keys::URL.to_owned(), url.into());
+    }
+    Ok(Outcome { nodes, published })
+}
+
+/// Runs a manager's action (`grove app conpaas-action`) and answers its result.
+pub fn act(
+    master: &dyn Master,
+    config: &ManagerConfig,
+    name: &str,
+    parameters: &api::Parameters,
+) -> Result<serde_json::Value, String> {
+    let roles_path = config.directory.join(ROLES);
+    let roles = read_roles(&roles_path)?.unwrap_or_else(|| config.spec.roles.clone());
+    let started = api::RequestedState::Started;
+    let listed = |outcome: &Outcome, roles: &BTreeMap<String, u32>| serde_json::json!({ "roles": roles, "nodes": outcome.nodes });
+    match name {
+        "list_nodes" => {
+            let outcome = reconcile(master, config, &roles, started)?;
+            Ok(listed(&outcome, &roles))
+        }
+        "get_node_info" => {
+            let title = text(parameters, "node").ok_or("get_node_info needs --param node=TITLE")?;
+            let outcome = reconcile(master, config, &roles, started)?;
+            let node = outcome
+                .nodes
+                .iter()
+                .find(|n| n.title == title)
+                .ok_or_else(|| format!("the service has no node {title:?}"))?;
+            serde_json::to_value(node).map_err(|e| e.to_string())
+        }
+        "add_nodes" | "remove_nodes" => {
+            let role = text(parameters, "role").ok_or("give the role: --param role=ROLE")?;
+            let count = match parameters.get("count") {
+                None => 1,
+                Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+                Some(serde_json::Value::String(s)) => s
+                    .parse()
+                    .map_err(|_| format!("count {s:?} is not a number of nodes"))?,
+                Some(other) => return Err(format!("count {other} is not a number of nodes")),
+            };
+            let count = u32::try_from(count).map_err(|_| format!("count {count}: too many"))?;
+            let kind = &config.spec.kind;
+            let new = if name == "add_nodes" {
+                service::add_nodes(kind, &roles, &role, count)
+            } else {
+                service::remove_nodes(kind, &roles, &role, count)
+            }
+            .map_err(|e| e.to_string())?;
+            write_roles(&roles_path, &new)?;
+            let mut outcome = reconcile(master, config, &new, started)?;
+            if name == "remove_nodes" {
+                outcome = drain_and_destroy(master, config, &roles, &new)?;
+            }
+            // Published now, so that the service shows its new nodes at once.
+            master
+                .publish(
+                    config.instance,
+                    &api::Publish {
+                        parameters: outcome.published.clone(),
+                        shared_instance: None,
+                    },
+                )
+                .map_err(|e| format!("cannot publish: {e}"))?;
+            Ok(listed(&outcome, &new))
+        }
+        other => Err(format!("a manager has no action {other:?}")),
+    }
+}
+
+/// Waits until every balancer took the new set of addresses (so that no request goes to
+/// a node about to leave), then destroys the nodes that left.
+fn drain_and_destroy(
+    master: &dyn Master,
+    config: &ManagerConfig,
+    before: &BTreeMap<String, u32>,
+    after: &BTreeMap<String, u32>,
+) -> Result<Outcome, String> {
+    let deadline = Instant::now() + DRAIN;
+    let outcome = loop {
+        let outcome = reconcile(master, config, after, api::RequestedState::Started)?;
+        let taken = outcome
+            .published
+            .get(conpaas_keys::READY)
+            .and_then(|v| v.as_str())
+            == Some("true");
+        if taken || Instant::now() >= deadline {
+            break outcome;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let kept = service::agents(after);
+    for agent in service::agents(before) {
+        if !kept.contains(&agent) {
+            request_agent(
+                master,
+                config,
+                &agent,
+                agent_parameters(&config.spec, &agent.role, &[]),
+                api::RequestedState::Destroyed,
+            )?;
+        }
+    }
+    Ok(outcome)
+}
+
+// The agents.
+
+/// The partition's IPv4 address, which its servers listen on.
+fn ipv4(partition: &Partition<'_>) -> Result<String, String> {
+    partition
+        .addresses
+        .iter()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        .cloned()
+        .ok_or_else(|| format!("partition {} has no IPv4 address", partition.reference))
+}
+
+/// A free port on `ip` in `range`, kept in the partition so that it stays the same.
+fn kept_port(
+    ctx: &Context<'_>,
+    name: &str,
+    ip: &str,
+    range: std::ops::RangeInclusive<u16>,
+) -> Result<u16, String> {
+    let path = ctx.inside(&Path::new("var/conpaas").join(format!("{name}.port")))?;
+    if let Some(port) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u16>().ok())
+        .filter(|p| range.contains(p))
+    {
+        return Ok(port);
+    }
+    let (first, last) = (*range.start(), *range.end());
+    let port = range
+        .into_iter()
+        .find(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
+        .ok_or_else(|| format!("no free port on {ip} between {first} and {last}"))?;
+    write_file(&path, port.to_string().as_bytes(), 0o600)?;
+    Ok(port)
+}
+
+/// Where the system's programs are, in the order the services' `PATH` has them.
+const PROGRAM_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// A program of the system: the first of `names`, or the newest `prefix*` (php-fpm8.2).
+fn program(names: &[&str], prefix: Option<&str>, package: &str) -> Result<PathBuf, String> {
+    for dir in PROGRAM_DIRS {
+        for name in names {
+            let path = Path::new(dir).join(name);
+            if path.is_file() {
+                return Ok(path);
+            }
+        }
+    }
+    if let Some(prefix) = prefix {
+        for dir in PROGRAM_DIRS {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| e.path())
+                .collect();
+            found.sort();
+            if let Some(path) = found.pop() {
+                return Ok(path);
+            }
+        }
+    }
+    Err(format!(
+        "{} is not installed on this node (Debian's package: {package})",
+        names.first().copied().unwrap_or_default()
+    ))
+}
+
+/// Writes `text` at `path` unless it is there already; whether it changed.
+fn write_changed(path: &Path, text: &str, mode: u32) -> Result<bool, String> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    write_file(path, text.as_bytes(), mode)?;
+    Ok(true)
+}
+
+/// Tells a running server (its pid in `pid_file`) to read its configuration again.
+fn reload(pid_file: &Path, signal: nix::sys::signal::Signal) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|p| *p > 1)
+    else {
+        return;
+    };
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+        tracing::debug!(pid, error = %e, "no server to reload");
+    }
+}
+
+/// The directories an agent's servers use, made.
+struct AgentDirs {
+    run: PathBuf,
+    tmp: PathBuf,
+    log: PathBuf,
+    etc: PathBuf,
+}
+
+impl AgentDirs {
+    fn make(ctx: &Context<'_>) -> Result<AgentDirs, String> {
+        let dirs = AgentDirs {
+            run: ctx.inside(Path::new("var/run"))?,
+            tmp: ctx.inside(Path::new("tmp/nginx"))?,
+            log: ctx.inside(Path::new("var/log"))?,
+            etc: ctx.inside(Path::new("etc/conpaas"))?,
+        };
+        for dir in [&dirs.run, &dirs.tmp, &dirs.log, &dirs.etc] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        Ok(dirs)
+    }
+
+    fn php(&self) -> Dirs<'_> {
+        Dirs {
+            run: &self.run,
+            tmp: &self.tmp,
+            log: &self.log,
+        }
+    }
+}
+
+fn service(ctx: &Context<'_>, name: &str, command: &str) -> Result<(), String> {
+    let path = ctx.inside(&Path::new("etc/service").join(name))?;
+    write_changed(&path, &format!("#!/bin/sh\nexec {command}\n"), 0o700)?;
+    Ok(())
+}
+
+fn nginx_service(ctx: &Context<'_>, conf: &Path) -> Result<(), String> {
+    let nginx = program(&["nginx"], None, "nginx")?;
+    service(
+        ctx,
+        "nginx",
+        &format!(
+            "{} -p {} -c {} -e stderr -g 'daemon off;'",
+            shell_quote(&nginx.display().to_string()),
+            shell_quote(&ctx.directory.display().to_string()),
+            shell_quote(&conf.display().to_string()),
+        ),
+    )
+}
+
+fn publish(partition: &Partition<'_>, values: &[(&str, String)]) -> Result<(), String> {
+    let parameters = values
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+        .collect();
+    partition
+        .master
+        .publish(
+            partition.instance.id,
+            &api::Publish {
+                parameters,
+                shared_instance: None,
+            },
+        )
+        .map_err(|e| format!("cannot publish: {e}"))
+}
+
+fn short_hash(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The code a web node serves: the archive at `url` unpacked once into
+/// `srv/code-<hash>` (a code version), or a placeholder page without one.
+fn code_version(ctx: &Context<'_>, url: Option<&str>) -> Result<PathBuf, String> {
+    let Some(url) = url else {
+        let dir = ctx.inside(Path::new("srv/code-default"))?;
+        write_changed(
+            &dir.join("index.php"),
+            "<?php echo \"This ConPaaS service has no code yet.\\n\";\n",
+            0o644,
+        )?;
+        return Ok(dir);
+    };
+    let dir = ctx.inside(&Path::new("srv").join(format!("code-{}", short_hash(url))))?;
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let archive = ctx.inside(Path::new("var/conpaas/code.download"))?;
+    let staging = ctx.inside(Path::new("srv/.code.new"))?;
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+    {
+        let mut file = std::fs::File::create(&archive)
+            .map_err(|e| format!("cannot write {}: {e}", archive.display()))?;
+        ctx.fetcher
+            .download(url, &mut file)
+            .map_err(|e| format!("cannot download the code archive {url}: {e}"))?;
+    }
+    let unpacked = crate::download::unpack(&archive, &staging);
+    let _ = std::fs::remove_file(&archive);
+    unpacked.map_err(|e| format!("the code archive {url}: {e}"))?;
+    std::fs::rename(&staging, &dir).map_err(|e| format!("cannot keep the code: {e}"))?;
+    Ok(dir)
+}
+
+/// Runs the service's startup script once per script URL, in the partition.
+fn startup_script(ctx: &Context<'_>, url: &str) -> Result<(), String> {
+    let done =
+        ctx.inside(&Path::new("var/conpaas").join(format!("startup-{}.done", short_hash(url))))?;
+    if done.is_file() {
+        return Ok(());
+    }
+    let script = ctx.inside(Path::new("var/conpaas/startup.sh"))?;
+    {
+        let mut file = std::fs::File::create(&script)
+            .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+        ctx.fetcher
+            .download(url, &mut file)
+            .map_err(|e| format!("cannot download the startup script {url}: {e}"))?;
+    }
+    let output = std::process::Command::new("/bin/sh")
+        .arg(&script)
+        .current_dir(&ctx.directory)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run the startup script: {e}"))?;
+    let log = ctx.inside(Path::new("var/log/startup.log"))?;
+    let mut text = output.stdout;
+    text.extend_from_slice(&output.stderr);
+    write_file(&log, &text, 0o600)?;
+    if !output.status.success() {
+        return Err(format!(
+            "the startup script {url} failed ({}): see {}",
+            output.status,
+            log.display()
+        ));
+    }
+    write_file(&done, b"", 0o600)?;
+    Ok(())
+}
+
+/// A PHP web node: nginx serving the code, `.php` through php-fpm.
+fn php_web(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
+    let parameters = &partition.instance.parameters;
+    let fpm = program(&["php-fpm"], Some("php-fpm"), "php-fpm")?;
+    let ip = ipv4(partition)?;
+    let port = kept_port(ctx, "web", &ip, 8000..=8999)?;
+    let dirs = AgentDirs::make(ctx)?;
+    let code = code_version(ctx, text(parameters, "archive").as_deref())?;
+    if let Some(url) = text(parameters, "startupscript") {
+        startup_script(ctx, &url)?;
+    }
+    let socket = dirs.run.join("php-fpm.sock");
+    let listen = format!("{ip}:{port}");
+    let nginx_conf = dirs.etc.join("nginx.conf");
+    let fpm_conf = dirs.etc.join("php-fpm.conf");
+    let env = [
+        (
+            "CONPAAS_SERVICE".to_owned(),
+            text(parameters, "service").unwrap_or_default(),
+        ),
+        (
+            "CONPAAS_ROLE".to_owned(),
+            partition.instance.software_type.clone(),
+        ),
+    ];
+    let nginx_changed = write_changed(
+        &nginx_conf,
+        &php::web_nginx(&listen, &code, &socket, &dirs.php()),
+        0o600,
+    )?;
+    let fpm_changed = write_changed(
+        &fpm_conf,
+        &php::fpm_config(&socket, &dirs.php(), &env),
+        0o600,
+    )?;
+    nginx_service(ctx, &nginx_conf)?;
+    service(
+        ctx,
+        "php-fpm",
+        &format!(
+            "{} -F -y {} -p {}",
+            shell_quote(&fpm.display().to_string()),
+            shell_quote(&fpm_conf.display().to_string()),
+            shell_quote(&ctx.directory.display().to_string()),
+        ),
+    )?;
+    if nginx_changed {
+        reload(
+            &dirs.run.join("nginx.pid"),
+            nix::sys::signal::Signal::SIGHUP,
+        );
+    }
+    if fpm_changed {
+        reload(
+            &dirs.run.join("php-fpm.pid"),
+            nix::sys::signal::Signal::SIGUSR2,
+        );
+    }
+    publish(
+        partition,
+        &[
+            ("address", listen.clone()),
+            ("url", format!("http://{listen}/")),
+        ],
+    )
+}
+
+/// A PHP service's proxy: nginx balancing over the web nodes the manager gives.
+fn php_proxy(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
+    let parameters = &partition.instance.parameters;
+    let mut backends = Vec::new();
+    for backend in text(parameters, "backends")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        // Only addresses reach nginx's configuration.
+        let address: std::net::SocketAddr = backend
+            .parse()
+            .map_err(|_| format!("backend {backend:?} is not an address and port"))?;
+        backends.push(address.to_string());
+    }
+    let ip = ipv4(partition)?;
+    let port = kept_port(ctx, "proxy", &ip, 8080..=8999)?;
+    let dirs = AgentDirs::make(ctx)?;
+    let listen = format!("{ip}:{port}");
+    let conf = dirs.etc.join("nginx.conf");
+    let changed = write_changed(
+        &conf,
+        &php::proxy_nginx(&listen, &backends, &dirs.php()),
+        0o600,
+    )?;
+    nginx_service(ctx, &conf)?;
+    if changed {
+        reload(
+            &dirs.run.join("nginx.pid"),
+            nix::sys::signal::Signal::SIGHUP,
+        );
+    }
+    publish(
+        partition,
+        &[
+            ("address", listen.clone()),
+            ("url", format!("http://{listen}/")),
+            ("backends", backends.join(" ")),
+        ],
+    )
+}
