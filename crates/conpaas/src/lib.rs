@@ -4,5 +4,6 @@
 //! (ConPaaS has none), and gives the plan a deployment follows when it is valid.
 
 pub mod manifest;
+pub mod mysql;
 pub mod php;
 pub mod service;

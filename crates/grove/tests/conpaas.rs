@@ -8,32 +8,53 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-
 mod common;
 use common::*;
 
-/// Serves `body` to every request on a loopback port, from a thread of its own; the URL.
-fn serve(body: Vec<u8>) -> String {
+/// Serves each `(path, body)` on a loopback port, from a thread of its own (404 for any
+/// other path); the base URL.
+fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!(
-        "http://{}/code.tar.gz",
-        listener.local_addr().expect("addr")
-    );
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
+            let read = stream.read(&mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..read]);
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => ("200 OK", body.clone()),
+                None => ("404 Not Found", Vec::new()),
+            };
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/gzip\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(&body);
         }
     });
-    url
+    base
+}
+
+/// An example's manifest with its URLs pointing at `base`, written in the place.
+fn manifest(place: &Place, example: &Path, name: &str, base: &str) -> String {
+    let text = std::fs::read_to_string(example.join(name)).expect("manifest");
+    let text = text.replace("http://127.0.0.1:8765", base);
+    let path = place.path().join(name);
+    std::fs::write(&path, text).expect("write");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+fn example_dir(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/conpaas")
+        .join(name)
 }
 
 /// The example's code as a `.tar.gz`, made with the system's tar.
@@ -76,18 +97,14 @@ fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
     need("php-fpm", "php-fpm");
     let place = Place::new(56);
     let daemon = up_with(&place, 6);
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conpaas/sudoku");
-    let url = serve(code_archive(&place, &examples.join("code")));
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(examples.join("sudoku.json")).expect("manifest"),
-    )
-    .expect("JSON");
-    let mut manifest = manifest;
-    manifest["Services"][0]["Archive"] = Value::String(url);
-    let path = place.path().join("sudoku.json");
-    std::fs::write(&path, manifest.to_string()).expect("write");
+    let examples = example_dir("sudoku");
+    let base = serve(vec![(
+        "/sudoku.tar.gz",
+        code_archive(&place, &examples.join("code")),
+    )]);
+    let path = manifest(&place, &examples, "sudoku.json", &base);
 
-    let view = place.client_json(&["app", "deploy", path.to_str().expect("utf-8"), "--wait"]);
+    let view = place.client_json(&["app", "deploy", &path, "--wait"]);
     let service = &view["services"][0];
     assert_eq!(service["name"], "web");
     assert_eq!(service["type"], "php");
@@ -192,6 +209,64 @@ fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
             .then_some(())
     });
     assert!(get(&proxy).is_none());
+    daemon.stop();
+    end_processes_in(place.path());
+}
+
+/// The WordPress-style manifest: a MySQL service loads its dump and sets its password,
+/// the PHP service's page reads the row through the address, user and password the
+/// database's manager published; a new password reaches the web nodes.
+#[test]
+fn a_php_page_reads_what_the_mysql_dump_loaded() {
+    need("nginx", "nginx");
+    need("php-fpm", "php-fpm");
+    need("mariadbd", "mariadb-server");
+    let place = Place::new(58);
+    let daemon = up_with(&place, 6);
+    let examples = example_dir("wordpress");
+    let dump = std::fs::read(examples.join("wordpress.sql")).expect("dump");
+    let base = serve(vec![
+        (
+            "/wordpress.tar.gz",
+            code_archive(&place, &examples.join("code")),
+        ),
+        ("/wordpress.sql", dump),
+    ]);
+    let path = manifest(&place, &examples, "wordpress.json", &base);
+    let view = place.client_json(&["app", "deploy", &path, "--wait"]);
+    let services = view["services"].as_array().expect("services");
+    let db = services.iter().find(|s| s["name"] == "db").expect("db");
+    assert_eq!(db["type"], "mysql");
+    assert_eq!(db["connection"]["user"], "mysqldb");
+    assert_eq!(db["connection"]["password"], "change-me");
+    let web = services.iter().find(|s| s["name"] == "web").expect("web");
+    let url = text(&web["connection"], "url");
+    assert_eq!(
+        get(&url).as_deref(),
+        Some("first post: Hello from the dump\n")
+    );
+    // A new password: the database takes it, and the web nodes follow.
+    let changed = place.client_json(&[
+        "action",
+        "wordpress/db",
+        "set_password",
+        "--param",
+        "password=n3w-secret",
+    ]);
+    assert_eq!(changed["state"], "succeeded", "{changed}");
+    eventually("the database's new password", || {
+        let shown = place.client_json(&["app", "show", "wordpress"]);
+        let db = shown["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "db")?
+            .clone();
+        (db["connection"]["password"] == "n3w-secret").then_some(())
+    });
+    eventually("the page with the new password", || {
+        (get(&url).as_deref() == Some("first post: Hello from the dump\n")).then_some(())
+    });
+    place.client(&["app", "delete", "wordpress"]);
     daemon.stop();
     end_processes_in(place.path());
 }

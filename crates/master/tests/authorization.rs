@@ -152,7 +152,8 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::DedicateComputer), &[Admin]),
         (op(O::DeployApp), USERS),
         (op(O::ListApps), USERS),
-        (op(O::ShowApp), &[Admin, Owner]),
+        // A root's partition reads its own application.
+        (op(O::ShowApp), &[Admin, Owner, AppPartition]),
         (Case::ShowProjectApp, &[Admin, ProjectAdmin, Member, Reader]),
         // Refused (409) for those allowed: its root reports a deployed instance.
         (op(O::DeleteApp), &[Admin, Owner]),

@@ -46,7 +46,11 @@ fn builtin(url: &str) -> Option<(&'static str, &'static str)> {
         ));
     }
     grove_api::apps::BUILTIN_RELEASES.contains(&url).then_some((
-        "# Grove's release of a ConPaaS service type: nothing to build.\n[buildout]\nparts =\n",
+        // Processed again every 10 s: a manager follows its sibling services (a web
+        // service, its database's address).
+        "# Grove's release of a ConPaaS service type: nothing to build.\n\
+         [buildout]\nparts = periodicity\n\n[periodicity]\nrecipe = slapos.recipe.template\n\
+         inline = 10\noutput = ${buildout:directory}/periodicity\n",
         "# A ConPaaS manager or agent, by its software type (`manager` or a role).\n\
          [buildout]\nparts = conpaas\n\n[conpaas]\nrecipe = grove:conpaas\n",
     ))

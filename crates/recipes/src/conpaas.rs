@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use grove_api as api;
 use grove_api::apps::conpaas_keys;
+use grove_conpaas::mysql;
 use grove_conpaas::php::{self, Dirs};
 use grove_conpaas::service::{self, Agent, Spec};
 use grove_profile::Resolved;
@@ -34,8 +35,47 @@ use crate::{Context, Options, Recipe, Registry};
 pub const MANAGER_CONFIG: &str = "etc/conpaas/manager.json";
 /// The node counts by role, as the manager's actions leave them.
 const ROLES: &str = "var/conpaas/roles.json";
+/// What the manager's actions changed of the service: its password, its dump.
+const SETTINGS: &str = "var/conpaas/settings.json";
 /// The manager's actions.
-pub const ACTIONS: &[&str] = &["add_nodes", "remove_nodes", "list_nodes", "get_node_info"];
+pub const ACTIONS: &[&str] = &[
+    "add_nodes",
+    "remove_nodes",
+    "list_nodes",
+    "get_node_info",
+    "set_password",
+    "load_dump",
+];
+
+/// What the actions changed of a service, over its manifest's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Settings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dump: Option<String>,
+}
+
+fn read_settings(directory: &Path) -> Result<Settings, String> {
+    let path = directory.join(SETTINGS);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The service as its manifest asked for it, with what the actions changed since.
+fn with_settings(directory: &Path, mut spec: Spec) -> Result<Spec, String> {
+    let settings = read_settings(directory)?;
+    if settings.password.is_some() {
+        spec.password = settings.password;
+    }
+    if settings.dump.is_some() {
+        spec.dump = settings.dump;
+    }
+    Ok(spec)
+}
 /// Roles that balance over the others.
 const BALANCERS: &[&str] = &["proxy", "glb"];
 /// How long `remove_nodes` waits for the balancers to leave the nodes out.
@@ -93,6 +133,8 @@ fn run(ctx: &Context<'_>) -> Result<(), String> {
     match (kind, instance.software_type.as_str()) {
         ("php", "web" | "backend") => php_web(ctx, partition),
         ("php", "proxy") => php_proxy(ctx, partition),
+        ("mysql", "mysql") => mysql_node(ctx, partition),
+        ("mysql", "glb") => mysql_glb(ctx, partition),
         (kind, role) => Err(format!(
             "the {role} agent of a {kind} service is not available on this node yet"
         )),
@@ -100,6 +142,22 @@ fn run(ctx: &Context<'_>) -> Result<(), String> {
 }
 
 // The manager.
+
+/// A secret made once and kept in the partition (`var/conpaas/NAME`, private).
+fn kept_secret(ctx: &Context<'_>, name: &str) -> Result<String, String> {
+    let path = ctx.inside(&Path::new("var/conpaas").join(name))?;
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && !text.trim().is_empty()
+    {
+        return Ok(text.trim().to_owned());
+    }
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| "the system random source failed".to_owned())?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_file(&path, secret.as_bytes(), 0o600)?;
+    Ok(secret)
+}
 
 fn read_roles(path: &Path) -> Result<Option<BTreeMap<String, u32>>, String> {
     match std::fs::read_to_string(path) {
@@ -118,7 +176,7 @@ fn write_roles(path: &Path, roles: &BTreeMap<String, u32>) -> Result<(), String>
 
 fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
     let instance = &partition.instance;
-    let spec = Spec::from_parameters(&instance.parameters)?;
+    let spec = with_settings(&ctx.directory, Spec::from_parameters(&instance.parameters)?)?;
     let roles_path = ctx.inside(Path::new(ROLES))?;
     let roles = match read_roles(&roles_path)? {
         Some(roles) => roles,
@@ -127,6 +185,10 @@ fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
             spec.roles.clone()
         }
     };
+    let mut spec = spec;
+    if spec.kind == "mysql" && spec.password.is_none() {
+        spec.password = Some(kept_secret(ctx, "password")?);
+    }
     let config = ManagerConfig {
         connection: partition.connection.clone(),
         instance: instance.id,
@@ -253,6 +315,7 @@ pub fn reconcile(
     state: api::RequestedState,
 ) -> Result<Outcome, String> {
     let spec = &config.spec;
+    let links = links(master, spec)?;
     let agents = service::agents(roles);
     let (balancers, workers): (Vec<&Agent>, Vec<&Agent>) = agents
         .iter()
@@ -263,7 +326,7 @@ pub fn reconcile(
             master,
             config,
             agent,
-            agent_parameters(spec, &agent.role, &[]),
+            agent_parameters(spec, &agent.role, &links),
             state,
         )?;
         nodes.push(node_of(agent, &child));
@@ -305,7 +368,50 @@ pub fn reconcile(
     if let Some(url) = url {
         published.insert(conpaas_keys::URL.to_owned(), url.into());
     }
+    if spec.kind == "mysql" {
+        // Clients connect through the balancer when there is one, else to the first node.
+        let address = nodes
+            .iter()
+            .filter(|n| n.role == "glb")
+            .chain(nodes.iter().filter(|n| n.role == "mysql"))
+            .find_map(|n| n.address.clone());
+        if let Some(address) = address {
+            published.insert("address".to_owned(), address.into());
+        }
+        published.insert("user".to_owned(), mysql::USER.into());
+        if let Some(password) = &spec.password {
+            published.insert("password".to_owned(), password.clone().into());
+        }
+    }
     Ok(Outcome { nodes, published })
+}
+
+/// What a web service's nodes are told of the application's MySQL service (its address,
+/// user and password, as ConPaaS gave `MYSQL_IP` to PHP): read from the application,
+/// which a manager's partition may read.
+fn links(master: &dyn Master, spec: &Spec) -> Result<Vec<(&'static str, String)>, String> {
+    if !matches!(spec.kind.as_str(), "php" | "java") {
+        return Ok(Vec::new());
+    }
+    let view = master
+        .application(&spec.application)
+        .map_err(|e| format!("cannot read application {}: {e}", spec.application))?;
+    let Some(database) = view.services.iter().find(|s| s.kind == "mysql") else {
+        return Ok(Vec::new());
+    };
+    let value = |key: &str| text(&database.connection, key);
+    let mut out = Vec::new();
+    if let Some((host, port)) = value("address").as_deref().and_then(|a| a.rsplit_once(':')) {
+        out.push(("mysql_host", host.to_owned()));
+        out.push(("mysql_port", port.to_owned()));
+    }
+    if let Some(user) = value("user") {
+        out.push(("mysql_user", user));
+    }
+    if let Some(password) = value("password") {
+        out.push(("mysql_password", password));
+    }
+    Ok(out)
 }
 
 /// Runs a manager's action (`grove app conpaas-action`) and answers its result.
@@ -317,6 +423,10 @@ pub fn act(
 ) -> Result<serde_json::Value, String> {
     let roles_path = config.directory.join(ROLES);
     let roles = read_roles(&roles_path)?.unwrap_or_else(|| config.spec.roles.clone());
+    let config = &ManagerConfig {
+        spec: with_settings(&config.directory, config.spec.clone())?,
+        ..config.clone()
+    };
     let started = api::RequestedState::Started;
     let listed = |outcome: &Outcome, roles: &BTreeMap<String, u32>| serde_json::json!({ "roles": roles, "nodes": outcome.nodes });
     match name {
@@ -368,6 +478,44 @@ pub fn act(
                 )
                 .map_err(|e| format!("cannot publish: {e}"))?;
             Ok(listed(&outcome, &new))
+        }
+        "set_password" | "load_dump" => {
+            if config.spec.kind != "mysql" {
+                return Err(format!("{name} is an action of a mysql service's manager"));
+            }
+            let (key, what) = if name == "set_password" {
+                ("password", "the new password: --param password=SECRET")
+            } else {
+                ("dump", "the dump's URL: --param dump=URL")
+            };
+            let value = text(parameters, key)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("give {what}"))?;
+            let mut settings = read_settings(&config.directory)?;
+            if name == "set_password" {
+                settings.password = Some(value);
+            } else {
+                settings.dump = Some(value);
+            }
+            let path = config.directory.join(SETTINGS);
+            let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
+            write_file(&path, &text, 0o600)?;
+            let config = ManagerConfig {
+                spec: with_settings(&config.directory, config.spec.clone())?,
+                ..config.clone()
+            };
+            // Each node applies it on its next run, which the new parameters start.
+            let outcome = reconcile(master, &config, &roles, started)?;
+            master
+                .publish(
+                    config.instance,
+                    &api::Publish {
+                        parameters: outcome.published.clone(),
+                        shared_instance: None,
+                    },
+                )
+                .map_err(|e| format!("cannot publish: {e}"))?;
+            Ok(listed(&outcome, &roles))
         }
         other => Err(format!("a manager has no action {other:?}")),
     }
@@ -672,7 +820,7 @@ fn php_web(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
     let listen = format!("{ip}:{port}");
     let nginx_conf = dirs.etc.join("nginx.conf");
     let fpm_conf = dirs.etc.join("php-fpm.conf");
-    let env = [
+    let mut env = vec![
         (
             "CONPAAS_SERVICE".to_owned(),
             text(parameters, "service").unwrap_or_default(),
@@ -682,6 +830,16 @@ fn php_web(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
             partition.instance.software_type.clone(),
         ),
     ];
+    for (key, name) in [
+        ("mysql_host", "MYSQL_IP"),
+        ("mysql_port", "MYSQL_PORT"),
+        ("mysql_user", "MYSQL_USER"),
+        ("mysql_password", "MYSQL_PASSWORD"),
+    ] {
+        if let Some(value) = text(parameters, key) {
+            env.push((name.to_owned(), value));
+        }
+    }
     let nginx_changed = write_changed(
         &nginx_conf,
         &php::web_nginx(&listen, &code, &socket, &dirs.php()),
@@ -762,5 +920,249 @@ fn php_proxy(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String>
             ("url", format!("http://{listen}/")),
             ("backends", backends.join(" ")),
         ],
+    )
+}
+
+/// Runs a program as the partition's user (this profile's), its output kept in `log`.
+fn run_logged(
+    ctx: &Context<'_>,
+    command: &mut std::process::Command,
+    input: Option<&Path>,
+    log: &str,
+    what: &str,
+) -> Result<(), String> {
+    let log = ctx.inside(&Path::new("var/log").join(log))?;
+    command.current_dir(&ctx.directory);
+    command.stdin(match input {
+        Some(path) => std::fs::File::open(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .into(),
+        None => std::process::Stdio::null(),
+    });
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    let mut text = output.stdout;
+    text.extend_from_slice(&output.stderr);
+    write_file(&log, &text, 0o600)?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        let said = String::from_utf8_lossy(&text);
+        let last = said
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(format!("{what} failed ({}): {last}", output.status))
+    }
+}
+
+/// A MySQL node: MariaDB with the service's password set and its dump loaded, each once
+/// (again when it changes). On the first run the server is not started yet: the
+/// statements go to a temporary one, without network, stopped before the service starts.
+fn mysql_node(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
+    let parameters = &partition.instance.parameters;
+    let server = program(&["mariadbd", "mysqld"], None, "mariadb-server")?;
+    let install = program(
+        &["mariadb-install-db", "mysql_install_db"],
+        None,
+        "mariadb-server",
+    )?;
+    let client = program(&["mariadb", "mysql"], None, "mariadb-client")?;
+    let ip = ipv4(partition)?;
+    let port = kept_port(ctx, "mysql", &ip, 3306..=3399)?;
+    let dirs = AgentDirs::make(ctx)?;
+    let data = ctx.inside(Path::new("srv/mysql"))?;
+    if !data.is_dir() {
+        // Made aside and kept only once complete, so that a failure is tried again whole.
+        let staging = ctx.inside(Path::new("srv/.mysql.new"))?;
+        let _ = std::fs::remove_dir_all(&staging);
+        // The partition's user administers its server through the socket.
+        let uid = nix::unistd::getuid();
+        let user = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map_or_else(|| uid.to_string(), |u| u.name);
+        let mut command = std::process::Command::new(&install);
+        command
+            .arg("--no-defaults")
+            .arg(format!("--user={user}"))
+            .arg(format!("--datadir={}", staging.display()))
+            .arg("--auth-root-authentication-method=socket")
+            .arg("--skip-test-db");
+        run_logged(
+            ctx,
+            &mut command,
+            None,
+            "mysql-install.log",
+            "mariadb-install-db",
+        )?;
+        std::fs::rename(&staging, &data)
+            .map_err(|e| format!("cannot keep the new database: {e}"))?;
+    }
+    let socket = dirs.run.join("mysqld.sock");
+    let common = |socket: &Path, pid: &str| {
+        vec![
+            "--no-defaults".to_owned(),
+            format!("--datadir={}", data.display()),
+            format!("--socket={}", socket.display()),
+            format!("--pid-file={}", dirs.run.join(pid).display()),
+            format!("--log-error={}", dirs.log.join("mysqld.log").display()),
+            "--skip-name-resolve".to_owned(),
+        ]
+    };
+    let mut args = common(&socket, "mysqld.pid");
+    args.push(format!("--bind-address={ip}"));
+    args.push(format!("--port={port}"));
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    service(
+        ctx,
+        "mariadb",
+        &format!(
+            "{} {}",
+            shell_quote(&server.display().to_string()),
+            quoted.join(" ")
+        ),
+    )?;
+    // What is to apply: the password, the dump, each unless applied already.
+    let mut steps: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+    let password = text(parameters, "password").unwrap_or_default();
+    if !password.is_empty() {
+        let done = ctx.inside(
+            &Path::new("var/conpaas").join(format!("password-{}.done", short_hash(&password))),
+        )?;
+        if !done.is_file() {
+            let sql = ctx.inside(Path::new("var/conpaas/password.sql"))?;
+            write_file(&sql, mysql::password_sql(&password).as_bytes(), 0o600)?;
+            steps.push((sql, done, "setting the password".to_owned()));
+        }
+    }
+    if let Some(url) = text(parameters, "dump") {
+        let done =
+            ctx.inside(&Path::new("var/conpaas").join(format!("dump-{}.done", short_hash(&url))))?;
+        if !done.is_file() {
+            let dump = ctx.inside(Path::new("var/conpaas/dump.sql"))?;
+            let mut file = std::fs::File::create(&dump)
+                .map_err(|e| format!("cannot write {}: {e}", dump.display()))?;
+            ctx.fetcher
+                .download(&url, &mut file)
+                .map_err(|e| format!("cannot download the dump {url}: {e}"))?;
+            steps.push((dump, done, format!("loading the dump {url}")));
+        }
+    }
+    if !steps.is_empty() {
+        apply_sql(ctx, &server, &client, &socket, &common, &steps)?;
+    }
+    publish(partition, &[("address", format!("{ip}:{port}"))])
+}
+
+/// Runs each file of `steps` in MariaDB (the running server, else a temporary one) and
+/// marks it done.
+fn apply_sql(
+    ctx: &Context<'_>,
+    server: &Path,
+    client: &Path,
+    socket: &Path,
+    common: &dyn Fn(&Path, &str) -> Vec<String>,
+    steps: &[(PathBuf, PathBuf, String)],
+) -> Result<(), String> {
+    let ask = |target: &Path| {
+        let mut command = std::process::Command::new(client);
+        command
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", target.display()));
+        command
+    };
+    let live = socket.exists()
+        && run_logged(
+            ctx,
+            ask(socket).args(["-e", "SELECT 1"]),
+            None,
+            "mysql-ping.log",
+            "mariadb",
+        )
+        .is_ok();
+    let temporary = if live {
+        None
+    } else {
+        let setup_socket = socket.with_file_name("mysqld-setup.sock");
+        let mut args = common(&setup_socket, "mysqld-setup.pid");
+        args.push("--skip-networking".to_owned());
+        let child = std::process::Command::new(server)
+            .args(&args)
+            .current_dir(&ctx.directory)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start MariaDB: {e}"))?;
+        Some((child, setup_socket))
+    };
+    let target = temporary
+        .as_ref()
+        .map_or_else(|| socket.to_owned(), |(_, s)| s.clone());
+    let applied = (|| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !target.exists() {
+            if Instant::now() >= deadline {
+                return Err("MariaDB did not start: see var/log/mysqld.log".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (sql, done, what) in steps {
+            run_logged(ctx, &mut ask(&target), Some(sql), "mysql-setup.log", what)?;
+            write_file(done, b"", 0o600)?;
+        }
+        Ok(())
+    })();
+    if let Some((mut child, _)) = temporary {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = child.wait();
+    }
+    applied
+}
+
+/// A MySQL service's balancer: HAProxy in TCP mode over the MySQL nodes.
+fn mysql_glb(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
+    let parameters = &partition.instance.parameters;
+    let mut backends = Vec::new();
+    for backend in text(parameters, "backends")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        let address: std::net::SocketAddr = backend
+            .parse()
+            .map_err(|_| format!("backend {backend:?} is not an address and port"))?;
+        backends.push(address.to_string());
+    }
+    let haproxy = program(&["haproxy"], None, "haproxy")?;
+    let ip = ipv4(partition)?;
+    let port = kept_port(ctx, "glb", &ip, 3306..=3399)?;
+    let dirs = AgentDirs::make(ctx)?;
+    let listen = format!("{ip}:{port}");
+    let conf = dirs.etc.join("haproxy.cfg");
+    let pid = dirs.run.join("haproxy.pid");
+    let text = mysql::glb_haproxy(&listen, &backends, &pid);
+    write_changed(&conf, &text, 0o600)?;
+    // A new configuration restarts HAProxy: its wrapper names the configuration's hash.
+    service(
+        ctx,
+        "haproxy",
+        &format!(
+            "{} -db -f {} # {}",
+            shell_quote(&haproxy.display().to_string()),
+            shell_quote(&conf.display().to_string()),
+            short_hash(&text)
+        ),
+    )?;
+    publish(
+        partition,
+        &[("address", listen), ("backends", backends.join(" "))],
     )
 }

@@ -73,6 +73,8 @@ impl Connection {
 pub trait Master: Send + Sync + std::fmt::Debug {
     fn publish(&self, instance: i64, publish: &api::Publish) -> Result<(), ClientError>;
     fn request(&self, request: &api::InstanceRequest) -> Result<api::Instance, ClientError>;
+    /// The application the partition is a root of (a ConPaaS manager's siblings).
+    fn application(&self, name: &str) -> Result<api::apps::AppView, ClientError>;
 }
 
 impl Master for grove_client::Client {
@@ -82,5 +84,9 @@ impl Master for grove_client::Client {
 
     fn request(&self, request: &api::InstanceRequest) -> Result<api::Instance, ClientError> {
         self.request_instance(request)
+    }
+
+    fn application(&self, name: &str) -> Result<api::apps::AppView, ClientError> {
+        self.show_app(name)
     }
 }

@@ -195,11 +195,19 @@ impl Master for Recorder {
     }
 
     fn request(&self, _request: &api::InstanceRequest) -> Result<api::Instance, ClientError> {
-        Err(ClientError::Refused {
-            status: 501,
-            code: "not_here".to_owned(),
-            message: "not in this test".to_owned(),
-        })
+        Err(not_here())
+    }
+
+    fn application(&self, _name: &str) -> Result<api::apps::AppView, ClientError> {
+        Err(not_here())
+    }
+}
+
+fn not_here() -> ClientError {
+    ClientError::Refused {
+        status: 501,
+        code: "not_here".to_owned(),
+        message: "not in this test".to_owned(),
     }
 }
 
