@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
-use grove_api::apps::{AppService, AppView};
+use grove_api::apps::{AppService, AppView, conpaas_keys};
 use grove_client::Client;
 use grove_recipes::conpaas::ManagerConfig;
 
@@ -114,14 +114,23 @@ pub(crate) fn wait_ready(
                     || !counted(s)
                     || !answers(s.connection.get("url").and_then(|u| u.as_str()))
             })
-            .map(|s| match &s.error {
-                Some(e) => format!("{} ({}: {e})", s.name, s.state.as_deref().unwrap_or("-")),
-                None => format!(
-                    "{} ({})",
-                    s.name,
-                    s.state.as_deref().unwrap_or("not reported")
-                ),
-            })
+            .map(
+                |s| match (&s.error, s.connection.get(conpaas_keys::FAILING)) {
+                    (None, Some(failing)) => format!(
+                        "{} (failing agents: {})",
+                        s.name,
+                        failing.as_str().unwrap_or_default()
+                    ),
+                    (Some(e), _) => {
+                        format!("{} ({}: {e})", s.name, s.state.as_deref().unwrap_or("-"))
+                    }
+                    (None, None) => format!(
+                        "{} ({})",
+                        s.name,
+                        s.state.as_deref().unwrap_or("not reported")
+                    ),
+                },
+            )
             .collect();
         if waiting.is_empty() {
             return Ok(view);
@@ -175,6 +184,13 @@ pub(crate) fn show(view: &AppView, json: bool) -> anyhow::Result<ExitCode> {
         }
         if let Some(error) = &s.error {
             line.push_str(&format!("\terror {error}"));
+        }
+        if let Some(failing) = s
+            .connection
+            .get(conpaas_keys::FAILING)
+            .and_then(|f| f.as_str())
+        {
+            line.push_str(&format!("\tfailing {failing}"));
         }
         lines.push(line);
     }
@@ -277,13 +293,19 @@ pub(crate) fn service(command: ServiceCommand) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     if let Some(nodes) = result["nodes"].as_array() {
         for node in nodes {
-            lines.push(format!(
+            let mut line = format!(
                 "{}\t{}\t{}\t{}",
                 node["title"].as_str().unwrap_or("-"),
                 node["role"].as_str().unwrap_or("-"),
                 node["address"].as_str().unwrap_or("-"),
                 node["state"].as_str().unwrap_or("-"),
-            ));
+            );
+            for key in ["script", "error"] {
+                if let Some(value) = node[key].as_str() {
+                    line.push_str(&format!("\t{key} {value}"));
+                }
+            }
+            lines.push(line);
         }
     }
     print_lines(&lines).map(|()| ExitCode::SUCCESS)

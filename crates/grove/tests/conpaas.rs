@@ -104,7 +104,7 @@ fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
     )]);
     let path = manifest(&place, &examples, "sudoku.json", &base);
 
-    let view = place.client_json(&["app", "deploy", &path, "--wait"]);
+    let view = place.client_json(&["app", "deploy", &path, "--wait", "--timeout", "60"]);
     let service = &view["services"][0];
     assert_eq!(service["name"], "web");
     assert_eq!(service["type"], "php");
@@ -126,6 +126,8 @@ fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
         "--count",
         "2",
         "--wait",
+        "--timeout",
+        "60",
     ]);
     assert_eq!(added["roles"], serde_json::json!({"proxy": 1, "web": 3}));
     let mut seen = std::collections::BTreeSet::new();
@@ -150,6 +152,8 @@ fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
         "--count",
         "2",
         "--wait",
+        "--timeout",
+        "60",
     ]);
     std::thread::sleep(Duration::from_millis(500));
     let (failed, answered) = prober.stop();
@@ -233,7 +237,7 @@ fn a_php_page_reads_what_the_mysql_dump_loaded() {
         ("/wordpress.sql", dump),
     ]);
     let path = manifest(&place, &examples, "wordpress.json", &base);
-    let view = place.client_json(&["app", "deploy", &path, "--wait"]);
+    let view = place.client_json(&["app", "deploy", &path, "--wait", "--timeout", "60"]);
     let services = view["services"].as_array().expect("services");
     let db = services.iter().find(|s| s["name"] == "db").expect("db");
     assert_eq!(db["type"], "mysql");
@@ -267,6 +271,115 @@ fn a_php_page_reads_what_the_mysql_dump_loaded() {
         (get(&url).as_deref() == Some("first post: Hello from the dump\n")).then_some(())
     });
     place.client(&["app", "delete", "wordpress"]);
+    daemon.stop();
+    end_processes_in(place.path());
+}
+
+/// The log the generic example's scripts write in an agent's partition.
+fn generic_log(place: &Place, title: &str) -> String {
+    let list = place.client_json(&["service", "list"]);
+    let partition = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["title"] == title)
+        .and_then(|i| i["partition"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    std::fs::read_to_string(
+        place
+            .path()
+            .join("up/instance")
+            .join(partition)
+            .join("generic.log"),
+    )
+    .unwrap_or_default()
+}
+
+/// How many members the last `notify.sh` of an agent saw.
+fn last_notified(log: &str) -> usize {
+    log.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("notify "))
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .and_then(|v| {
+            v.as_object()
+                .map(|o| o.values().filter_map(|l| l.as_array()).map(Vec::len).sum())
+        })
+        .unwrap_or(0)
+}
+
+/// A generic service's scripts: `init.sh` on each agent, `notify.sh` whenever agents
+/// join or leave, `run.sh` on each when the manager's `run` action is run.
+#[test]
+fn a_generic_services_scripts_are_notified_when_nodes_join_and_leave() {
+    let place = Place::new(59);
+    let daemon = up_with(&place, 5);
+    let examples = example_dir("generic");
+    let base = serve(vec![(
+        "/generic.tar.gz",
+        code_archive(&place, &examples.join("code")),
+    )]);
+    let path = manifest(&place, &examples, "generic.json", &base);
+    place.client_json(&["app", "deploy", &path, "--wait", "--timeout", "60"]);
+    for title in ["master-1", "node-1"] {
+        eventually("both agents notified of both", || {
+            (last_notified(&generic_log(&place, title)) == 2).then_some(())
+        });
+        assert!(generic_log(&place, title).starts_with("init "), "{title}");
+    }
+    place.client_json(&[
+        "app",
+        "service",
+        "add-nodes",
+        "jobs",
+        "workers",
+        "--role",
+        "node",
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    for title in ["master-1", "node-1", "node-2"] {
+        eventually("every agent notified of the third", || {
+            (last_notified(&generic_log(&place, title)) == 3).then_some(())
+        });
+    }
+    let ran = place.client_json(&["action", "jobs/workers", "run"]);
+    assert_eq!(ran["state"], "succeeded", "{ran}");
+    for title in ["master-1", "node-1", "node-2"] {
+        eventually("run.sh on every agent", || {
+            generic_log(&place, title)
+                .contains("\nrun on ")
+                .then_some(())
+        });
+    }
+    let listed = place.client_json(&["app", "service", "list-nodes", "jobs", "workers"]);
+    eventually("the scripts' ends listed", || {
+        let listed = place.client_json(&["app", "service", "list-nodes", "jobs", "workers"]);
+        listed["nodes"]
+            .as_array()?
+            .iter()
+            .all(|n| n["script"] == "run 1: exit status: 0")
+            .then_some(())
+    });
+    assert_eq!(listed["roles"], serde_json::json!({"master": 1, "node": 2}));
+    place.client_json(&[
+        "app",
+        "service",
+        "remove-nodes",
+        "jobs",
+        "workers",
+        "--role",
+        "node",
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    for title in ["master-1", "node-1"] {
+        eventually("the others notified that one left", || {
+            (last_notified(&generic_log(&place, title)) == 2).then_some(())
+        });
+    }
     daemon.stop();
     end_processes_in(place.path());
 }

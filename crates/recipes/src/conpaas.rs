@@ -45,7 +45,12 @@ pub const ACTIONS: &[&str] = &[
     "get_node_info",
     "set_password",
     "load_dump",
+    "run",
+    "interrupt",
+    "cleanup",
 ];
+/// The members of a generic service as its agents were last told (`{role: [address]}`).
+const MEMBERS: &str = "var/conpaas/members.json";
 
 /// What the actions changed of a service, over its manifest's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +59,9 @@ struct Settings {
     password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dump: Option<String>,
+    /// A generic service's last script asked for, and its serial: `run 3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    command: Option<String>,
 }
 
 fn read_settings(directory: &Path) -> Result<Settings, String> {
@@ -135,6 +143,7 @@ fn run(ctx: &Context<'_>) -> Result<(), String> {
         ("php", "proxy") => php_proxy(ctx, partition),
         ("mysql", "mysql") => mysql_node(ctx, partition),
         ("mysql", "glb") => mysql_glb(ctx, partition),
+        ("generic", "master" | "node") => generic_node(ctx, partition),
         (kind, role) => Err(format!(
             "the {role} agent of a {kind} service is not available on this node yet"
         )),
@@ -233,9 +242,15 @@ pub struct Node {
     pub title: String,
     pub role: String,
     pub instance: i64,
-    /// `ip:port`, once it published it.
+    /// `ip:port` (a generic agent: `ip`), once it published it.
     pub address: Option<String>,
     pub state: Option<String>,
+    /// A generic agent's last script and how it ended (`run 3: exit status: 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Why its last deployment failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a reconciliation found.
@@ -302,6 +317,10 @@ fn node_of(agent: &Agent, child: &api::Instance) -> Node {
         instance: child.id,
         address: text(&child.connection, "address"),
         state: child.reported_state.map(|s| s.as_str().to_owned()),
+        script: text(&child.connection, "script"),
+        error: (child.reported_state == Some(api::ReportedState::Error))
+            .then(|| child.error.clone())
+            .flatten(),
     }
 }
 
@@ -315,21 +334,57 @@ pub fn reconcile(
     state: api::RequestedState,
 ) -> Result<Outcome, String> {
     let spec = &config.spec;
-    let links = links(master, spec)?;
+    let mut extra = links(master, spec)?;
     let agents = service::agents(roles);
     let (balancers, workers): (Vec<&Agent>, Vec<&Agent>) = agents
         .iter()
         .partition(|a| BALANCERS.contains(&a.role.as_str()));
+    // A generic service's agents are told who the members are, and which script to run.
+    let members_path = config.directory.join(MEMBERS);
+    let generic = spec.kind == "generic";
+    if generic {
+        let told = std::fs::read_to_string(&members_path).unwrap_or_else(|_| "{}".to_owned());
+        extra.push(("members", told));
+        if let Some(command) = read_settings(&config.directory)?.command {
+            extra.push(("command", command));
+        }
+    }
     let mut nodes = Vec::new();
     for agent in &workers {
         let child = request_agent(
             master,
             config,
             agent,
-            agent_parameters(spec, &agent.role, &links),
+            agent_parameters(spec, &agent.role, &extra),
             state,
         )?;
         nodes.push(node_of(agent, &child));
+    }
+    if generic {
+        let mut members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for node in &nodes {
+            if let Some(address) = &node.address {
+                members.entry(&node.role).or_default().push(address);
+            }
+        }
+        let members = serde_json::to_string(&members).map_err(|e| e.to_string())?;
+        if extra.iter().all(|(k, v)| *k != "members" || *v != members) {
+            // Told again with who is there now: each agent's notify.sh runs.
+            write_file(&members_path, members.as_bytes(), 0o600)?;
+            extra.retain(|(k, _)| *k != "members");
+            extra.push(("members", members));
+            nodes.clear();
+            for agent in &workers {
+                let child = request_agent(
+                    master,
+                    config,
+                    agent,
+                    agent_parameters(spec, &agent.role, &extra),
+                    state,
+                )?;
+                nodes.push(node_of(agent, &child));
+            }
+        }
     }
     let mut backends: Vec<String> = nodes.iter().filter_map(|n| n.address.clone()).collect();
     backends.sort();
@@ -359,6 +414,14 @@ pub fn reconcile(
         ));
     }
     let mut published = api::Parameters::new();
+    let failing: BTreeMap<&str, &str> = nodes
+        .iter()
+        .filter_map(|n| Some((n.title.as_str(), n.error.as_deref()?)))
+        .collect();
+    if !failing.is_empty() {
+        let text = serde_json::to_string(&failing).map_err(|e| e.to_string())?;
+        published.insert(conpaas_keys::FAILING.to_owned(), text.into());
+    }
     let nodes_text = serde_json::to_string(&by_role).map_err(|e| e.to_string())?;
     published.insert(conpaas_keys::NODES.to_owned(), nodes_text.into());
     published.insert(
@@ -478,6 +541,27 @@ pub fn act(
                 )
                 .map_err(|e| format!("cannot publish: {e}"))?;
             Ok(listed(&outcome, &new))
+        }
+        "run" | "interrupt" | "cleanup" => {
+            if config.spec.kind != "generic" {
+                return Err(format!(
+                    "{name} is an action of a generic service's manager"
+                ));
+            }
+            let mut settings = read_settings(&config.directory)?;
+            let serial = settings
+                .command
+                .as_deref()
+                .and_then(|c| c.rsplit_once(' '))
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            settings.command = Some(format!("{name} {}", serial + 1));
+            let path = config.directory.join(SETTINGS);
+            let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
+            write_file(&path, &text, 0o600)?;
+            // Each agent runs the script on its next run, which the new parameters start.
+            let outcome = reconcile(master, config, &roles, started)?;
+            Ok(listed(&outcome, &roles))
         }
         "set_password" | "load_dump" => {
             if config.spec.kind != "mysql" {
@@ -673,7 +757,8 @@ impl AgentDirs {
             log: ctx.inside(Path::new("var/log"))?,
             etc: ctx.inside(Path::new("etc/conpaas"))?,
         };
-        for dir in [&dirs.run, &dirs.tmp, &dirs.log, &dirs.etc] {
+        let state = ctx.inside(Path::new("var/conpaas"))?;
+        for dir in [&dirs.run, &dirs.tmp, &dirs.log, &dirs.etc, &state] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
@@ -1165,4 +1250,97 @@ fn mysql_glb(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String>
         partition,
         &[("address", listen), ("backends", backends.join(" "))],
     )
+}
+
+/// Runs `name` of a generic service's code (`init.sh`, `notify.sh`, `run.sh`...) if the
+/// code has it, in the code's directory, its output appended to `var/log/scripts.log`;
+/// how it ended.
+fn generic_script(
+    ctx: &Context<'_>,
+    code: &Path,
+    name: &str,
+    env: &[(&str, String)],
+) -> Result<Option<String>, String> {
+    let script = code.join(name);
+    if !script.is_file() {
+        return Ok(None);
+    }
+    let mut command = std::process::Command::new("/bin/sh");
+    command.arg(&script).current_dir(code);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    let log = ctx.inside(Path::new("var/log/scripts.log"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    use std::io::Write as _;
+    let _ = writeln!(file, "== {name}: {}", output.status);
+    let _ = file.write_all(&output.stdout);
+    let _ = file.write_all(&output.stderr);
+    Ok(Some(output.status.to_string()))
+}
+
+/// A generic service's agent (`master` or `node`): the code archive as a code version,
+/// ConPaaS's scripts run as ConPaaS ran them: `init.sh` once per code version,
+/// `notify.sh` whenever the members change (`$CONPAAS_AGENTS`, a JSON file of the
+/// members' addresses by role), `run.sh`, `interrupt.sh`, `cleanup.sh` when the manager
+/// asks.
+fn generic_node(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
+    let parameters = &partition.instance.parameters;
+    let ip = ipv4(partition)?;
+    AgentDirs::make(ctx)?;
+    let code = code_version(ctx, text(parameters, "archive").as_deref())?;
+    let agents = ctx.inside(Path::new("var/conpaas/agents.json"))?;
+    let env = [
+        ("CONPAAS_AGENTS", agents.display().to_string()),
+        ("CONPAAS_ROLE", partition.instance.software_type.clone()),
+        ("CONPAAS_IP", ip.clone()),
+        ("HOME", ctx.directory.display().to_string()),
+    ];
+    let version = code
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let initialised = ctx.inside(&Path::new("var/conpaas").join(format!("init-{version}.done")))?;
+    if !initialised.is_file() {
+        generic_script(ctx, &code, "init.sh", &env)?;
+        write_file(&initialised, b"", 0o600)?;
+    }
+    let members = text(parameters, "members").unwrap_or_else(|| "{}".to_owned());
+    // Told once the manager knows who the members are, again whenever they change.
+    if write_changed(&agents, &members, 0o644)? && members != "{}" {
+        generic_script(ctx, &code, "notify.sh", &env)?;
+    }
+    let mut script =
+        std::fs::read_to_string(ctx.inside(Path::new("var/conpaas/script"))?).unwrap_or_default();
+    if let Some(command) = text(parameters, "command") {
+        let done = ctx.inside(Path::new("var/conpaas/command"))?;
+        let last = std::fs::read_to_string(&done).unwrap_or_default();
+        if last != command {
+            let name = command.split(' ').next().unwrap_or_default();
+            if matches!(name, "run" | "interrupt" | "cleanup") {
+                let ended = generic_script(ctx, &code, &format!("{name}.sh"), &env)?
+                    .unwrap_or_else(|| format!("no {name}.sh"));
+                script = format!("{command}: {ended}");
+                write_file(
+                    &ctx.inside(Path::new("var/conpaas/script"))?,
+                    script.as_bytes(),
+                    0o600,
+                )?;
+            }
+            write_file(&done, command.as_bytes(), 0o600)?;
+        }
+    }
+    let mut values = vec![("address", ip)];
+    if !script.is_empty() {
+        values.push(("script", script));
+    }
+    publish(partition, &values)
 }

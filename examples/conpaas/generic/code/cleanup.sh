@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "cleanup" >> "$HOME/generic.log"

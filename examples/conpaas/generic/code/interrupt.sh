@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "interrupt" >> "$HOME/generic.log"

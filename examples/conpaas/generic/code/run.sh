@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "run on $CONPAAS_IP" >> "$HOME/generic.log"
