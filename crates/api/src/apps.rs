@@ -114,6 +114,8 @@ pub mod conpaas_keys {
     pub const NODES: &str = "nodes";
     /// A web service's entry point.
     pub const URL: &str = "url";
+    /// What the autoscaler last measured and decided.
+    pub const AUTOSCALING: &str = "autoscaling";
     /// The agents whose last deployment failed, with why, as JSON (`{"web-2": "..."}`).
     pub const FAILING: &str = "failing";
 }

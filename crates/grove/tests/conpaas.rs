@@ -275,6 +275,96 @@ fn a_php_page_reads_what_the_mysql_dump_loaded() {
     end_processes_in(place.path());
 }
 
+/// How many web nodes the service has, each with its address.
+fn web_nodes(place: &Place) -> usize {
+    let view = place.client_json(&["app", "show", "sudoku"]);
+    view["services"][0]["nodes"]["web"]
+        .as_array()
+        .map_or(0, |nodes| {
+            nodes
+                .iter()
+                .filter(|n| !n.as_str().unwrap_or("-").ends_with(" -"))
+                .count()
+        })
+}
+
+/// Waits up to two minutes (the autoscaler measures at each of its manager's runs, every
+/// ten seconds, and waits out its cool-down).
+fn within_two_minutes(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Autoscaling: under load the web role grows to its maximum, and back to its minimum
+/// once the load is gone.
+#[test]
+fn a_web_role_scales_up_under_load_and_back_down_after() {
+    need("nginx", "nginx");
+    need("php-fpm", "php-fpm");
+    let place = Place::new(60);
+    let daemon = up_with(&place, 6);
+    let examples = example_dir("sudoku");
+    let base = serve(vec![(
+        "/sudoku.tar.gz",
+        code_archive(&place, &examples.join("code")),
+    )]);
+    let path = manifest(&place, &examples, "sudoku.json", &base);
+    let view = place.client_json(&["app", "deploy", &path, "--wait", "--timeout", "60"]);
+    let proxy = text(&view["services"][0]["connection"], "url");
+    let policy = place.client_json(&[
+        "action",
+        "sudoku/web",
+        "on_autoscaling",
+        "--param",
+        "role=web",
+        "--param",
+        "min=1",
+        "--param",
+        "max=2",
+        "--param",
+        "response_time=100",
+        "--param",
+        "path=/work.php",
+        "--param",
+        "cool_down=5",
+    ]);
+    assert_eq!(policy["state"], "succeeded", "{policy}");
+    // 24 clients at once: one node's four PHP workers keep them waiting.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let page = format!("{proxy}work.php");
+    let clients: Vec<_> = (0..24)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            let page = page.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = get(&page);
+                }
+            })
+        })
+        .collect();
+    within_two_minutes("a second web node under load", || web_nodes(&place) == 2);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("client");
+    }
+    within_two_minutes("back to one web node", || web_nodes(&place) == 1);
+    let shown = place.client_json(&["app", "show", "sudoku"]);
+    let status = shown["services"][0]["connection"]["autoscaling"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(status.starts_with("web 1..2: "), "{status}");
+    daemon.stop();
+    end_processes_in(place.path());
+}
+
 /// The log the generic example's scripts write in an agent's partition.
 fn generic_log(place: &Place, title: &str) -> String {
     let list = place.client_json(&["service", "list"]);

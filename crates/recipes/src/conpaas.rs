@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use grove_api as api;
 use grove_api::apps::conpaas_keys;
+use grove_conpaas::autoscale;
 use grove_conpaas::mysql;
 use grove_conpaas::php::{self, Dirs};
 use grove_conpaas::service::{self, Agent, Spec};
@@ -48,12 +49,14 @@ pub const ACTIONS: &[&str] = &[
     "run",
     "interrupt",
     "cleanup",
+    "on_autoscaling",
+    "off_autoscaling",
 ];
 /// The members of a generic service as its agents were last told (`{role: [address]}`).
 const MEMBERS: &str = "var/conpaas/members.json";
 
 /// What the actions changed of a service, over its manifest's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     password: Option<String>,
@@ -62,6 +65,8 @@ struct Settings {
     /// A generic service's last script asked for, and its serial: `run 3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    autoscaling: Option<autoscale::Policy>,
 }
 
 fn read_settings(directory: &Path) -> Result<Settings, String> {
@@ -220,7 +225,19 @@ fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
         write_file(&path, script.as_bytes(), 0o700)?;
     }
     let state = instance.requested_state;
-    let outcome = reconcile(partition.master, &config, &roles, state)?;
+    let (scaled, status) = autoscale(ctx, &config, partition, &roles)?;
+    let mut outcome = reconcile(partition.master, &config, &scaled, state)?;
+    if scaled != roles {
+        write_roles(&roles_path, &scaled)?;
+        if service::agents(&scaled).len() < service::agents(&roles).len() {
+            outcome = drain_and_destroy(partition.master, &config, &roles, &scaled)?;
+        }
+    }
+    if let Some(status) = status {
+        outcome
+            .published
+            .insert(conpaas_keys::AUTOSCALING.to_owned(), status.into());
+    }
     if let Ok(mut requested) = partition.requested.lock() {
         requested.extend(outcome.nodes.iter().map(|n| n.title.clone()));
     }
@@ -234,6 +251,70 @@ fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
             },
         )
         .map_err(|e| format!("cannot publish: {e}"))
+}
+
+/// When the service scales itself: the last change, seconds since the epoch.
+const AUTOSCALED: &str = "var/conpaas/autoscaled";
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One step of the autoscaler, at each run of the manager: the response time of the
+/// policy's page through the service's URL (the median of five requests), the decision,
+/// the counts it leads to, and what to say of it.
+fn autoscale(
+    ctx: &Context<'_>,
+    config: &ManagerConfig,
+    partition: &Partition<'_>,
+    roles: &BTreeMap<String, u32>,
+) -> Result<(BTreeMap<String, u32>, Option<String>), String> {
+    let Some(policy) = read_settings(&config.directory)?.autoscaling else {
+        return Ok((roles.clone(), None));
+    };
+    let Some(url) = text(&partition.instance.connection, conpaas_keys::URL) else {
+        return Ok((
+            roles.clone(),
+            Some("waiting for the service's url".to_owned()),
+        ));
+    };
+    let page = format!("{}{}", url.trim_end_matches('/'), policy.path);
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            // A failing page counts with the time it took to fail.
+            let _ = ctx.fetcher.download(&page, &mut std::io::sink());
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let measured = times[times.len() / 2];
+    let marker = ctx.inside(Path::new(AUTOSCALED))?;
+    let now = now_seconds();
+    let since = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map(|last| now.saturating_sub(last));
+    let count = roles.get(&policy.role).copied().unwrap_or(0);
+    let decision = autoscale::decide(&policy, count, measured, since);
+    let kind = &config.spec.kind;
+    let scaled = match decision {
+        autoscale::Decision::Up => service::add_nodes(kind, roles, &policy.role, 1),
+        autoscale::Decision::Down => service::remove_nodes(kind, roles, &policy.role, 1),
+        autoscale::Decision::Stay => Ok(roles.clone()),
+    }
+    .map_err(|e| format!("autoscaling: {e}"))?;
+    if decision != autoscale::Decision::Stay {
+        write_file(&marker, now.to_string().as_bytes(), 0o600)?;
+        tracing::info!(role = %policy.role, ?decision, measured, "autoscaling");
+    }
+    let status = format!(
+        "{} {}..{}: {count} nodes, {measured:.0} ms for {} ms",
+        policy.role, policy.min, policy.max, policy.response_time
+    );
+    Ok((scaled, Some(status)))
 }
 
 /// An agent as the manager sees it.
@@ -542,6 +623,19 @@ pub fn act(
                 .map_err(|e| format!("cannot publish: {e}"))?;
             Ok(listed(&outcome, &new))
         }
+        "on_autoscaling" | "off_autoscaling" => {
+            let mut settings = read_settings(&config.directory)?;
+            settings.autoscaling = if name == "on_autoscaling" {
+                let policy = policy_of(parameters, &config.spec.kind)?;
+                Some(policy)
+            } else {
+                None
+            };
+            let path = config.directory.join(SETTINGS);
+            let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
+            write_file(&path, &text, 0o600)?;
+            Ok(serde_json::json!({ "autoscaling": settings.autoscaling }))
+        }
         "run" | "interrupt" | "cleanup" => {
             if config.spec.kind != "generic" {
                 return Err(format!(
@@ -603,6 +697,44 @@ pub fn act(
         }
         other => Err(format!("a manager has no action {other:?}")),
     }
+}
+
+/// An autoscaling policy from an action's parameters (numbers as numbers or strings).
+fn policy_of(parameters: &api::Parameters, kind: &str) -> Result<autoscale::Policy, String> {
+    let number = |key: &str| -> Result<Option<f64>, String> {
+        match parameters.get(key) {
+            None => Ok(None),
+            Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
+            Some(serde_json::Value::String(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{key} {s:?} is not a number")),
+            Some(other) => Err(format!("{key} {other} is not a number")),
+        }
+    };
+    let whole = |key: &str, default: u64| -> Result<u64, String> {
+        match number(key)? {
+            None => Ok(default),
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 1e9 => Ok(n as u64),
+            Some(n) => Err(format!("{key} {n} is not a whole number")),
+        }
+    };
+    let role = text(parameters, "role").ok_or("give the role: --param role=ROLE")?;
+    service::add_nodes(kind, &BTreeMap::new(), &role, 1).map_err(|e| e.to_string())?;
+    let count = |key: &str| -> Result<u32, String> {
+        u32::try_from(whole(key, 1)?).map_err(|_| format!("{key}: too many"))
+    };
+    let policy = autoscale::Policy {
+        min: count("min")?,
+        max: count("max")?,
+        response_time: number("response_time")?
+            .ok_or("give the response time aimed at: --param response_time=MS")?,
+        path: text(parameters, "path").unwrap_or_else(|| "/".to_owned()),
+        cool_down: whole("cool_down", 60)?,
+        role,
+    };
+    policy.check().map_err(|e| e.to_string())?;
+    Ok(policy)
 }
 
 /// Waits until every balancer took the new set of addresses (so that no request goes to
