@@ -106,6 +106,25 @@ pub struct AppService {
     pub connection: crate::Parameters,
 }
 
+/// A ConPaaS service type and the release it runs (`GET /v1/apps/types`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppType {
+    pub name: String,
+    /// The release its services run; none: manifests of this type are refused.
+    pub release: Option<String>,
+    /// Whether the release is the one Grove ships (not one the admin registered).
+    pub builtin: bool,
+}
+
+/// `PUT /v1/apps/types/{name}`: the release a type runs (none: Grove's own again, or
+/// none at all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppTypeRelease {
+    pub release: Option<String>,
+}
+
 /// Where a ConPaaS manager publishes what `AppService` shows.
 pub mod conpaas_keys {
     /// `true` once every agent asked for has published.

@@ -101,6 +101,8 @@ operations! {
     ReportCapacity => Put "/v1/computers/{reference}/capacity" "reportCapacity",
     DedicateComputer => Put "/v1/computers/{reference}/project" "dedicateComputer",
     DeployApp => Post "/v1/apps" "deployApp",
+    ListAppTypes => Get "/v1/apps/types" "listAppTypes",
+    SetAppType => Put "/v1/apps/types/{name}" "setAppType",
     ListApps => Get "/v1/apps" "listApps",
     AppPartition => Get "/v1/apps/partition" "appPartition",
     AppArchive => Get "/v1/apps/partition/archive" "appArchive",

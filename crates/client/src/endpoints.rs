@@ -352,6 +352,22 @@ impl Client {
         self.answer(&call)
     }
 
+    /// `listAppTypes`: the ConPaaS service types and the releases they run.
+    pub fn list_app_types(&self) -> Result<Vec<apps::AppType>> {
+        self.answer(&Call::new(Operation::ListAppTypes))
+    }
+
+    /// `setAppType` (the admin): the release a ConPaaS service type runs.
+    pub fn set_app_type(&self, name: &str, release: Option<&str>) -> Result<apps::AppType> {
+        self.answer(
+            &Call::new(Operation::SetAppType)
+                .on(name)
+                .body(&apps::AppTypeRelease {
+                    release: release.map(str::to_owned),
+                })?,
+        )
+    }
+
     /// `listApps`: the applications the caller may see.
     pub fn list_apps(&self) -> Result<Vec<apps::AppSummary>> {
         self.answer(&Call::new(Operation::ListApps))

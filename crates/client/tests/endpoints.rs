@@ -56,6 +56,8 @@ const ORDER: &[Operation] = &[
     Operation::CreateSize,
     Operation::ListSizes,
     Operation::DeleteSize,
+    Operation::SetAppType,
+    Operation::ListAppTypes,
     Operation::DeployApp,
     Operation::ListApps,
     Operation::AppPartition,
@@ -627,6 +629,37 @@ fn every_operation_has_a_typed_method_that_works() {
                 admin.delete_size("small").expect("deleted");
                 let gone = admin.delete_size("small").expect_err("gone");
                 assert_eq!(gone.status(), Some(404), "{gone}");
+            }
+            Operation::SetAppType => {
+                let java = admin
+                    .set_app_type("java", Some("https://sr/java.cfg"))
+                    .expect("registered");
+                assert_eq!(java.release.as_deref(), Some("https://sr/java.cfg"));
+                assert!(!java.builtin);
+                let refused = admin
+                    .set_app_type("cobol", Some("https://sr/c.cfg"))
+                    .expect_err("no such type");
+                assert_eq!(refused.status(), Some(400), "{refused}");
+                let php = admin.set_app_type("php", None).expect("Grove's own");
+                assert_eq!(php.release.as_deref(), Some(api::apps::CONPAAS_PHP_RELEASE));
+                assert!(php.builtin);
+            }
+            Operation::ListAppTypes => {
+                let types = admin.list_app_types().expect("types");
+                let shown: Vec<(&str, Option<&str>)> = types
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.release.as_deref()))
+                    .collect();
+                assert_eq!(
+                    shown,
+                    [
+                        ("php", Some(api::apps::CONPAAS_PHP_RELEASE)),
+                        ("java", Some("https://sr/java.cfg")),
+                        ("mysql", Some(api::apps::CONPAAS_MYSQL_RELEASE)),
+                        ("xtreemfs", None),
+                        ("generic", Some(api::apps::CONPAAS_GENERIC_RELEASE)),
+                    ]
+                );
             }
             Operation::DeployApp => {
                 let node = walk.node.as_ref().expect("registered");

@@ -99,6 +99,9 @@ pub(crate) enum AppCommand {
     /// A ConPaaS service's nodes: add, remove, list (its manager's actions).
     #[command(subcommand)]
     Service(crate::conpaas::ServiceCommand),
+    /// ConPaaS service types and the releases they run.
+    #[command(subcommand)]
+    Type(crate::conpaas::TypeCommand),
     /// Run a ConPaaS manager's action (what the manager's `etc/action/` executables run).
     #[command(hide = true)]
     ConpaasAction {
@@ -267,6 +270,7 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
             print_lines(&[format!("application {name} deleted")]).map(|()| ExitCode::SUCCESS)
         }
         AppCommand::Service(command) => crate::conpaas::service(command),
+        AppCommand::Type(command) => crate::conpaas::app_type(command),
         AppCommand::ConpaasAction { config, name } => crate::conpaas::action(&config, &name),
         AppCommand::Agent { config, dir } => {
             grove_node::roboconf::run(&config, &dir)?;

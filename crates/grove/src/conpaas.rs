@@ -36,6 +36,64 @@ pub(crate) enum ServiceCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum TypeCommand {
+    /// Every service type a manifest may name and the release its services run.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Register the release a service type runs (the admin): a manager as software type
+    /// `manager`, its agents as one software type per role.
+    Add {
+        name: String,
+        release: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Forget the release registered for a type (Grove's own again, where it ships one).
+    Remove {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+pub(crate) fn app_type(command: TypeCommand) -> anyhow::Result<ExitCode> {
+    let (types, json) = match command {
+        TypeCommand::List { connection } => {
+            (connection.client()?.list_app_types()?, connection.json)
+        }
+        TypeCommand::Add {
+            name,
+            release,
+            connection,
+        } => (
+            vec![connection.client()?.set_app_type(&name, Some(&release))?],
+            connection.json,
+        ),
+        TypeCommand::Remove { name, connection } => (
+            vec![connection.client()?.set_app_type(&name, None)?],
+            connection.json,
+        ),
+    };
+    if json {
+        return print_json(&types).map(|()| ExitCode::SUCCESS);
+    }
+    let lines: Vec<String> = types
+        .iter()
+        .map(|t| {
+            format!(
+                "{}\t{}{}",
+                t.name,
+                t.release.as_deref().unwrap_or("-"),
+                if t.builtin { "\t(Grove's)" } else { "" }
+            )
+        })
+        .collect();
+    print_lines(&lines).map(|()| ExitCode::SUCCESS)
+}
+
 /// Nodes to add or remove.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Nodes {

@@ -8,6 +8,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::Value;
+
 mod common;
 use common::*;
 
@@ -470,6 +472,52 @@ fn a_generic_services_scripts_are_notified_when_nodes_join_and_leave() {
             (last_notified(&generic_log(&place, title)) == 2).then_some(())
         });
     }
+    daemon.stop();
+    end_processes_in(place.path());
+}
+
+/// The admin registers the release a type runs: a `java` manifest (a type Grove knows
+/// but does not ship) then deploys its manager as an instance of that release.
+#[test]
+fn an_admin_registers_the_release_of_a_type() {
+    let place = Place::new(61);
+    let daemon = up_with(&place, 2);
+    let release = example("hello");
+    let types = place.client_json(&["app", "type", "list"]);
+    let java = types
+        .as_array()
+        .expect("types")
+        .iter()
+        .find(|t| t["name"] == "java")
+        .expect("java")
+        .clone();
+    assert_eq!(java["release"], Value::Null);
+    let added = place.client_json(&["app", "type", "add", "java", &release]);
+    assert_eq!(added[0]["release"], release.as_str());
+    place.client(&["supply", &release, "local"]);
+    let path = place.path().join("java.json");
+    std::fs::write(
+        &path,
+        r#"{"Application": "shop", "Services": [{"Type": "java"}]}"#,
+    )
+    .expect("write");
+    let view = place.client_json(&["app", "deploy", path.to_str().expect("utf-8")]);
+    assert_eq!(view["services"][0]["type"], "java");
+    let manager = place.instance("shop/java");
+    assert_eq!(manager["software_release"], release.as_str());
+    assert_eq!(manager["software_type"], "manager");
+    assert_eq!(manager["parameters"]["type"], "java");
+    // A name the API takes for itself is refused.
+    let reserved = place.client_fails(&[
+        "app",
+        "deploy",
+        path.to_str().expect("utf-8"),
+        "--name",
+        "types",
+    ]);
+    assert!(reserved.contains("is reserved"), "{reserved}");
+    place.client(&["app", "delete", "shop"]);
+    place.client_json(&["app", "type", "remove", "java"]);
     daemon.stop();
     end_processes_in(place.path());
 }

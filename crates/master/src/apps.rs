@@ -348,6 +348,16 @@ pub(crate) struct DeployQuery {
     project: Option<String>,
 }
 
+/// Names the API's own paths take below `/v1/apps/`.
+pub(crate) fn reserved(name: &str) -> Result<(), ApiError> {
+    if matches!(name, "types" | "partition") {
+        return Err(ApiError::bad_request(format!(
+            "application name {name:?} is reserved: choose another with --name"
+        )));
+    }
+    Ok(())
+}
+
 /// `POST /v1/apps?name=&project=`: the body is the application's ZIP, or (sent as
 /// `application/json`) a ConPaaS manifest.
 pub(crate) async fn deploy<S: Store>(
@@ -358,6 +368,9 @@ pub(crate) async fn deploy<S: Store>(
     body: Bytes,
 ) -> Result<(StatusCode, Json<wire::AppView>), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(name) = &query.name {
+        reserved(name)?;
+    }
     let owner = match caller {
         Principal::Admin { id } | Principal::User { id } => id,
         _ => {
@@ -388,6 +401,7 @@ pub(crate) async fn deploy<S: Store>(
         .or_else(|| app.descriptor.name.clone())
         .unwrap_or_default();
     validate_name("application name", &name)?;
+    reserved(&name)?;
     let mut deployment = Deployment::new(&app);
     deployment.archive = sha256_hex(&body);
     deployment.project = project.as_ref().map(|p| p.name.clone());

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use grove_api as api;
 use grove_api::apps::{self as wire, conpaas_keys};
@@ -16,8 +17,9 @@ use grove_store::{ApplicationRow, NewApplication, ProjectRow, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::Master;
+use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::validate_name;
+use crate::routes::{App, Body, Caller, validate_name};
 
 /// What the store keeps of a ConPaaS application, beside its manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,15 +58,81 @@ fn refusal(report: &manifest::Report) -> ApiError {
     ApiError::bad_request(format!("the manifest is not valid: {}", errors.join("; ")))
 }
 
-/// The release each service runs: the one Grove ships for its type, else none (a type
-/// Grove knows but does not ship).
-fn release_of(kind: &str) -> Result<&'static str, ApiError> {
-    service::builtin_release(kind).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "service type {kind} has no software release on this cloud: Grove ships php, mysql \
-             and generic"
-        ))
-    })
+/// The release each service runs: the one the admin registered for its type, else the
+/// one Grove ships, else none (a type Grove knows but does not ship).
+fn release_of(kind: &str, registered: &BTreeMap<String, String>) -> Result<String, ApiError> {
+    registered
+        .get(kind)
+        .cloned()
+        .or_else(|| service::builtin_release(kind).map(str::to_owned))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "service type {kind} has no software release on this cloud: Grove ships php, \
+                 mysql and generic; the admin registers others (`grove app type add {kind} URL`)"
+            ))
+        })
+}
+
+fn types_view(registered: &BTreeMap<String, String>) -> Vec<wire::AppType> {
+    manifest::TYPES
+        .iter()
+        .map(|(name, _)| {
+            let release = release_of(name, registered).ok();
+            wire::AppType {
+                name: (*name).to_owned(),
+                builtin: release.is_some() && !registered.contains_key(*name),
+                release,
+            }
+        })
+        .collect()
+}
+
+/// `GET /v1/apps/types`: users and the admin.
+pub(crate) async fn list_types<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<wire::AppType>>, ApiError> {
+    if !matches!(caller, Principal::Admin { .. } | Principal::User { .. }) {
+        return Err(ApiError::forbidden(
+            "only users and the admin read service types",
+        ));
+    }
+    Ok(Json(types_view(&m.store.app_types().await?)))
+}
+
+/// `PUT /v1/apps/types/{name}`: the admin registers the release a type runs.
+pub(crate) async fn set_type<S: Store>(
+    State(m): App<S>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Body(asked): Body<wire::AppTypeRelease>,
+) -> Result<Json<wire::AppType>, ApiError> {
+    if !matches!(caller, Principal::Admin { .. }) {
+        return Err(ApiError::forbidden(
+            "only the cloud admin registers service types",
+        ));
+    }
+    if !manifest::TYPES.iter().any(|(t, _)| *t == name) {
+        let known: Vec<&str> = manifest::TYPES.iter().map(|(t, _)| *t).collect();
+        return Err(ApiError::bad_request(format!(
+            "service type {name:?} is none a manifest may name: {}",
+            known.join(", ")
+        )));
+    }
+    if let Some(release) = &asked.release
+        && (release.trim().is_empty() || release.chars().any(char::is_whitespace))
+    {
+        return Err(ApiError::bad_request(format!(
+            "release {release:?}: a URL or an absolute path, without spaces"
+        )));
+    }
+    m.store.set_app_type(name.clone(), asked.release).await?;
+    let registered = m.store.app_types().await?;
+    types_view(&registered)
+        .into_iter()
+        .find(|t| t.name == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::internal("the type left"))
 }
 
 /// `POST /v1/apps` with a manifest (`application/json`).
@@ -83,7 +151,9 @@ pub(crate) async fn deploy<S: Store>(
     };
     let name = name.unwrap_or_else(|| plan.application.clone());
     validate_name("application name", &name)?;
+    crate::apps::reserved(&name)?;
     // Everything is checked before anything is created.
+    let registered = m.store.app_types().await?;
     let mut specs = Vec::new();
     let mut services = Vec::new();
     for index in 0..plan.services.len() {
@@ -104,7 +174,7 @@ pub(crate) async fn deploy<S: Store>(
         services.push(ServiceModel {
             name: spec.service.clone(),
             kind: spec.kind.clone(),
-            release: release_of(&spec.kind)?.to_owned(),
+            release: release_of(&spec.kind, &registered)?,
         });
         specs.push(spec);
     }

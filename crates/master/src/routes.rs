@@ -87,6 +87,8 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
         Operation::ShowAction => on(filter, actions::show::<S>),
         Operation::FinishAction => on(filter, actions::finish::<S>),
         Operation::DeployApp => on(filter, apps::deploy::<S>),
+        Operation::ListAppTypes => on(filter, crate::conpaas::list_types::<S>),
+        Operation::SetAppType => on(filter, crate::conpaas::set_type::<S>),
         Operation::ListApps => on(filter, apps::list::<S>),
         Operation::AppPartition => on(filter, apps::partition::<S>),
         Operation::AppArchive => on(filter, apps::archive::<S>),

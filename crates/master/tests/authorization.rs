@@ -151,6 +151,8 @@ fn table() -> Vec<(Case, &'static [Who])> {
         (op(O::ReportCapacity), &[Node]),
         (op(O::DedicateComputer), &[Admin]),
         (op(O::DeployApp), USERS),
+        (op(O::ListAppTypes), USERS),
+        (op(O::SetAppType), &[Admin]),
         (op(O::ListApps), USERS),
         // A root's partition reads its own application.
         (op(O::ShowApp), &[Admin, Owner, AppPartition]),
@@ -629,6 +631,10 @@ fn call(case: Case, cloud: &Cloud, who: Who) -> Result<(), ClientError> {
             Operation::RunAppCommand => c.run_app_command("alpha", "nothing").map(drop),
             Operation::BindApp => c.bind_app("alpha", "X", "alpha", false).map(drop),
             Operation::RunAction => c.run_action(cloud.web, &action_request()).map(drop),
+            Operation::ListAppTypes => c.list_app_types().map(drop),
+            Operation::SetAppType => c
+                .set_app_type("java", Some("https://sr/java.cfg"))
+                .map(drop),
             Operation::ListActions => c.list_actions(cloud.web).map(drop),
             Operation::ShowAction => c.show_action(cloud.action).map(drop),
             Operation::FinishAction => c

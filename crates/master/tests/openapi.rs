@@ -157,6 +157,8 @@ fn schemas_match_the_wire_types() {
     check::<api::apps::AppReaction>(&doc, "AppReaction");
     check::<api::apps::AppBinding>(&doc, "AppBinding");
     check::<api::apps::AppService>(&doc, "AppService");
+    check::<api::apps::AppType>(&doc, "AppType");
+    check::<api::apps::AppTypeRelease>(&doc, "AppTypeRelease");
     check::<api::actions::ActionRequest>(&doc, "ActionRequest");
     check::<api::actions::Action>(&doc, "Action");
     check::<api::actions::PendingAction>(&doc, "PendingAction");
@@ -166,7 +168,7 @@ fn schemas_match_the_wire_types() {
         .expect("schemas")
         .len();
     assert_eq!(
-        documented, 68,
+        documented, 70,
         "a schema was added or removed: check it here too"
     );
 }

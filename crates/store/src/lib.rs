@@ -523,6 +523,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<i64>> + Send;
     fn delete_application(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
 
+    /// The releases the admin registered for ConPaaS service types, by type.
+    fn app_types(&self) -> impl Future<Output = Result<BTreeMap<String, String>>> + Send;
+    /// Registers the release of a ConPaaS service type (none: removes it).
+    fn set_app_type(
+        &self,
+        name: String,
+        release: Option<String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     // Instance actions.
     /// Asks an instance for an action (refused, `Conflict`, for a destroyed or shared
     /// instance, or one without a partition); its id and what changed.

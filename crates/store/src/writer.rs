@@ -831,6 +831,17 @@ impl Store for Db {
         self.write(Op::DeleteApplication(id)).await.map(|_| ())
     }
 
+    async fn app_types(&self) -> Result<BTreeMap<String, String>> {
+        Ok(match self.reads.setting(rules::APP_TYPES).await? {
+            Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+            None => BTreeMap::new(),
+        })
+    }
+
+    async fn set_app_type(&self, name: String, release: Option<String>) -> Result<()> {
+        self.write(Op::SetAppType(name, release)).await.map(|_| ())
+    }
+
     async fn request_action(
         &self,
         instance: i64,

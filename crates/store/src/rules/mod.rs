@@ -27,6 +27,9 @@ use grove_scheduler::{Policy, SeededDice};
 use crate::tx::{Holder, Tx};
 use crate::{Changed, Requester, Result};
 
+/// The setting that maps ConPaaS service types to the releases the admin registered.
+pub(crate) const APP_TYPES: &str = "conpaas_types";
+
 /// A mutation.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -92,6 +95,9 @@ pub(crate) enum Op {
         report: String,
     },
     DeleteApplication(i64),
+    /// The software release a ConPaaS service type runs (none: Grove's own again), in the
+    /// map of them kept as one setting, changed in the writer's transaction.
+    SetAppType(String, Option<String>),
     /// An action asked of an instance: its node wakes to run it.
     RequestAction {
         instance: i64,
@@ -338,6 +344,19 @@ async fn apply_op(
         Op::DeleteApplication(id) => {
             changed.application(id);
             tx.delete_application(id).await?;
+            Answer::Nothing
+        }
+        Op::SetAppType(name, release) => {
+            let mut types: BTreeMap<String, String> = match tx.setting(APP_TYPES).await? {
+                Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+                None => BTreeMap::new(),
+            };
+            match release {
+                Some(release) => types.insert(name, release),
+                None => types.remove(&name),
+            };
+            let text = serde_json::to_string(&types).unwrap_or_else(|_| "{}".to_owned());
+            tx.set_setting(APP_TYPES, &text).await?;
             Answer::Nothing
         }
         Op::RequestAction {
