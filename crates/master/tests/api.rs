@@ -491,6 +491,47 @@ fn children_follow_their_root_and_are_collected(t: TestMaster) {
     );
 }
 
+/// A ConPaaS service's manager publishing wakes the application's other services once
+/// (a web service learns its database's address); publishing the same again does not.
+fn a_conpaas_service_publishing_wakes_its_siblings(t: TestMaster) {
+    let alice = t.user("alice");
+    let node = t.computer(&alice, "COMP-1", 3, SR);
+    let manifest = json!({"Application": "shop", "Services": [
+        {"Type": "mysql", "ServiceName": "db"},
+        {"Type": "php", "ServiceName": "web"},
+    ]});
+    let view = t.ok("POST", "/v1/apps", &alice, Some(&manifest));
+    let (db, web) = (&view["roots"]["db"], &view["roots"]["web"]);
+    let show = |id: &Value| t.ok("GET", &format!("/v1/instances/{id}"), &alice, None);
+    let db_partition = show(db)["partition"].as_str().expect("placed").to_owned();
+    let index: usize = db_partition
+        .trim_start_matches("slappart")
+        .parse()
+        .expect("slappartN");
+    let token = t.partition_token(&node, "COMP-1", index);
+    let before = show(web)["timestamp"].as_i64();
+    let publish = json!({"parameters": {"address": "10.0.0.2:3306"}});
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{db}/connection"),
+        &token,
+        Some(&publish),
+    );
+    let woken = show(web)["timestamp"].as_i64();
+    assert!(woken > before, "the web service runs again");
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{db}/connection"),
+        &token,
+        Some(&publish),
+    );
+    assert_eq!(
+        show(web)["timestamp"].as_i64(),
+        woken,
+        "nothing new, no wake"
+    );
+}
+
 fn the_change_stream_wakes_a_waiting_node(t: TestMaster) {
     let alice = t.user("alice");
     let node = t.computer(&alice, "COMP-1", 1, SR);
@@ -1188,6 +1229,7 @@ on_both_backends!(
     supply_and_remove_follow_the_node_reports,
     shared_instances_attach_to_a_host_which_publishes_for_them,
     children_follow_their_root_and_are_collected,
+    a_conpaas_service_publishing_wakes_its_siblings,
     the_change_stream_wakes_a_waiting_node,
     a_restart_keeps_everything,
     malformed_and_oversized_requests_are_refused_with_json,

@@ -205,6 +205,22 @@ impl Tx<'_> {
         Ok(generation)
     }
 
+    /// The other services' managers of the ConPaaS application whose service `instance`
+    /// is the manager of.
+    pub(crate) async fn conpaas_siblings(&mut self, instance: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT o.instance_id FROM application_roots r \
+             JOIN applications a ON a.id = r.application_id AND a.kind = $1 \
+             JOIN application_roots o ON o.application_id = r.application_id \
+             WHERE r.instance_id = $2 AND o.instance_id IS NOT NULL AND o.instance_id <> $2",
+        )
+        .bind(CONPAAS)
+        .bind(instance)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     pub(crate) async fn delete_application(&mut self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM application_roots WHERE application_id = $1")
             .bind(id)

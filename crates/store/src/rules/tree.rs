@@ -49,7 +49,8 @@ pub(super) async fn keep_children(
 }
 
 /// An instance's connection parameters: its requester runs again with them, and its
-/// computer's document shows them.
+/// computer's document shows them. A ConPaaS service's manager publishing wakes the
+/// application's other services (a web service learns its database's address).
 pub(super) async fn publish(
     tx: &mut Tx<'_>,
     id: i64,
@@ -63,6 +64,9 @@ pub(super) async fn publish(
     tx.set_connection(id, parameters).await?;
     if let Some(parent) = loaded.instance.parent {
         touch(tx, parent, changed).await?;
+    }
+    for sibling in tx.conpaas_siblings(id).await? {
+        touch(tx, sibling, changed).await?;
     }
     if let Some(computer) = loaded.computer_id {
         changed.document(computer);
