@@ -637,9 +637,11 @@ fn every_operation_has_a_typed_method_that_works() {
                 assert_eq!(java.release.as_deref(), Some("https://sr/java.cfg"));
                 assert!(!java.builtin);
                 let refused = admin
-                    .set_app_type("cobol", Some("https://sr/c.cfg"))
-                    .expect_err("no such type");
+                    .set_app_type("a b", Some("https://sr/c.cfg"))
+                    .expect_err("not a name");
                 assert_eq!(refused.status(), Some(400), "{refused}");
+                let unknown = admin.set_app_type("cobol", None).expect_err("no such type");
+                assert_eq!(unknown.status(), Some(404), "{unknown}");
                 let php = admin.set_app_type("php", None).expect("Grove's own");
                 assert_eq!(php.release.as_deref(), Some(api::apps::CONPAAS_PHP_RELEASE));
                 assert!(php.builtin);

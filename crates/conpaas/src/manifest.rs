@@ -146,6 +146,9 @@ pub const MAX_COUNT: u32 = 1000;
 struct Checker<'t> {
     text: &'t str,
     out: Vec<Diagnostic>,
+    /// Types the cloud's admin registered beside ConPaaS's, whose roles are the
+    /// release's business (any role is taken).
+    extra: &'t [String],
 }
 
 impl Checker<'_> {
@@ -205,9 +208,16 @@ fn what(value: &Value<'_>) -> &'static str {
 
 /// Checks a manifest's text.
 pub fn check(text: &str) -> Report {
+    check_with(text, &[])
+}
+
+/// Checks a manifest's text where the admin registered `extra` service types beside
+/// ConPaaS's (any role of theirs is taken).
+pub fn check_with(text: &str, extra: &[String]) -> Report {
     let mut c = Checker {
         text,
         out: Vec::new(),
+        extra,
     };
     let strict = ParseOptions {
         allow_comments: false,
@@ -353,11 +363,16 @@ fn service(c: &mut Checker<'_>, index: usize, value: &Value<'_>) -> Option<Servi
         );
         return None;
     };
-    let known: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
-    let kind = match get(object, "Type") {
+    let known: Vec<&str> = TYPES
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(c.extra.iter().map(String::as_str))
+        .collect();
+    let kind: Option<(String, Option<&[&str]>)> = match get(object, "Type") {
         Some(Value::StringLit(s)) if !s.value.is_empty() => {
             match TYPES.iter().find(|(t, _)| *t == s.value) {
-                Some(found) => Some(found),
+                Some((name, roles)) => Some(((*name).to_owned(), Some(*roles))),
+                None if c.extra.iter().any(|e| *e == s.value) => Some((s.value.to_string(), None)),
                 None => {
                     c.push(
                         Code::MANIFEST_UNKNOWN_SERVICE_TYPE,
@@ -393,10 +408,11 @@ fn service(c: &mut Checker<'_>, index: usize, value: &Value<'_>) -> Option<Servi
             None
         }
     };
-    let startup = startup_instances(c, &at, get(object, "StartupInstances"), kind.map(|k| k.1));
+    let roles = kind.as_ref().and_then(|k| k.1);
+    let startup = startup_instances(c, &at, get(object, "StartupInstances"), roles);
     let (name, _) = kind?;
     Some(Service {
-        kind: (*name).to_owned(),
+        kind: name,
         name: text_of(get(object, "ServiceName")),
         startup_instances: startup?,
         archive: text_of(get(object, "Archive")),

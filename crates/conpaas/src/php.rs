@@ -67,7 +67,7 @@ pub fn proxy_nginx(listen: &str, backends: &[String], dirs: &Dirs<'_>) -> String
     for backend in backends {
         let _ = writeln!(
             text,
-            "        server {backend} max_fails=1 fail_timeout=2s;"
+            "        server {backend} max_fails=3 fail_timeout=1s;"
         );
     }
     let _ = write!(
@@ -184,8 +184,8 @@ mod tests {
             &dirs,
         );
         assert!(text.contains("pid \"/srv/p/var/run/nginx.pid\";"));
-        assert!(text.contains("server 10.0.0.2:8000 max_fails=1 fail_timeout=2s;"));
-        assert!(text.contains("server 10.0.0.3:8000 max_fails=1 fail_timeout=2s;"));
+        assert!(text.contains("server 10.0.0.2:8000 max_fails=3 fail_timeout=1s;"));
+        assert!(text.contains("server 10.0.0.3:8000 max_fails=3 fail_timeout=1s;"));
         assert!(text.contains("listen 10.0.0.1:8080;"));
         assert!(text.contains("proxy_next_upstream error timeout"));
         let empty = proxy_nginx("10.0.0.1:8080", &[], &dirs);

@@ -11,7 +11,8 @@ use crate::client::{Connection, print_json, print_lines, titled};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ActionArgs {
-    /// The instance: its title (yours, or with --project the project's) or its id.
+    /// The instance: its title (yours, or with --project the project's), its id, or a
+    /// ConPaaS application of one service (`APP/SERVICE` names a service's manager).
     instance: String,
     /// The action: an executable of the instance's `etc/action/`.
     name: String,
@@ -75,12 +76,35 @@ pub(crate) fn run_action(
     Ok(action)
 }
 
+/// The instance `name` names: an instance's title, else a ConPaaS application's only
+/// service (its manager; `APP/SERVICE` is the manager's title).
+fn target(client: &Client, name: &str, project: Option<&str>) -> anyhow::Result<i64> {
+    let by_title = titled(client, name, project);
+    let Err(error) = by_title else {
+        return by_title.map(|i| i.id);
+    };
+    let Ok(app) = client.show_app(name) else {
+        return Err(error);
+    };
+    match app.services.as_slice() {
+        [one] => Ok(one.instance),
+        [] => Err(error),
+        many => {
+            let names: Vec<String> = many.iter().map(|s| format!("{name}/{}", s.name)).collect();
+            bail!(
+                "application {name} has several services: name one of {}",
+                names.join(", ")
+            )
+        }
+    }
+}
+
 pub(crate) fn run(args: ActionArgs) -> anyhow::Result<ExitCode> {
     let client = args.connection.client()?;
     let parameters = parameters(&args)?;
     let id = match args.instance.parse::<i64>() {
         Ok(id) => id,
-        Err(_) => titled(&client, &args.instance, args.project.as_deref())?.id,
+        Err(_) => target(&client, &args.instance, args.project.as_deref())?,
     };
     let action = run_action(
         &client,

@@ -109,6 +109,12 @@ pub(crate) enum AppCommand {
         config: PathBuf,
         name: String,
     },
+    /// Print the end of a ConPaaS agent's logs (its `get_logs` action).
+    #[command(hide = true)]
+    ConpaasLogs {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Run a root instance's partition (the service the built-in release installs).
     #[command(hide = true)]
     Agent {
@@ -272,6 +278,9 @@ pub(crate) fn run(command: AppCommand) -> anyhow::Result<ExitCode> {
         AppCommand::Service(command) => crate::conpaas::service(command),
         AppCommand::Type(command) => crate::conpaas::app_type(command),
         AppCommand::ConpaasAction { config, name } => crate::conpaas::action(&config, &name),
+        AppCommand::ConpaasLogs { dir } => {
+            print_json(&grove_recipes::conpaas::logs(&dir)).map(|()| ExitCode::SUCCESS)
+        }
         AppCommand::Agent { config, dir } => {
             grove_node::roboconf::run(&config, &dir)?;
             Ok(ExitCode::SUCCESS)

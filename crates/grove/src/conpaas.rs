@@ -121,8 +121,23 @@ pub(crate) fn deploy(
     connection: &Connection,
 ) -> anyhow::Result<ExitCode> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    // Checked here first: a broken manifest needs no master to be refused.
-    let report = grove_conpaas::manifest::check(&String::from_utf8_lossy(&text));
+    // Checked here first: a broken manifest needs no master to be refused. A type this
+    // Grove does not know may be one the cloud's admin registered: the master says.
+    let manifest_text = String::from_utf8_lossy(&text).into_owned();
+    let mut report = grove_conpaas::manifest::check(&manifest_text);
+    let unknown_types_only = report.diagnostics.iter().all(|d| {
+        d.level != grove_conpaas::manifest::Level::Error
+            || d.code == grove_conpaas::manifest::Code::MANIFEST_UNKNOWN_SERVICE_TYPE
+    });
+    // Without a master to ask, the types are this Grove's: its verdict stands.
+    if !report.valid
+        && unknown_types_only
+        && let Ok(client) = connection.client()
+        && let Ok(types) = client.list_app_types()
+    {
+        let extra: Vec<String> = types.into_iter().map(|t| t.name).collect();
+        report = grove_conpaas::manifest::check_with(&manifest_text, &extra);
+    }
     if !report.valid {
         let errors: Vec<String> = report
             .diagnostics

@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -223,66 +222,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
-}
-
-/// A node of its own in the place: roots, addresses (`127.78.<net>.<first>`) and users.
-fn own_node(
-    apart: &Apart<'_>,
-    name: &str,
-    partitions: u32,
-    first: u8,
-    users: &str,
-) -> (PathBuf, Daemon) {
-    let place = apart.place;
-    let config = place.path().join(format!("{name}.toml"));
-    let registered = grove()
-        .args([
-            "node",
-            "register",
-            name,
-            "--partitions",
-            &partitions.to_string(),
-        ])
-        .args([
-            "--master-url",
-            &apart.urls,
-            "--token",
-            &apart.admin,
-            "--json",
-        ])
-        .arg("--ca-cert")
-        .arg(&apart.ca)
-        .arg("--config")
-        .arg(&config)
-        .arg("--software-root")
-        .arg(place.path().join(format!("{name}/software")))
-        .arg("--instance-root")
-        .arg(place.path().join(format!("{name}/instance")))
-        .output()
-        .expect("runs");
-    assert!(
-        registered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&registered.stderr)
-    );
-    let env = |command: &mut Command| {
-        place.node_env(command);
-        command
-            .env(
-                "GROVE_NODE_IPV4_BASE",
-                format!("127.78.{}.{first}", place.net),
-            )
-            .env("GROVE_NODE_USER_BASE", users);
-    };
-    let mut format = grove();
-    format.args(["node", "format", "--config"]).arg(&config);
-    env(&mut format);
-    assert!(format.status().expect("runs").success());
-    let mut node = grove();
-    node.arg("node").arg("--config").arg(&config);
-    env(&mut node);
-    let daemon = Daemon::spawn(node, place.path().join(format!("{name}.log")));
-    (config, daemon)
 }
 
 /// Which backends answer through the balancer, in a few requests.

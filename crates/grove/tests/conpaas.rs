@@ -3,8 +3,6 @@
 //! the code archive the test serves on loopback, nodes added and removed through the
 //! manager's actions while requests keep being answered.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,37 +10,6 @@ use serde_json::Value;
 
 mod common;
 use common::*;
-
-/// Serves each `(path, body)` on a loopback port, from a thread of its own (404 for any
-/// other path); the base URL.
-fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 4096];
-            let read = stream.read(&mut request).unwrap_or(0);
-            let line = String::from_utf8_lossy(&request[..read]);
-            let path = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
-                Some((_, body)) => ("200 OK", body.clone()),
-                None => ("404 Not Found", Vec::new()),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    base
-}
 
 /// An example's manifest with its URLs pointing at `base`, written in the place.
 fn manifest(place: &Place, example: &Path, name: &str, base: &str) -> String {
@@ -59,19 +26,9 @@ fn example_dir(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-/// The example's code as a `.tar.gz`, made with the system's tar.
+/// The example's code as a `.tar.gz`.
 fn code_archive(place: &Place, code: &Path) -> Vec<u8> {
-    let archive = place.path().join("code.tar.gz");
-    let status = std::process::Command::new("tar")
-        .arg("czf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(code)
-        .arg(".")
-        .status()
-        .expect("tar runs");
-    assert!(status.success());
-    std::fs::read(archive).expect("archive")
+    tar_gz(code, &place.path().join("code.tar.gz"))
 }
 
 fn need(program: &str, package: &str) {
@@ -100,10 +57,25 @@ fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
     let place = Place::new(56);
     let daemon = up_with(&place, 6);
     let examples = example_dir("sudoku");
-    let base = serve(vec![(
-        "/sudoku.tar.gz",
-        code_archive(&place, &examples.join("code")),
-    )]);
+    // A second code version: the same page, titled "Sudoku v2".
+    let second = place.path().join("code-v2");
+    std::fs::create_dir(&second).expect("mkdir");
+    let page = std::fs::read_to_string(examples.join("code/index.php")).expect("page");
+    std::fs::write(
+        second.join("index.php"),
+        page.replace("\"Sudoku\\n\"", "\"Sudoku v2\\n\""),
+    )
+    .expect("write");
+    let base = serve(vec![
+        (
+            "/sudoku.tar.gz",
+            code_archive(&place, &examples.join("code")),
+        ),
+        (
+            "/sudoku-v2.tar.gz",
+            tar_gz(&second, &place.path().join("v2.tar.gz")),
+        ),
+    ]);
     let path = manifest(&place, &examples, "sudoku.json", &base);
 
     let view = place.client_json(&["app", "deploy", &path, "--wait", "--timeout", "60"]);
@@ -204,6 +176,42 @@ fn a_php_manifest_serves_its_code_through_the_proxy_and_scales() {
         "{roboconf_only}"
     );
 
+    // Code versions: the manifest's is code-1; a second is uploaded, enabled, served.
+    let action = |args: &[&str]| {
+        let mut all = vec!["action", "sudoku"];
+        all.extend_from_slice(args);
+        place.client_json(&all)
+    };
+    let uploaded = action(&[
+        "upload_code_version",
+        "--param",
+        &format!("url={base}/sudoku-v2.tar.gz"),
+    ]);
+    assert_eq!(uploaded["result"]["versions"][1]["version"], "code-2");
+    assert_eq!(uploaded["result"]["versions"][1]["active"], false);
+    action(&["enable_code", "--param", "version=code-2"]);
+    eventually("the second code version served", || {
+        get(&proxy)?.starts_with("Sudoku v2\n").then_some(())
+    });
+    let listed = action(&["list_code_versions"]);
+    assert_eq!(listed["result"]["versions"][0]["active"], false);
+    assert_eq!(listed["result"]["versions"][1]["active"], true);
+    let refused = place.client_fails(&[
+        "action",
+        "sudoku",
+        "delete_code_version",
+        "--param",
+        "version=code-2",
+    ]);
+    assert!(refused.contains("code-2 is enabled"), "{refused}");
+    // The agents' logs, through the manager (the agents take that call from it only).
+    let logs = action(&["get_logs"]);
+    let fpm = logs["result"]["web-1"]["var/log/php-fpm.log"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(fpm.contains("ready to handle connections"), "{logs}");
+    assert!(logs["result"]["proxy-1"].is_object(), "{logs}");
+
     // Deleting the application destroys the manager and its agents.
     place.client(&["app", "delete", "sudoku"]);
     eventually("every instance destroyed", || {
@@ -274,6 +282,116 @@ fn a_php_page_reads_what_the_mysql_dump_loaded() {
     });
     place.client(&["app", "delete", "wordpress"]);
     daemon.stop();
+    end_processes_in(place.path());
+}
+
+/// Over HTTPS with a master and two nodes apart: the web nodes `add_nodes` asks for are
+/// placed over both nodes, requests through the proxy reach all three; the agents take actions
+/// from their manager only (its partition's certificate), never from the admin.
+#[test]
+fn web_nodes_spread_over_two_nodes_and_take_calls_from_their_manager_only() {
+    need("nginx", "nginx");
+    need("php-fpm", "php-fpm");
+    let place = Place::new(62);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (apart, master) = Apart::master(&place, &listen, &format!("https://{listen}"));
+    // Five instances on six partitions of two nodes: the web nodes land on both.
+    let (_, node_a) = own_node(&apart, "node-a", 3, 1, "gt62a");
+    let (_, node_b) = own_node(&apart, "node-b", 3, 101, "gt62b");
+    eventually("both nodes to declare their partitions", || {
+        let computers = apart.client(&["computer", "list"]);
+        (computers.as_array().map(Vec::len) == Some(2)).then_some(())
+    });
+    let examples = example_dir("sudoku");
+    let base = serve(vec![(
+        "/sudoku.tar.gz",
+        code_archive(&place, &examples.join("code")),
+    )]);
+    let path = manifest(&place, &examples, "sudoku.json", &base);
+    let view = apart.client(&["app", "deploy", &path, "--wait", "--timeout", "60"]);
+    let proxy = text(&view["services"][0]["connection"], "url");
+    apart.client(&[
+        "app",
+        "service",
+        "add-nodes",
+        "sudoku",
+        "web",
+        "--role",
+        "web",
+        "--count",
+        "2",
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    let instances = apart.client(&["service", "list"]);
+    let computer_of = |title: &str| {
+        instances
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|i| i["title"] == title)
+            .and_then(|i| i["computer"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let computers: std::collections::BTreeSet<String> = ["web-1", "web-2", "web-3"]
+        .iter()
+        .map(|t| computer_of(t))
+        .collect();
+    assert_eq!(computers, ["node-a".to_owned(), "node-b".to_owned()].into());
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        seen.insert(served_by(&proxy).expect("served"));
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // The admin may not call an agent; its manager, with its partition's certificate, may.
+    let refused = apart.client_fails(&["action", "web-1", "status"]);
+    assert!(
+        refused.contains("takes actions from its manager only"),
+        "{refused}"
+    );
+    let manager = apart.client(&["service", "info", "sudoku/web"]);
+    let partition = text(&manager, "partition");
+    let config = place
+        .path()
+        .join(text(&manager, "computer"))
+        .join("instance")
+        .join(partition)
+        .join(grove_recipes::conpaas::MANAGER_CONFIG);
+    let config: grove_recipes::conpaas::ManagerConfig =
+        serde_json::from_str(&std::fs::read_to_string(config).expect("manager.json"))
+            .expect("manager.json");
+    assert!(
+        config.connection.certificate.is_some(),
+        "the manager has a certificate"
+    );
+    assert!(config.connection.token.is_none());
+    let as_manager = config.connection.client().expect("the manager's client");
+    let web_1 = instances
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["title"] == "web-1")
+        .and_then(|i| i["id"].as_i64())
+        .expect("web-1");
+    let accepted = as_manager
+        .run_action(
+            web_1,
+            &grove_api::actions::ActionRequest {
+                name: "status".to_owned(),
+                parameters: Default::default(),
+                wait: Some(30),
+            },
+        )
+        .expect("the manager's call is taken");
+    assert_eq!(
+        accepted.error.as_deref(),
+        Some("the instance has no action \"status\" (etc/action/status is missing)")
+    );
+    node_a.stop();
+    node_b.stop();
+    master.stop();
     end_processes_in(place.path());
 }
 
@@ -518,6 +636,35 @@ fn an_admin_registers_the_release_of_a_type() {
     assert!(reserved.contains("is reserved"), "{reserved}");
     place.client(&["app", "delete", "shop"]);
     place.client_json(&["app", "type", "remove", "java"]);
+    // A type of the admin's own: its manifests deploy, any role taken.
+    place.client_json(&["app", "type", "add", "hello", &release]);
+    let own = place.path().join("own.json");
+    std::fs::write(
+        &own,
+        r#"{"Application": "greetings", "Services": [{"Type": "hello", "StartupInstances": {"greeter": 1}}]}"#,
+    )
+    .expect("write");
+    let view = place.client_json(&["app", "deploy", own.to_str().expect("utf-8")]);
+    assert_eq!(view["services"][0]["type"], "hello");
+    assert_eq!(
+        place.instance("greetings/hello")["software_release"],
+        release.as_str()
+    );
+    let unknown = place.path().join("unknown.json");
+    std::fs::write(
+        &unknown,
+        r#"{"Application": "x", "Services": [{"Type": "nope"}]}"#,
+    )
+    .expect("write");
+    let refused = place.client_fails(&["app", "deploy", unknown.to_str().expect("utf-8")]);
+    assert!(
+        refused.contains("MANIFEST_UNKNOWN_SERVICE_TYPE"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("hello"),
+        "the admin's types are named: {refused}"
+    );
     daemon.stop();
     end_processes_in(place.path());
 }

@@ -67,6 +67,19 @@ async fn may_act<S: Store>(
     instance: &api::Instance,
     rights: &[Access],
 ) -> Result<(), ApiError> {
+    // A ConPaaS service's agents take calls from their manager only.
+    let agent = grove_api::apps::BUILTIN_RELEASES.contains(&instance.software_release.as_str())
+        && instance.software_release != grove_api::apps::ROBOCONF_RELEASE
+        && instance.software_type != grove_conpaas::service::MANAGER;
+    if agent {
+        return match caller {
+            Principal::Partition { instance: me, .. } if instance.parent == Some(*me) => Ok(()),
+            _ => Err(ApiError::forbidden(format!(
+                "instance {} is an agent of a ConPaaS service: it takes actions from its manager only",
+                instance.id
+            ))),
+        };
+    }
     let allowed = match caller {
         Principal::Admin { .. } => true,
         Principal::User { .. } => match &instance.project {

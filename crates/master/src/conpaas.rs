@@ -74,13 +74,19 @@ fn release_of(kind: &str, registered: &BTreeMap<String, String>) -> Result<Strin
 }
 
 fn types_view(registered: &BTreeMap<String, String>) -> Vec<wire::AppType> {
+    let others = registered
+        .keys()
+        .filter(|k| !manifest::TYPES.iter().any(|(t, _)| t == k))
+        .map(String::as_str);
     manifest::TYPES
         .iter()
-        .map(|(name, _)| {
+        .map(|(name, _)| *name)
+        .chain(others)
+        .map(|name| {
             let release = release_of(name, registered).ok();
             wire::AppType {
-                name: (*name).to_owned(),
-                builtin: release.is_some() && !registered.contains_key(*name),
+                name: name.to_owned(),
+                builtin: release.is_some() && !registered.contains_key(name),
                 release,
             }
         })
@@ -112,12 +118,11 @@ pub(crate) async fn set_type<S: Store>(
             "only the cloud admin registers service types",
         ));
     }
-    if !manifest::TYPES.iter().any(|(t, _)| *t == name) {
-        let known: Vec<&str> = manifest::TYPES.iter().map(|(t, _)| *t).collect();
-        return Err(ApiError::bad_request(format!(
-            "service type {name:?} is none a manifest may name: {}",
-            known.join(", ")
-        )));
+    // ConPaaS's types, or one of the admin's own: a name like an application's.
+    validate_name("service type", &name)?;
+    let known = manifest::TYPES.iter().any(|(t, _)| *t == name);
+    if !known && asked.release.is_none() && !m.store.app_types().await?.contains_key(&name) {
+        return Err(ApiError::not_found(format!("no service type {name:?}")));
     }
     if let Some(release) = &asked.release
         && (release.trim().is_empty() || release.chars().any(char::is_whitespace))
@@ -145,7 +150,13 @@ pub(crate) async fn deploy<S: Store>(
 ) -> Result<(StatusCode, Json<wire::AppView>), ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the manifest is not UTF-8 text"))?;
-    let report = manifest::check(text);
+    let registered = m.store.app_types().await?;
+    let extra: Vec<String> = registered
+        .keys()
+        .filter(|k| !manifest::TYPES.iter().any(|(t, _)| t == k))
+        .cloned()
+        .collect();
+    let report = manifest::check_with(text, &extra);
     let Some(plan) = report.plan.as_ref().filter(|_| report.valid) else {
         return Err(refusal(&report));
     };
@@ -153,7 +164,6 @@ pub(crate) async fn deploy<S: Store>(
     validate_name("application name", &name)?;
     crate::apps::reserved(&name)?;
     // Everything is checked before anything is created.
-    let registered = m.store.app_types().await?;
     let mut specs = Vec::new();
     let mut services = Vec::new();
     for index in 0..plan.services.len() {

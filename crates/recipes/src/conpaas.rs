@@ -36,8 +36,10 @@ use crate::{Context, Options, Recipe, Registry};
 pub const MANAGER_CONFIG: &str = "etc/conpaas/manager.json";
 /// The node counts by role, as the manager's actions leave them.
 const ROLES: &str = "var/conpaas/roles.json";
-/// What the manager's actions changed of the service: its password, its dump.
+/// What the actions changed of a service: its password, its dump, its code.
 const SETTINGS: &str = "var/conpaas/settings.json";
+/// The service as the manager was given it (its parameters), before any action.
+const GIVEN: &str = "var/conpaas/given.json";
 /// The manager's actions.
 pub const ACTIONS: &[&str] = &[
     "add_nodes",
@@ -51,6 +53,11 @@ pub const ACTIONS: &[&str] = &[
     "cleanup",
     "on_autoscaling",
     "off_autoscaling",
+    "get_logs",
+    "upload_code_version",
+    "list_code_versions",
+    "enable_code",
+    "delete_code_version",
 ];
 /// The members of a generic service as its agents were last told (`{role: [address]}`).
 const MEMBERS: &str = "var/conpaas/members.json";
@@ -67,6 +74,24 @@ struct Settings {
     command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     autoscaling: Option<autoscale::Policy>,
+    /// Code versions uploaded after the manifest's (archive URLs; `code-2` is the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    versions: Vec<String>,
+    /// The code version enabled, when not the manifest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    enabled: Option<String>,
+}
+
+impl Settings {
+    /// Every code version by its id: the manifest's archive is `code-1`.
+    fn code_versions(&self, manifest: Option<&String>) -> Vec<(String, String)> {
+        manifest
+            .into_iter()
+            .chain(&self.versions)
+            .enumerate()
+            .map(|(n, url)| (format!("code-{}", n + 1), url.clone()))
+            .collect()
+    }
 }
 
 fn read_settings(directory: &Path) -> Result<Settings, String> {
@@ -85,7 +110,10 @@ fn with_settings(directory: &Path, mut spec: Spec) -> Result<Spec, String> {
         spec.password = settings.password;
     }
     if settings.dump.is_some() {
-        spec.dump = settings.dump;
+        spec.dump = settings.dump.clone();
+    }
+    if let Some(enabled) = &settings.enabled {
+        spec.archive = Some(enabled.clone());
     }
     Ok(spec)
 }
@@ -143,6 +171,7 @@ fn run(ctx: &Context<'_>) -> Result<(), String> {
     if instance.software_type == service::MANAGER {
         return manager(ctx, partition);
     }
+    agent_actions(ctx)?;
     match (kind, instance.software_type.as_str()) {
         ("php", "web" | "backend") => php_web(ctx, partition),
         ("php", "proxy") => php_proxy(ctx, partition),
@@ -190,7 +219,10 @@ fn write_roles(path: &Path, roles: &BTreeMap<String, u32>) -> Result<(), String>
 
 fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
     let instance = &partition.instance;
-    let spec = with_settings(&ctx.directory, Spec::from_parameters(&instance.parameters)?)?;
+    let given = Spec::from_parameters(&instance.parameters)?;
+    let given_text = serde_json::to_string_pretty(&given).map_err(|e| e.to_string())?;
+    write_changed(&ctx.inside(Path::new(GIVEN))?, &given_text, 0o600)?;
+    let spec = with_settings(&ctx.directory, given)?;
     let roles_path = ctx.inside(Path::new(ROLES))?;
     let roles = match read_roles(&roles_path)? {
         Some(roles) => roles,
@@ -623,6 +655,44 @@ pub fn act(
                 .map_err(|e| format!("cannot publish: {e}"))?;
             Ok(listed(&outcome, &new))
         }
+        "get_logs" => {
+            // Each agent's own `get_logs` action, which only its manager may run.
+            let outcome = reconcile(master, config, &roles, started)?;
+            let only = text(parameters, "node");
+            let mut logs = serde_json::Map::new();
+            for node in outcome
+                .nodes
+                .iter()
+                .filter(|n| only.as_ref().is_none_or(|o| *o == n.title))
+            {
+                let asked = master.action(
+                    node.instance,
+                    &api::actions::ActionRequest {
+                        name: "get_logs".to_owned(),
+                        parameters: api::Parameters::new(),
+                        wait: Some(30),
+                    },
+                );
+                let value = match asked {
+                    Ok(action) => match (action.result, action.error) {
+                        (Some(result), _) => result,
+                        (None, Some(error)) => serde_json::json!({ "error": error }),
+                        (None, None) => serde_json::json!({ "error": "no answer yet" }),
+                    },
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
+                };
+                logs.insert(node.title.clone(), value);
+            }
+            if let Some(only) = only
+                && logs.is_empty()
+            {
+                return Err(format!("the service has no node {only:?}"));
+            }
+            Ok(serde_json::Value::Object(logs))
+        }
+        "upload_code_version" | "list_code_versions" | "enable_code" | "delete_code_version" => {
+            code_versions(master, config, &roles, name, parameters)
+        }
         "on_autoscaling" | "off_autoscaling" => {
             let mut settings = read_settings(&config.directory)?;
             settings.autoscaling = if name == "on_autoscaling" {
@@ -696,6 +766,98 @@ pub fn act(
             Ok(listed(&outcome, &roles))
         }
         other => Err(format!("a manager has no action {other:?}")),
+    }
+}
+
+/// The code versions' actions: upload (an archive's URL), list, enable, delete.
+fn code_versions(
+    master: &dyn Master,
+    config: &ManagerConfig,
+    roles: &BTreeMap<String, u32>,
+    name: &str,
+    parameters: &api::Parameters,
+) -> Result<serde_json::Value, String> {
+    if !matches!(config.spec.kind.as_str(), "php" | "java" | "generic") {
+        return Err(format!(
+            "a {} service has no code versions",
+            config.spec.kind
+        ));
+    }
+    let mut settings = read_settings(&config.directory)?;
+    // The manifest's archive, as the manager was given it.
+    let manifest = given(&config.directory)?.and_then(|s| s.archive);
+    let version = || text(parameters, "version").ok_or("give the version: --param version=code-N");
+    let changed = match name {
+        "upload_code_version" => {
+            let url = text(parameters, "url")
+                .filter(|u| !u.trim().is_empty())
+                .ok_or("give the archive's URL: --param url=URL")?;
+            settings.versions.push(url);
+            false
+        }
+        "enable_code" => {
+            let id = version()?;
+            let url = settings
+                .code_versions(manifest.as_ref())
+                .into_iter()
+                .find(|(v, _)| *v == id)
+                .map(|(_, url)| url)
+                .ok_or_else(|| format!("the service has no code version {id:?}"))?;
+            settings.enabled = Some(url);
+            true
+        }
+        "delete_code_version" => {
+            let id = version()?;
+            let versions = settings.code_versions(manifest.as_ref());
+            let Some(position) = versions.iter().position(|(v, _)| *v == id) else {
+                return Err(format!("the service has no code version {id:?}"));
+            };
+            let active = settings.enabled.as_ref().or(manifest.as_ref());
+            if active == Some(&versions[position].1) {
+                return Err(format!("{id} is enabled: enable another first"));
+            }
+            if position == 0 && manifest.is_some() {
+                return Err(format!("{id} is the manifest's: it stays"));
+            }
+            settings
+                .versions
+                .remove(position - usize::from(manifest.is_some()));
+            false
+        }
+        _ => false,
+    };
+    let path = config.directory.join(SETTINGS);
+    let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
+    write_file(&path, &text, 0o600)?;
+    if changed {
+        // The nodes unpack and serve it on their next run, which this starts.
+        let config = ManagerConfig {
+            spec: with_settings(&config.directory, config.spec.clone())?,
+            ..config.clone()
+        };
+        reconcile(master, &config, roles, api::RequestedState::Started)?;
+    }
+    let active = settings.enabled.as_ref().or(manifest.as_ref());
+    let listed: Vec<serde_json::Value> = settings
+        .code_versions(manifest.as_ref())
+        .into_iter()
+        .map(|(id, url)| {
+            serde_json::json!({"version": id, "active": Some(&url) == active, "url": url})
+        })
+        .collect();
+    Ok(serde_json::json!({ "versions": listed }))
+}
+
+/// The service as the manager was given it, before any action (none before its first
+/// run).
+fn given(directory: &Path) -> Result<Option<Spec>, String> {
+    let path = directory.join(GIVEN);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
 
@@ -774,6 +936,50 @@ fn drain_and_destroy(
 }
 
 // The agents.
+
+/// The logs an agent's `get_logs` gives: the end of each.
+const LOG_TAIL: u64 = 4000;
+
+/// An agent's actions (its manager's only): `get_logs`.
+fn agent_actions(ctx: &Context<'_>) -> Result<(), String> {
+    let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
+    let path = ctx.inside(&Path::new(api::actions::ACTION_DIR).join("get_logs"))?;
+    let script = format!(
+        "#!/bin/sh\nexec {} app conpaas-logs --dir {}\n",
+        shell_quote(&grove.display().to_string()),
+        shell_quote(&ctx.directory.display().to_string()),
+    );
+    write_changed(&path, &script, 0o700)?;
+    Ok(())
+}
+
+/// The end of each log of an agent's partition (`var/log/`, and its services' output in
+/// `.grove/log/`), by path below the partition; run as the partition's user.
+pub fn logs(directory: &Path) -> serde_json::Value {
+    use std::io::{Read as _, Seek as _};
+    let mut out = serde_json::Map::new();
+    for dir in ["var/log", ".grove/log"] {
+        let Ok(entries) = std::fs::read_dir(directory.join(dir)) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let length = file.metadata().map_or(0, |m| m.len());
+            let _ = file.seek(std::io::SeekFrom::Start(length.saturating_sub(LOG_TAIL)));
+            let mut bytes = Vec::new();
+            let _ = file.take(LOG_TAIL).read_to_end(&mut bytes);
+            let name = path
+                .strip_prefix(directory)
+                .map_or_else(|_| path.display().to_string(), |p| p.display().to_string());
+            out.insert(name, String::from_utf8_lossy(&bytes).into_owned().into());
+        }
+    }
+    serde_json::Value::Object(out)
+}
 
 /// The partition's IPv4 address, which its servers listen on.
 fn ipv4(partition: &Partition<'_>) -> Result<String, String> {

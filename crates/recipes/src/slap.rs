@@ -75,6 +75,12 @@ pub trait Master: Send + Sync + std::fmt::Debug {
     fn request(&self, request: &api::InstanceRequest) -> Result<api::Instance, ClientError>;
     /// The application the partition is a root of (a ConPaaS manager's siblings).
     fn application(&self, name: &str) -> Result<api::apps::AppView, ClientError>;
+    /// Runs an action of one of the partition's children (a ConPaaS agent).
+    fn action(
+        &self,
+        instance: i64,
+        request: &api::actions::ActionRequest,
+    ) -> Result<api::actions::Action, ClientError>;
 }
 
 impl Master for grove_client::Client {
@@ -88,5 +94,13 @@ impl Master for grove_client::Client {
 
     fn application(&self, name: &str) -> Result<api::apps::AppView, ClientError> {
         self.show_app(name)
+    }
+
+    fn action(
+        &self,
+        instance: i64,
+        request: &api::actions::ActionRequest,
+    ) -> Result<api::actions::Action, ClientError> {
+        self.run_action(instance, request)
     }
 }

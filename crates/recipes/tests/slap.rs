@@ -201,6 +201,14 @@ impl Master for Recorder {
     fn application(&self, _name: &str) -> Result<api::apps::AppView, ClientError> {
         Err(not_here())
     }
+
+    fn action(
+        &self,
+        _instance: i64,
+        _request: &api::actions::ActionRequest,
+    ) -> Result<api::actions::Action, ClientError> {
+        Err(not_here())
+    }
 }
 
 fn not_here() -> ClientError {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use grove_client::{Client, Identity};
 
-// The end-to-end tests' helpers (only `end_processes_in` is used here).
+// The end-to-end tests' helpers (`end_processes_in`, `serve`, `tar_gz`).
 #[path = "../../tests/common/mod.rs"]
-mod common;
+pub(crate) mod common;
 
 pub(crate) fn grove() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_grove"));

@@ -195,6 +195,19 @@ impl<'p> Apart<'p> {
     }
 
     /// A client command as the admin, through `urls`; its `--json` answer.
+    /// A client command that must fail, as the admin; what it said on stderr.
+    pub fn client_fails(&self, args: &[&str]) -> String {
+        let output = grove()
+            .args(args)
+            .env("GROVE_MASTER_URL", &self.urls)
+            .env("GROVE_TOKEN", &self.admin)
+            .env("GROVE_CA_CERT", &self.ca)
+            .output()
+            .expect("runs");
+        assert!(!output.status.success(), "grove {args:?} succeeded");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
     pub fn client(&self, args: &[&str]) -> Value {
         let output = grove()
             .args(args)
@@ -479,4 +492,109 @@ impl Drop for Place {
     fn drop(&mut self) {
         end_processes_in(self.dir.path());
     }
+}
+
+/// Serves each `(path, body)` on a loopback port, from a thread of its own (404 for any
+/// other path); the base URL.
+pub fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..read]);
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => ("200 OK", body.clone()),
+                None => ("404 Not Found", Vec::new()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, head.as_bytes());
+            let _ = std::io::Write::write_all(&mut stream, &body);
+        }
+    });
+    base
+}
+
+/// `dir`'s files as a `.tar.gz` written at `out` by the system's tar; its bytes.
+pub fn tar_gz(dir: &Path, out: &Path) -> Vec<u8> {
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .arg(".")
+        .status()
+        .expect("tar runs");
+    assert!(status.success());
+    std::fs::read(out).expect("archive")
+}
+
+/// A node of its own in the place: roots, addresses (`127.78.<net>.<first>`) and users.
+pub fn own_node(
+    apart: &Apart<'_>,
+    name: &str,
+    partitions: u32,
+    first: u8,
+    users: &str,
+) -> (PathBuf, Daemon) {
+    let place = apart.place;
+    let config = place.path().join(format!("{name}.toml"));
+    let registered = grove()
+        .args([
+            "node",
+            "register",
+            name,
+            "--partitions",
+            &partitions.to_string(),
+        ])
+        .args([
+            "--master-url",
+            &apart.urls,
+            "--token",
+            &apart.admin,
+            "--json",
+        ])
+        .arg("--ca-cert")
+        .arg(&apart.ca)
+        .arg("--config")
+        .arg(&config)
+        .arg("--software-root")
+        .arg(place.path().join(format!("{name}/software")))
+        .arg("--instance-root")
+        .arg(place.path().join(format!("{name}/instance")))
+        .output()
+        .expect("runs");
+    assert!(
+        registered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&registered.stderr)
+    );
+    let env = |command: &mut Command| {
+        place.node_env(command);
+        command
+            .env(
+                "GROVE_NODE_IPV4_BASE",
+                format!("127.78.{}.{first}", place.net),
+            )
+            .env("GROVE_NODE_USER_BASE", users);
+    };
+    let mut format = grove();
+    format.args(["node", "format", "--config"]).arg(&config);
+    env(&mut format);
+    assert!(format.status().expect("runs").success());
+    let mut node = grove();
+    node.arg("node").arg("--config").arg(&config);
+    env(&mut node);
+    let daemon = Daemon::spawn(node, place.path().join(format!("{name}.log")));
+    (config, daemon)
 }
