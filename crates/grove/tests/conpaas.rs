@@ -253,6 +253,10 @@ fn a_php_page_reads_what_the_mysql_dump_loaded() {
     assert_eq!(db["type"], "mysql");
     assert_eq!(db["connection"]["user"], "mysqldb");
     assert_eq!(db["connection"]["password"], "change-me");
+    // Clients reach MariaDB through the balancer (HAProxy), not the node itself.
+    let glb = db["nodes"]["glb"][0].as_str().expect("a glb").to_owned();
+    let address = text(&db["connection"], "address");
+    assert!(glb.ends_with(&format!(" {address}")), "{glb} {address}");
     let web = services.iter().find(|s| s["name"] == "web").expect("web");
     let url = text(&web["connection"], "url");
     assert_eq!(
@@ -698,7 +702,25 @@ fn a_manifest_is_checked_before_anything_is_deployed() {
     );
     let apps = place.client_json(&["app", "list"]);
     assert_eq!(apps, serde_json::json!([]));
+    // The seed's manifest as ConPaaS wrote it: a service named with spaces.
+    let seed = place.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        r#"{"Application": "Sudoku", "Services": [{"ServiceName": "Sudoku PHP", "Type": "php",
+            "StartupInstances": {"proxy": "1", "web": "1", "backend": "1"}}]}"#,
+    )
+    .expect("write");
+    let view = place.client_json(&["app", "deploy", seed.to_str().expect("utf-8")]);
+    assert_eq!(view["services"][0]["name"], "Sudoku PHP");
+    place.client(&["app", "delete", "Sudoku"]);
     let instances = place.client_json(&["service", "list"]);
-    assert_eq!(instances, serde_json::json!([]));
+    assert!(
+        instances
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|i| i["title"] != "x/fake"),
+        "{instances}"
+    );
     daemon.stop();
 }

@@ -170,7 +170,7 @@ pub(crate) async fn deploy<S: Store>(
         let Some(mut spec) = Spec::of(plan, index) else {
             continue;
         };
-        validate_name("service name", &spec.service)?;
+        service_name(&spec.service)?;
         if services
             .iter()
             .any(|s: &ServiceModel| s.name == spec.service)
@@ -246,6 +246,21 @@ pub(crate) async fn deploy<S: Store>(
     }
     tracing::info!(application = %name, services = specs.len(), "ConPaaS application deployed");
     Ok((StatusCode::CREATED, Json(view(m, &row).await?)))
+}
+
+/// A service's name as manifests write them (`Sudoku PHP`): any text but `/`, without
+/// control characters, at most 128 bytes.
+fn service_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty()
+        || name.len() > 128
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(format!(
+            "service name {name:?}: up to 128 bytes of text, without `/` or control characters"
+        )));
+    }
+    Ok(())
 }
 
 fn manager_title(row: &ApplicationRow, service: &str) -> String {
