@@ -19,6 +19,7 @@ mod billing;
 mod conpaas;
 mod error;
 mod joining;
+mod metrics;
 mod projects;
 mod routes;
 mod sizes;
@@ -192,6 +193,7 @@ pub struct Master<S> {
     pub(crate) closing: Arc<watch::Sender<bool>>,
     pub(crate) apps: apps::Apps,
     pub(crate) actions: actions::Ended,
+    pub(crate) metrics: Arc<metrics::Metrics>,
 }
 
 impl<S: Store> Master<S> {
@@ -415,6 +417,7 @@ pub async fn open(config: &MasterConfig) -> Result<Arc<Master<Db>>, MasterError>
         closing: Arc::new(watch::channel(false).0),
         apps: apps::Apps::default(),
         actions: actions::Ended::default(),
+        metrics: Arc::default(),
     });
     tokio::spawn(follow_elsewhere(Arc::downgrade(&master)));
     Ok(master)

@@ -108,9 +108,14 @@ fn handler<S: Store>(operation: Operation) -> MethodRouter<Arc<Master<S>>> {
 pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
     let mut router = Router::new();
     for operation in OPERATIONS {
-        router = router.route(operation.path(), handler::<S>(*operation));
+        let counted = axum::middleware::from_fn_with_state(
+            (Arc::clone(&master.metrics), operation.id()),
+            crate::metrics::record,
+        );
+        router = router.route(operation.path(), handler::<S>(*operation).layer(counted));
     }
     router
+        .route("/metrics", axum::routing::get(crate::metrics::serve::<S>))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(master)
@@ -646,7 +651,16 @@ async fn request_instance<S: Store>(
             )));
         }
     }
-    let (instance, changed) = m.store.request(owner, requester, request).await?;
+    let placed = m.store.request(owner, requester, request).await;
+    let (instance, changed) = match placed {
+        Ok(placed) => placed,
+        Err(e) => {
+            let e = ApiError::from(e);
+            m.metrics.placement(Err(e.code));
+            return Err(e);
+        }
+    };
+    m.metrics.placement(Ok(instance.partition.is_some()));
     m.changes.notify(&changed);
     Ok(Json(instance))
 }

@@ -532,6 +532,68 @@ fn a_conpaas_service_publishing_wakes_its_siblings(t: TestMaster) {
     );
 }
 
+/// `/metrics`, the admin's: requests by operation and status, their durations, placement
+/// outcomes, the store writer's batches, in Prometheus's text format.
+fn metrics_count_requests_placements_and_batches(t: TestMaster) {
+    let alice = t.user("alice");
+    t.computer(&alice, "COMP-1", 1, SR);
+    t.ok(
+        "POST",
+        "/v1/instances",
+        &alice,
+        Some(&request("one", json!({}))),
+    );
+    let (status, _) = t.call(
+        "POST",
+        "/v1/instances",
+        Some(&alice),
+        Some(&request("two", json!({}))),
+    );
+    assert_eq!(status, 503, "no partition left");
+    let scrape = |token: Option<&str>| {
+        let mut req = t.agent.get(&format!("{}/metrics", t.url));
+        if let Some(token) = token {
+            req = req.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = req.call().expect("answers");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (
+            status,
+            content_type,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    assert_eq!(scrape(None).0, 401);
+    assert_eq!(scrape(Some(&alice)).0, 403);
+    let (status, content_type, text) = scrape(Some(&t.admin));
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    for line in [
+        "grove_master_requests_total{operation=\"requestInstance\",status=\"200\"} 1",
+        "grove_master_requests_total{operation=\"requestInstance\",status=\"503\"} 1",
+        "grove_master_request_duration_seconds_count{operation=\"requestInstance\"} 2",
+        "grove_master_placements_total{outcome=\"placed\"} 1",
+        "grove_master_placements_total{outcome=\"no_capacity\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    let batches: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("grove_store_batch_size_count "))
+        .and_then(|n| n.parse().ok())
+        .expect("batches counted");
+    assert!(batches >= 3, "{text}");
+}
+
 fn the_change_stream_wakes_a_waiting_node(t: TestMaster) {
     let alice = t.user("alice");
     let node = t.computer(&alice, "COMP-1", 1, SR);
@@ -1230,6 +1292,7 @@ on_both_backends!(
     shared_instances_attach_to_a_host_which_publishes_for_them,
     children_follow_their_root_and_are_collected,
     a_conpaas_service_publishing_wakes_its_siblings,
+    metrics_count_requests_placements_and_batches,
     the_change_stream_wakes_a_waiting_node,
     a_restart_keeps_everything,
     malformed_and_oversized_requests_are_refused_with_json,

@@ -555,6 +555,9 @@ pub trait Store: Send + Sync + 'static {
         outcome: api::actions::ActionOutcome,
     ) -> impl Future<Output = Result<Changed>> + Send;
 
+    /// How many mutations each transaction of the writer took (its group commits).
+    fn batch_sizes(&self) -> std::sync::Arc<grove_metrics::Histogram>;
+
     /// What other masters sharing this store change, as they commit it (nothing on a
     /// store only one master uses).
     fn elsewhere(&self) -> tokio::sync::broadcast::Receiver<Elsewhere>;

@@ -30,6 +30,8 @@ pub struct Db {
     writer: mpsc::Sender<Job>,
     reads: Reads,
     elsewhere: broadcast::Sender<Elsewhere>,
+    /// How many mutations each transaction of the writer took.
+    batches: std::sync::Arc<grove_metrics::Histogram>,
 }
 
 struct Job {
@@ -52,6 +54,7 @@ struct Writer {
     placement: Placement,
     origin: u64,
     since_vacuum: usize,
+    batches: std::sync::Arc<grove_metrics::Histogram>,
 }
 
 fn random_u64() -> u64 {
@@ -83,6 +86,7 @@ impl Db {
             tokio::spawn(listen(listener, origin, elsewhere.clone()));
         }
         let (writer, queue) = mpsc::channel(4096);
+        let batches = std::sync::Arc::new(grove_metrics::Histogram::new(grove_metrics::SIZES));
         let state = Writer {
             target,
             conn: Some(conn),
@@ -93,6 +97,7 @@ impl Db {
             },
             origin,
             since_vacuum: 0,
+            batches: std::sync::Arc::clone(&batches),
         };
         // The writer has a thread of its own, so that the requests it serializes do not
         // wait behind the HTTP work of the runtime that serves them.
@@ -112,6 +117,7 @@ impl Db {
             writer,
             reads: Reads { pool: readers },
             elsewhere,
+            batches,
         })
     }
 
@@ -234,6 +240,11 @@ async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
             }
         }
         let ops: Vec<Op> = batch.iter().map(|job| job.op.clone()).collect();
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a batch holds at most MAX_BATCH"
+        )]
+        writer.batches.observe(ops.len() as f64);
         match guarded(&mut writer, &ops).await {
             Some(results) => answer(&mut writer, batch, results).await,
             // A rule panicked: the batch's transaction is gone with its connection. Each
@@ -842,6 +853,10 @@ impl Store for Db {
         self.write(Op::SetAppType(name, release)).await.map(|_| ())
     }
 
+    fn batch_sizes(&self) -> std::sync::Arc<grove_metrics::Histogram> {
+        std::sync::Arc::clone(&self.batches)
+    }
+
     async fn request_action(
         &self,
         instance: i64,
@@ -1008,6 +1023,7 @@ mod tests {
             },
             origin: 1,
             since_vacuum: 0,
+            batches: std::sync::Arc::new(grove_metrics::Histogram::new(grove_metrics::SIZES)),
         }
     }
 
