@@ -1001,3 +1001,48 @@ fn hello_runs_its_greeting_action() {
     assert_eq!(names, ["nothing", "greeting", "greeting"]);
     daemon.stop();
 }
+
+/// The node's `/metrics` (`metrics_listen`): its services by state, its deployments and
+/// their durations, in Prometheus's text format.
+#[test]
+fn the_node_serves_its_metrics() {
+    let place = Place::new(23);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut command = grove();
+    command.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--partitions",
+        "2",
+        "--example",
+        "hello",
+        "--json",
+    ]);
+    command.arg("--data-dir").arg(place.path().join("up"));
+    place.node_env(&mut command);
+    command.env("GROVE_NODE_METRICS_LISTEN", &listen);
+    let daemon = Daemon::spawn(command, place.path().join("up.log"));
+    daemon.line(Duration::from_secs(120));
+    let url = format!("http://{listen}/metrics");
+    let text = eventually("the hello service counted", || {
+        let text = get(&url)?;
+        text.lines()
+            .any(|l| l == "grove_node_services{state=\"running\"} 1")
+            .then_some(text)
+    });
+    for line in [
+        "# TYPE grove_node_deployments_total counter",
+        "grove_node_deployments_total{outcome=\"ok\"} 1",
+        "grove_node_service_restarts_total 0",
+        "grove_node_promise_failures_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("grove_node_deployment_duration_seconds_count ")),
+        "{text}"
+    );
+    daemon.stop();
+}

@@ -133,11 +133,16 @@ pub(crate) async fn set_type<S: Store>(
     }
     m.store.set_app_type(name.clone(), asked.release).await?;
     let registered = m.store.app_types().await?;
-    types_view(&registered)
+    // A type of the admin's own that was just forgotten is shown without a release.
+    let shown = types_view(&registered)
         .into_iter()
         .find(|t| t.name == name)
-        .map(Json)
-        .ok_or_else(|| ApiError::internal("the type left"))
+        .unwrap_or(wire::AppType {
+            name,
+            release: None,
+            builtin: false,
+        });
+    Ok(Json(shown))
 }
 
 /// `POST /v1/apps` with a manifest (`application/json`).

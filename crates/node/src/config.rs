@@ -100,6 +100,10 @@ pub struct Config {
     /// Enforce partitions' sizes with cgroups (as root, where the kernel offers them).
     #[serde(default = "default_true")]
     pub enforce_sizes: bool,
+    /// Where to serve Prometheus's `/metrics` (plain HTTP, no credentials: an address
+    /// only Prometheus reaches, such as loopback); none: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn default_software_root() -> PathBuf {
@@ -179,6 +183,7 @@ impl Config {
             capacity_memory: None,
             capacity_disk: None,
             enforce_sizes: true,
+            metrics_listen: None,
         }
     }
 
@@ -343,6 +348,7 @@ impl Config {
                         | "capacity_cores"
                         | "capacity_memory"
                         | "capacity_disk"
+                        | "metrics_listen"
                 ) =>
                 {
                     toml::Value::String(value)

@@ -18,6 +18,7 @@ pub mod format;
 pub mod helper;
 pub mod instance;
 pub mod limits;
+mod metrics;
 pub mod os;
 mod plan;
 mod procfs;
@@ -98,6 +99,7 @@ struct Shared {
     certificates: Mutex<certificates::Certificates>,
     /// How partitions' sizes are enforced.
     limits: Box<dyn limits::Limits>,
+    metrics: metrics::Metrics,
 }
 
 /// The agent. Cheap to clone: clones share everything but the memory, which its event
@@ -152,6 +154,7 @@ impl Agent {
                 state,
                 builds: tokio::sync::Semaphore::new(config.parallel_builds),
                 limits,
+                metrics: metrics::Metrics::default(),
                 config,
             }),
         })
@@ -246,10 +249,17 @@ impl Agent {
         let declare = tokio::spawn(self.clone().declare_until_done());
         looper.stop_leftovers().await;
         let status = status::serve(self.clone())?;
+        let metrics = match self.shared.config.metrics_listen {
+            Some(listen) => Some(metrics::serve(self.clone(), listen).await?),
+            None => None,
+        };
         let usage = tokio::spawn(usage::report_every(self.clone()));
         let renewal = tokio::spawn(self.clone().renew_when_due());
         let result = looper.follow(&mut shutdown).await;
         status.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         usage.abort();
         renewal.abort();
         declare.abort();

@@ -69,10 +69,14 @@ impl Agent {
             }
             Work::Remove(url) => self.remove(url).await,
             Work::Deploy(reference, instance) => {
+                let start = Instant::now();
                 let ok = match self.slot(&reference) {
                     Some(slot) => self.deploy(&slot, &instance, restore_only).await,
                     None => false,
                 };
+                self.shared
+                    .metrics
+                    .deployed(ok, start.elapsed().as_secs_f64());
                 self.partition_outcome(reference, instance, ok)
             }
             Work::Stop(reference, instance) => {
@@ -408,6 +412,10 @@ impl Agent {
                 .await
         } else {
             let message = instance::failures_text(&failures);
+            self.shared
+                .metrics
+                .promise_failures
+                .add(failures.len() as u64);
             tracing::warn!(partition = %slot.reference, error = %message, "promises failed");
             self.report_state(instance, api::ReportedState::Error, Some(tail(&message)))
                 .await;
@@ -446,6 +454,10 @@ impl Agent {
             return true;
         }
         let message = instance::failures_text(&failures);
+        self.shared
+            .metrics
+            .promise_failures
+            .add(failures.len() as u64);
         tracing::warn!(partition = %slot.reference, error = %message, "a promise failed");
         self.report_state(instance, api::ReportedState::Error, Some(tail(&message)))
             .await;
