@@ -1,45 +1,30 @@
-//! `grove:conpaas`: the one part of the releases Grove ships for ConPaaS's service types
-//! (`grove_api::apps::BUILTIN_RELEASES`). What it does depends on the instance's software
-//! type:
-//!
-//! - `manager`: the service's manager. Its parameters are the service's
-//!   [`Spec`]; the node counts by role live in the partition (`var/conpaas/roles.json`,
-//!   changed by the `add_nodes` and `remove_nodes` actions). [`reconcile`] requests one
-//!   agent per node (a child instance of the same release, the role as software type),
-//!   then the balancers with the addresses the others published, and publishes the
-//!   service's `url`, its `nodes` and whether it is `ready`. Its actions are
-//!   executables in `etc/action/` that run `grove app conpaas-action` ([`act`]).
-//! - a role: an agent. A PHP service's `web` (or `backend`) node serves the code
-//!   archive with nginx and php-fpm; its `proxy` balances over the web nodes with nginx.
-//!
-//! Every server runs as the partition's user, its files below the partition.
+//! A service's manager: its agents requested by role, what it publishes, its actions
+//! and the autoscaler's step; what the actions change is kept in the partition.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use grove_api as api;
 use grove_api::apps::conpaas_keys;
 use grove_conpaas::autoscale;
 use grove_conpaas::mysql;
-use grove_conpaas::php::{self, Dirs};
 use grove_conpaas::service::{self, Agent, Spec};
-use grove_profile::Resolved;
 use serde::{Deserialize, Serialize};
 
+use crate::Context;
 use crate::builtin::{shell_quote, write_file};
-use crate::slap::{Connection, Master, Partition};
-use crate::{Context, Options, Recipe, Registry};
+use crate::slap::{Master, Partition};
 
-/// What the manager's actions read: how to reach the master as the manager, and which
-/// service it is.
-pub const MANAGER_CONFIG: &str = "etc/conpaas/manager.json";
+use super::agents::write_changed;
+use super::{MANAGER_CONFIG, ManagerConfig, text};
+
 /// The node counts by role, as the manager's actions leave them.
-const ROLES: &str = "var/conpaas/roles.json";
+pub(super) const ROLES: &str = "var/conpaas/roles.json";
 /// What the actions changed of a service: its password, its dump, its code.
-const SETTINGS: &str = "var/conpaas/settings.json";
+pub(super) const SETTINGS: &str = "var/conpaas/settings.json";
 /// The service as the manager was given it (its parameters), before any action.
-const GIVEN: &str = "var/conpaas/given.json";
+pub(super) const GIVEN: &str = "var/conpaas/given.json";
 /// The manager's actions.
 pub const ACTIONS: &[&str] = &[
     "add_nodes",
@@ -60,11 +45,11 @@ pub const ACTIONS: &[&str] = &[
     "delete_code_version",
 ];
 /// The members of a generic service as its agents were last told (`{role: [address]}`).
-const MEMBERS: &str = "var/conpaas/members.json";
+pub(super) const MEMBERS: &str = "var/conpaas/members.json";
 
 /// What the actions changed of a service, over its manifest's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Settings {
+pub(super) struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +79,7 @@ impl Settings {
     }
 }
 
-fn read_settings(directory: &Path) -> Result<Settings, String> {
+pub(super) fn read_settings(directory: &Path) -> Result<Settings, String> {
     let path = directory.join(SETTINGS);
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
@@ -104,7 +89,7 @@ fn read_settings(directory: &Path) -> Result<Settings, String> {
 }
 
 /// The service as its manifest asked for it, with what the actions changed since.
-fn with_settings(directory: &Path, mut spec: Spec) -> Result<Spec, String> {
+pub(super) fn with_settings(directory: &Path, mut spec: Spec) -> Result<Spec, String> {
     let settings = read_settings(directory)?;
     if settings.password.is_some() {
         spec.password = settings.password;
@@ -118,76 +103,12 @@ fn with_settings(directory: &Path, mut spec: Spec) -> Result<Spec, String> {
     Ok(spec)
 }
 /// Roles that balance over the others.
-const BALANCERS: &[&str] = &["proxy", "glb"];
+pub(super) const BALANCERS: &[&str] = &["proxy", "glb"];
 /// How long `remove_nodes` waits for the balancers to leave the nodes out.
-const DRAIN: Duration = Duration::from_secs(30);
-
-/// What a manager's action needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManagerConfig {
-    pub connection: Connection,
-    pub instance: i64,
-    pub release: String,
-    pub spec: Spec,
-    /// The manager's partition.
-    pub directory: PathBuf,
-}
-
-pub(crate) fn register(registry: &mut Registry) {
-    registry.add("grove:conpaas", Box::new(ConPaaS));
-}
-
-struct ConPaaS;
-
-impl Recipe for ConPaaS {
-    fn install(
-        &self,
-        ctx: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        run(ctx)?;
-        Ok(Vec::new())
-    }
-
-    // Every run does it all again: the agents' addresses and the counts change
-    // between runs, never the part's options.
-    fn update(&self, ctx: &Context<'_>, _: &Options<'_>, _: &Resolved) -> Result<(), String> {
-        run(ctx)
-    }
-}
-
-fn run(ctx: &Context<'_>) -> Result<(), String> {
-    let partition = ctx
-        .partition
-        .ok_or("grove:conpaas runs in a partition only")?;
-    let instance = &partition.instance;
-    let kind = service::builtin_kind(&instance.software_release).ok_or_else(|| {
-        format!(
-            "{} is no ConPaaS release Grove ships",
-            instance.software_release
-        )
-    })?;
-    if instance.software_type == service::MANAGER {
-        return manager(ctx, partition);
-    }
-    agent_actions(ctx)?;
-    match (kind, instance.software_type.as_str()) {
-        ("php", "web" | "backend") => php_web(ctx, partition),
-        ("php", "proxy") => php_proxy(ctx, partition),
-        ("mysql", "mysql") => mysql_node(ctx, partition),
-        ("mysql", "glb") => mysql_glb(ctx, partition),
-        ("generic", "master" | "node") => generic_node(ctx, partition),
-        (kind, role) => Err(format!(
-            "the {role} agent of a {kind} service is not available on this node yet"
-        )),
-    }
-}
-
-// The manager.
+pub(super) const DRAIN: Duration = Duration::from_secs(30);
 
 /// A secret made once and kept in the partition (`var/conpaas/NAME`, private).
-fn kept_secret(ctx: &Context<'_>, name: &str) -> Result<String, String> {
+pub(super) fn kept_secret(ctx: &Context<'_>, name: &str) -> Result<String, String> {
     let path = ctx.inside(&Path::new("var/conpaas").join(name))?;
     if let Ok(text) = std::fs::read_to_string(&path)
         && !text.trim().is_empty()
@@ -202,7 +123,7 @@ fn kept_secret(ctx: &Context<'_>, name: &str) -> Result<String, String> {
     Ok(secret)
 }
 
-fn read_roles(path: &Path) -> Result<Option<BTreeMap<String, u32>>, String> {
+pub(super) fn read_roles(path: &Path) -> Result<Option<BTreeMap<String, u32>>, String> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
@@ -212,12 +133,12 @@ fn read_roles(path: &Path) -> Result<Option<BTreeMap<String, u32>>, String> {
     }
 }
 
-fn write_roles(path: &Path, roles: &BTreeMap<String, u32>) -> Result<(), String> {
+pub(super) fn write_roles(path: &Path, roles: &BTreeMap<String, u32>) -> Result<(), String> {
     let text = serde_json::to_vec_pretty(roles).map_err(|e| e.to_string())?;
     Ok(write_file(path, &text, 0o600)?)
 }
 
-fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
+pub(super) fn deploy(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
     let instance = &partition.instance;
     let given = Spec::from_parameters(&instance.parameters)?;
     let given_text = serde_json::to_string_pretty(&given).map_err(|e| e.to_string())?;
@@ -286,9 +207,9 @@ fn manager(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
 }
 
 /// When the service scales itself: the last change, seconds since the epoch.
-const AUTOSCALED: &str = "var/conpaas/autoscaled";
+pub(super) const AUTOSCALED: &str = "var/conpaas/autoscaled";
 
-fn now_seconds() -> u64 {
+pub(super) fn now_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -297,7 +218,7 @@ fn now_seconds() -> u64 {
 /// One step of the autoscaler, at each run of the manager: the response time of the
 /// policy's page through the service's URL (the median of five requests), the decision,
 /// the counts it leads to, and what to say of it.
-fn autoscale(
+pub(super) fn autoscale(
     ctx: &Context<'_>,
     config: &ManagerConfig,
     partition: &Partition<'_>,
@@ -374,15 +295,12 @@ pub struct Outcome {
     pub published: api::Parameters,
 }
 
-fn text(parameters: &api::Parameters, key: &str) -> Option<String> {
-    parameters
-        .get(key)
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-}
-
 /// The parameters of an agent: what of the service it runs, and `extra`.
-fn agent_parameters(spec: &Spec, role: &str, extra: &[(&str, String)]) -> api::Parameters {
+pub(super) fn agent_parameters(
+    spec: &Spec,
+    role: &str,
+    extra: &[(&str, String)],
+) -> api::Parameters {
     let mut out = api::Parameters::new();
     let mut put = |key: &str, value: Option<&String>| {
         if let Some(value) = value {
@@ -402,7 +320,7 @@ fn agent_parameters(spec: &Spec, role: &str, extra: &[(&str, String)]) -> api::P
     out
 }
 
-fn request_agent(
+pub(super) fn request_agent(
     master: &dyn Master,
     config: &ManagerConfig,
     agent: &Agent,
@@ -423,7 +341,7 @@ fn request_agent(
         .map_err(|e| format!("cannot request agent {}: {e}", agent.title))
 }
 
-fn node_of(agent: &Agent, child: &api::Instance) -> Node {
+pub(super) fn node_of(agent: &Agent, child: &api::Instance) -> Node {
     Node {
         title: agent.title.clone(),
         role: agent.role.clone(),
@@ -565,7 +483,10 @@ pub fn reconcile(
 /// What a web service's nodes are told of the application's MySQL service (its address,
 /// user and password, as ConPaaS gave `MYSQL_IP` to PHP): read from the application,
 /// which a manager's partition may read.
-fn links(master: &dyn Master, spec: &Spec) -> Result<Vec<(&'static str, String)>, String> {
+pub(super) fn links(
+    master: &dyn Master,
+    spec: &Spec,
+) -> Result<Vec<(&'static str, String)>, String> {
     if !matches!(spec.kind.as_str(), "php" | "java") {
         return Ok(Vec::new());
     }
@@ -770,7 +691,7 @@ pub fn act(
 }
 
 /// The code versions' actions: upload (an archive's URL), list, enable, delete.
-fn code_versions(
+pub(super) fn code_versions(
     master: &dyn Master,
     config: &ManagerConfig,
     roles: &BTreeMap<String, u32>,
@@ -850,7 +771,7 @@ fn code_versions(
 
 /// The service as the manager was given it, before any action (none before its first
 /// run).
-fn given(directory: &Path) -> Result<Option<Spec>, String> {
+pub(super) fn given(directory: &Path) -> Result<Option<Spec>, String> {
     let path = directory.join(GIVEN);
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)
@@ -862,7 +783,10 @@ fn given(directory: &Path) -> Result<Option<Spec>, String> {
 }
 
 /// An autoscaling policy from an action's parameters (numbers as numbers or strings).
-fn policy_of(parameters: &api::Parameters, kind: &str) -> Result<autoscale::Policy, String> {
+pub(super) fn policy_of(
+    parameters: &api::Parameters,
+    kind: &str,
+) -> Result<autoscale::Policy, String> {
     let number = |key: &str| -> Result<Option<f64>, String> {
         match parameters.get(key) {
             None => Ok(None),
@@ -901,7 +825,7 @@ fn policy_of(parameters: &api::Parameters, kind: &str) -> Result<autoscale::Poli
 
 /// Waits until every balancer took the new set of addresses (so that no request goes to
 /// a node about to leave), then destroys the nodes that left.
-fn drain_and_destroy(
+pub(super) fn drain_and_destroy(
     master: &dyn Master,
     config: &ManagerConfig,
     before: &BTreeMap<String, u32>,
@@ -933,752 +857,4 @@ fn drain_and_destroy(
         }
     }
     Ok(outcome)
-}
-
-// The agents.
-
-/// The logs an agent's `get_logs` gives: the end of each.
-const LOG_TAIL: u64 = 4000;
-
-/// An agent's actions (its manager's only): `get_logs`.
-fn agent_actions(ctx: &Context<'_>) -> Result<(), String> {
-    let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
-    let path = ctx.inside(&Path::new(api::actions::ACTION_DIR).join("get_logs"))?;
-    let script = format!(
-        "#!/bin/sh\nexec {} app conpaas-logs --dir {}\n",
-        shell_quote(&grove.display().to_string()),
-        shell_quote(&ctx.directory.display().to_string()),
-    );
-    write_changed(&path, &script, 0o700)?;
-    Ok(())
-}
-
-/// The end of each log of an agent's partition (`var/log/`, and its services' output in
-/// `.grove/log/`), by path below the partition; run as the partition's user.
-pub fn logs(directory: &Path) -> serde_json::Value {
-    use std::io::{Read as _, Seek as _};
-    let mut out = serde_json::Map::new();
-    for dir in ["var/log", ".grove/log"] {
-        let Ok(entries) = std::fs::read_dir(directory.join(dir)) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths {
-            let Ok(mut file) = std::fs::File::open(&path) else {
-                continue;
-            };
-            let length = file.metadata().map_or(0, |m| m.len());
-            let _ = file.seek(std::io::SeekFrom::Start(length.saturating_sub(LOG_TAIL)));
-            let mut bytes = Vec::new();
-            let _ = file.take(LOG_TAIL).read_to_end(&mut bytes);
-            let name = path
-                .strip_prefix(directory)
-                .map_or_else(|_| path.display().to_string(), |p| p.display().to_string());
-            out.insert(name, String::from_utf8_lossy(&bytes).into_owned().into());
-        }
-    }
-    serde_json::Value::Object(out)
-}
-
-/// The partition's IPv4 address, which its servers listen on.
-fn ipv4(partition: &Partition<'_>) -> Result<String, String> {
-    partition
-        .addresses
-        .iter()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-        .cloned()
-        .ok_or_else(|| format!("partition {} has no IPv4 address", partition.reference))
-}
-
-/// A free port on `ip` in `range`, kept in the partition so that it stays the same.
-fn kept_port(
-    ctx: &Context<'_>,
-    name: &str,
-    ip: &str,
-    range: std::ops::RangeInclusive<u16>,
-) -> Result<u16, String> {
-    let path = ctx.inside(&Path::new("var/conpaas").join(format!("{name}.port")))?;
-    if let Some(port) = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| t.trim().parse::<u16>().ok())
-        .filter(|p| range.contains(p))
-    {
-        return Ok(port);
-    }
-    let (first, last) = (*range.start(), *range.end());
-    let port = range
-        .into_iter()
-        .find(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
-        .ok_or_else(|| format!("no free port on {ip} between {first} and {last}"))?;
-    write_file(&path, port.to_string().as_bytes(), 0o600)?;
-    Ok(port)
-}
-
-/// Where the system's programs are, in the order the services' `PATH` has them.
-const PROGRAM_DIRS: &[&str] = &[
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
-
-/// A program of the system: the first of `names`, or the newest `prefix*` (php-fpm8.2).
-fn program(names: &[&str], prefix: Option<&str>, package: &str) -> Result<PathBuf, String> {
-    for dir in PROGRAM_DIRS {
-        for name in names {
-            let path = Path::new(dir).join(name);
-            if path.is_file() {
-                return Ok(path);
-            }
-        }
-    }
-    if let Some(prefix) = prefix {
-        for dir in PROGRAM_DIRS {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .map(|e| e.path())
-                .collect();
-            found.sort();
-            if let Some(path) = found.pop() {
-                return Ok(path);
-            }
-        }
-    }
-    Err(format!(
-        "{} is not installed on this node (Debian's package: {package})",
-        names.first().copied().unwrap_or_default()
-    ))
-}
-
-/// Writes `text` at `path` unless it is there already; whether it changed.
-fn write_changed(path: &Path, text: &str, mode: u32) -> Result<bool, String> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(false);
-    }
-    write_file(path, text.as_bytes(), mode)?;
-    Ok(true)
-}
-
-/// Tells a running server (its pid in `pid_file`) to read its configuration again.
-fn reload(pid_file: &Path, signal: nix::sys::signal::Signal) {
-    let Some(pid) = std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .filter(|p| *p > 1)
-    else {
-        return;
-    };
-    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-        tracing::debug!(pid, error = %e, "no server to reload");
-    }
-}
-
-/// The directories an agent's servers use, made.
-struct AgentDirs {
-    run: PathBuf,
-    tmp: PathBuf,
-    log: PathBuf,
-    etc: PathBuf,
-}
-
-impl AgentDirs {
-    fn make(ctx: &Context<'_>) -> Result<AgentDirs, String> {
-        let dirs = AgentDirs {
-            run: ctx.inside(Path::new("var/run"))?,
-            tmp: ctx.inside(Path::new("tmp/nginx"))?,
-            log: ctx.inside(Path::new("var/log"))?,
-            etc: ctx.inside(Path::new("etc/conpaas"))?,
-        };
-        let state = ctx.inside(Path::new("var/conpaas"))?;
-        for dir in [&dirs.run, &dirs.tmp, &dirs.log, &dirs.etc, &state] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        Ok(dirs)
-    }
-
-    fn php(&self) -> Dirs<'_> {
-        Dirs {
-            run: &self.run,
-            tmp: &self.tmp,
-            log: &self.log,
-        }
-    }
-}
-
-fn service(ctx: &Context<'_>, name: &str, command: &str) -> Result<(), String> {
-    let path = ctx.inside(&Path::new("etc/service").join(name))?;
-    write_changed(&path, &format!("#!/bin/sh\nexec {command}\n"), 0o700)?;
-    Ok(())
-}
-
-fn nginx_service(ctx: &Context<'_>, conf: &Path) -> Result<(), String> {
-    let nginx = program(&["nginx"], None, "nginx")?;
-    service(
-        ctx,
-        "nginx",
-        &format!(
-            "{} -p {} -c {} -e stderr -g 'daemon off;'",
-            shell_quote(&nginx.display().to_string()),
-            shell_quote(&ctx.directory.display().to_string()),
-            shell_quote(&conf.display().to_string()),
-        ),
-    )
-}
-
-fn publish(partition: &Partition<'_>, values: &[(&str, String)]) -> Result<(), String> {
-    let parameters = values
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
-        .collect();
-    partition
-        .master
-        .publish(
-            partition.instance.id,
-            &api::Publish {
-                parameters,
-                shared_instance: None,
-            },
-        )
-        .map_err(|e| format!("cannot publish: {e}"))
-}
-
-fn short_hash(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The code a web node serves: the archive at `url` unpacked once into
-/// `srv/code-<hash>` (a code version), or a placeholder page without one.
-fn code_version(ctx: &Context<'_>, url: Option<&str>) -> Result<PathBuf, String> {
-    let Some(url) = url else {
-        let dir = ctx.inside(Path::new("srv/code-default"))?;
-        write_changed(
-            &dir.join("index.php"),
-            "<?php echo \"This ConPaaS service has no code yet.\\n\";\n",
-            0o644,
-        )?;
-        return Ok(dir);
-    };
-    let dir = ctx.inside(&Path::new("srv").join(format!("code-{}", short_hash(url))))?;
-    if dir.is_dir() {
-        return Ok(dir);
-    }
-    let archive = ctx.inside(Path::new("var/conpaas/code.download"))?;
-    let staging = ctx.inside(Path::new("srv/.code.new"))?;
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
-    {
-        let mut file = std::fs::File::create(&archive)
-            .map_err(|e| format!("cannot write {}: {e}", archive.display()))?;
-        ctx.fetcher
-            .download(url, &mut file)
-            .map_err(|e| format!("cannot download the code archive {url}: {e}"))?;
-    }
-    let unpacked = crate::download::unpack(&archive, &staging);
-    let _ = std::fs::remove_file(&archive);
-    unpacked.map_err(|e| format!("the code archive {url}: {e}"))?;
-    std::fs::rename(&staging, &dir).map_err(|e| format!("cannot keep the code: {e}"))?;
-    Ok(dir)
-}
-
-/// Runs the service's startup script once per script URL, in the partition.
-fn startup_script(ctx: &Context<'_>, url: &str) -> Result<(), String> {
-    let done =
-        ctx.inside(&Path::new("var/conpaas").join(format!("startup-{}.done", short_hash(url))))?;
-    if done.is_file() {
-        return Ok(());
-    }
-    let script = ctx.inside(Path::new("var/conpaas/startup.sh"))?;
-    {
-        let mut file = std::fs::File::create(&script)
-            .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
-        ctx.fetcher
-            .download(url, &mut file)
-            .map_err(|e| format!("cannot download the startup script {url}: {e}"))?;
-    }
-    let output = std::process::Command::new("/bin/sh")
-        .arg(&script)
-        .current_dir(&ctx.directory)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run the startup script: {e}"))?;
-    let log = ctx.inside(Path::new("var/log/startup.log"))?;
-    let mut text = output.stdout;
-    text.extend_from_slice(&output.stderr);
-    write_file(&log, &text, 0o600)?;
-    if !output.status.success() {
-        return Err(format!(
-            "the startup script {url} failed ({}): see {}",
-            output.status,
-            log.display()
-        ));
-    }
-    write_file(&done, b"", 0o600)?;
-    Ok(())
-}
-
-/// A PHP web node: nginx serving the code, `.php` through php-fpm.
-fn php_web(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
-    let parameters = &partition.instance.parameters;
-    let fpm = program(&["php-fpm"], Some("php-fpm"), "php-fpm")?;
-    let ip = ipv4(partition)?;
-    let port = kept_port(ctx, "web", &ip, 8000..=8999)?;
-    let dirs = AgentDirs::make(ctx)?;
-    let code = code_version(ctx, text(parameters, "archive").as_deref())?;
-    if let Some(url) = text(parameters, "startupscript") {
-        startup_script(ctx, &url)?;
-    }
-    let socket = dirs.run.join("php-fpm.sock");
-    let listen = format!("{ip}:{port}");
-    let nginx_conf = dirs.etc.join("nginx.conf");
-    let fpm_conf = dirs.etc.join("php-fpm.conf");
-    let mut env = vec![
-        (
-            "CONPAAS_SERVICE".to_owned(),
-            text(parameters, "service").unwrap_or_default(),
-        ),
-        (
-            "CONPAAS_ROLE".to_owned(),
-            partition.instance.software_type.clone(),
-        ),
-    ];
-    for (key, name) in [
-        ("mysql_host", "MYSQL_IP"),
-        ("mysql_port", "MYSQL_PORT"),
-        ("mysql_user", "MYSQL_USER"),
-        ("mysql_password", "MYSQL_PASSWORD"),
-    ] {
-        if let Some(value) = text(parameters, key) {
-            env.push((name.to_owned(), value));
-        }
-    }
-    let nginx_changed = write_changed(
-        &nginx_conf,
-        &php::web_nginx(&listen, &code, &socket, &dirs.php()),
-        0o600,
-    )?;
-    let fpm_changed = write_changed(
-        &fpm_conf,
-        &php::fpm_config(&socket, &dirs.php(), &env),
-        0o600,
-    )?;
-    nginx_service(ctx, &nginx_conf)?;
-    service(
-        ctx,
-        "php-fpm",
-        &format!(
-            "{} -F -y {} -p {}",
-            shell_quote(&fpm.display().to_string()),
-            shell_quote(&fpm_conf.display().to_string()),
-            shell_quote(&ctx.directory.display().to_string()),
-        ),
-    )?;
-    if nginx_changed {
-        reload(
-            &dirs.run.join("nginx.pid"),
-            nix::sys::signal::Signal::SIGHUP,
-        );
-    }
-    if fpm_changed {
-        reload(
-            &dirs.run.join("php-fpm.pid"),
-            nix::sys::signal::Signal::SIGUSR2,
-        );
-    }
-    publish(
-        partition,
-        &[
-            ("address", listen.clone()),
-            ("url", format!("http://{listen}/")),
-        ],
-    )
-}
-
-/// A PHP service's proxy: nginx balancing over the web nodes the manager gives.
-fn php_proxy(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
-    let parameters = &partition.instance.parameters;
-    let mut backends = Vec::new();
-    for backend in text(parameters, "backends")
-        .unwrap_or_default()
-        .split_whitespace()
-    {
-        // Only addresses reach nginx's configuration.
-        let address: std::net::SocketAddr = backend
-            .parse()
-            .map_err(|_| format!("backend {backend:?} is not an address and port"))?;
-        backends.push(address.to_string());
-    }
-    let ip = ipv4(partition)?;
-    let port = kept_port(ctx, "proxy", &ip, 8080..=8999)?;
-    let dirs = AgentDirs::make(ctx)?;
-    let listen = format!("{ip}:{port}");
-    let conf = dirs.etc.join("nginx.conf");
-    let changed = write_changed(
-        &conf,
-        &php::proxy_nginx(&listen, &backends, &dirs.php()),
-        0o600,
-    )?;
-    nginx_service(ctx, &conf)?;
-    if changed {
-        reload(
-            &dirs.run.join("nginx.pid"),
-            nix::sys::signal::Signal::SIGHUP,
-        );
-    }
-    publish(
-        partition,
-        &[
-            ("address", listen.clone()),
-            ("url", format!("http://{listen}/")),
-            ("backends", backends.join(" ")),
-        ],
-    )
-}
-
-/// Runs a program as the partition's user (this profile's), its output kept in `log`.
-fn run_logged(
-    ctx: &Context<'_>,
-    command: &mut std::process::Command,
-    input: Option<&Path>,
-    log: &str,
-    what: &str,
-) -> Result<(), String> {
-    let log = ctx.inside(&Path::new("var/log").join(log))?;
-    command.current_dir(&ctx.directory);
-    command.stdin(match input {
-        Some(path) => std::fs::File::open(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            .into(),
-        None => std::process::Stdio::null(),
-    });
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
-    let mut text = output.stdout;
-    text.extend_from_slice(&output.stderr);
-    write_file(&log, &text, 0o600)?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        let said = String::from_utf8_lossy(&text);
-        let last = said
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        Err(format!("{what} failed ({}): {last}", output.status))
-    }
-}
-
-/// A MySQL node: MariaDB with the service's password set and its dump loaded, each once
-/// (again when it changes). On the first run the server is not started yet: the
-/// statements go to a temporary one, without network, stopped before the service starts.
-fn mysql_node(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
-    let parameters = &partition.instance.parameters;
-    let server = program(&["mariadbd", "mysqld"], None, "mariadb-server")?;
-    let install = program(
-        &["mariadb-install-db", "mysql_install_db"],
-        None,
-        "mariadb-server",
-    )?;
-    let client = program(&["mariadb", "mysql"], None, "mariadb-client")?;
-    let ip = ipv4(partition)?;
-    let port = kept_port(ctx, "mysql", &ip, 3306..=3399)?;
-    let dirs = AgentDirs::make(ctx)?;
-    let data = ctx.inside(Path::new("srv/mysql"))?;
-    if !data.is_dir() {
-        // Made aside and kept only once complete, so that a failure is tried again whole.
-        let staging = ctx.inside(Path::new("srv/.mysql.new"))?;
-        let _ = std::fs::remove_dir_all(&staging);
-        // The partition's user administers its server through the socket.
-        let uid = nix::unistd::getuid();
-        let user = nix::unistd::User::from_uid(uid)
-            .ok()
-            .flatten()
-            .map_or_else(|| uid.to_string(), |u| u.name);
-        let mut command = std::process::Command::new(&install);
-        command
-            .arg("--no-defaults")
-            .arg(format!("--user={user}"))
-            .arg(format!("--datadir={}", staging.display()))
-            .arg("--auth-root-authentication-method=socket")
-            .arg("--skip-test-db");
-        run_logged(
-            ctx,
-            &mut command,
-            None,
-            "mysql-install.log",
-            "mariadb-install-db",
-        )?;
-        std::fs::rename(&staging, &data)
-            .map_err(|e| format!("cannot keep the new database: {e}"))?;
-    }
-    let socket = dirs.run.join("mysqld.sock");
-    let common = |socket: &Path, pid: &str| {
-        vec![
-            "--no-defaults".to_owned(),
-            format!("--datadir={}", data.display()),
-            format!("--socket={}", socket.display()),
-            format!("--pid-file={}", dirs.run.join(pid).display()),
-            format!("--log-error={}", dirs.log.join("mysqld.log").display()),
-            "--skip-name-resolve".to_owned(),
-        ]
-    };
-    let mut args = common(&socket, "mysqld.pid");
-    args.push(format!("--bind-address={ip}"));
-    args.push(format!("--port={port}"));
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-    service(
-        ctx,
-        "mariadb",
-        &format!(
-            "{} {}",
-            shell_quote(&server.display().to_string()),
-            quoted.join(" ")
-        ),
-    )?;
-    // What is to apply: the password, the dump, each unless applied already.
-    let mut steps: Vec<(PathBuf, PathBuf, String)> = Vec::new();
-    let password = text(parameters, "password").unwrap_or_default();
-    if !password.is_empty() {
-        let done = ctx.inside(
-            &Path::new("var/conpaas").join(format!("password-{}.done", short_hash(&password))),
-        )?;
-        if !done.is_file() {
-            let sql = ctx.inside(Path::new("var/conpaas/password.sql"))?;
-            write_file(&sql, mysql::password_sql(&password).as_bytes(), 0o600)?;
-            steps.push((sql, done, "setting the password".to_owned()));
-        }
-    }
-    if let Some(url) = text(parameters, "dump") {
-        let done =
-            ctx.inside(&Path::new("var/conpaas").join(format!("dump-{}.done", short_hash(&url))))?;
-        if !done.is_file() {
-            let dump = ctx.inside(Path::new("var/conpaas/dump.sql"))?;
-            let mut file = std::fs::File::create(&dump)
-                .map_err(|e| format!("cannot write {}: {e}", dump.display()))?;
-            ctx.fetcher
-                .download(&url, &mut file)
-                .map_err(|e| format!("cannot download the dump {url}: {e}"))?;
-            steps.push((dump, done, format!("loading the dump {url}")));
-        }
-    }
-    if !steps.is_empty() {
-        apply_sql(ctx, &server, &client, &socket, &common, &steps)?;
-    }
-    publish(partition, &[("address", format!("{ip}:{port}"))])
-}
-
-/// Runs each file of `steps` in MariaDB (the running server, else a temporary one) and
-/// marks it done.
-fn apply_sql(
-    ctx: &Context<'_>,
-    server: &Path,
-    client: &Path,
-    socket: &Path,
-    common: &dyn Fn(&Path, &str) -> Vec<String>,
-    steps: &[(PathBuf, PathBuf, String)],
-) -> Result<(), String> {
-    let ask = |target: &Path| {
-        let mut command = std::process::Command::new(client);
-        command
-            .arg("--no-defaults")
-            .arg(format!("--socket={}", target.display()));
-        command
-    };
-    let live = socket.exists()
-        && run_logged(
-            ctx,
-            ask(socket).args(["-e", "SELECT 1"]),
-            None,
-            "mysql-ping.log",
-            "mariadb",
-        )
-        .is_ok();
-    let temporary = if live {
-        None
-    } else {
-        let setup_socket = socket.with_file_name("mysqld-setup.sock");
-        let mut args = common(&setup_socket, "mysqld-setup.pid");
-        args.push("--skip-networking".to_owned());
-        let child = std::process::Command::new(server)
-            .args(&args)
-            .current_dir(&ctx.directory)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start MariaDB: {e}"))?;
-        Some((child, setup_socket))
-    };
-    let target = temporary
-        .as_ref()
-        .map_or_else(|| socket.to_owned(), |(_, s)| s.clone());
-    let applied = (|| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !target.exists() {
-            if Instant::now() >= deadline {
-                return Err("MariaDB did not start: see var/log/mysqld.log".to_owned());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for (sql, done, what) in steps {
-            run_logged(ctx, &mut ask(&target), Some(sql), "mysql-setup.log", what)?;
-            write_file(done, b"", 0o600)?;
-        }
-        Ok(())
-    })();
-    if let Some((mut child, _)) = temporary {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let _ = child.wait();
-    }
-    applied
-}
-
-/// A MySQL service's balancer: HAProxy in TCP mode over the MySQL nodes.
-fn mysql_glb(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
-    let parameters = &partition.instance.parameters;
-    let mut backends = Vec::new();
-    for backend in text(parameters, "backends")
-        .unwrap_or_default()
-        .split_whitespace()
-    {
-        let address: std::net::SocketAddr = backend
-            .parse()
-            .map_err(|_| format!("backend {backend:?} is not an address and port"))?;
-        backends.push(address.to_string());
-    }
-    let haproxy = program(&["haproxy"], None, "haproxy")?;
-    let ip = ipv4(partition)?;
-    let port = kept_port(ctx, "glb", &ip, 3306..=3399)?;
-    let dirs = AgentDirs::make(ctx)?;
-    let listen = format!("{ip}:{port}");
-    let conf = dirs.etc.join("haproxy.cfg");
-    let pid = dirs.run.join("haproxy.pid");
-    let text = mysql::glb_haproxy(&listen, &backends, &pid);
-    write_changed(&conf, &text, 0o600)?;
-    // A new configuration restarts HAProxy: its wrapper names the configuration's hash.
-    service(
-        ctx,
-        "haproxy",
-        &format!(
-            "{} -db -f {} # {}",
-            shell_quote(&haproxy.display().to_string()),
-            shell_quote(&conf.display().to_string()),
-            short_hash(&text)
-        ),
-    )?;
-    publish(
-        partition,
-        &[("address", listen), ("backends", backends.join(" "))],
-    )
-}
-
-/// Runs `name` of a generic service's code (`init.sh`, `notify.sh`, `run.sh`...) if the
-/// code has it, in the code's directory, its output appended to `var/log/scripts.log`;
-/// how it ended.
-fn generic_script(
-    ctx: &Context<'_>,
-    code: &Path,
-    name: &str,
-    env: &[(&str, String)],
-) -> Result<Option<String>, String> {
-    let script = code.join(name);
-    if !script.is_file() {
-        return Ok(None);
-    }
-    let mut command = std::process::Command::new("/bin/sh");
-    command.arg(&script).current_dir(code);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {name}: {e}"))?;
-    let log = ctx.inside(Path::new("var/log/scripts.log"))?;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-    use std::io::Write as _;
-    let _ = writeln!(file, "== {name}: {}", output.status);
-    let _ = file.write_all(&output.stdout);
-    let _ = file.write_all(&output.stderr);
-    Ok(Some(output.status.to_string()))
-}
-
-/// A generic service's agent (`master` or `node`): the code archive as a code version,
-/// ConPaaS's scripts run as ConPaaS ran them: `init.sh` once per code version,
-/// `notify.sh` whenever the members change (`$CONPAAS_AGENTS`, a JSON file of the
-/// members' addresses by role), `run.sh`, `interrupt.sh`, `cleanup.sh` when the manager
-/// asks.
-fn generic_node(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(), String> {
-    let parameters = &partition.instance.parameters;
-    let ip = ipv4(partition)?;
-    AgentDirs::make(ctx)?;
-    let code = code_version(ctx, text(parameters, "archive").as_deref())?;
-    let agents = ctx.inside(Path::new("var/conpaas/agents.json"))?;
-    let env = [
-        ("CONPAAS_AGENTS", agents.display().to_string()),
-        ("CONPAAS_ROLE", partition.instance.software_type.clone()),
-        ("CONPAAS_IP", ip.clone()),
-        ("HOME", ctx.directory.display().to_string()),
-    ];
-    let version = code
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let initialised = ctx.inside(&Path::new("var/conpaas").join(format!("init-{version}.done")))?;
-    if !initialised.is_file() {
-        generic_script(ctx, &code, "init.sh", &env)?;
-        write_file(&initialised, b"", 0o600)?;
-    }
-    let members = text(parameters, "members").unwrap_or_else(|| "{}".to_owned());
-    // Told once the manager knows who the members are, again whenever they change.
-    if write_changed(&agents, &members, 0o644)? && members != "{}" {
-        generic_script(ctx, &code, "notify.sh", &env)?;
-    }
-    let mut script =
-        std::fs::read_to_string(ctx.inside(Path::new("var/conpaas/script"))?).unwrap_or_default();
-    if let Some(command) = text(parameters, "command") {
-        let done = ctx.inside(Path::new("var/conpaas/command"))?;
-        let last = std::fs::read_to_string(&done).unwrap_or_default();
-        if last != command {
-            let name = command.split(' ').next().unwrap_or_default();
-            if matches!(name, "run" | "interrupt" | "cleanup") {
-                let ended = generic_script(ctx, &code, &format!("{name}.sh"), &env)?
-                    .unwrap_or_else(|| format!("no {name}.sh"));
-                script = format!("{command}: {ended}");
-                write_file(
-                    &ctx.inside(Path::new("var/conpaas/script"))?,
-                    script.as_bytes(),
-                    0o600,
-                )?;
-            }
-            write_file(&done, command.as_bytes(), 0o600)?;
-        }
-    }
-    let mut values = vec![("address", ip)];
-    if !script.is_empty() {
-        values.push(("script", script));
-    }
-    publish(partition, &values)
 }
