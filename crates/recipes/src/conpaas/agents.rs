@@ -286,20 +286,14 @@ pub(super) fn startup_script(ctx: &Context<'_>, url: &str) -> Result<(), String>
             .download(url, &mut file)
             .map_err(|e| format!("cannot download the startup script {url}: {e}"))?;
     }
-    let output = std::process::Command::new("/bin/sh")
-        .arg(&script)
-        .current_dir(&ctx.directory)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run the startup script: {e}"))?;
     let log = ctx.inside(Path::new("var/log/startup.log"))?;
-    let mut text = output.stdout;
-    text.extend_from_slice(&output.stderr);
-    write_file(&log, &text, 0o600)?;
-    if !output.status.success() {
+    let mut command = std::process::Command::new("/bin/sh");
+    command.arg(&script).current_dir(&ctx.directory);
+    let ended = run_bounded(&mut command, &log, SCRIPT_TIMEOUT)
+        .map_err(|e| format!("the startup script {url}: {e}"))?;
+    if !matches!(ended, Ended::Exited(status) if status.success()) {
         return Err(format!(
-            "the startup script {url} failed ({}): see {}",
-            output.status,
+            "the startup script {url} failed ({ended}): see {}",
             log.display()
         ));
     }
@@ -320,4 +314,105 @@ pub(super) fn backends(parameters: &api::Parameters) -> Result<Vec<String>, Stri
                 .map_err(|_| format!("backend {backend:?} is not an address and port"))
         })
         .collect()
+}
+
+/// The longest a script of the service's (a startup script, a generic service's) may run:
+/// it runs inside the agent's deployment, which waits for it.
+pub(super) const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How a bounded run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    Exited(std::process::ExitStatus),
+    /// It ran past its time: its process group was killed.
+    TimedOut(std::time::Duration),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Exited(status) => write!(f, "{status}"),
+            Ended::TimedOut(after) => write!(f, "timed out after {} s", after.as_secs()),
+        }
+    }
+}
+
+/// Runs `command` in a process group of its own, its output appended to `log`, until it
+/// ends or `timeout` passes (then the whole group is killed).
+pub(super) fn run_bounded(
+    command: &mut std::process::Command,
+    log: &Path,
+    timeout: std::time::Duration,
+) -> Result<Ended, String> {
+    use std::os::unix::process::CommandExt as _;
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let errors = output
+        .try_clone()
+        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(output)
+        .stderr(errors)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if std::time::Instant::now() >= deadline => break None,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(format!("cannot wait for it: {e}")),
+        }
+    };
+    // Whatever it left in its group goes with it.
+    if let Ok(group) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(group),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    match status {
+        Some(status) => Ok(Ended::Exited(status)),
+        None => {
+            let _ = child.wait();
+            Ok(Ended::TimedOut(timeout))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_script_runs_to_its_end_or_its_deadline_with_its_children() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("scripts.log");
+        let mut quick = std::process::Command::new("/bin/sh");
+        quick.args(["-c", "echo said; exit 3"]);
+        let ended = run_bounded(&mut quick, &log, Duration::from_secs(10)).expect("ran");
+        assert!(
+            matches!(ended, Ended::Exited(s) if s.code() == Some(3)),
+            "{ended}"
+        );
+        assert_eq!(std::fs::read_to_string(&log).expect("log"), "said\n");
+        // A script that hangs, with a child that would outlive it: both go at the deadline.
+        let marker = dir.path().join("outlived");
+        let mut slow = std::process::Command::new("/bin/sh");
+        slow.arg("-c")
+            .arg(format!("(sleep 2; touch {}) & sleep 30", marker.display()));
+        let start = Instant::now();
+        let ended = run_bounded(&mut slow, &log, Duration::from_secs(1)).expect("ran");
+        assert_eq!(ended.to_string(), "timed out after 1 s");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(!marker.exists(), "the script's child was killed with it");
+    }
 }

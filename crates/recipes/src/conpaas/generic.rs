@@ -6,7 +6,9 @@ use crate::Context;
 use crate::builtin::write_file;
 use crate::slap::Partition;
 
-use super::agents::{AgentDirs, code_version, ipv4, publish, write_changed};
+use super::agents::{
+    AgentDirs, SCRIPT_TIMEOUT, code_version, ipv4, publish, run_bounded, write_changed,
+};
 use super::text;
 
 /// Runs `name` of a generic service's code (`init.sh`, `notify.sh`, `run.sh`...) if the
@@ -27,21 +29,18 @@ pub(super) fn generic_script(
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = command
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {name}: {e}"))?;
     let log = ctx.inside(Path::new("var/log/scripts.log"))?;
+    // A script that runs too long is ended: its end says so, and the agent goes on.
+    let ended = run_bounded(&mut command, &log, SCRIPT_TIMEOUT)
+        .map_err(|e| format!("{name}: {e}"))?
+        .to_string();
     let mut file = std::fs::OpenOptions::new()
-        .create(true)
         .append(true)
         .open(&log)
         .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
     use std::io::Write as _;
-    let _ = writeln!(file, "== {name}: {}", output.status);
-    let _ = file.write_all(&output.stdout);
-    let _ = file.write_all(&output.stderr);
-    Ok(Some(output.status.to_string()))
+    let _ = writeln!(file, "== {name}: {ended}");
+    Ok(Some(ended))
 }
 
 /// A generic service's agent (`master` or `node`): the code archive as a code version,
