@@ -493,6 +493,7 @@ fn children_follow_their_root_and_are_collected(t: TestMaster) {
 
 /// A ConPaaS service's manager publishing wakes the application's other services once
 /// (a web service learns its database's address); publishing the same again does not.
+/// An agent's reported state, when it changes, wakes its manager.
 fn a_conpaas_service_publishing_wakes_its_siblings(t: TestMaster) {
     let alice = t.user("alice");
     let node = t.computer(&alice, "COMP-1", 3, SR);
@@ -529,6 +530,36 @@ fn a_conpaas_service_publishing_wakes_its_siblings(t: TestMaster) {
         show(web)["timestamp"].as_i64(),
         woken,
         "nothing new, no wake"
+    );
+
+    // An agent's report wakes its manager when its state changes, not otherwise.
+    let agent = t.ok(
+        "POST",
+        "/v1/instances",
+        &token,
+        Some(&request("mysql-1", json!({}))),
+    );
+    let agent_id = &agent["id"];
+    let report = json!({"state": "started"});
+    let before = show(db)["timestamp"].as_i64();
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{agent_id}/state"),
+        &node,
+        Some(&report),
+    );
+    let after = show(db)["timestamp"].as_i64();
+    assert!(after > before, "the manager runs again");
+    t.ok(
+        "PUT",
+        &format!("/v1/instances/{agent_id}/state"),
+        &node,
+        Some(&report),
+    );
+    assert_eq!(
+        show(db)["timestamp"].as_i64(),
+        after,
+        "the same state, no wake"
     );
 }
 

@@ -221,6 +221,20 @@ impl Tx<'_> {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    /// Whether `instance` is the manager of a ConPaaS application's service.
+    pub(crate) async fn is_conpaas_manager(&mut self, instance: i64) -> Result<bool> {
+        let found = sqlx::query(
+            "SELECT 1 FROM application_roots r \
+             JOIN applications a ON a.id = r.application_id AND a.kind = $1 \
+             WHERE r.instance_id = $2",
+        )
+        .bind(CONPAAS)
+        .bind(instance)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(found.is_some())
+    }
+
     pub(crate) async fn delete_application(&mut self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM application_roots WHERE application_id = $1")
             .bind(id)

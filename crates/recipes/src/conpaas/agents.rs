@@ -197,6 +197,37 @@ pub(super) fn write_service(ctx: &Context<'_>, name: &str, command: &str) -> Res
     Ok(())
 }
 
+/// A promise that `address` (`ip:port`) accepts connections: the node reports the agent
+/// started only once its server answers.
+pub(super) fn listening_promise(
+    ctx: &Context<'_>,
+    name: &str,
+    address: &str,
+) -> Result<(), String> {
+    let (ip, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{address} is not an address and port"))?;
+    let path = ctx.inside(&Path::new("etc/promise").join(format!("{name}-listening")))?;
+    let script = format!(
+        "#!/bin/bash\n# Succeeds when {address} accepts connections.\n\
+         if exec 3<>/dev/tcp/{}/{port}; then exec 3>&-; exit 0; fi\n\
+         echo \"nothing listens on {address}\" >&2\nexit 1\n",
+        shell_quote(ip)
+    );
+    write_changed(&path, &script, 0o700)?;
+    Ok(())
+}
+
+/// A promise that a server's Unix socket is there.
+pub(super) fn socket_promise(ctx: &Context<'_>, name: &str, socket: &Path) -> Result<(), String> {
+    let path = ctx.inside(&Path::new("etc/promise").join(format!("{name}-socket")))?;
+    let socket = shell_quote(&socket.display().to_string());
+    let script =
+        format!("#!/bin/sh\n[ -S {socket} ] && exit 0\necho \"no socket {socket}\" >&2\nexit 1\n");
+    write_changed(&path, &script, 0o700)?;
+    Ok(())
+}
+
 pub(super) fn nginx_service(ctx: &Context<'_>, conf: &Path) -> Result<(), String> {
     let nginx = program(&["nginx"], None, "nginx")?;
     write_service(

@@ -417,10 +417,17 @@ pub fn reconcile(
             }
         }
     }
-    let mut backends: Vec<String> = nodes.iter().filter_map(|n| n.address.clone()).collect();
+    // Only agents that started (their servers answer their promises) are balanced over;
+    // their reports wake the manager.
+    let serving = |n: &Node| n.state.as_deref() == Some("started");
+    let mut backends: Vec<String> = nodes
+        .iter()
+        .filter(|n| serving(n))
+        .filter_map(|n| n.address.clone())
+        .collect();
     backends.sort();
     let backends = backends.join(" ");
-    let mut ready = nodes.iter().all(|n| n.address.is_some());
+    let mut ready = nodes.iter().all(|n| n.address.is_some() && serving(n));
     let mut url = None;
     for agent in &balancers {
         let child = request_agent(

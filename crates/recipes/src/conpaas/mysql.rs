@@ -10,8 +10,8 @@ use crate::builtin::{shell_quote, write_file};
 use crate::slap::Partition;
 
 use super::agents::{
-    AgentDirs, backends, ipv4, kept_port, program, publish, short_hash, write_changed,
-    write_service,
+    AgentDirs, backends, ipv4, kept_port, listening_promise, program, publish, short_hash,
+    write_changed, write_service,
 };
 use super::text;
 
@@ -146,7 +146,9 @@ pub(super) fn mysql_node(ctx: &Context<'_>, partition: &Partition<'_>) -> Result
     if !steps.is_empty() {
         apply_sql(ctx, &server, &client, &socket, &common, &steps)?;
     }
-    publish(partition, &[("address", format!("{ip}:{port}"))])
+    let address = format!("{ip}:{port}");
+    listening_promise(ctx, "mariadb", &address)?;
+    publish(partition, &[("address", address)])
 }
 
 /// Runs each file of `steps` in MariaDB (the running server, else a temporary one) and
@@ -229,6 +231,7 @@ pub(super) fn mysql_glb(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<
     let port = kept_port(ctx, "glb", &ip, 3306..=3399)?;
     let dirs = AgentDirs::make(ctx)?;
     let listen = format!("{ip}:{port}");
+    listening_promise(ctx, "haproxy", &listen)?;
     let conf = dirs.etc.join("haproxy.cfg");
     let pid = dirs.run.join("haproxy.pid");
     let text = mysql::glb_haproxy(&listen, &backends, &pid);

@@ -7,8 +7,8 @@ use crate::builtin::shell_quote;
 use crate::slap::Partition;
 
 use super::agents::{
-    AgentDirs, backends, code_version, ipv4, kept_port, nginx_service, program, publish, reload,
-    startup_script, write_changed, write_service,
+    AgentDirs, backends, code_version, ipv4, kept_port, listening_promise, nginx_service, program,
+    publish, reload, socket_promise, startup_script, write_changed, write_service,
 };
 use super::text;
 
@@ -58,6 +58,8 @@ pub(super) fn php_web(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<()
         0o600,
     )?;
     nginx_service(ctx, &nginx_conf)?;
+    listening_promise(ctx, "nginx", &listen)?;
+    socket_promise(ctx, "php-fpm", &socket)?;
     write_service(
         ctx,
         "php-fpm",
@@ -104,6 +106,7 @@ pub(super) fn php_proxy(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<
         0o600,
     )?;
     nginx_service(ctx, &conf)?;
+    listening_promise(ctx, "nginx", &listen)?;
     if changed {
         reload(
             &dirs.run.join("nginx.pid"),

@@ -87,6 +87,14 @@ pub(super) async fn report(
     if report.state == api::ReportedState::Destroyed {
         tx.abandon_actions(id).await?;
     }
+    // A ConPaaS agent that starts (or stops being started) wakes its manager, which
+    // balances over started agents only.
+    if let Some(parent) = loaded.instance.parent
+        && loaded.instance.reported_state != Some(report.state)
+        && tx.is_conpaas_manager(parent).await?
+    {
+        touch(tx, parent, changed).await?;
+    }
     let instance = &loaded.instance;
     if report.state == api::ReportedState::Destroyed
         && instance.requested_state == api::RequestedState::Destroyed
