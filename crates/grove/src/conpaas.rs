@@ -401,7 +401,7 @@ pub(crate) fn action(config: &Path, name: &str) -> anyhow::Result<ExitCode> {
     } else {
         serde_json::from_str(&input).context("the parameters are no JSON object")?
     };
-    let client = config.connection.client().map_err(|e| anyhow!(e))?;
+    let client = config.connection.client()?;
     let result =
         grove_recipes::conpaas::act(&client, &config, name, &parameters).map_err(|e| anyhow!(e))?;
     print_json(&result).map(|()| ExitCode::SUCCESS)

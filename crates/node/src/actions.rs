@@ -5,7 +5,7 @@
 //! nothing: `null`); an action that fails, prints something else, or runs past its
 //! deadline ends with an error saying which.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use grove_api::actions::{ACTION_DIR, ActionOutcome, PendingAction, is_action_name};
 
-use crate::instance::SERVICE_PATH;
+use crate::instance::{SERVICE_PATH, read_on_thread};
 
 /// The most of its output an action's result may be.
 const RESULT_LIMIT: u64 = 1 << 20;
@@ -71,29 +71,8 @@ pub(crate) fn run(
             let _ = pipe.write_all(&input);
         })
     });
-    let read = |pipe: Option<Box<dyn Read + Send>>, limit: u64| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(limit + 1).read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = read(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        RESULT_LIMIT,
-    );
-    let stderr = read(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ERROR_LIMIT,
-    );
+    let stdout = read_on_thread(child.stdout.take(), RESULT_LIMIT);
+    let stderr = read_on_thread(child.stderr.take(), ERROR_LIMIT);
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {

@@ -291,6 +291,21 @@ pub fn check_promises(
         .collect()
 }
 
+/// Reads at most `limit` bytes of a child's pipe (and one more, to tell that it wrote
+/// more) on a thread of its own, so that a chatty program never blocks on a full pipe.
+pub(crate) fn read_on_thread<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    limit: u64,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(pipe) = pipe {
+            let _ = pipe.take(limit + 1).read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
 /// Runs a program in its own process group with a deadline; its output is the error when
 /// it fails.
 pub fn run_bounded(
@@ -315,28 +330,8 @@ pub fn run_bounded(
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    // Readers on their own threads, so that a chatty program never blocks on a full pipe.
-    let read = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(64 * 1024).read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = read(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = read(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let stdout = read_on_thread(child.stdout.take(), 64 * 1024);
+    let stderr = read_on_thread(child.stderr.take(), 64 * 1024);
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -352,8 +347,8 @@ pub fn run_bounded(
         let _ = child.wait();
         return Err(format!("timed out after {} s", timeout.as_secs_f64()));
     };
-    let mut output = stdout.join().unwrap_or_default();
-    output.push_str(&stderr.join().unwrap_or_default());
+    let mut output = String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned();
+    output.push_str(&String::from_utf8_lossy(&stderr.join().unwrap_or_default()));
     if status.success() {
         Ok(())
     } else {

@@ -13,8 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use grove_api::apps as wire;
-use grove_client::{Client, ClientError, Identity};
+use grove_client::{Client, ClientError};
 use grove_recipes::roboconf::AgentConfig;
+use grove_recipes::slap::ConnectionError;
 use grove_roboconf::autonomic::{self, Measure};
 use grove_roboconf::deploy;
 use grove_roboconf::lifecycle::clean_path;
@@ -290,25 +291,13 @@ fn read_config(path: &Path) -> Result<AgentConfig, AgentError> {
 }
 
 fn client(config: &AgentConfig) -> Result<Client, AgentError> {
-    let c = &config.connection;
-    let certificate = match &c.certificate {
-        Some((cert, key)) => {
-            let read = |p: &PathBuf| {
-                std::fs::read_to_string(p).map_err(|e| AgentError::Config {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })
-            };
-            Some((read(cert)?, read(key)?))
-        }
-        None => None,
-    };
-    let identity = Identity {
-        token: c.token.clone(),
-        ca_pem: c.master_ca.clone(),
-        certificate,
-    };
-    Ok(Client::new(&c.master_url, &identity)?)
+    config.connection.client().map_err(|e| match e {
+        ConnectionError::Read { path, source } => AgentError::Config {
+            path,
+            message: source.to_string(),
+        },
+        ConnectionError::Client(e) => AgentError::Client(e),
+    })
 }
 
 /// Runs the components' scripts from the archive, each instance with its own folder

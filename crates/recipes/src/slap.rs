@@ -45,18 +45,30 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Why a program in the partition cannot make its client of the master.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
 impl Connection {
     /// The client a program in the partition uses: the partition's identity, its files
     /// read now.
-    pub fn client(&self) -> Result<grove_client::Client, String> {
+    pub fn client(&self) -> Result<grove_client::Client, ConnectionError> {
+        let read = |path: &std::path::PathBuf| {
+            std::fs::read_to_string(path).map_err(|source| ConnectionError::Read {
+                path: path.clone(),
+                source,
+            })
+        };
         let certificate = match &self.certificate {
-            Some((cert, key)) => {
-                let read = |p: &std::path::PathBuf| {
-                    std::fs::read_to_string(p)
-                        .map_err(|e| format!("cannot read {}: {e}", p.display()))
-                };
-                Some((read(cert)?, read(key)?))
-            }
+            Some((cert, key)) => Some((read(cert)?, read(key)?)),
             None => None,
         };
         let identity = grove_client::Identity {
@@ -64,7 +76,7 @@ impl Connection {
             ca_pem: self.master_ca.clone(),
             certificate,
         };
-        grove_client::Client::new(&self.master_url, &identity).map_err(|e| e.to_string())
+        Ok(grove_client::Client::new(&self.master_url, &identity)?)
     }
 }
 

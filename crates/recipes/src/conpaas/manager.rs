@@ -194,16 +194,34 @@ pub(super) fn deploy(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(),
     if let Ok(mut requested) = partition.requested.lock() {
         requested.extend(outcome.nodes.iter().map(|n| n.title.clone()));
     }
-    partition
-        .master
+    publish_outcome(partition.master, instance.id, &outcome)
+}
+
+/// Publishes what a reconciliation found, as the manager.
+fn publish_outcome(master: &dyn Master, instance: i64, outcome: &Outcome) -> Result<(), String> {
+    master
         .publish(
-            instance.id,
+            instance,
             &api::Publish {
-                parameters: outcome.published,
+                parameters: outcome.published.clone(),
                 shared_instance: None,
             },
         )
         .map_err(|e| format!("cannot publish: {e}"))
+}
+
+/// Keeps what the actions changed of the service.
+fn write_settings(directory: &Path, settings: &Settings) -> Result<(), String> {
+    let text = serde_json::to_vec_pretty(settings).map_err(|e| e.to_string())?;
+    Ok(write_file(&directory.join(SETTINGS), &text, 0o600)?)
+}
+
+/// The manager's configuration with the service as the actions left it.
+fn settled(config: &ManagerConfig) -> Result<ManagerConfig, String> {
+    Ok(ManagerConfig {
+        spec: with_settings(&config.directory, config.spec.clone())?,
+        ..config.clone()
+    })
 }
 
 /// When the service scales itself: the last change, seconds since the epoch.
@@ -527,10 +545,7 @@ pub fn act(
 ) -> Result<serde_json::Value, String> {
     let roles_path = config.directory.join(ROLES);
     let roles = read_roles(&roles_path)?.unwrap_or_else(|| config.spec.roles.clone());
-    let config = &ManagerConfig {
-        spec: with_settings(&config.directory, config.spec.clone())?,
-        ..config.clone()
-    };
+    let config = &settled(config)?;
     let started = api::RequestedState::Started;
     let listed = |outcome: &Outcome, roles: &BTreeMap<String, u32>| serde_json::json!({ "roles": roles, "nodes": outcome.nodes });
     match name {
@@ -572,15 +587,7 @@ pub fn act(
                 outcome = drain_and_destroy(master, config, &roles, &new)?;
             }
             // Published now, so that the service shows its new nodes at once.
-            master
-                .publish(
-                    config.instance,
-                    &api::Publish {
-                        parameters: outcome.published.clone(),
-                        shared_instance: None,
-                    },
-                )
-                .map_err(|e| format!("cannot publish: {e}"))?;
+            publish_outcome(master, config.instance, &outcome)?;
             Ok(listed(&outcome, &new))
         }
         "get_logs" => {
@@ -629,9 +636,7 @@ pub fn act(
             } else {
                 None
             };
-            let path = config.directory.join(SETTINGS);
-            let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
-            write_file(&path, &text, 0o600)?;
+            write_settings(&config.directory, &settings)?;
             Ok(serde_json::json!({ "autoscaling": settings.autoscaling }))
         }
         "run" | "interrupt" | "cleanup" => {
@@ -648,9 +653,7 @@ pub fn act(
                 .and_then(|(_, n)| n.parse::<u64>().ok())
                 .unwrap_or(0);
             settings.command = Some(format!("{name} {}", serial + 1));
-            let path = config.directory.join(SETTINGS);
-            let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
-            write_file(&path, &text, 0o600)?;
+            write_settings(&config.directory, &settings)?;
             // Each agent runs the script on its next run, which the new parameters start.
             let outcome = reconcile(master, config, &roles, started)?;
             Ok(listed(&outcome, &roles))
@@ -673,24 +676,11 @@ pub fn act(
             } else {
                 settings.dump = Some(value);
             }
-            let path = config.directory.join(SETTINGS);
-            let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
-            write_file(&path, &text, 0o600)?;
-            let config = ManagerConfig {
-                spec: with_settings(&config.directory, config.spec.clone())?,
-                ..config.clone()
-            };
+            write_settings(&config.directory, &settings)?;
+            let config = settled(config)?;
             // Each node applies it on its next run, which the new parameters start.
             let outcome = reconcile(master, &config, &roles, started)?;
-            master
-                .publish(
-                    config.instance,
-                    &api::Publish {
-                        parameters: outcome.published.clone(),
-                        shared_instance: None,
-                    },
-                )
-                .map_err(|e| format!("cannot publish: {e}"))?;
+            publish_outcome(master, config.instance, &outcome)?;
             Ok(listed(&outcome, &roles))
         }
         other => Err(format!("a manager has no action {other:?}")),
@@ -754,15 +744,10 @@ pub(super) fn code_versions(
         }
         _ => false,
     };
-    let path = config.directory.join(SETTINGS);
-    let text = serde_json::to_vec_pretty(&settings).map_err(|e| e.to_string())?;
-    write_file(&path, &text, 0o600)?;
+    write_settings(&config.directory, &settings)?;
     if changed {
         // The nodes unpack and serve it on their next run, which this starts.
-        let config = ManagerConfig {
-            spec: with_settings(&config.directory, config.spec.clone())?,
-            ..config.clone()
-        };
+        let config = settled(config)?;
         reconcile(master, &config, roles, api::RequestedState::Started)?;
     }
     let active = settings.enabled.as_ref().or(manifest.as_ref());
