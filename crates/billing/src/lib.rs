@@ -7,10 +7,14 @@
 //! product of quantity and unit price, rounded half away from zero to the cent; the total
 //! is the sum of the lines.
 
+mod csv;
+
 use std::collections::BTreeMap;
 
 use grove_api as api;
 use rust_decimal::{Decimal, RoundingStrategy};
+
+pub use csv::invoice_csv;
 
 /// Why prices or a month are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

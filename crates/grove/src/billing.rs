@@ -1,5 +1,6 @@
 //! `grove billing`: the price list and invoices.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,14 +64,6 @@ fn show_prices(prices: &api::Prices, json: bool) -> anyhow::Result<()> {
 }
 
 /// A CSV field, quoted when it must be.
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 pub(crate) fn run(command: BillingCommand) -> anyhow::Result<ExitCode> {
     match command {
         BillingCommand::Prices { file, connection } => {
@@ -113,22 +106,7 @@ pub(crate) fn run(command: BillingCommand) -> anyhow::Result<ExitCode> {
             if connection.json {
                 print_json(&invoice)?;
             } else if csv {
-                let mut lines = vec!["instance,resource,quantity,unit_price,amount".to_owned()];
-                for l in &invoice.lines {
-                    lines.push(
-                        [
-                            &l.instance,
-                            &l.resource,
-                            &l.quantity,
-                            &l.unit_price,
-                            &l.amount,
-                        ]
-                        .map(|t| field(t))
-                        .join(","),
-                    );
-                }
-                lines.push(format!("total,,,,{}", invoice.total));
-                print_lines(&lines)?;
+                std::io::stdout().write_all(grove_billing::invoice_csv(&invoice).as_bytes())?;
             } else {
                 let mut lines = vec![format!(
                     "invoice of project {} for {} ({})",

@@ -866,7 +866,7 @@ fn projects_members_and_quotas_from_the_command_line() {
     );
     assert_eq!(
         String::from_utf8_lossy(&csv.stdout),
-        "instance,resource,quantity,unit_price,amount\ntotal,,,,0.00\n"
+        "instance,resource,quantity,unit_price,amount\r\ntotal,,,,0.00\r\n"
     );
     let estimate = as_bob(&["billing", "estimate", "--json"]);
     assert!(

@@ -553,6 +553,7 @@ async fn change<S: Store>(
         {
             Ok(generation) => {
                 m.apps.bump(row.id, generation);
+                m.changes.pulse();
                 for root in roots.iter().filter(|r| !before.contains(r)) {
                     place_root(m, &row, &app, &deployment, root).await?;
                 }
@@ -797,6 +798,7 @@ pub(crate) async fn report<S: Store>(
     let text = serde_json::to_string(&report).map_err(|e| ApiError::internal(e.to_string()))?;
     let generation = m.store.report_application(row.id, root, text).await?;
     m.apps.bump(row.id, generation);
+    m.changes.pulse();
     // Instances removed and now gone leave the model.
     let row = m
         .store

@@ -17,6 +17,7 @@ mod actions;
 mod apps;
 mod billing;
 mod conpaas;
+mod console;
 mod error;
 mod joining;
 mod metrics;
@@ -111,13 +112,34 @@ pub enum MasterError {
     Store(#[from] grove_store::StoreError),
 }
 
-/// Wakes the nodes waiting on a computer's desired state.
-#[derive(Debug, Default)]
+/// Wakes the nodes waiting on a computer's desired state, and the console's pages.
+#[derive(Debug)]
 pub(crate) struct ChangeStream {
     senders: Mutex<HashMap<i64, watch::Sender<u64>>>,
+    /// Bumped by every change this master makes or hears of: the console's live pages
+    /// follow it (`console/live.rs`), whatever changed.
+    pulse: watch::Sender<u64>,
+}
+
+impl Default for ChangeStream {
+    fn default() -> ChangeStream {
+        ChangeStream {
+            senders: Mutex::default(),
+            pulse: watch::channel(0).0,
+        }
+    }
 }
 
 impl ChangeStream {
+    /// Something changed that a page may show (a report, a publication, an application).
+    pub(crate) fn pulse(&self) {
+        self.pulse.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn follow(&self) -> watch::Receiver<u64> {
+        self.pulse.subscribe()
+    }
+
     pub(crate) fn subscribe(&self, computer: i64) -> watch::Receiver<u64> {
         let mut senders = lock(&self.senders);
         senders
@@ -132,10 +154,12 @@ impl ChangeStream {
         for computer in changed.computers.iter().chain(&changed.documents) {
             self.touch(*computer);
         }
+        self.pulse();
     }
 
     /// Some changes may have been missed: every computer's document is stale.
     pub(crate) fn touch_all(&self) {
+        self.pulse();
         for sender in lock(&self.senders).values() {
             sender.send_modify(|generation| *generation += 1);
         }
@@ -194,6 +218,7 @@ pub struct Master<S> {
     pub(crate) apps: apps::Apps,
     pub(crate) actions: actions::Ended,
     pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) sessions: console::Sessions,
 }
 
 impl<S: Store> Master<S> {
@@ -418,6 +443,7 @@ pub async fn open(config: &MasterConfig) -> Result<Arc<Master<Db>>, MasterError>
         apps: apps::Apps::default(),
         actions: actions::Ended::default(),
         metrics: Arc::default(),
+        sessions: console::Sessions::new(&key),
     });
     tokio::spawn(follow_elsewhere(Arc::downgrade(&master)));
     Ok(master)

@@ -114,11 +114,12 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
         );
         router = router.route(operation.path(), handler::<S>(*operation).layer(counted));
     }
-    router
+    let api = router
         .route("/metrics", axum::routing::get(crate::metrics::serve::<S>))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(master)
+        .with_state(Arc::clone(&master));
+    api.clone().merge(crate::console::router(master, api))
 }
 
 /// A JSON body whose errors are API errors (400 with the parser's message, 413).
@@ -187,6 +188,10 @@ impl<S: Store> FromRequestParts<Arc<Master<S>>> for Caller {
         parts: &mut Parts,
         master: &Arc<Master<S>>,
     ) -> Result<Caller, ApiError> {
+        // The console, calling in process for the user signed in to it.
+        if let Some(crate::console::Acting(principal)) = parts.extensions.get() {
+            return Ok(Caller(principal.clone()));
+        }
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             // No token: the client certificate, if TLS verified one.
             return match parts.extensions.get::<crate::server::Peer>() {
