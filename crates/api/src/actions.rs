@@ -10,6 +10,16 @@ use crate::Parameters;
 /// Where an instance's actions are, below its partition: one executable per action.
 pub const ACTION_DIR: &str = "etc/action";
 
+/// The action every instance has, answered by its node and not by an executable of the
+/// release: the last lines of each of the instance's services' logs, as one object
+/// (service name to text). Parameter `lines`: how many per service (default
+/// [`LOG_LINES`], at most [`MAX_LOG_LINES`]). Names starting with `grove-` are Grove's.
+pub const LOGS_ACTION: &str = "grove-logs";
+
+/// The lines of each log [`LOGS_ACTION`] gives by default, and at most.
+pub const LOG_LINES: usize = 40;
+pub const MAX_LOG_LINES: usize = 500;
+
 /// The longest an action name may be.
 pub const MAX_NAME: usize = 64;
 

@@ -92,6 +92,7 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
             }
         } else {
             eprintln!("master listening on {}", master.url());
+            eprintln!("web console: {}/", master.url());
             if let Some(url) = master.mtls_url() {
                 eprintln!("client certificates required on {url}");
             }

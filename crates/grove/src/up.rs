@@ -131,6 +131,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         };
         eprintln!("grove is up: master {url}");
         eprintln!("admin token: {}", master.admin_token_path.display());
+        eprintln!("web console: {url}/ (sign in with the admin token)");
         eprintln!(
             "node {LOCAL_COMPUTER}: {} partitions under {}",
             config.partitions,

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Apart, Place, eventually, example, free_port, grove, up_with};
+use common::{Apart, Place, eventually, example, free_port, grove, serve, tar_gz, up_with};
 use serde_json::{Value, json};
 
 fn screenshots(scenario: &str) -> PathBuf {
@@ -51,7 +51,7 @@ fn client_config(place: &Place) -> (String, String) {
 #[test]
 fn the_console_drives_grove_up_in_a_browser() {
     let place = Place::new(24);
-    let daemon = up_with(&place, 5);
+    let daemon = up_with(&place, 10);
     let (url, admin) = client_config(&place);
     let hello = example("hello");
     place.client(&["supply", &hello, "local"]);
@@ -100,6 +100,37 @@ fn the_console_drives_grove_up_in_a_browser() {
         estimate["months"][0]["month"].as_str().map(str::to_owned)
     });
 
+    // Applications: a Roboconf one (a diagram) and a ConPaaS one (nodes added and
+    // removed from the page).
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let webapp = examples.join("apps/webapp-db");
+    place.client_json(&[
+        "app",
+        "deploy",
+        webapp.to_str().expect("utf-8"),
+        "--wait",
+        "--timeout",
+        "120",
+    ]);
+    let generic = examples.join("conpaas/generic");
+    let base = serve(vec![(
+        "/generic.tar.gz",
+        tar_gz(&generic.join("code"), &place.path().join("code.tar.gz")),
+    )]);
+    let manifest = std::fs::read_to_string(generic.join("generic.json"))
+        .expect("manifest")
+        .replace("http://127.0.0.1:8765", &base);
+    let manifest_path = place.path().join("generic.json");
+    std::fs::write(&manifest_path, manifest).expect("write");
+    place.client_json(&[
+        "app",
+        "deploy",
+        manifest_path.to_str().expect("utf-8"),
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+
     let shots = screenshots("up");
     browse(&json!({
         "kind": "up",
@@ -113,6 +144,8 @@ fn the_console_drives_grove_up_in_a_browser() {
         "project": "team",
         "team_instance": team_instance,
         "invoice_month": month,
+        "roboconf_app": "webapp-db",
+        "conpaas_app": "jobs",
         "screenshots": shots,
     }));
 
@@ -141,7 +174,17 @@ fn the_console_drives_grove_up_in_a_browser() {
         "{csv}"
     );
     assert!(csv.contains("team-hello,partition-hours,"), "{csv}");
+    let jobs = place.client_json(&["app", "show", "jobs"]);
+    assert_eq!(
+        jobs["services"][0]["nodes"]["node"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "a node added and one removed from the page: {jobs}"
+    );
     for page in [
+        "app-roboconf",
+        "app-conpaas",
         "login",
         "services",
         "request",

@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use grove_api::actions::{ACTION_DIR, ActionOutcome, PendingAction, is_action_name};
+use grove_api::actions::{
+    ACTION_DIR, ActionOutcome, LOG_LINES, LOGS_ACTION, MAX_LOG_LINES, PendingAction, is_action_name,
+};
+use grove_confine::{Kind, Owner, Tree};
 
 use crate::instance::{SERVICE_PATH, read_on_thread};
 
@@ -38,6 +41,15 @@ pub(crate) fn run(
     // The master checks names too; a name is never a path here.
     if !is_action_name(&action.name) {
         return failed(format!("{:?} is not an action name", action.name));
+    }
+    if action.name == LOGS_ACTION {
+        let lines = action
+            .parameters
+            .get("lines")
+            .and_then(serde_json::Value::as_u64)
+            .map_or(LOG_LINES, |n| usize::try_from(n).unwrap_or(MAX_LOG_LINES))
+            .clamp(1, MAX_LOG_LINES);
+        return log_tails(partition, user, lines);
     }
     let relative = format!("{ACTION_DIR}/{}", action.name);
     let mut command = Command::new(partition.join(&relative));
@@ -136,6 +148,64 @@ pub(crate) fn run(
     }
 }
 
+/// How much of the end of a log is read to find its last lines.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `lines` lines of each service's log ([`LOGS_ACTION`]). The partition's user
+/// controls these files: they are opened through a [`Tree`] (no link followed, a FIFO
+/// refused, nothing outside the partition), and a file that is not a plain log is said,
+/// not read.
+fn log_tails(partition: &Path, user: Option<(u32, u32)>, lines: usize) -> ActionOutcome {
+    use std::io::{Read, Seek, SeekFrom};
+    let owner = user.map(|(uid, gid)| Owner { uid, gid });
+    let tree = match Tree::open(partition, owner) {
+        Ok(tree) => tree,
+        Err(e) => return failed(format!("cannot open the partition: {e}")),
+    };
+    let dir = Path::new(crate::config::LOG_DIR);
+    let entries = match tree.entries(dir) {
+        Ok(entries) => entries,
+        Err(e) => return failed(format!("cannot list the logs: {e}")),
+    };
+    let mut tails = serde_json::Map::new();
+    for entry in entries.iter().filter(|e| e.kind == Kind::File) {
+        let name = entry.name.to_string_lossy();
+        let Some(service) = name.strip_suffix(".log") else {
+            continue;
+        };
+        let text = match tree.open_file(&dir.join(&entry.name)) {
+            Ok(mut file) => {
+                let start = entry.size.saturating_sub(TAIL_BYTES);
+                let mut bytes = Vec::new();
+                match file
+                    .seek(SeekFrom::Start(start))
+                    .and_then(|_| file.take(TAIL_BYTES).read_to_end(&mut bytes))
+                {
+                    Ok(_) => last_lines(&String::from_utf8_lossy(&bytes), lines, start > 0),
+                    Err(e) => format!("(cannot read it: {e})"),
+                }
+            }
+            Err(e) => format!("(not read: {e})"),
+        };
+        tails.insert(service.to_owned(), serde_json::Value::String(text));
+    }
+    ActionOutcome {
+        result: Some(serde_json::Value::Object(tails)),
+        error: None,
+    }
+}
+
+/// The last `count` lines of `text`; the first is dropped when the text starts in the
+/// middle of a line (`cut`).
+fn last_lines(text: &str, count: usize, cut: bool) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    if cut && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let from = lines.len().saturating_sub(count);
+    lines[from..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -159,6 +229,55 @@ mod tests {
             parameters: parameters.as_object().cloned().unwrap_or_default(),
         };
         run(dir.path(), None, &action, Duration::from_secs(2))
+    }
+
+    #[test]
+    fn the_logs_action_reads_the_end_of_each_log_and_nothing_outside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = dir.path().join(crate::config::LOG_DIR);
+        std::fs::create_dir_all(&logs).expect("log dir");
+        let long: String = (1..=5000).map(|n| format!("line {n}\n")).collect();
+        std::fs::write(logs.join("web.log"), &long).expect("web.log");
+        std::fs::write(logs.join("db.log"), "ready\n").expect("db.log");
+        let canary = dir.path().join("outside-canary");
+        std::fs::write(&canary, "secret canary\n").expect("canary");
+        std::os::unix::fs::symlink(&canary, logs.join("link.log")).expect("link");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            logs.join("fifo.log"),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .expect("fifo");
+        std::fs::write(logs.join("notes.txt"), "not a log").expect("notes");
+        let action = |parameters: Value| PendingAction {
+            id: 1,
+            name: LOGS_ACTION.to_owned(),
+            parameters: parameters.as_object().cloned().unwrap_or_default(),
+        };
+        let outcome = run(
+            dir.path(),
+            None,
+            &action(json!({"lines": 3})),
+            Duration::from_secs(2),
+        );
+        assert_eq!(outcome.error, None);
+        let result = outcome.result.expect("a result");
+        assert_eq!(result["web"], "line 4998\nline 4999\nline 5000");
+        assert_eq!(result["db"], "ready");
+        assert!(
+            result.get("notes").is_none()
+                && result.get("link").is_none()
+                && result.get("fifo").is_none(),
+            "{result}"
+        );
+        assert!(!result.to_string().contains("secret canary"));
+        let default = run(dir.path(), None, &action(json!({})), Duration::from_secs(2));
+        let web = default.result.expect("a result")["web"]
+            .as_str()
+            .map(str::to_owned)
+            .expect("text");
+        assert_eq!(web.lines().count(), LOG_LINES);
+        assert!(web.starts_with("line 4961\n"), "{web}");
     }
 
     /// Each case: the script (none: no such action), and its result or a part of its

@@ -4,6 +4,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Where a partition's services write their output, below the partition: one
+/// `SERVICE.log` each.
+pub const LOG_DIR: &str = ".grove/log";
+
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
@@ -401,7 +405,7 @@ impl Config {
     pub fn service_log(&self, partition: &str, service: &str) -> grove_supervisor::LogFile {
         grove_supervisor::LogFile {
             root: self.partition_path(partition),
-            relative: PathBuf::from(".grove/log").join(format!("{service}.log")),
+            relative: PathBuf::from(LOG_DIR).join(format!("{service}.log")),
         }
     }
 }

@@ -104,6 +104,12 @@ async function upScenario() {
   assert.match(await site.textContent("body"), /Hello/);
   await site.close();
 
+  step("the end of its logs");
+  await page.click("#fetch-logs");
+  await page.waitForURL(/\/services\/\d+#logs$/);
+  await page.waitForFunction(() => document.querySelector("#logs pre.log")?.textContent.includes("GET /"), null, { timeout: LONG });
+  assert.match(await page.textContent("#logs"), /hello listening on/);
+
   step("stop it and see it stopped");
   await page.click("button:has-text('Stop')");
   await page.waitForURL(/\/services\/\d+$/);
@@ -113,7 +119,7 @@ async function upScenario() {
   await assertSamePage(page);
 
   step("the list, filtered");
-  await page.goto(`${s.url}/services?q=web`);
+  await page.goto(`${s.url}/services?q=__pwned`);
   assert.equal(await page.locator("table.list tbody tr[data-id]").count(), 1);
   await page.goto(`${s.url}/services`);
   await shot(page, "services");
@@ -152,12 +158,30 @@ async function upScenario() {
   await page.waitForFunction(() => document.querySelector("#resolved")?.textContent.includes("resolved!"));
   await shot(page, "profiles");
 
-  if (s.app) {
-    step("an application's page");
-    await page.goto(`${s.url}/apps/${s.app}`);
-    await page.waitForSelector("svg.diagram, .service");
-    await shot(page, "app");
-  }
+  step("a Roboconf application as a diagram");
+  await page.goto(`${s.url}/apps`);
+  assert.equal(await page.locator(`a[href="/apps/${s.roboconf_app}"]`).count(), 1);
+  await page.goto(`${s.url}/apps/${s.roboconf_app}`);
+  assert.equal(await page.locator("svg.diagram g.node").count(), 4, "vm-db, db, vm-web, web");
+  assert.equal(await page.locator("svg.diagram g.node.started").count(), 4);
+  assert.match(await page.textContent("svg.diagram"), /\/vm-web\/web imports Database from \/vm-db\/db/);
+  await shot(page, "app-roboconf");
+
+  step("a ConPaaS application: add a node, then remove one");
+  await page.goto(`${s.url}/apps/${s.conpaas_app}`);
+  const nodes = "tr[data-role=node] td.count";
+  assert.equal((await page.textContent(nodes)).trim(), "1");
+  await page.click("tr[data-role=node] button[value=add]");
+  await page.waitForURL(new RegExp(`/apps/${s.conpaas_app}$`));
+  await markPage(page);
+  await waitForText(page, nodes, "2");
+  await assertSamePage(page);
+  await shot(page, "app-conpaas");
+  await page.click("tr[data-role=node] button[value=remove]");
+  await page.waitForURL(new RegExp(`/apps/${s.conpaas_app}$`));
+  await markPage(page);
+  await waitForText(page, nodes, "1");
+  await assertSamePage(page);
 
   step("a reader sees no buttons and a forged form is refused");
   const reader = await context();
@@ -167,6 +191,7 @@ async function upScenario() {
   await rpage.goto(`${s.url}/services/${s.team_instance}`);
   assert.equal((await rpage.textContent("#requested-state")).trim(), "started");
   assert.equal(await rpage.locator("form[action$='/state']").count(), 0, "no state buttons for a reader");
+  assert.equal(await rpage.locator("#fetch-logs").count(), 0, "a reader runs no action");
   const forged = await rpage.evaluate(async ([id]) => {
     const body = new URLSearchParams({ _csrf: document.body.dataset.csrf, state: "stopped" });
     const answer = await fetch(`/services/${id}/state`, { method: "POST", body });

@@ -48,7 +48,7 @@ pub(crate) async fn show<S: Store>(
             .get::<api::Instance>(&format!("/v1/instances/{}", s.instance))
             .await
         {
-            Ok(manager) => super::services::may_change(&console, &viewer, &manager).await,
+            Ok(manager) => super::services::may_act(&console, &viewer, &manager).await,
             Err(_) => false,
         };
         services.push(context! {
@@ -100,7 +100,7 @@ pub(crate) fn diagram(instances: &[wire::AppInstance]) -> String {
     let width = arcs_x + 200.0;
     let height = sorted.len() as f64 * ROW + 8.0;
     let mut svg = format!(
-        r#"<svg class="diagram" viewBox="0 0 {width} {height}" role="img" aria-label="instances and their wiring" xmlns="http://www.w3.org/2000/svg">"#
+        r#"<svg class="diagram" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="instances and their wiring" xmlns="http://www.w3.org/2000/svg">"#
     );
     // Containment lines first, under the boxes.
     for (i, inst) in sorted.iter().enumerate() {

@@ -76,6 +76,7 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>, api: Router) -> Router {
         .route("/services/new", get(services::form::<S>))
         .route("/services/{id}", get(services::show::<S>))
         .route("/services/{id}/state", post(services::set_state::<S>))
+        .route("/services/{id}/logs", post(services::logs::<S>))
         .route("/computers", get(computers::list::<S>))
         .route("/computers/{reference}", get(computers::show::<S>))
         .route("/apps", get(apps::list::<S>))

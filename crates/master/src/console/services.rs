@@ -123,35 +123,50 @@ pub(crate) async fn list<S: Store>(
 }
 
 /// Whether the viewer may change this instance's requested state: the API decides again
-/// when the form comes back, this only keeps buttons away from those it would refuse.
+/// when the form comes back, this only keeps buttons away from those it would refuse. A
+/// child is its parent's to request; another user's instance, even for the admin, would
+/// be a new request of the admin's own.
 pub(crate) async fn may_change<S: Store>(
     console: &Console<S>,
     viewer: &Viewer,
     instance: &api::Instance,
 ) -> bool {
-    if instance.parent.is_some() {
-        // A child is its parent's to request.
-        return false;
-    }
+    instance.parent.is_none() && acts_for(console, viewer, instance, false).await
+}
+
+/// Whether the viewer may run the instance's actions (its logs among them): the admin,
+/// its owner, its project's members but readers.
+pub(crate) async fn may_act<S: Store>(
+    console: &Console<S>,
+    viewer: &Viewer,
+    instance: &api::Instance,
+) -> bool {
+    acts_for(console, viewer, instance, true).await
+}
+
+async fn acts_for<S: Store>(
+    console: &Console<S>,
+    viewer: &Viewer,
+    instance: &api::Instance,
+    admin_may: bool,
+) -> bool {
     match &instance.project {
         Some(name) => {
-            if viewer.admin {
-                return true;
-            }
-            match console
-                .api(viewer)
-                .get::<api::Project>(&format!("/v1/projects/{name}"))
-                .await
-            {
-                Ok(project) => project
-                    .members
-                    .iter()
-                    .any(|m| m.user == viewer.name && m.role >= api::Role::Member),
-                Err(_) => false,
-            }
+            viewer.admin
+                || console
+                    .api(viewer)
+                    .get::<api::Project>(&format!("/v1/projects/{name}"))
+                    .await
+                    .is_ok_and(|project| {
+                        project
+                            .members
+                            .iter()
+                            .any(|m| m.user == viewer.name && m.role >= api::Role::Member)
+                    })
         }
         None => {
-            matches!(console.master.store.instance_owner(instance.id).await, Ok(Some(owner)) if owner == viewer.id)
+            (admin_may && viewer.admin)
+                || matches!(console.master.store.instance_owner(instance.id).await, Ok(Some(owner)) if owner == viewer.id)
         }
     }
 }
@@ -208,6 +223,24 @@ pub(crate) async fn show<S: Store>(
         _ => None,
     };
     let changeable = may_change(&console, &viewer, &instance).await;
+    let acts = may_act(&console, &viewer, &instance).await;
+    let (log_actions, actions): (Vec<_>, Vec<_>) = actions
+        .into_iter()
+        .partition(|a| a.name == api::actions::LOGS_ACTION);
+    let logs = log_actions.last().map(|a| {
+        let services: Vec<Value> = a
+            .result
+            .as_ref()
+            .and_then(serde_json::Value::as_object)
+            .map(|tails| {
+                tails
+                    .iter()
+                    .map(|(service, text)| context! { service, text => text.as_str().unwrap_or_default() })
+                    .collect()
+            })
+            .unwrap_or_default();
+        context! { state => a.state.as_str(), error => &a.error, services, at => a.finished_at.unwrap_or(a.requested_at) }
+    });
     let transitions: Vec<&str> = if changeable {
         [
             api::RequestedState::Started,
@@ -248,6 +281,9 @@ pub(crate) async fn show<S: Store>(
         error_text => instance.error.clone().or(build_error),
         children => super::ser(&children.iter().map(row).collect::<Vec<_>>()),
         transitions,
+        acts,
+        logs,
+        placed => instance.computer.is_some() && instance.requested_state != api::RequestedState::Destroyed,
         cpu_chart => usage_chart(&usage, Measure::Cpu),
         memory_chart => usage_chart(&usage, Measure::Memory),
         restarts => usage.last().map(|u| u.restarts),
@@ -300,6 +336,42 @@ fn usage_chart(samples: &[api::UsageSample], measure: Measure) -> Option<String>
         Measure::Cpu => charts::line(&points, "% of a core", "CPU"),
         Measure::Memory => charts::line(&points, "MiB", "memory"),
     })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfOnly {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Asks the instance's node for the end of its services' logs (the built-in action
+/// `grove-logs`); the page shows them when the node answers.
+pub(crate) async fn logs<S: Store>(
+    State(console): Shared<S>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<CsrfOnly>,
+) -> Response {
+    if let Err(refused) = console.check_csrf(&viewer, form.csrf.as_deref()) {
+        return refused;
+    }
+    let request = api::actions::ActionRequest {
+        name: api::actions::LOGS_ACTION.to_owned(),
+        parameters: api::Parameters::new(),
+        wait: Some(10),
+    };
+    match console
+        .api(&viewer)
+        .send::<_, api::actions::Action>(
+            Method::POST,
+            &format!("/v1/instances/{id}/actions"),
+            &request,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/services/{id}#logs")).into_response(),
+        Err(refusal) => console.refused(&viewer, &refusal),
+    }
 }
 
 #[derive(Debug, Deserialize)]
