@@ -473,10 +473,9 @@ async fn show_computer<S: Store>(
     Path(reference): Path<String>,
 ) -> Result<Json<api::Computer>, ApiError> {
     let row = visible_computer(&m, &caller, &reference).await?;
-    let computers = m.store.computers(Some(row.owner_id)).await?;
-    computers
-        .into_iter()
-        .find(|c| c.reference == reference)
+    m.store
+        .computer_view(row.id)
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no computer {reference:?}")))
 }

@@ -323,6 +323,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         owner: Option<i64>,
     ) -> impl Future<Output = Result<Vec<api::Computer>>> + Send;
+    /// One computer as `computers` shows it.
+    fn computer_view(&self, id: i64) -> impl Future<Output = Result<Option<api::Computer>>> + Send;
     fn declare_partitions(
         &self,
         computer_id: i64,

@@ -1,13 +1,20 @@
 //! What the master reads: from a pool of connections beside the writer, the same SQL on
 //! every backend.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use grove_api as api;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use crate::{ComputerRow, PrincipalRow, Result, StoreError};
+
+/// The computers a view reads: all or an owner's (`$1`), all or one (`$2`).
+macro_rules! computers_chosen {
+    () => {
+        "($1 IS NULL OR c.owner_id = $1) AND ($2 IS NULL OR c.id = $2)"
+    };
+}
 
 /// The instance columns [`row_to_instance`] reads, with the computer's reference (a macro,
 /// so that queries can be built from it at compile time).
@@ -188,52 +195,77 @@ impl Reads {
         .bind(computer)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let requested: String = row.try_get(1)?;
-                let reported: Option<String> = row.try_get(2)?;
-                Ok(api::SoftwareInstallation {
-                    software_release: row.try_get(0)?,
-                    requested_state: api::SupplyState::parse(&requested)
-                        .unwrap_or(api::SupplyState::Destroyed),
-                    reported_state: reported.as_deref().and_then(api::SoftwareState::parse),
-                    error: row.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|row| software_row(row, 0)).collect()
     }
 
-    async fn partition_list(&self, computer: i64) -> Result<Vec<api::PartitionInfo>> {
-        let rows = sqlx::query(
-            "SELECT reference, addresses, instance_id FROM partitions WHERE computer_id = $1 \
-             ORDER BY length(reference), reference",
-        )
-        .bind(computer)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let addresses: String = row.try_get(1)?;
-                Ok(api::PartitionInfo {
-                    reference: row.try_get(0)?,
-                    addresses: serde_json::from_str(&addresses).unwrap_or_default(),
-                    instance: row.try_get(2)?,
-                })
-            })
-            .collect()
-    }
-
+    /// Every computer (`None`), or the owner's, with their partitions and software: three
+    /// statements whatever their number.
     pub(crate) async fn computers(&self, owner: Option<i64>) -> Result<Vec<api::Computer>> {
-        let rows = sqlx::query(
+        self.computer_views(owner, None).await
+    }
+
+    /// One computer, as `computers` shows it.
+    pub(crate) async fn computer_view(&self, id: i64) -> Result<Option<api::Computer>> {
+        Ok(self.computer_views(None, Some(id)).await?.pop())
+    }
+
+    async fn computer_views(
+        &self,
+        owner: Option<i64>,
+        id: Option<i64>,
+    ) -> Result<Vec<api::Computer>> {
+        let rows = sqlx::query(concat!(
             "SELECT c.id, c.reference, c.revision, p.name, c.labels, c.capacity_millicores, \
              c.capacity_memory, c.capacity_disk, c.limits_enforced, c.allocated_millicores, \
              c.allocated_memory, c.allocated_disk, j.name FROM computers c \
              JOIN principals p ON p.id = c.owner_id LEFT JOIN projects j ON j.id = c.project_id \
-             WHERE ($1 IS NULL OR c.owner_id = $1) ORDER BY c.reference",
-        )
+             WHERE ",
+            computers_chosen!(),
+            " ORDER BY c.reference"
+        ))
         .bind(owner)
+        .bind(id)
         .fetch_all(&self.pool)
         .await?;
+        let mut partitions: HashMap<i64, Vec<api::PartitionInfo>> = HashMap::new();
+        for row in sqlx::query(concat!(
+            "SELECT p.computer_id, p.reference, p.addresses, p.instance_id FROM partitions p \
+             JOIN computers c ON c.id = p.computer_id WHERE ",
+            computers_chosen!(),
+            " ORDER BY p.computer_id, length(p.reference), p.reference"
+        ))
+        .bind(owner)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let addresses: String = row.try_get(2)?;
+            partitions
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(api::PartitionInfo {
+                    reference: row.try_get(1)?,
+                    addresses: serde_json::from_str(&addresses).unwrap_or_default(),
+                    instance: row.try_get(3)?,
+                });
+        }
+        let mut software: HashMap<i64, Vec<api::SoftwareInstallation>> = HashMap::new();
+        for row in sqlx::query(concat!(
+            "SELECT s.computer_id, s.url, s.requested_state, s.reported_state, s.error \
+             FROM software s JOIN computers c ON c.id = s.computer_id WHERE ",
+            computers_chosen!(),
+            " ORDER BY s.computer_id, s.url"
+        ))
+        .bind(owner)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            software
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(software_row(&row, 1)?);
+        }
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get(0)?;
@@ -264,8 +296,8 @@ impl Reads {
                 revision: row.try_get(2)?,
                 owner: row.try_get(3)?,
                 labels: serde_json::from_str(&labels).unwrap_or_default(),
-                partitions: self.partition_list(id).await?,
-                software: self.software_list(id).await?,
+                partitions: partitions.remove(&id).unwrap_or_default(),
+                software: software.remove(&id).unwrap_or_default(),
             });
         }
         Ok(out)
@@ -563,4 +595,17 @@ impl Reads {
             partitions,
         })
     }
+}
+
+/// A software installation from the row's columns from `first` on: url, requested state,
+/// reported state, error.
+fn software_row(row: &AnyRow, first: usize) -> Result<api::SoftwareInstallation> {
+    let requested: String = row.try_get(first + 1)?;
+    let reported: Option<String> = row.try_get(first + 2)?;
+    Ok(api::SoftwareInstallation {
+        software_release: row.try_get(first)?,
+        requested_state: api::SupplyState::parse(&requested).unwrap_or(api::SupplyState::Destroyed),
+        reported_state: reported.as_deref().and_then(api::SoftwareState::parse),
+        error: row.try_get(first + 3)?,
+    })
 }

@@ -629,6 +629,10 @@ impl Store for Db {
         self.reads.computers(owner).await
     }
 
+    async fn computer_view(&self, id: i64) -> Result<Option<api::Computer>> {
+        self.reads.computer_view(id).await
+    }
+
     async fn declare_partitions(
         &self,
         computer_id: i64,

@@ -96,7 +96,14 @@ pub(crate) fn list_context(instances: &[api::Instance], filters: &Filters) -> Va
         .collect();
     let projects: std::collections::BTreeSet<String> =
         instances.iter().filter_map(|i| i.project.clone()).collect();
+    let query = format!(
+        "q={}&state={}&project={}",
+        super::percent_encode(&filters.q),
+        super::percent_encode(&filters.state),
+        super::percent_encode(&filters.project)
+    );
     context! {
+        query,
         rows => super::ser(&rows),
         total => kept.len(),
         all => instances.len(),
@@ -712,6 +719,37 @@ mod tests {
             timestamp: 1,
             reported_timestamp: None,
         }
+    }
+
+    #[test]
+    fn the_list_renders_with_its_pages_and_escapes_titles() {
+        let mut instances: Vec<api::Instance> = (1..=60)
+            .map(|id| instance(id, &format!("svc-{id}"), None))
+            .collect();
+        instances.push(instance(61, "<script>alert(1)</script>", None));
+        let filters = Filters {
+            q: "a&b c".to_owned(),
+            ..Filters::default()
+        };
+        let mut context = list_context(&instances, &Filters::default());
+        let viewer = context! { viewer => context! { name => "ada", admin => false }, csrf => "t", nav => "services" };
+        context = minijinja::value::merge_maps([viewer.clone(), context]);
+        let html = super::super::templates()
+            .get_template("services.html")
+            .and_then(|t| t.render(context))
+            .expect("renders");
+        assert!(html.contains("page 1 of 2"), "two pages");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+                && !html.contains("<script>alert"),
+            "escaped"
+        );
+        let filtered = minijinja::value::merge_maps([viewer, list_context(&instances, &filters)]);
+        let html = super::super::templates()
+            .get_template("services.html")
+            .and_then(|t| t.render(filtered))
+            .expect("renders");
+        assert!(html.contains("No service matches"), "{html}");
     }
 
     #[test]
