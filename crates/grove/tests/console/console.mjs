@@ -207,6 +207,10 @@ async function upScenario() {
   assert.equal((await rpage.textContent("#requested-state")).trim(), "started", "nothing changed");
   await reader.close();
 
+  // The README's picture: the services of this run that are meant to be started.
+  await page.goto(`${s.url}/services?state=started`);
+  await shot(page, "readme");
+
   step("sign out");
   await page.click("text=Sign out");
   await page.waitForURL(/\/login/);

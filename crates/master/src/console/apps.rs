@@ -97,7 +97,7 @@ pub(crate) fn diagram(instances: &[wire::AppInstance]) -> String {
     let depth = |path: &str| path.matches('/').count().saturating_sub(1) as f64;
     let max_depth = sorted.iter().map(|i| depth(&i.path)).fold(0.0, f64::max);
     let arcs_x = 8.0 + max_depth * INDENT + BOX_W;
-    let width = arcs_x + 200.0;
+    let width = arcs_x + 320.0;
     let height = sorted.len() as f64 * ROW + 8.0;
     let mut svg = format!(
         r#"<svg class="diagram" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="instances and their wiring" xmlns="http://www.w3.org/2000/svg">"#
@@ -136,10 +136,13 @@ pub(crate) fn diagram(instances: &[wire::AppInstance]) -> String {
                 );
                 let _ = write!(
                     svg,
-                    r#"<path class="wire" d="M{x1:.1},{y1:.1} C{bulge:.1},{y1:.1} {bulge:.1},{y2:.1} {x2:.1},{y2:.1}"><title>{} imports {} from {}</title></path><circle class="wire-end" cx="{x2:.1}" cy="{y2:.1}" r="3"/>"#,
+                    r#"<path class="wire" d="M{x1:.1},{y1:.1} C{bulge:.1},{y1:.1} {bulge:.1},{y2:.1} {x2:.1},{y2:.1}"><title>{} imports {} from {}</title></path><circle class="wire-end" cx="{x2:.1}" cy="{y2:.1}" r="3"/><text class="wire-label" x="{:.1}" y="{:.1}">{}</text>"#,
                     escape(&inst.path),
                     escape(prefix),
                     escape(&exporter.path),
+                    bulge + 6.0,
+                    f64::midpoint(y1, y2) + 4.0,
+                    escape(prefix),
                 );
             }
         }
