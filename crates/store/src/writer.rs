@@ -204,8 +204,10 @@ fn parse_notice(payload: &str, origin: u64) -> Option<Changed> {
     })
 }
 
-/// Notices for a change, small enough for PostgreSQL's payload limit.
-fn notices(origin: u64, changed: &Changed) -> Vec<String> {
+/// Notices for a change, small enough for PostgreSQL's payload limit. A batch that wrote
+/// something but changed no one's desired state (a report, a sample of usage) still sends
+/// a bare notice: other masters' consoles show what was written.
+fn notices(origin: u64, changed: &Changed, wrote: bool) -> Vec<String> {
     const PER_NOTICE: usize = 400;
     let join = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let mut out = Vec::new();
@@ -220,6 +222,9 @@ fn notices(origin: u64, changed: &Changed) -> Vec<String> {
     }
     for chunk in changed.actions.chunks(PER_NOTICE) {
         out.push(format!("{origin};;;;{}", join(chunk)));
+    }
+    if out.is_empty() && wrote {
+        out.push(format!("{origin};;;;"));
     }
     out
 }
@@ -506,7 +511,8 @@ async fn apply_all(
     }
     let mut closing = format!("UPDATE clock SET last = {} WHERE id = 1; ", clock.last());
     if backend == Backend::Postgres {
-        for notice in notices(origin, &all) {
+        let wrote = results.iter().any(Result::is_ok);
+        for notice in notices(origin, &all, wrote) {
             closing.push_str(&format!("SELECT pg_notify('{CHANNEL}', '{notice}'); "));
         }
     }
@@ -937,8 +943,15 @@ mod tests {
             applications: vec![4],
             actions: vec![5],
         };
-        let sent = notices(7, &changed);
+        let sent = notices(7, &changed, true);
         assert_eq!(sent, ["7;1,2;", "7;;3", "7;;;4", "7;;;;5"]);
+        let bare = notices(7, &Changed::default(), true);
+        assert_eq!(bare, ["7;;;;"], "a write that changed no desired state");
+        assert_eq!(parse_notice(&bare[0], 8), Some(Changed::default()));
+        assert!(
+            notices(7, &Changed::default(), false).is_empty(),
+            "nothing written"
+        );
         assert_eq!(parse_notice(&sent[0], 7), None);
         assert_eq!(
             parse_notice(&sent[0], 8),
@@ -973,7 +986,7 @@ mod tests {
             computers: (0..1000).collect(),
             ..Changed::default()
         };
-        let sent = notices(1, &many);
+        let sent = notices(1, &many, true);
         assert_eq!(sent.len(), 3);
         assert!(sent.iter().all(|n| n.len() < 8000));
     }

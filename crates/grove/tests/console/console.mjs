@@ -73,6 +73,10 @@ async function upScenario() {
 
   step("sign in and request the hello example");
   await signIn(page, s.admin_token);
+  const answer = await page.goto(`${s.url}/services`);
+  const csp = answer.headers()["content-security-policy"] || "";
+  assert.match(csp, /script-src 'self'/, "a Content-Security-Policy");
+  assert.doesNotMatch(csp, /unsafe-inline/);
   const cookie = (await admin.cookies()).find((c) => c.name === "grove_session");
   assert.ok(cookie?.httpOnly, "the session cookie is HttpOnly");
   assert.equal(cookie.sameSite, "Strict");
@@ -134,6 +138,10 @@ async function upScenario() {
   await page.goto(`${s.url}/computers`);
   assert.equal(await page.locator(`a[href="/computers/${s.computer}"]`).count(), 1);
   await shot(page, "computers");
+
+  step("usage over time as a chart");
+  await page.goto(`${s.url}/services/${s.team_instance}`);
+  await page.waitForSelector("#usage svg.chart", { timeout: LONG });
 
   step("projects and billing");
   await page.goto(`${s.url}/projects/${s.project}`);
