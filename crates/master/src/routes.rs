@@ -112,7 +112,14 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
             (Arc::clone(&master.metrics), operation.id()),
             crate::metrics::record,
         );
-        router = router.route(operation.path(), handler::<S>(*operation).layer(counted));
+        let mut route = handler::<S>(*operation).layer(counted);
+        if crate::console::shown(*operation) {
+            route = route.layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&master),
+                pulse_after_write::<S>,
+            ));
+        }
+        router = router.route(operation.path(), route);
     }
     let api = router
         .route("/metrics", axum::routing::get(crate::metrics::serve::<S>))
@@ -120,6 +127,19 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::clone(&master));
     api.clone().merge(crate::console::router(master, api))
+}
+
+/// Whatever a write changed, the console's live pages look again (`console/live.rs`).
+async fn pulse_after_write<S: Store>(
+    State(m): State<Arc<Master<S>>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.status().is_success() {
+        m.changes.pulse();
+    }
+    response
 }
 
 /// A JSON body whose errors are API errors (400 with the parser's message, 413).

@@ -511,7 +511,12 @@ async fn apply_all(
     }
     let mut closing = format!("UPDATE clock SET last = {} WHERE id = 1; ", clock.last());
     if backend == Backend::Postgres {
-        let wrote = results.iter().any(Result::is_ok);
+        // Usage samples come often and no page follows them live (the master's console
+        // leaves them out the same way: `console::shown`).
+        let wrote = ops
+            .iter()
+            .zip(&results)
+            .any(|(op, result)| result.is_ok() && !matches!(op, Op::Usage(..)));
         for notice in notices(origin, &all, wrote) {
             closing.push_str(&format!("SELECT pg_notify('{CHANNEL}', '{notice}'); "));
         }

@@ -17,7 +17,7 @@ use super::{Shared, Viewer};
 
 /// Changes closer together than this make one event: a busy cloud does not make every
 /// open page render many times a second.
-const SETTLE: Duration = Duration::from_millis(400);
+const SETTLE: Duration = Duration::from_millis(500);
 
 pub(crate) async fn events<S: Store>(
     State(console): Shared<S>,

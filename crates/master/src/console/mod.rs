@@ -92,6 +92,18 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>, api: Router) -> Router {
         .with_state(console)
 }
 
+/// Whether a successful call of `operation` may change what a page shows, so that live
+/// pages look again: every write but the frequent ones whose effect no page follows
+/// live (usage samples: the chart is read with the page; autonomic probes).
+pub(crate) fn shown(operation: grove_api::endpoints::Operation) -> bool {
+    use grove_api::endpoints::{Method, Operation};
+    operation.method() != Method::Get
+        && !matches!(
+            operation,
+            Operation::ReportUsage | Operation::ReportAppEvents
+        )
+}
+
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
