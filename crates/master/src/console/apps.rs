@@ -35,12 +35,12 @@ pub(crate) async fn show<S: Store>(
     Path(name): Path<String>,
 ) -> Response {
     let api = console.api(&viewer);
-    let view = match api
-        .get::<wire::AppView>(&format!("/v1/apps/{}", percent_encode(&name)))
+    let view = match console
+        .read::<wire::AppView>(&viewer, &format!("/v1/apps/{}", percent_encode(&name)))
         .await
     {
         Ok(view) => view,
-        Err(refusal) => return console.refused(&viewer, &refusal),
+        Err(page) => return page,
     };
     let mut services = Vec::new();
     for s in &view.services {
@@ -234,12 +234,12 @@ pub(crate) async fn nodes<S: Store>(
         }
     };
     let api = console.api(&viewer);
-    let view = match api
-        .get::<wire::AppView>(&format!("/v1/apps/{}", percent_encode(&name)))
+    let view = match console
+        .read::<wire::AppView>(&viewer, &format!("/v1/apps/{}", percent_encode(&name)))
         .await
     {
         Ok(view) => view,
-        Err(refusal) => return console.refused(&viewer, &refusal),
+        Err(page) => return page,
     };
     let Some(service) = view.services.iter().find(|s| s.name == form.service) else {
         return console.refused(

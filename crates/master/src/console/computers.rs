@@ -69,15 +69,15 @@ pub(crate) async fn show<S: Store>(
     Path(reference): Path<String>,
 ) -> Response {
     let api = console.api(&viewer);
-    let computer = match api
-        .get::<api::Computer>(&format!(
-            "/v1/computers/{}",
-            super::percent_encode(&reference)
-        ))
+    let computer = match console
+        .read::<api::Computer>(
+            &viewer,
+            &format!("/v1/computers/{}", super::percent_encode(&reference)),
+        )
         .await
     {
         Ok(computer) => computer,
-        Err(refusal) => return console.refused(&viewer, &refusal),
+        Err(page) => return page,
     };
     // The titles of the holders the viewer may see.
     let titles: HashMap<i64, String> = api

@@ -17,18 +17,18 @@ mod profiles;
 mod projects;
 mod services;
 mod session;
+mod signin;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use grove_store::Store;
 use minijinja::{Environment, Value, context};
-use serde::Deserialize;
 
 pub(crate) use api::Acting;
 use api::{Api, Refusal};
@@ -36,7 +36,7 @@ pub(crate) use session::Sessions;
 use session::{COOKIE, Proof};
 
 use crate::Master;
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
 
 /// Forms are small; a profile in the editor is the largest thing posted.
 const MAX_FORM_BYTES: usize = 512 * 1024;
@@ -64,9 +64,9 @@ pub(crate) fn router<S: Store>(master: Arc<Master<S>>, api: Router) -> Router {
     });
     Router::new()
         .route("/", get(|| async { Redirect::to("/services") }))
-        .route("/login", get(login_page::<S>).post(login::<S>))
-        .route("/login/certificate", post(login_certificate::<S>))
-        .route("/logout", post(logout::<S>))
+        .route("/login", get(signin::page::<S>).post(signin::token::<S>))
+        .route("/login/certificate", post(signin::certificate::<S>))
+        .route("/logout", post(signin::logout::<S>))
         .route("/events", get(live::events::<S>))
         .route("/assets/{file}", get(asset))
         .route(
@@ -258,7 +258,7 @@ impl<S: Store> FromRequestParts<Arc<Console<S>>> for Viewer {
         if !master.sessions.verify(&claim, &proved) {
             return Err(signed_out());
         }
-        if parts.method != axum::http::Method::GET && !same_origin(&parts.headers) {
+        if parts.method != axum::http::Method::GET && !session::same_origin(&parts.headers) {
             return Err((StatusCode::FORBIDDEN, "a request from another site").into_response());
         }
         let principal = if row.admin {
@@ -313,6 +313,18 @@ impl<S: Store> Console<S> {
         }
     }
 
+    /// What the API answers the viewer at `path`, or the page saying why not.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        viewer: &Viewer,
+        path: &str,
+    ) -> Result<T, Response> {
+        self.api(viewer)
+            .get(path)
+            .await
+            .map_err(|refusal| self.refused(viewer, &refusal))
+    }
+
     /// What the API refused, on a page of its own (with the viewer's menu).
     fn refused(&self, viewer: &Viewer, refusal: &Refusal) -> Response {
         let context = minijinja::value::merge_maps([
@@ -346,24 +358,6 @@ fn error_page(_viewer: Option<&Viewer>, status: StatusCode, message: &str) -> Re
     (status, format!("{}: {message}", status.as_u16())).into_response()
 }
 
-/// Whether a state-changing request comes from this origin, as far as the browser says
-/// (`Sec-Fetch-Site`, `Origin`): a second guard beside the CSRF token and SameSite.
-fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return matches!(site, "same-origin" | "none");
-    }
-    match (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest == host),
-        (Some(_), None) => false,
-        (None, _) => true,
-    }
-}
-
 fn percent_encode(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
@@ -374,149 +368,6 @@ fn percent_encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// Where to go after signing in: a path of this site only.
-fn local_path(next: Option<&str>) -> &str {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path
-        }
-        _ => "/services",
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct LoginQuery {
-    next: Option<String>,
-}
-
-async fn login_page<S: Store>(
-    State(console): Shared<S>,
-    Query(query): Query<LoginQuery>,
-    peer: Option<axum::Extension<crate::server::Peer>>,
-) -> Response {
-    let certificate = peer.is_some_and(|axum::Extension(crate::server::Peer(p))| p.is_some());
-    console.render(
-        "login.html",
-        context! { next => local_path(query.next.as_deref()), certificate, error => None::<String> },
-        StatusCode::OK,
-    )
-}
-
-#[derive(Debug, Deserialize)]
-struct LoginForm {
-    token: String,
-    #[serde(default)]
-    next: Option<String>,
-}
-
-async fn login<S: Store>(
-    State(console): Shared<S>,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<LoginForm>,
-) -> Response {
-    let next = local_path(form.next.as_deref()).to_owned();
-    let refuse = |message: &str| {
-        console.render(
-            "login.html",
-            context! { next => &next, certificate => false, error => message },
-            StatusCode::UNAUTHORIZED,
-        )
-    };
-    if !same_origin(&headers) {
-        return refuse("a sign-in from another site");
-    }
-    let Some(parts) = auth::parse_token(form.token.trim()).filter(|p| p.kind == "u") else {
-        return refuse("this is not a user token (g1.u.…)");
-    };
-    let row = match console.master.principal(parts.id).await {
-        Ok(Some(row))
-            if auth::constant_time_eq(&row.token_hash, &auth::hash_secret(parts.secret)) =>
-        {
-            row
-        }
-        Ok(_) => return refuse("invalid token"),
-        Err(e) => return error_page(None, StatusCode::INTERNAL_SERVER_ERROR, &e.message),
-    };
-    let cookie = console
-        .master
-        .sessions
-        .issue(row.id, now(), Proof::Token, &row.token_hash);
-    tracing::info!(user = %row.name, "signed in to the console");
-    signed_in(&cookie, &next, console.secure())
-}
-
-fn signed_in(cookie: &str, next: &str, secure: bool) -> Response {
-    let mut response = Redirect::to(next).into_response();
-    if let Ok(value) = HeaderValue::from_str(&session::set_cookie(cookie, secure)) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-/// Signs in with the client certificate TLS verified, when it is a user's.
-async fn login_certificate<S: Store>(
-    State(console): Shared<S>,
-    headers: HeaderMap,
-    peer: Option<axum::Extension<crate::server::Peer>>,
-    axum::Form(form): axum::Form<LoginQuery>,
-) -> Response {
-    let next = local_path(form.next.as_deref()).to_owned();
-    let refuse = |message: &str| {
-        console.render(
-            "login.html",
-            context! { next => &next, certificate => false, error => message },
-            StatusCode::UNAUTHORIZED,
-        )
-    };
-    if !same_origin(&headers) {
-        return refuse("a sign-in from another site");
-    }
-    let Some(axum::Extension(crate::server::Peer(Some(presented)))) = peer else {
-        return refuse("the browser presented no client certificate");
-    };
-    let id = match crate::joining::by_certificate(&console.master, &presented).await {
-        Ok(crate::routes::Caller(Principal::Admin { id } | Principal::User { id })) => id,
-        Ok(_) => return refuse("this certificate is not a user's"),
-        Err(e) => return refuse(&e.message),
-    };
-    let row = match console.master.store.principal(id).await {
-        Ok(Some(row)) => row,
-        Ok(None) => return refuse("no such user"),
-        Err(e) => return error_page(None, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    let Some(serial) = &row.certificate_serial else {
-        return refuse("this certificate is no longer valid");
-    };
-    let cookie =
-        console
-            .master
-            .sessions
-            .issue(row.id, now(), Proof::Certificate, serial.as_bytes());
-    tracing::info!(user = %row.name, "signed in to the console with a certificate");
-    signed_in(&cookie, &next, console.secure())
-}
-
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(rename = "_csrf")]
-    csrf: Option<String>,
-}
-
-async fn logout<S: Store>(
-    State(console): Shared<S>,
-    viewer: Viewer,
-    axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    if let Err(refused) = console.check_csrf(&viewer, form.csrf.as_deref()) {
-        return refused;
-    }
-    let mut response = Redirect::to("/login").into_response();
-    if let Ok(value) = HeaderValue::from_str(&session::set_cookie("", console.secure())) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
 }
 
 #[cfg(test)]
@@ -543,40 +394,5 @@ mod tests {
         ] {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
-    }
-
-    #[test]
-    fn only_local_paths_are_followed_after_sign_in() {
-        for (next, expected) in [
-            (Some("/services/3"), "/services/3"),
-            (Some("//evil.example/x"), "/services"),
-            (Some("https://evil.example/"), "/services"),
-            (Some("/\\evil.example"), "/services"),
-            (None, "/services"),
-        ] {
-            assert_eq!(local_path(next), expected, "{next:?}");
-        }
-    }
-
-    #[test]
-    fn requests_from_other_sites_are_told_apart() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut h = HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(*k, HeaderValue::from_static(v));
-            }
-            h
-        };
-        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
-        assert!(same_origin(&headers(&[
-            ("origin", "http://127.0.0.1:8080"),
-            ("host", "127.0.0.1:8080")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("origin", "http://evil.example"),
-            ("host", "127.0.0.1:8080")
-        ])));
-        assert!(same_origin(&headers(&[])));
     }
 }

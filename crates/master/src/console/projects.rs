@@ -70,9 +70,9 @@ pub(crate) async fn show<S: Store>(
 ) -> Response {
     let api = console.api(&viewer);
     let path = format!("/v1/projects/{}", percent_encode(&name));
-    let project = match api.get::<api::Project>(&path).await {
+    let project = match console.read::<api::Project>(&viewer, &path).await {
         Ok(project) => project,
-        Err(refusal) => return console.refused(&viewer, &refusal),
+        Err(page) => return page,
     };
     let (estimate, estimate_error) =
         match api.get::<api::Estimate>(&format!("{path}/estimate")).await {

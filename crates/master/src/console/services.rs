@@ -184,12 +184,12 @@ pub(crate) async fn show<S: Store>(
     Path(id): Path<i64>,
 ) -> Response {
     let api = console.api(&viewer);
-    let instance = match api
-        .get::<api::Instance>(&format!("/v1/instances/{id}"))
+    let instance = match console
+        .read::<api::Instance>(&viewer, &format!("/v1/instances/{id}"))
         .await
     {
         Ok(instance) => instance,
-        Err(refusal) => return console.refused(&viewer, &refusal),
+        Err(page) => return page,
     };
     // Children: the viewer's instances whose parent this is.
     let children: Vec<api::Instance> = api
@@ -407,12 +407,12 @@ pub(crate) async fn set_state<S: Store>(
             },
         );
     };
-    let instance = match api
-        .get::<api::Instance>(&format!("/v1/instances/{id}"))
+    let instance = match console
+        .read::<api::Instance>(&viewer, &format!("/v1/instances/{id}"))
         .await
     {
         Ok(instance) => instance,
-        Err(refusal) => return console.refused(&viewer, &refusal),
+        Err(page) => return page,
     };
     if instance.parent.is_some() {
         return console.refused(
