@@ -116,4 +116,17 @@ impl grove_profile::Loader for Fetcher {
         }
         read_file(location)
     }
+
+    /// A local path as Python's `os.path` sees it (links followed).
+    fn probe(&self, path: &str) -> Option<grove_profile::PathKind> {
+        if grove_profile::is_url(path) {
+            return None;
+        }
+        let meta = std::fs::metadata(path).ok()?;
+        Some(if meta.is_dir() {
+            grove_profile::PathKind::Directory
+        } else {
+            grove_profile::PathKind::File
+        })
+    }
 }

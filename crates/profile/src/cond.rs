@@ -8,6 +8,8 @@
 
 use std::cmp::Ordering;
 
+use crate::load::Loader;
+
 /// The facts a condition can test. Grove is not Python: it presents itself as CPython
 /// 3.11 on the host's OS and architecture, so that profiles pinning Python 2 versions skip
 /// those sections as SlapOS's own Python 3 buildout does.
@@ -88,6 +90,7 @@ impl Environment {
             "False" => b(false),
             "None" => Value::None,
             "sys" | "os" | "platform" | "re" => Value::Module(module_name(name)),
+            "int" | "str" | "len" | "open" => Value::Function(builtin_name(name)),
             "python2" => b(major == 2),
             "python3" => b(major == 3),
             "cpython" => b(true),
@@ -132,34 +135,199 @@ impl Environment {
                 i64::from(i32::MAX)
             }),
             ("sys", "version") => Value::Str(self.python_full_version()),
+            ("sys", "executable") => Value::Str(self.executable.clone()),
             ("os", "name") => Value::Str(self.os_name.clone()),
             ("os", "sep") => Value::Str("/".to_owned()),
-            (
-                "platform",
-                "machine" | "system" | "release" | "python_version" | "python_implementation",
-            )
-            | ("platform", "python_version_tuple") => Value::Function(function_name(attr)),
+            ("os", "path") => Value::Module("os.path"),
+            ("os", "F_OK") => Value::Int(0),
+            ("os", "X_OK") => Value::Int(1),
+            ("os", "W_OK") => Value::Int(2),
+            ("os", "R_OK") => Value::Int(4),
+            ("os", "access") => Value::Function("os.access"),
+            ("os.path", "isdir") => Value::Function("os.path.isdir"),
+            ("os.path", "isfile") => Value::Function("os.path.isfile"),
+            ("os.path", "exists") => Value::Function("os.path.exists"),
+            ("platform", "machine") => Value::Function("platform.machine"),
+            ("platform", "system") => Value::Function("platform.system"),
+            ("platform", "release") => Value::Function("platform.release"),
+            ("platform", "python_version") => Value::Function("platform.python_version"),
+            ("platform", "python_implementation") => {
+                Value::Function("platform.python_implementation")
+            }
+            ("platform", "python_version_tuple") => {
+                Value::Function("platform.python_version_tuple")
+            }
+            ("platform", "freedesktop_os_release") => {
+                Value::Function("platform.freedesktop_os_release")
+            }
             _ => return None,
         })
     }
 
-    fn call(&self, function: &str) -> Option<Value> {
+    /// Calls a function of the supported set. What it reads of the machine (files, paths,
+    /// the kernel's release when the caller did not give it) comes through `host`.
+    fn call(&self, host: &dyn Loader, function: &str, args: Vec<Value>) -> Result<Value, String> {
         let (major, minor, micro) = self.python_version;
-        Some(match function {
-            "machine" => Value::Str(self.machine.clone()),
-            "system" => Value::Str(self.system.clone()),
-            "release" => Value::Str(self.release.clone()),
-            "python_version" => Value::Str(self.python_full_version()),
-            "python_implementation" => Value::Str("CPython".to_owned()),
-            "python_version_tuple" => Value::Tuple(
+        let arity = |n: usize| -> Result<(), String> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{function}() takes {n} argument(s), {} given",
+                    args.len()
+                ))
+            }
+        };
+        let path = |value: &Value| -> Result<String, String> {
+            match value {
+                Value::Str(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "{function}(): a path is a str, not {}",
+                    other.type_name()
+                )),
+            }
+        };
+        Ok(match function {
+            "platform.machine" => Value::Str(self.machine.clone()),
+            "platform.system" => Value::Str(self.system.clone()),
+            "platform.release" => Value::Str(if self.release.is_empty() {
+                host.load("/proc/sys/kernel/osrelease")
+                    .map(|t| t.trim().to_owned())
+                    .unwrap_or_default()
+            } else {
+                self.release.clone()
+            }),
+            "platform.python_version" => Value::Str(self.python_full_version()),
+            "platform.python_implementation" => Value::Str("CPython".to_owned()),
+            "platform.python_version_tuple" => Value::Tuple(
                 [major, minor, micro]
                     .iter()
                     .map(|v| Value::Str(v.to_string()))
                     .collect(),
             ),
-            _ => return None,
+            "platform.freedesktop_os_release" => {
+                arity(0)?;
+                let text = host
+                    .load("/etc/os-release")
+                    .or_else(|_| host.load("/usr/lib/os-release"))
+                    .map_err(|_| {
+                        "platform.freedesktop_os_release(): neither /etc/os-release nor /usr/lib/os-release can be read".to_owned()
+                    })?;
+                Value::Dict(os_release(&text))
+            }
+            "os.path.isdir" | "os.path.isfile" | "os.path.exists" => {
+                arity(1)?;
+                let kind = host.probe(&path(&args[0])?);
+                Value::Bool(match function {
+                    "os.path.isdir" => kind == Some(PathKind::Directory),
+                    "os.path.isfile" => kind == Some(PathKind::File),
+                    _ => kind.is_some(),
+                })
+            }
+            "os.access" => {
+                arity(2)?;
+                let target = path(&args[0])?;
+                match args[1].int() {
+                    Some(0) => Value::Bool(host.probe(&target).is_some()),
+                    Some(4) => Value::Bool(match host.probe(&target) {
+                        Some(PathKind::Directory) => true,
+                        Some(PathKind::File) => host.load(&target).is_ok(),
+                        None => false,
+                    }),
+                    _ => {
+                        return Err(
+                            "os.access: conditions may test os.F_OK and os.R_OK only (they read, never write or run)".to_owned(),
+                        );
+                    }
+                }
+            }
+            "open" => {
+                if args.is_empty() || args.len() > 2 {
+                    return Err(format!(
+                        "open() takes a path and a mode, {} given",
+                        args.len()
+                    ));
+                }
+                if let Some(mode) = args.get(1)
+                    && !matches!(mode, Value::Str(m) if m == "r" || m == "rt")
+                {
+                    return Err("open(): conditions read files, mode 'r' only".to_owned());
+                }
+                let target = path(&args[0])?;
+                let text = host
+                    .load(&target)
+                    .map_err(|_| format!("open(): cannot read {target}"))?;
+                Value::File(text)
+            }
+            "int" => {
+                arity(1)?;
+                match &args[0] {
+                    Value::Str(s) => Value::Int(s.trim().parse().map_err(|_| {
+                        format!("int(): invalid literal for int() with base 10: {s:?}")
+                    })?),
+                    #[expect(clippy::cast_possible_truncation, reason = "Python's int() truncates")]
+                    Value::Float(f) if f.is_finite() => Value::Int(f.trunc() as i64),
+                    other => Value::Int(
+                        other
+                            .int()
+                            .ok_or_else(|| format!("int() of {}", other.type_name()))?,
+                    ),
+                }
+            }
+            "str" => {
+                arity(1)?;
+                Value::Str(match &args[0] {
+                    Value::Str(s) => s.clone(),
+                    Value::Int(i) => i.to_string(),
+                    Value::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
+                    other => return Err(format!("str() of {}", other.type_name())),
+                })
+            }
+            "len" => {
+                arity(1)?;
+                let n = match &args[0] {
+                    Value::Str(s) => s.chars().count(),
+                    Value::Tuple(items) | Value::List(items) => items.len(),
+                    Value::Dict(items) => items.len(),
+                    other => return Err(format!("len() of {}", other.type_name())),
+                };
+                Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            _ => return Err(format!("unknown function {function}")),
         })
     }
+}
+
+/// What is at a local path, as a section condition may ask (`os.path.isdir`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    File,
+    Directory,
+}
+
+/// `/etc/os-release`'s `KEY=value` lines (values quoted or not), as Python's
+/// `platform.freedesktop_os_release()` gives them.
+fn os_release(text: &str) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        let value = value.replace("\\\"", "\"").replace("\\\\", "\\");
+        out.retain(|(k, _)| k != key);
+        out.push((key.to_owned(), Value::Str(value)));
+    }
+    out
 }
 
 fn module_name(name: &str) -> &'static str {
@@ -171,14 +339,12 @@ fn module_name(name: &str) -> &'static str {
     }
 }
 
-fn function_name(name: &str) -> &'static str {
+fn builtin_name(name: &str) -> &'static str {
     match name {
-        "machine" => "machine",
-        "system" => "system",
-        "release" => "release",
-        "python_version" => "python_version",
-        "python_implementation" => "python_implementation",
-        _ => "python_version_tuple",
+        "int" => "int",
+        "str" => "str",
+        "len" => "len",
+        _ => "open",
     }
 }
 
@@ -190,8 +356,15 @@ enum Value {
     Float(f64),
     Str(String),
     Tuple(Vec<Value>),
+    List(Vec<Value>),
+    /// A dict with str keys, in insertion order.
+    Dict(Vec<(String, Value)>),
     Module(&'static str),
     Function(&'static str),
+    /// A method of a value, bound to it (`"a.b".split`).
+    Method(Box<Value>, String),
+    /// An opened file: its text, for `.read()`.
+    File(String),
 }
 
 impl Value {
@@ -202,8 +375,9 @@ impl Value {
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
-            Value::Tuple(t) => !t.is_empty(),
-            Value::Module(_) | Value::Function(_) => true,
+            Value::Tuple(t) | Value::List(t) => !t.is_empty(),
+            Value::Dict(d) => !d.is_empty(),
+            Value::Module(_) | Value::Function(_) | Value::Method(..) | Value::File(_) => true,
         }
     }
 
@@ -233,17 +407,80 @@ impl Value {
             Value::Float(_) => "float",
             Value::Str(_) => "str",
             Value::Tuple(_) => "tuple",
+            Value::List(_) => "list",
+            Value::Dict(_) => "dict",
             Value::Module(_) => "module",
-            Value::Function(_) => "function",
+            Value::Function(_) | Value::Method(..) => "function",
+            Value::File(_) => "file",
         }
     }
+
+    /// The items a `for` goes over.
+    fn items(&self) -> Result<Vec<Value>, String> {
+        match self {
+            Value::Tuple(items) | Value::List(items) => Ok(items.clone()),
+            Value::Str(s) => Ok(s.chars().map(|c| Value::Str(c.to_string())).collect()),
+            Value::Dict(d) => Ok(d.iter().map(|(k, _)| Value::Str(k.clone())).collect()),
+            other => Err(format!("{} is not iterable", other.type_name())),
+        }
+    }
+}
+
+/// Calls a method of a str, a dict or a file.
+fn call_method(receiver: &Value, name: &str, args: &[Value]) -> Result<Value, String> {
+    let str_arg = |i: usize| -> Result<&str, String> {
+        match args.get(i) {
+            Some(Value::Str(s)) => Ok(s),
+            Some(other) => Err(format!(
+                "{name}(): expected a str, not {}",
+                other.type_name()
+            )),
+            None => Err(format!("{name}(): missing an argument")),
+        }
+    };
+    let text_list = |parts: Vec<&str>| {
+        Value::List(
+            parts
+                .into_iter()
+                .map(|p| Value::Str(p.to_owned()))
+                .collect(),
+        )
+    };
+    Ok(match (receiver, name) {
+        (Value::Str(s), "split") => match args.first() {
+            None | Some(Value::None) => text_list(s.split_whitespace().collect()),
+            Some(_) => {
+                let sep = str_arg(0)?;
+                if sep.is_empty() {
+                    return Err("split(): empty separator".to_owned());
+                }
+                text_list(s.split(sep).collect())
+            }
+        },
+        (Value::Str(s), "strip") => Value::Str(s.trim().to_owned()),
+        (Value::Str(s), "lstrip") => Value::Str(s.trim_start().to_owned()),
+        (Value::Str(s), "rstrip") => Value::Str(s.trim_end().to_owned()),
+        (Value::Str(s), "lower") => Value::Str(s.to_lowercase()),
+        (Value::Str(s), "upper") => Value::Str(s.to_uppercase()),
+        (Value::Str(s), "startswith") => Value::Bool(s.starts_with(str_arg(0)?)),
+        (Value::Str(s), "endswith") => Value::Bool(s.ends_with(str_arg(0)?)),
+        (Value::File(text), "read") => Value::Str(text.clone()),
+        (Value::Dict(d), "get") => {
+            let key = str_arg(0)?;
+            d.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::None))
+        }
+        (other, _) => return Err(format!("{} has no method {name}", other.type_name())),
+    })
 }
 
 fn py_eq(a: &Value, b: &Value) -> bool {
     match (a.number(), b.number()) {
         (Some(x), Some(y)) => x == y,
         _ => match (a, b) {
-            (Value::Tuple(x), Value::Tuple(y)) => {
+            (Value::Tuple(x), Value::Tuple(y)) | (Value::List(x), Value::List(y)) => {
                 x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
             }
             _ => a == b,
@@ -259,7 +496,7 @@ fn py_cmp(a: &Value, b: &Value) -> Result<Ordering, String> {
     }
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
-        (Value::Tuple(x), Value::Tuple(y)) => {
+        (Value::Tuple(x), Value::Tuple(y)) | (Value::List(x), Value::List(y)) => {
             for (p, q) in x.iter().zip(y) {
                 if !py_eq(p, q) {
                     return py_cmp(p, q);
@@ -286,7 +523,7 @@ enum Token {
 
 const PUNCTS: &[&str] = &[
     "===", "==", "!=", "<=", ">=", "~=", "//", "<", ">", "(", ")", "[", "]", ",", ".", "+", "-",
-    "*", "/", "%",
+    "*", "/", "%", ":",
 ];
 
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
@@ -370,8 +607,13 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
-/// Evaluates a section condition to true or false.
-pub(crate) fn evaluate(expression: &str, env: &Environment) -> Result<bool, String> {
+/// Evaluates a section condition to true or false. What it reads of the machine (files,
+/// paths, the kernel's release) it asks `host`; nothing is written or run.
+pub(crate) fn evaluate(
+    expression: &str,
+    env: &Environment,
+    host: &dyn Loader,
+) -> Result<bool, String> {
     let tokens = tokenize(expression)?;
     if tokens.is_empty() {
         return Err("empty condition".to_owned());
@@ -385,12 +627,8 @@ pub(crate) fn evaluate(expression: &str, env: &Environment) -> Result<bool, Stri
     {
         return Ok(value);
     }
-    let mut parser = Parser {
-        tokens: &tokens,
-        pos: 0,
-        env,
-        depth: 0,
-    };
+    let budget = std::cell::Cell::new(ELEMENT_BUDGET);
+    let mut parser = Parser::new(&tokens, env, host, &[], 0, &budget);
     // zc.buildout evaluates `[expression]` and takes its first item, so a top-level
     // comma list is allowed and only its first element counts.
     let first = parser.expr()?;
@@ -556,15 +794,46 @@ fn compare_versions(a: &[u64], b: &[u64]) -> Ordering {
         .unwrap_or(Ordering::Equal)
 }
 
-/// A Python-expression subset parser that evaluates as it parses.
+/// A Python-expression subset parser that evaluates as it parses. The right side of an
+/// `and` or `or` that the left side decides is skipped, not evaluated (a file tested
+/// absent is not opened); a comprehension's element is parsed again for each item, with
+/// its name bound.
 struct Parser<'t> {
     tokens: &'t [Token],
     pos: usize,
     env: &'t Environment,
+    host: &'t dyn Loader,
+    /// Names bound by the comprehensions around.
+    locals: &'t [(String, Value)],
     depth: u32,
+    /// Comprehension elements left to evaluate: nested comprehensions multiply, and a
+    /// condition must not run for long.
+    budget: &'t std::cell::Cell<u32>,
 }
 
-impl Parser<'_> {
+/// The most comprehension elements one condition evaluates.
+const ELEMENT_BUDGET: u32 = 10_000;
+
+impl<'t> Parser<'t> {
+    fn new(
+        tokens: &'t [Token],
+        env: &'t Environment,
+        host: &'t dyn Loader,
+        locals: &'t [(String, Value)],
+        depth: u32,
+        budget: &'t std::cell::Cell<u32>,
+    ) -> Parser<'t> {
+        Parser {
+            tokens,
+            pos: 0,
+            env,
+            host,
+            locals,
+            depth,
+            budget,
+        }
+    }
+
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
@@ -608,12 +877,40 @@ impl Parser<'_> {
         result
     }
 
+    /// Moves past the operand of an `and` (`stops` holds `and`) or an `or`, without
+    /// evaluating it: up to the next of `stops`, a `,`, `if`, `for` or closing bracket at
+    /// its own depth.
+    fn skip_operand(&mut self, stops: &[&str]) -> Result<(), String> {
+        let mut depth = 0usize;
+        let start = self.pos;
+        while let Some(token) = self.peek() {
+            match token {
+                Token::Punct("(" | "[") => depth += 1,
+                Token::Punct(")" | "]") if depth == 0 => break,
+                Token::Punct(")" | "]") => depth -= 1,
+                Token::Punct(",") if depth == 0 => break,
+                Token::Name(n)
+                    if depth == 0 && (stops.contains(&n.as_str()) || n == "if" || n == "for") =>
+                {
+                    break;
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err("unexpected end of condition".to_owned());
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Value, String> {
         let mut value = self.and()?;
         while self.eat_name("or") {
-            let rhs = self.and()?;
-            if !value.truthy() {
-                value = rhs;
+            if value.truthy() {
+                self.skip_operand(&["or"])?;
+            } else {
+                value = self.and()?;
             }
         }
         Ok(value)
@@ -622,9 +919,10 @@ impl Parser<'_> {
     fn and(&mut self) -> Result<Value, String> {
         let mut value = self.not()?;
         while self.eat_name("and") {
-            let rhs = self.not()?;
             if value.truthy() {
-                value = rhs;
+                value = self.not()?;
+            } else {
+                self.skip_operand(&["and", "or"])?;
             }
         }
         Ok(value)
@@ -676,10 +974,13 @@ impl Parser<'_> {
                 _ => {
                     let contained = match (&lhs, &rhs) {
                         (Value::Str(needle), Value::Str(hay)) => hay.contains(needle.as_str()),
-                        (_, Value::Tuple(items)) => items.iter().any(|i| py_eq(i, &lhs)),
+                        (_, Value::Tuple(items) | Value::List(items)) => {
+                            items.iter().any(|i| py_eq(i, &lhs))
+                        }
+                        (Value::Str(key), Value::Dict(d)) => d.iter().any(|(k, _)| k == key),
                         _ => {
                             return Err(format!(
-                                "'in' needs a str or a tuple, not {}",
+                                "'in' needs a str, a tuple, a list or a dict, not {}",
                                 rhs.type_name()
                             ));
                         }
@@ -807,38 +1108,95 @@ impl Parser<'_> {
                     return Err("expected a name after '.'".to_owned());
                 };
                 self.pos += 1;
-                value = match &value {
+                value = match value {
                     Value::Module(m) => self
                         .env
                         .attribute(m, &attr)
                         .ok_or_else(|| format!("unknown name {m}.{attr}"))?,
+                    Value::Str(_) | Value::Dict(_) | Value::File(_) => {
+                        Value::Method(Box::new(value), attr)
+                    }
                     other => return Err(format!("{} has no attribute {attr}", other.type_name())),
                 };
             } else if self.eat("(") {
-                self.expect(")")?;
-                value = match &value {
-                    Value::Function(f) => self
-                        .env
-                        .call(f)
-                        .ok_or_else(|| format!("unknown function {f}"))?,
+                let mut args = Vec::new();
+                while !self.eat(")") {
+                    args.push(self.expr()?);
+                    if !self.eat(",") {
+                        self.expect(")")?;
+                        break;
+                    }
+                }
+                value = match value {
+                    Value::Function(f) => self.env.call(self.host, f, args)?,
+                    Value::Method(receiver, name) => call_method(&receiver, &name, &args)?,
                     other => return Err(format!("{} is not callable", other.type_name())),
                 };
             } else if self.eat("[") {
-                let index = self.expr()?;
-                self.expect("]")?;
-                let i = index.int().ok_or("index must be an integer")?;
-                value = match &value {
-                    Value::Tuple(items) => index_into(items, i)?.clone(),
-                    Value::Str(s) => {
-                        let chars: Vec<char> = s.chars().collect();
-                        Value::Str(index_into(&chars, i)?.to_string())
-                    }
-                    other => return Err(format!("{} cannot be indexed", other.type_name())),
-                };
+                value = self.subscript(&value)?;
             } else {
                 return Ok(value);
             }
         }
+    }
+
+    /// `[index]`, `[key]` or `[start:end]`, the `[` read.
+    fn subscript(&mut self, value: &Value) -> Result<Value, String> {
+        let start = if matches!(self.peek(), Some(Token::Punct(":"))) {
+            None
+        } else {
+            Some(self.expr()?)
+        };
+        if self.eat(":") {
+            if matches!(self.peek(), Some(Token::Punct(":"))) {
+                return Err("a slice's step is not supported".to_owned());
+            }
+            let end = if matches!(self.peek(), Some(Token::Punct("]" | ":"))) {
+                None
+            } else {
+                Some(self.expr()?)
+            };
+            if matches!(self.peek(), Some(Token::Punct(":"))) {
+                return Err("a slice's step is not supported".to_owned());
+            }
+            self.expect("]")?;
+            let bound = |b: Option<Value>| -> Result<Option<i64>, String> {
+                b.map(|v| {
+                    v.int()
+                        .ok_or_else(|| "slice bounds must be integers".to_owned())
+                })
+                .transpose()
+            };
+            let (from, to) = (bound(start)?, bound(end)?);
+            return Ok(match value {
+                Value::Tuple(items) => Value::Tuple(slice(items, from, to).to_vec()),
+                Value::List(items) => Value::List(slice(items, from, to).to_vec()),
+                Value::Str(s) => {
+                    let chars: Vec<char> = s.chars().collect();
+                    Value::Str(slice(&chars, from, to).iter().collect())
+                }
+                other => return Err(format!("{} cannot be sliced", other.type_name())),
+            });
+        }
+        self.expect("]")?;
+        let index = start.ok_or("an index is needed")?;
+        Ok(match (value, &index) {
+            (Value::Dict(d), Value::Str(key)) => d
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| format!("no key {key:?}"))?,
+            (Value::Tuple(items) | Value::List(items), _) => {
+                let i = index.int().ok_or("index must be an integer")?;
+                index_into(items, i)?.clone()
+            }
+            (Value::Str(s), _) => {
+                let i = index.int().ok_or("index must be an integer")?;
+                let chars: Vec<char> = s.chars().collect();
+                Value::Str(index_into(&chars, i)?.to_string())
+            }
+            (other, _) => return Err(format!("{} cannot be indexed", other.type_name())),
+        })
     }
 
     fn atom(&mut self) -> Result<Value, String> {
@@ -858,35 +1216,162 @@ impl Parser<'_> {
                 }
                 Ok(Value::Str(s))
             }
-            Token::Name(name) => self
-                .env
-                .global(&name)
-                .ok_or_else(|| format!("unknown name {name}")),
-            Token::Punct("(") | Token::Punct("[") => {
-                let close = if token == Token::Punct("(") { ")" } else { "]" };
-                if self.eat(close) {
+            Token::Name(name) => {
+                if let Some((_, value)) = self.locals.iter().rev().find(|(n, _)| *n == name) {
+                    return Ok(value.clone());
+                }
+                self.env
+                    .global(&name)
+                    .ok_or_else(|| format!("unknown name {name}"))
+            }
+            Token::Punct("[") => {
+                if let Some(value) = self.comprehension()? {
+                    return Ok(value);
+                }
+                self.sequence("]").map(Value::List)
+            }
+            Token::Punct("(") => {
+                if self.eat(")") {
                     return Ok(Value::Tuple(Vec::new()));
                 }
                 let first = self.expr()?;
-                if self.eat(close) {
-                    return Ok(if close == ")" {
-                        first
-                    } else {
-                        Value::Tuple(vec![first])
-                    });
+                if self.eat(")") {
+                    return Ok(first);
                 }
                 let mut items = vec![first];
                 while self.eat(",") {
-                    if self.eat(close) {
+                    if self.eat(")") {
                         return Ok(Value::Tuple(items));
                     }
                     items.push(self.expr()?);
                 }
-                self.expect(close)?;
+                self.expect(")")?;
                 Ok(Value::Tuple(items))
             }
             other => Err(format!("unexpected {}", describe(&other))),
         }
+    }
+
+    /// The items of a list display up to `close`, the opening bracket read.
+    fn sequence(&mut self, close: &str) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        while !self.eat(close) {
+            items.push(self.expr()?);
+            if !self.eat(",") {
+                self.expect(close)?;
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// `[element for name in iterable]` or `[... if condition]`, the `[` read; `None` (and
+    /// nothing consumed) when the brackets hold no `for` of their own.
+    fn comprehension(&mut self) -> Result<Option<Value>, String> {
+        let open = self.pos;
+        let mut depth = 0usize;
+        let mut at_for = None;
+        let mut close = None;
+        for (i, token) in self.tokens.iter().enumerate().skip(open) {
+            match token {
+                Token::Punct("(" | "[") => depth += 1,
+                Token::Punct(")" | "]") if depth == 0 => {
+                    close = Some(i);
+                    break;
+                }
+                Token::Punct(")" | "]") => depth -= 1,
+                Token::Name(n) if n == "for" && depth == 0 && at_for.is_none() => at_for = Some(i),
+                _ => {}
+            }
+        }
+        let Some(at_for) = at_for else {
+            return Ok(None);
+        };
+        let Some(close) = close else {
+            return Err("expected ']' to end the comprehension".to_owned());
+        };
+        if self.tokens.get(close) != Some(&Token::Punct("]")) {
+            return Err("expected ']' to end the comprehension".to_owned());
+        }
+        let element = &self.tokens[open..at_for];
+        self.pos = at_for + 1;
+        let Some(Token::Name(name)) = self.peek().cloned() else {
+            return Err("expected a name after 'for'".to_owned());
+        };
+        self.pos += 1;
+        if !self.eat_name("in") {
+            return Err("expected 'in' in the comprehension".to_owned());
+        }
+        let iterable = self.or()?;
+        let condition = if self.eat_name("if") {
+            let from = self.pos;
+            self.pos = close;
+            Some(&self.tokens[from..close])
+        } else {
+            None
+        };
+        self.expect("]")?;
+        if self.pos != close + 1 {
+            return Err("unexpected tokens in the comprehension".to_owned());
+        }
+        let mut out = Vec::new();
+        for item in iterable.items()? {
+            let mut locals = self.locals.to_vec();
+            locals.push((name.clone(), item));
+            if let Some(condition) = condition
+                && !self.sub(condition, &locals)?.truthy()
+            {
+                continue;
+            }
+            out.push(self.sub(element, &locals)?);
+        }
+        Ok(Some(Value::List(out)))
+    }
+
+    /// Evaluates a whole slice of tokens with `locals` bound.
+    fn sub(&self, tokens: &[Token], locals: &[(String, Value)]) -> Result<Value, String> {
+        if self.depth > 100 {
+            return Err("condition nested too deeply".to_owned());
+        }
+        let left = self.budget.get();
+        if left == 0 {
+            return Err(format!(
+                "a condition evaluates at most {ELEMENT_BUDGET} comprehension elements"
+            ));
+        }
+        self.budget.set(left - 1);
+        let mut parser = Parser::new(
+            tokens,
+            self.env,
+            self.host,
+            locals,
+            self.depth + 1,
+            self.budget,
+        );
+        let value = parser.expr()?;
+        if parser.pos != tokens.len() {
+            return Err(format!(
+                "unexpected {} in condition",
+                describe(&tokens[parser.pos])
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// Python's `items[from:to]`, negative bounds from the end, out of range clamped.
+fn slice<T>(items: &[T], from: Option<i64>, to: Option<i64>) -> &[T] {
+    let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let clamp = |b: i64| -> usize {
+        let b = if b < 0 { (len + b).max(0) } else { b.min(len) };
+        usize::try_from(b).unwrap_or(0)
+    };
+    let start = from.map_or(0, clamp);
+    let end = to.map_or(items.len(), clamp);
+    if start >= end {
+        &[]
+    } else {
+        &items[start..end]
     }
 }
 
@@ -909,7 +1394,14 @@ mod tests {
             machine: "x86_64".to_owned(),
             ..Environment::host()
         };
-        let got = evaluate(expr, &env);
+        let files: std::collections::HashMap<String, String> = [
+            ("/etc/os-release", "ID=debian\nVERSION_ID=\"11\"\n"),
+            ("/proc/device-tree/model", "OLinuXino\n"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let got = evaluate(expr, &env, &files);
         match expected {
             Ok(b) => assert_eq!(got, Ok(b), "{expr}"),
             Err(fragment) => {
@@ -936,7 +1428,8 @@ mod tests {
         check("'a' in 'abc'", Ok(true));
         check("1 < 2 < 3", Ok(true));
         check("3 > 2 > 2", Ok(false));
-        check("sys.platform.startswith('linux')", Err("no attribute"));
+        check("sys.platform.startswith('linux')", Ok(true));
+        check("sys.version_info.major", Err("no attribute"));
         check("import_os", Err("unknown name import_os"));
         check(
             "__import__('os').system('true')",
@@ -945,6 +1438,80 @@ mod tests {
         check("(", Err("unexpected end"));
         check("1 +", Err("unexpected end"));
         check("True, False", Ok(true));
+    }
+
+    #[test]
+    fn the_forms_real_profiles_write() {
+        check(
+            "[int(q) for q in platform.release().split('.')[:2]] < [4,14]",
+            Ok(false),
+        );
+        check(
+            "[int(q) for q in platform.release().split('.')[:2]] == [6, 1]",
+            Ok(true),
+        );
+        check(
+            "platform.freedesktop_os_release()['ID'] == 'debian' and int(platform.freedesktop_os_release()['VERSION_ID']) < 12",
+            Ok(true),
+        );
+        check(
+            "os.path.isdir('/proc/device-tree') and 'OLinuXino' in open('/proc/device-tree/model').read()",
+            Ok(true),
+        );
+        check(
+            "os.path.isdir('/nope') and open('/nope/x').read()",
+            Ok(false),
+        );
+        check("os.access('/proc/device-tree/model', os.R_OK)", Ok(true));
+        check("os.access('/nope', os.F_OK)", Ok(false));
+        check("[x for x in (1, 2, 3) if x > 1] == [2, 3]", Ok(true));
+        check("'ID' in platform.freedesktop_os_release()", Ok(true));
+        check("'abcdef'[::2]", Err("step is not supported"));
+        check("'abcdef'[1:5:2]", Err("step is not supported"));
+    }
+
+    #[test]
+    fn the_kernels_release_is_read_when_the_caller_did_not_give_it() {
+        let env = Environment {
+            release: String::new(),
+            ..Environment::host()
+        };
+        let host: std::collections::HashMap<String, String> = [(
+            "/proc/sys/kernel/osrelease".to_owned(),
+            "4.9.0-13-amd64\n".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        let old = "[int(q) for q in platform.release().split('.')[:2]] < [4, 14]";
+        assert_eq!(evaluate(old, &env, &host), Ok(true));
+        // Nothing to read: the release is empty, and int('') is an error naming it.
+        let none = std::collections::HashMap::<String, String>::new();
+        let error = evaluate(old, &env, &none).expect_err("no release");
+        assert!(error.contains("invalid literal"), "{error}");
+    }
+
+    #[test]
+    fn what_conditions_may_not_do_is_an_error_naming_it() {
+        check("open('/etc/os-release', 'w')", Err("mode 'r' only"));
+        check(
+            "os.access('/bin/sh', os.X_OK)",
+            Err("os.F_OK and os.R_OK only"),
+        );
+        check("open('/nope').read()", Err("cannot read /nope"));
+        check("int('x')", Err("invalid literal"));
+        check("[1, 2] < (1, 2)", Err("cannot order list and tuple"));
+        check(
+            "platform.freedesktop_os_release()['NOPE']",
+            Err("no key \"NOPE\""),
+        );
+        check("os.system('true')", Err("unknown name os.system"));
+        check("'a'.format()", Err("no method format"));
+        check("[q for q in 3]", Err("int is not iterable"));
+        check("[q for q in", Err("expected ']' to end the comprehension"));
+        check(
+            "[[[c for c in 'abcdefghijklmnopqrstuvwxyz'] for b in 'abcdefghijklmnopqrstuvwxyz'] for a in 'abcdefghijklmnopqrstuvwxyz']",
+            Err("at most 10000 comprehension elements"),
+        );
     }
 
     #[test]

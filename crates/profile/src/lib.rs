@@ -20,10 +20,10 @@ mod resolve;
 mod value;
 
 pub use annotate::Annotation;
-pub use cond::Environment;
+pub use cond::{Environment, PathKind};
 pub use error::{Diagnostic, ErrorKind, Severity};
 pub use load::{Assignment, FileInfo, LoadError, LoadOptions, Loader, Profile, is_url, load};
 pub use merge::{HistoryItem, Origin, Section, SectionKey, Sections, Step};
-pub use parse::{Op, OptKey, ParseError, ParsedFile, parse};
+pub use parse::{Op, OptKey, ParseError, ParsedFile, parse, parse_with};
 pub use resolve::{Initializer, Resolved};
 pub use value::Value;

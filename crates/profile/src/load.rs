@@ -2,6 +2,7 @@
 //! built-in `[buildout]` defaults and the caller's assignments, merged with precedence.
 
 use crate::cond::Environment;
+use crate::cond::PathKind;
 use crate::error::{Diagnostic, ErrorKind};
 use crate::merge::{self, Origin, Section, SectionKey, Sections};
 use crate::parse::{self, Op, OptKey};
@@ -20,12 +21,30 @@ pub enum LoadError {
 /// `location` is an absolute path or a URL (`scheme://...`).
 pub trait Loader {
     fn load(&self, location: &str) -> Result<String, LoadError>;
+
+    /// What is at a local path, for section conditions (`os.path.isdir`, `os.access`):
+    /// `None` when nothing is there or it cannot be told. The default knows nothing.
+    fn probe(&self, path: &str) -> Option<PathKind> {
+        let _ = path;
+        None
+    }
 }
 
-/// A loader over an in-memory map of location to text, for tests and embedders.
+/// A loader over an in-memory map of location to text, for tests and embedders: its keys
+/// are files, and every directory above them exists.
 impl<S: std::hash::BuildHasher> Loader for std::collections::HashMap<String, String, S> {
     fn load(&self, location: &str) -> Result<String, LoadError> {
         self.get(location).cloned().ok_or(LoadError::NotFound)
+    }
+
+    fn probe(&self, path: &str) -> Option<PathKind> {
+        if self.contains_key(path) {
+            return Some(PathKind::File);
+        }
+        let dir = format!("{}/", path.trim_end_matches('/'));
+        self.keys()
+            .any(|k| k.starts_with(&dir))
+            .then_some(PathKind::Directory)
     }
 }
 
@@ -393,7 +412,7 @@ impl Opener<'_> {
             location: location.to_owned(),
             display,
         });
-        let parsed = parse::parse(&text, self.env);
+        let parsed = parse::parse_with(&text, self.env, self.loader);
         for error in &parsed.errors {
             self.error_at(
                 ErrorKind::Parse(error.to_string()),

@@ -241,6 +241,21 @@ fn flush(out: &mut ParsedFile, section: Option<&String>, pending: Option<Pending
 
 /// Parses one file's text. Conditional sections are evaluated against `env`.
 pub fn parse(text: &str, env: &Environment) -> ParsedFile {
+    parse_with(text, env, &NoFiles)
+}
+
+/// A host of conditions with no file at all.
+struct NoFiles;
+
+impl crate::load::Loader for NoFiles {
+    fn load(&self, _: &str) -> Result<String, crate::load::LoadError> {
+        Err(crate::load::LoadError::NotFound)
+    }
+}
+
+/// Parses one file, its section conditions reading the machine through `host` (paths
+/// tested, files read; nothing written).
+pub fn parse_with(text: &str, env: &Environment, host: &dyn crate::load::Loader) -> ParsedFile {
     let mut out = ParsedFile::default();
     // The condition of the current header; options of a false section are dropped.
     let mut section_condition = true;
@@ -285,7 +300,7 @@ pub fn parse(text: &str, env: &Environment) -> ParsedFile {
                 && !expr.is_empty()
             {
                 let expr = expr.replace(r"\x23", "#").replace(r"\x3b", ";");
-                match cond::evaluate(&expr, env) {
+                match cond::evaluate(&expr, env, host) {
                     Ok(value) => section_condition = value,
                     Err(message) => {
                         out.errors.push(ParseError {
