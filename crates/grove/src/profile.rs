@@ -57,7 +57,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             keep_going,
         } => {
             let profile = load(&file, &assignments)?;
-            let resolved = profile.resolve();
+            let resolved = plan(&file, &profile)?;
             let failed = report(&resolved.diagnostics);
             if failed && !keep_going {
                 return Ok(ExitCode::from(crate::EXIT_FAILURE));
@@ -87,7 +87,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
                 _ => anyhow::bail!("invalid option {target:?}: expected section:option"),
             };
             let profile = load(&file, &assignments)?;
-            let resolved = profile.resolve();
+            let resolved = plan(&file, &profile)?;
             let Some(values) = resolved.sections.get(section) else {
                 report(&resolved.diagnostics);
                 anyhow::bail!("section not found: {section}");
@@ -144,7 +144,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let profile = load(&file, &assignments)?;
-            let resolved = profile.resolve();
+            let resolved = plan(&file, &profile)?;
             let mut out = std::io::stdout().lock();
             if json {
                 let list: Vec<_> = resolved.diagnostics.iter().map(diagnostic_json).collect();
@@ -162,6 +162,32 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Resolves as an installation in the profile's directory would see it before running
+/// anything: the options Grove's recipes compute from the profile (`location`,
+/// `target`) are there (`grove_recipes::plan`).
+fn plan(file: &str, profile: &Profile) -> anyhow::Result<grove_profile::Resolved> {
+    let directory = if grove_profile::is_url(file) {
+        std::env::current_dir().context("cannot read the current directory")?
+    } else {
+        std::path::absolute(file)
+            .with_context(|| format!("bad path {file}"))?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    };
+    let fetcher = grove_fetch::Fetcher::default();
+    let ctx = grove_recipes::Context {
+        directory,
+        fetcher: &fetcher,
+        partition: None,
+    };
+    Ok(grove_recipes::plan(
+        profile,
+        &grove_recipes::Registry::builtin(),
+        &ctx,
+    ))
 }
 
 fn load(file: &str, assignments: &[String]) -> anyhow::Result<Profile> {

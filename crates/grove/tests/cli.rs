@@ -286,3 +286,55 @@ fn the_shipped_example_resolves() {
     );
     assert_eq!(json["buildout"]["platform-suffix"], "linux");
 }
+
+/// `resolve` shows what an installation would see before running anything: the options
+/// Grove's recipes compute from the profile are there; one only a recipe would compute by
+/// running is an error naming that recipe.
+#[test]
+fn resolve_shows_the_options_recipes_compute() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        &[(
+            "software.cfg",
+            "[buildout]\nparts = app\n\
+             [zlib]\nrecipe = slapos.recipe.cmmi\nurl = https://example.invalid/zlib.tar.gz\n\
+             [archive]\nrecipe = slapos.recipe.build:download\nurl = https://example.invalid/a/b.tar.gz\n\
+             [app]\nrecipe = r\nlibs = ${zlib:location}/lib\nfile = ${archive:target}\n\
+             [eggs]\nrecipe = zc.recipe.egg\n\
+             [password]\nrecipe = slapos.cookbook:generate.password\n\
+             [uses-egg]\nrecipe = r\nx = ${eggs:egg}\n\
+             [uses-password]\nrecipe = r\nx = ${password:passwd}\n",
+        )],
+    );
+    let root = dir.path().canonicalize().expect("canonical");
+    let out = grove(
+        dir.path(),
+        &["profile", "query", "app:libs", "software.cfg"],
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("{}/parts/zlib/lib\n", root.display()),
+        "{}",
+        stderr(&out)
+    );
+    let out = grove(
+        dir.path(),
+        &["profile", "query", "app:file", "software.cfg"],
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("{}/parts/archive/b.tar.gz\n", root.display())
+    );
+    let out = grove(dir.path(), &["profile", "check", "software.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stdout(&out);
+    assert!(
+        said.contains("eggs:egg (computed by a recipe Grove does not implement: recipe zc.recipe.egg of [eggs])"),
+        "{said}"
+    );
+    assert!(
+        said.contains("password:passwd (computed when the part runs, which resolving does not do: recipe slapos.cookbook:generate.password of [password])"),
+        "{said}"
+    );
+}

@@ -31,6 +31,15 @@ pub enum ErrorKind {
     MissingSection(String),
     #[error("referenced option does not exist: {0}:{1}")]
     MissingOption(String, String),
+    #[error(
+        "referenced option does not exist: {section}:{option} ({why}: recipe {recipe} of [{section}])"
+    )]
+    ComputedByRecipe {
+        section: String,
+        option: String,
+        recipe: String,
+        why: String,
+    },
     #[error("missing option: {0}:{1}")]
     RequiredOption(String, String),
     #[error("no section named '{0}' to extend")]

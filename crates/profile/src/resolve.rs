@@ -92,6 +92,14 @@ pub trait Initializer {
         true
     }
 
+    /// Why a section with this recipe, which [`Initializer::handles`] leaves alone, lacks
+    /// an option another section refers to (the recipe would compute it when it runs);
+    /// `None`: no more to say than that the option does not exist.
+    fn unrun(&self, recipe: &str) -> Option<String> {
+        let _ = recipe;
+        None
+    }
+
     /// `options` holds the section's substituted values; what the recipe adds or changes
     /// there is what other sections see. An error fails the section.
     fn initialize(
@@ -435,6 +443,19 @@ impl Resolver<'_, '_> {
     }
 
     /// Lets the recipe of a section compute its options; they become the section's values.
+    /// The recipe of `section` and why its options are not all there, when it has one
+    /// the initializer leaves alone and can say why.
+    fn unrun_recipe(&mut self, section: &str) -> Result<Option<(String, String)>, Diagnostic> {
+        let Some(recipe) = self.get(section, "recipe")? else {
+            return Ok(None);
+        };
+        let recipe = recipe.as_text().trim().to_owned();
+        if self.initializer.handles(&recipe) {
+            return Ok(None);
+        }
+        Ok(self.initializer.unrun(&recipe).map(|why| (recipe, why)))
+    }
+
     fn run_initializer(&mut self, name: &str, recipe: &str) -> Result<(), Diagnostic> {
         let Some(state) = self.states.get(name) else {
             return Ok(());
@@ -694,8 +715,17 @@ impl Resolver<'_, '_> {
                 // zc.buildout falls back to the name of the section doing the lookup.
                 None if ref_option == "_buildout_section_name_" => out.push_str(section),
                 None => {
-                    let kind =
-                        ErrorKind::MissingOption(ref_section.to_owned(), ref_option.to_owned());
+                    let kind = match self.unrun_recipe(ref_section)? {
+                        Some((recipe, why)) => ErrorKind::ComputedByRecipe {
+                            section: ref_section.to_owned(),
+                            option: ref_option.to_owned(),
+                            recipe,
+                            why,
+                        },
+                        None => {
+                            ErrorKind::MissingOption(ref_section.to_owned(), ref_option.to_owned())
+                        }
+                    };
                     return Err(locate(self.error(kind, origin)));
                 }
             }

@@ -103,6 +103,10 @@ impl Recipe for Cmmi {
         true
     }
 
+    fn plans(&self) -> bool {
+        true
+    }
+
     fn init(
         &self,
         ctx: &Context<'_>,

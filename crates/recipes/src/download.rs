@@ -126,6 +126,10 @@ impl Recipe for Download {
         true
     }
 
+    fn plans(&self) -> bool {
+        true
+    }
+
     fn init(
         &self,
         ctx: &Context<'_>,
@@ -325,6 +329,10 @@ fn links_stay_inside(root: &Path, relative: &Path) -> Result<(), String> {
 
 impl Recipe for DownloadUnpacked {
     fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn plans(&self) -> bool {
         true
     }
 

@@ -97,6 +97,48 @@ impl Initializer for Init<'_, '_> {
     }
 }
 
+/// Lets the recipes whose options come from the profile alone compute them (`plans`),
+/// and leaves the others' sections as written.
+struct Plan<'r, 'c> {
+    registry: &'r Registry,
+    ctx: &'r Context<'c>,
+}
+
+impl Initializer for Plan<'_, '_> {
+    fn handles(&self, recipe: &str) -> bool {
+        self.registry
+            .get(recipe)
+            .is_some_and(|r| r.computes_options() && r.plans())
+    }
+
+    fn unrun(&self, recipe: &str) -> Option<String> {
+        Some(match self.registry.get(recipe) {
+            Some(_) => "computed when the part runs, which resolving does not do".to_owned(),
+            None => "computed by a recipe Grove does not implement".to_owned(),
+        })
+    }
+
+    fn initialize(
+        &mut self,
+        section: &str,
+        recipe: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        match self.registry.get(recipe) {
+            Some(r) => r.init(self.ctx, section, options),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Resolves `profile` as an installation in `ctx.directory` would see it before running
+/// anything: the options Grove's recipes compute from the profile (a cmmi or download
+/// part's `location`, a download's `target`) are there; what a recipe computes by running
+/// (a password, a port, a request's answer) is not.
+pub fn plan(profile: &Profile, registry: &Registry, ctx: &Context<'_>) -> grove_profile::Resolved {
+    profile.resolve_with(&mut Plan { registry, ctx })
+}
+
 fn remove_paths(paths: &[PathBuf]) {
     for path in paths.iter().rev() {
         let removed = if path.is_dir() && !path.is_symlink() {

@@ -26,7 +26,7 @@ use std::path::{Component, Path, PathBuf};
 
 use grove_profile::{LoadOptions, Profile, Resolved, Value};
 
-pub use install::{InstallError, Report, install};
+pub use install::{InstallError, Report, install, plan};
 
 /// Loads the profile at `path` to install it: a profile with errors is refused, with the
 /// first of them.
@@ -138,6 +138,13 @@ impl Options<'_> {
 pub trait Recipe: Send + Sync {
     /// Whether [`Recipe::init`] computes anything (most recipes do not).
     fn computes_options(&self) -> bool {
+        false
+    }
+
+    /// Whether [`Recipe::init`] computes its options from the profile alone (no file
+    /// written, nothing asked of the network or the master), so that `grove profile
+    /// resolve` shows them as an installation would see them (`plan`).
+    fn plans(&self) -> bool {
         false
     }
 
