@@ -17,6 +17,7 @@ mod cmmi;
 pub mod conpaas;
 mod cookbook;
 mod download;
+mod gitclone;
 mod install;
 pub mod roboconf;
 pub mod slap;
@@ -200,6 +201,7 @@ impl Registry {
         cmmi::register(&mut registry);
         cookbook::register(&mut registry);
         download::register(&mut registry);
+        gitclone::register(&mut registry);
         roboconf::register(&mut registry);
         conpaas::register(&mut registry);
         registry
