@@ -54,6 +54,61 @@ fn located(options: &Options<'_>, name: &str, location: &Path) -> Option<String>
         .map(|v| v.replace("@@LOCATION@@", &location.display().to_string()))
 }
 
+/// `patches`: each `URL` or `URL#md5sum`, fetched, checked, and applied in the source
+/// tree with `patch-binary` (default `patch`) and `patch-options` (default `-p0`), in
+/// order, before `pre-configure`.
+fn apply_patches(
+    ctx: &Context<'_>,
+    options: &Options<'_>,
+    source: &Path,
+    build: &Path,
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<(), String> {
+    let Some(patches) = options.get("patches") else {
+        return Ok(());
+    };
+    let binary = options
+        .get("patch-binary")
+        .map_or_else(|| "patch".to_owned(), |b| b.trim().to_owned());
+    let flags = options.get("patch-options").map_or_else(
+        || "-p0".to_owned(),
+        |o| o.split_whitespace().collect::<Vec<_>>().join(" "),
+    );
+    std::fs::create_dir_all(build)
+        .map_err(|e| format!("cannot create {}: {e}", build.display()))?;
+    for (i, entry) in patches.split_whitespace().enumerate() {
+        let (url, md5) = match entry.rsplit_once('#') {
+            Some((url, md5)) => (url, Some(md5)),
+            None => (entry, None),
+        };
+        let mut bytes = Vec::new();
+        ctx.fetcher
+            .download(url, &mut bytes)
+            .map_err(|e| format!("patch {url}: {e}"))?;
+        if let Some(expected) = md5 {
+            let got = md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&bytes))
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>();
+            if !got.eq_ignore_ascii_case(expected) {
+                return Err(format!("md5sum of patch {url} is {got}, not {expected}"));
+            }
+        }
+        let file = build.join(format!("patch-{i}"));
+        std::fs::write(&file, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        step(
+            "patch",
+            &format!("{binary} {flags} < '{}'", file.display()),
+            source,
+            env,
+            log,
+        )?;
+    }
+    Ok(())
+}
+
 /// The last lines of a log, for an error message.
 fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -131,13 +186,7 @@ impl Recipe for Cmmi {
         options: &Options<'_>,
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
-        options.refuse(&[
-            "patches",
-            "patch-options",
-            "patch-binary",
-            "promises",
-            "autogen",
-        ])?;
+        options.refuse(&["promises", "autogen"])?;
         if truthy(options.get("shared")) {
             return Err("option shared is not implemented by Grove".to_owned());
         }
@@ -187,6 +236,7 @@ impl Recipe for Cmmi {
                     _ => Ok(()),
                 }
             };
+            apply_patches(ctx, options, &source, &build, &env, &log)?;
             hook("pre-configure")?;
             step(
                 "configure",

@@ -142,12 +142,50 @@ fn unsupported_options_are_refused_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let error = run(
         dir.path(),
-        "[buildout]\nparts = x\n[x]\nrecipe = slapos.recipe.cmmi\nurl = file:///nowhere.tar.gz\npatches = a.patch\n",
+        "[buildout]\nparts = x\n[x]\nrecipe = slapos.recipe.cmmi\nurl = file:///nowhere.tar.gz\nautogen = true\n",
     )
     .expect_err("refused")
     .to_string();
     assert_eq!(
         error,
-        "part x (recipe slapos.recipe.cmmi): option patches is not implemented by Grove"
+        "part x (recipe slapos.recipe.cmmi): option autogen is not implemented by Grove"
     );
+}
+
+/// `patches` are fetched, checked against their `#md5sum` and applied in the source tree
+/// before `pre-configure`, with `patch-options`.
+#[test]
+fn patches_are_checked_and_applied_before_configure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("software");
+    let source = work.join("source");
+    std::fs::create_dir_all(source.join("src")).expect("mkdir");
+    std::fs::write(source.join("src/greeting.txt"), "hello\n").expect("write");
+    let patch = dir.path().join("greeting.patch");
+    std::fs::write(
+        &patch,
+        "--- a/src/greeting.txt\n+++ b/src/greeting.txt\n@@ -1 +1 @@\n-hello\n+hello, patched\n",
+    )
+    .expect("write");
+    let profile = |md5: &str| {
+        format!(
+            "[buildout]\nparts = p\n[p]\nrecipe = slapos.recipe.cmmi\npath = {}\n\
+             patches = file://{}#{md5}\npatch-options = -p1\n\
+             pre-configure = cp src/greeting.txt configured.txt\n\
+             configure-command = true\nmake-binary = true\n\
+             post-install = cp configured.txt @@LOCATION@@/greeting.txt\n",
+            source.display(),
+            patch.display()
+        )
+    };
+    run(&work, &profile(&md5_hex(&patch))).expect("patched and built");
+    assert_eq!(
+        std::fs::read_to_string(work.join("parts/p/greeting.txt")).expect("installed"),
+        "hello, patched\n",
+        "the patch was applied before pre-configure"
+    );
+    let error = run(&work, &profile("00000000000000000000000000000000"))
+        .expect_err("a wrong checksum")
+        .to_string();
+    assert!(error.contains("md5sum of patch file://"), "{error}");
 }
