@@ -645,14 +645,8 @@ impl Recipe for Jinja2 {
         options: &Options<'_>,
         resolved: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
-        options.refuse(&[
-            "extensions",
-            "import-delimiter",
-            "import-list",
-            "once",
-            "rendered",
-            "template",
-        ])?;
+        options.refuse(&["import-delimiter", "once", "rendered", "template"])?;
+        jinja_extensions(options)?;
         let output = ctx.inside(Path::new(&options.required("output")?))?;
         let mode = options
             .get("mode")
@@ -667,12 +661,79 @@ impl Recipe for Jinja2 {
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        for (import, source) in import_list(ctx, options, resolved)? {
+            env.add_template_owned(import.clone(), source)
+                .map_err(|e| format!("import-list: {import}: {e:#}"))?;
+        }
         let rendered = env
             .render_str(&text, minijinja::value::Serde(&context))
             .map_err(|e| format!("{name}: {e:#}"))?;
         write_file(&output, rendered.as_bytes(), mode)?;
         Ok(vec![output])
     }
+}
+
+/// jinja2's `extensions`: those whose statements minijinja always has are accepted
+/// (`do`, loop controls, `with`, autoescape); any other is an error naming it.
+fn jinja_extensions(options: &Options<'_>) -> Result<(), String> {
+    const BUILT_IN: &[&str] = &[
+        "jinja2.ext.do",
+        "jinja2.ext.loopcontrols",
+        "jinja2.ext.with_",
+        "jinja2.ext.autoescape",
+    ];
+    let extensions = options.get("extensions").unwrap_or_default();
+    match extensions
+        .split_whitespace()
+        .find(|e| !BUILT_IN.contains(e))
+    {
+        Some(unknown) => Err(format!(
+            "extensions: {unknown} is not available in Grove's templates (it has {})",
+            BUILT_IN.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `import-list`: the templates `{% import %}` may name, one a line: `file NAME
+/// SECTION:OPTION` (the option holds the file's path), `rawfile NAME PATH`.
+fn import_list(
+    ctx: &Context<'_>,
+    options: &Options<'_>,
+    resolved: &Resolved,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for line in options.get("import-list").unwrap_or_default().lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let path = match words[..] {
+            [] => continue,
+            ["file", _, reference] => {
+                let (section, option) = reference
+                    .split_once(':')
+                    .ok_or_else(|| format!("import-list: {reference:?} is not SECTION:OPTION"))?;
+                let section = if section.is_empty() {
+                    options.part
+                } else {
+                    section
+                };
+                resolved
+                    .get(section, option)
+                    .map(|v| v.as_text().trim().to_owned())
+                    .ok_or_else(|| format!("import-list: no option {section}:{option}"))?
+            }
+            ["rawfile", _, path] => path.to_owned(),
+            _ => {
+                return Err(format!(
+                    "import-list: {:?} is not `file NAME SECTION:OPTION` or `rawfile NAME PATH`",
+                    line.trim()
+                ));
+            }
+        };
+        let text = grove_profile::Loader::load(ctx.fetcher, &path)
+            .map_err(|e| format!("import-list: cannot read {path}: {e:?}"))?;
+        out.push((words[1].to_owned(), text));
+    }
+    Ok(out)
 }
 
 fn md5_hex(bytes: &[u8]) -> String {

@@ -397,6 +397,63 @@ context =
     );
 }
 
+/// `import-list` makes library templates importable, as SlapOS's stacks share macros
+/// (`file NAME SECTION:OPTION`, `rawfile NAME PATH`); `extensions` minijinja always has
+/// are accepted (`do`, loop controls), any other is an error naming it.
+#[test]
+fn jinja2_templates_import_libraries_and_use_extensions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("lib.jinja2"),
+        "{% macro section(name, port) %}[{{ name }}]\nport = {{ port }}\n{% endmacro %}",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("raw.jinja2"),
+        "{% macro hello() %}hi{% endmacro %}",
+    )
+    .expect("write");
+    let profile = "\
+[buildout]
+parts = instance
+[library]
+target = ${buildout:directory}/lib.jinja2
+[instance]
+recipe = slapos.recipe.template:jinja2
+extensions = jinja2.ext.do jinja2.ext.loopcontrols
+import-list =
+  file lib library:target
+  rawfile raw ${buildout:directory}/raw.jinja2
+inline =
+  {% import 'lib' as lib with context %}{% import 'raw' as raw %}
+  {%- set ports = [6379, 6380] %}{% do raw.hello() %}
+  {%- for p in ports %}{% if p == 6380 %}{% break %}{% endif %}{{ lib.section('redis', p) }}{% endfor %}
+  {{- raw.hello() }}
+output = ${buildout:directory}/instance.cfg
+";
+    run(dir.path(), profile).expect("renders");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("instance.cfg")).expect("output"),
+        "[redis]\nport = 6379\nhi"
+    );
+    let unknown = profile.replace("jinja2.ext.loopcontrols", "jinja2.ext.i18n");
+    let error = run(dir.path(), &unknown)
+        .expect_err("unknown extension")
+        .to_string();
+    assert!(
+        error.contains("extensions: jinja2.ext.i18n is not available in Grove's templates"),
+        "{error}"
+    );
+    let missing = profile.replace("file lib library:target", "file lib library:nowhere");
+    let error = run(dir.path(), &missing)
+        .expect_err("no such option")
+        .to_string();
+    assert!(
+        error.contains("import-list: no option library:nowhere"),
+        "{error}"
+    );
+}
+
 fn md5_of(bytes: &[u8]) -> String {
     use md5::Digest;
     md5::Md5::digest(bytes)
