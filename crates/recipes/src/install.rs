@@ -70,6 +70,50 @@ fn write_state(dir: &Path, file: &str, state: &State) -> Result<(), InstallError
     std::fs::rename(&temporary, &path).map_err(error)
 }
 
+/// `buildout:extensions` Grove knows it does not need, and why: accepted with a note.
+/// Any other is an error naming it (what it would change, Grove would not do).
+const UNNEEDED_EXTENSIONS: &[(&str, &str)] = &[
+    (
+        "slapos.rebootstrap",
+        "Grove runs no Python of its own to bootstrap again",
+    ),
+    (
+        "slapos.extension.strip",
+        "Grove leaves built binaries as they are (stripping only saves disk)",
+    ),
+    (
+        "slapos.extension.shared",
+        "a part asking for `shared = true` is refused by name instead",
+    ),
+];
+
+fn buildout_extensions(resolved: &grove_profile::Resolved) -> Result<(), InstallError> {
+    let listed = resolved
+        .get("buildout", "extensions")
+        .map(|v| v.as_text().into_owned())
+        .unwrap_or_default();
+    for extension in listed.split_whitespace() {
+        match UNNEEDED_EXTENSIONS.iter().find(|(name, _)| *name == extension) {
+            Some((name, why)) => tracing::info!(extension = name, "buildout extension not needed: {why}"),
+            None => {
+                return Err(InstallError::Part {
+                    part: "buildout".to_owned(),
+                    recipe: format!("extension {extension}"),
+                    message: format!(
+                        "buildout extension {extension} is not implemented by Grove (it knows {})",
+                        UNNEEDED_EXTENSIONS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Lets recipes compute options while the profile resolves.
 struct Init<'r, 'c> {
     registry: &'r Registry,
@@ -180,6 +224,7 @@ pub(crate) fn install_recording(
     if !errors.is_empty() {
         return Err(InstallError::Profile(errors));
     }
+    buildout_extensions(&resolved)?;
     let mut state = read_state(&ctx.directory, state_file);
     let mut report = Report::default();
 
