@@ -13,6 +13,7 @@ use crate::{Context, Options, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.add("slapos.cookbook:mkdirectory", Box::new(MkDirectory));
+    registry.add("slapos.recipe.build:mkdirectory", Box::new(MkDirectory));
     registry.add("slapos.cookbook:wrapper", Box::new(Wrapper));
     registry.add(
         "slapos.cookbook:generate.password",

@@ -93,8 +93,13 @@ fn buildout_extensions(resolved: &grove_profile::Resolved) -> Result<(), Install
         .map(|v| v.as_text().into_owned())
         .unwrap_or_default();
     for extension in listed.split_whitespace() {
-        match UNNEEDED_EXTENSIONS.iter().find(|(name, _)| *name == extension) {
-            Some((name, why)) => tracing::info!(extension = name, "buildout extension not needed: {why}"),
+        match UNNEEDED_EXTENSIONS
+            .iter()
+            .find(|(name, _)| *name == extension)
+        {
+            Some((name, why)) => {
+                tracing::info!(extension = name, "buildout extension not needed: {why}")
+            }
             None => {
                 return Err(InstallError::Part {
                     part: "buildout".to_owned(),

@@ -21,6 +21,7 @@ mod gitclone;
 mod install;
 pub mod roboconf;
 pub mod slap;
+mod utility;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -202,6 +203,7 @@ impl Registry {
         cookbook::register(&mut registry);
         download::register(&mut registry);
         gitclone::register(&mut registry);
+        utility::register(&mut registry);
         roboconf::register(&mut registry);
         conpaas::register(&mut registry);
         registry

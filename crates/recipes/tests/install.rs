@@ -459,9 +459,12 @@ fn buildout_extensions_grove_does_not_need_are_accepted_and_others_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let profile = "[buildout]\nextensions = slapos.rebootstrap\n  slapos.extension.strip slapos.extension.shared\nparts =\n";
     run(dir.path(), profile).expect("not needed, accepted");
-    let error = run(dir.path(), &profile.replace("slapos.extension.strip", "mr.developer"))
-        .expect_err("unknown extension")
-        .to_string();
+    let error = run(
+        dir.path(),
+        &profile.replace("slapos.extension.strip", "mr.developer"),
+    )
+    .expect_err("unknown extension")
+    .to_string();
     assert!(
         error.contains("buildout extension mr.developer is not implemented by Grove"),
         "{error}"

@@ -1,0 +1,252 @@
+//! Small instance-side recipes SlapOS's catalogue uses: `collective.recipe.template`,
+//! `cns.recipe.symlink`, `slapos.cookbook:urlparse` and `slapos.cookbook:userinfo`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use grove_profile::{Resolved, Value};
+
+use crate::builtin::write_file;
+use crate::{Context, Options, Recipe, Registry};
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.add("collective.recipe.template", Box::new(CollectiveTemplate));
+    registry.add("cns.recipe.symlink", Box::new(Symlink));
+    registry.add("slapos.cookbook:urlparse", Box::new(UrlParse));
+    registry.add("slapos.cookbook:userinfo", Box::new(UserInfo));
+}
+
+/// `collective.recipe.template`: `input` (a file) or `inline`, its `${...}` filled in from
+/// the profile, written to `output` with `mode`; written again on every run.
+struct CollectiveTemplate;
+
+impl Recipe for CollectiveTemplate {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        options.refuse(&["url", "timestamp-template"])?;
+        let output = ctx.inside(Path::new(options.required("output")?.trim()))?;
+        let mode = match options.get("mode") {
+            Some(m) => u32::from_str_radix(m.trim().trim_start_matches("0o"), 8)
+                .map_err(|_| format!("mode {m:?} is not an octal number"))?,
+            None => 0o644,
+        };
+        let text = match (options.get("input"), options.get("inline")) {
+            // The profile engine has already filled in an inline template.
+            (None, Some(inline)) => inline,
+            (Some(input), None) => {
+                let input = input.trim();
+                let location = if grove_profile::is_url(input) || input.starts_with('/') {
+                    input.to_owned()
+                } else {
+                    ctx.directory.join(input).display().to_string()
+                };
+                let text = grove_profile::Loader::load(ctx.fetcher, &location)
+                    .map_err(|e| format!("cannot read {input}: {e:?}"))?;
+                resolved
+                    .render(&text, options.part)
+                    .map_err(|e| format!("{input}: {e}"))?
+            }
+            (Some(_), Some(_)) => return Err("give input or inline, not both".to_owned()),
+            (None, None) => return Err("missing option input or inline".to_owned()),
+        };
+        write_file(&output, text.as_bytes(), mode)?;
+        Ok(vec![output])
+    }
+
+    fn update(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), String> {
+        self.install(ctx, options, resolved).map(|_| ())
+    }
+}
+
+/// `cns.recipe.symlink`: `symlink` lines `SOURCE` or `SOURCE = LINK`; a relative source
+/// is below `symlink_base`, a link without a name takes the source's in
+/// `symlink_target`; `autocreate` makes the link's directory. Links are made below the
+/// profile's directory only; what they point at is the profile's business.
+struct Symlink;
+
+impl Recipe for Symlink {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let base = options.get("symlink_base").map(|b| PathBuf::from(b.trim()));
+        let target_dir = options
+            .get("symlink_target")
+            .map(|t| PathBuf::from(t.trim()));
+        let autocreate = options
+            .get("autocreate")
+            .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"));
+        let mut made = Vec::new();
+        for line in options.required("symlink")?.lines() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (source, link) = match line.split_once('=') {
+                Some((s, l)) => (s.trim(), Some(l.trim())),
+                None => (line, None),
+            };
+            let source = match &base {
+                Some(base) if !Path::new(source).is_absolute() => base.join(source),
+                _ => PathBuf::from(source),
+            };
+            let link = match (link, &target_dir) {
+                (Some(l), Some(dir)) if !Path::new(l).is_absolute() => dir.join(l),
+                (Some(l), _) => PathBuf::from(l),
+                (None, Some(dir)) => dir.join(source.file_name().ok_or_else(|| {
+                    format!("symlink {line:?}: the source has no name to give the link")
+                })?),
+                (None, None) => {
+                    return Err(format!(
+                        "symlink {line:?}: give `SOURCE = LINK` or symlink_target"
+                    ));
+                }
+            };
+            let link = ctx.inside(&link)?;
+            if let Some(dir) = link.parent()
+                && autocreate
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            match std::fs::symlink_metadata(&link) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    std::fs::remove_file(&link)
+                        .map_err(|e| format!("cannot replace {}: {e}", link.display()))?;
+                }
+                Ok(_) => return Err(format!("{} exists and is not a link", link.display())),
+                Err(_) => {}
+            }
+            std::os::unix::fs::symlink(&source, &link).map_err(|e| {
+                format!(
+                    "cannot link {} to {}: {e}",
+                    link.display(),
+                    source.display()
+                )
+            })?;
+            made.push(link);
+        }
+        Ok(made)
+    }
+}
+
+/// `slapos.cookbook:urlparse`: the parts of `url` as options (`scheme`, `username`,
+/// `password`, `host`, `port`, `path`, `params`, `query`, `fragment`), as Python's
+/// `urlparse` names them.
+struct UrlParse;
+
+impl Recipe for UrlParse {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn plans(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        _: &Context<'_>,
+        _: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let text = options
+            .get("url")
+            .map(|u| u.as_text().trim().to_owned())
+            .ok_or("missing option url")?;
+        let url = url::Url::parse(&text).map_err(|e| format!("url {text:?}: {e}"))?;
+        let (path, params) = match url.path().split_once(';') {
+            Some((path, params)) => (path.to_owned(), params.to_owned()),
+            None => (url.path().to_owned(), String::new()),
+        };
+        for (key, value) in [
+            ("scheme", url.scheme().to_owned()),
+            ("username", url.username().to_owned()),
+            ("password", url.password().unwrap_or_default().to_owned()),
+            (
+                "host",
+                url.host_str()
+                    .unwrap_or_default()
+                    .trim_matches(['[', ']'])
+                    .to_owned(),
+            ),
+            (
+                "port",
+                url.port().map(|p| p.to_string()).unwrap_or_default(),
+            ),
+            ("path", path),
+            ("params", params),
+            ("query", url.query().unwrap_or_default().to_owned()),
+            ("fragment", url.fragment().unwrap_or_default().to_owned()),
+        ] {
+            options.insert(key.to_owned(), Value::Text(value));
+        }
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// `slapos.cookbook:userinfo`: who runs the profile (the partition's user), as `pw-name`,
+/// `pw-uid`, `pw-gid`, `pw-dir`, `pw-shell` and `gr-name`.
+struct UserInfo;
+
+impl Recipe for UserInfo {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        _: &Context<'_>,
+        _: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let uid = nix::unistd::geteuid();
+        let user = nix::unistd::User::from_uid(uid)
+            .map_err(|e| format!("cannot read the user of uid {uid}: {e}"))?
+            .ok_or_else(|| format!("uid {uid} has no user"))?;
+        let group = nix::unistd::Group::from_gid(user.gid)
+            .ok()
+            .flatten()
+            .map_or_else(|| user.gid.to_string(), |g| g.name);
+        for (key, value) in [
+            ("pw-name", user.name.clone()),
+            ("pw-uid", user.uid.to_string()),
+            ("pw-gid", user.gid.to_string()),
+            ("pw-dir", user.dir.display().to_string()),
+            ("pw-shell", user.shell.display().to_string()),
+            ("gr-name", group),
+        ] {
+            options.insert(key.to_owned(), Value::Text(value));
+        }
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+}
