@@ -241,11 +241,7 @@ impl<S: Store> FromRequestParts<Arc<Console<S>>> for Viewer {
             Ok(Some(row)) => row,
             Ok(None) => return Err(signed_out()),
             Err(e) => {
-                return Err(error_page(
-                    None,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &e.message,
-                ));
+                return Err(error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.message));
             }
         };
         let proved = match claim.proof {
@@ -354,7 +350,7 @@ impl<S: Store> Console<S> {
 }
 
 /// A page for an error before anyone is known (templates may fail too: plain text then).
-fn error_page(_viewer: Option<&Viewer>, status: StatusCode, message: &str) -> Response {
+fn error_page(status: StatusCode, message: &str) -> Response {
     (status, format!("{}: {message}", status.as_u16())).into_response()
 }
 

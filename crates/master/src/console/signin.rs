@@ -67,7 +67,7 @@ pub(crate) async fn token<S: Store>(
             row
         }
         Ok(_) => return refuse("invalid token"),
-        Err(e) => return error_page(None, StatusCode::INTERNAL_SERVER_ERROR, &e.message),
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.message),
     };
     let cookie = console
         .master
@@ -118,7 +118,7 @@ pub(crate) async fn certificate<S: Store>(
     let row = match console.master.store.principal(id).await {
         Ok(Some(row)) => row,
         Ok(None) => return refuse("no such user"),
-        Err(e) => return error_page(None, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let Some(serial) = &row.certificate_serial else {
         return refuse("this certificate is no longer valid");
