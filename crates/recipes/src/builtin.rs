@@ -658,16 +658,21 @@ impl Recipe for Jinja2 {
             Source::Inline(text) => (format!("[{}] inline", options.part), text),
             Source::File { url, text } => (url, text),
         };
-        let context = jinja_context(ctx, options, resolved)?;
-        let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        let context: BTreeMap<String, minijinja::Value> = jinja_context(ctx, options, resolved)?
+            .into_iter()
+            .map(|(k, v)| {
+                let value =
+                    crate::jinja::mutable(minijinja::Value::from(minijinja::value::Serde(v)));
+                (k, value)
+            })
+            .collect();
+        let mut env = crate::jinja::environment();
         for (import, source) in import_list(ctx, options, resolved)? {
-            env.add_template_owned(import.clone(), source)
+            env.add_template_owned(import.clone(), crate::jinja::prepare(&source))
                 .map_err(|e| format!("import-list: {import}: {e:#}"))?;
         }
         let rendered = env
-            .render_str(&text, minijinja::value::Serde(&context))
+            .render_str(&crate::jinja::prepare(&text), context)
             .map_err(|e| format!("{name}: {e:#}"))?;
         write_file(&output, rendered.as_bytes(), mode)?;
         Ok(vec![output])

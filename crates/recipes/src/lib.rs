@@ -19,6 +19,7 @@ mod cookbook;
 mod download;
 mod gitclone;
 mod install;
+mod jinja;
 pub mod roboconf;
 pub mod slap;
 mod utility;
