@@ -2,9 +2,9 @@
 //! undefined names, with Python's methods (`pycompat`), and lists and dicts a template may
 //! change as SlapOS's templates do (`{% do part_list.append(x) %}`,
 //! `{% do d.setdefault(k, []).append(x) %}`, `d.update(...)`). minijinja's own lists and
-//! maps are immutable: the context's, those `dict()` makes, and the `[]` and `{}` a
-//! `{% set %}` starts from are mutable objects instead, and what is put in them becomes
-//! mutable too.
+//! maps are immutable: the context's, those `dict()` and `set()` make, and the list or
+//! dict literal a `{% set %}` assigns are mutable objects instead, and what is put in them
+//! becomes mutable too.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -127,6 +127,14 @@ impl Object for List {
                     )
                 })
             }
+            // A `set()`'s: added once.
+            "add" => {
+                arity(method, args, 1, 1)?;
+                if !items.contains(&args[0]) {
+                    items.push(mutable(args[0].clone()));
+                }
+                Ok(none())
+            }
             "remove" => {
                 arity(method, args, 1, 1)?;
                 let at = items.iter().position(|v| *v == args[0]).ok_or_else(|| {
@@ -241,8 +249,19 @@ pub(crate) fn environment() -> Environment<'static> {
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("dict", dict);
-    env.add_function("_grove_list", || Value::from_object(List::default()));
-    env.add_function("_grove_dict", || Value::from_object(Dict::default()));
+    // Python's `set()`, as a list that `add` keeps free of duplicates.
+    env.add_function("set", |items: Rest<Value>| -> Result<Value, Error> {
+        let mut list: Vec<Value> = Vec::new();
+        for source in items.iter() {
+            for item in source.try_iter()? {
+                if !list.contains(&item) {
+                    list.push(mutable(item));
+                }
+            }
+        }
+        Ok(Value::from_object(List(Mutex::new(list))))
+    });
+    env.add_function("_grove_mutable", mutable);
     env
 }
 
@@ -264,7 +283,8 @@ pub(crate) fn prepare(template: &str) -> String {
     out
 }
 
-/// `{%- set x = [] -%}` -> `{%- set x = _grove_list() -%}` (and `{}`); other tags as they are.
+/// `{%- set x = [...] -%}` -> `{%- set x = _grove_mutable([...]) -%}` (and `{...}`); other
+/// tags as they are.
 fn rewrite_set(tag: &str) -> String {
     let inner = tag[2..tag.len() - 2]
         .trim_start_matches('-')
@@ -276,15 +296,19 @@ fn rewrite_set(tag: &str) -> String {
     let Some((_, value)) = assignment.split_once('=') else {
         return tag.to_owned();
     };
-    let call = match value.trim() {
-        "[]" => "_grove_list()",
-        "{}" => "_grove_dict()",
-        _ => return tag.to_owned(),
-    };
-    // Replace the last literal of the tag, keeping its whitespace control.
     let literal = value.trim();
+    let display = (literal.starts_with('[') && literal.ends_with(']'))
+        || (literal.starts_with('{') && literal.ends_with('}'));
+    if !display {
+        return tag.to_owned();
+    }
+    // Wrap the literal where it stands, keeping the tag's whitespace control.
     match tag.rfind(literal) {
-        Some(at) => format!("{}{call}{}", &tag[..at], &tag[at + literal.len()..]),
+        Some(at) => format!(
+            "{}_grove_mutable({literal}){}",
+            &tag[..at],
+            &tag[at + literal.len()..]
+        ),
         None => tag.to_owned(),
     }
 }
@@ -334,6 +358,11 @@ mod tests {
                 "x=1;y=2;11",
             ),
             (
+                "{% set l = [1] %}{% do l.append(2) %}{% set s = set() %}{% do s.add('x') %}{% do s.add('x') %}{{ l }} {{ s | length }} {{ 'x' in s }}",
+                serde_json::json!({}),
+                "[1, 2] 1 True",
+            ),
+            (
                 "{% set l = [] %}{% do l.insert(0, 'b') %}{% do l.insert(0, 'a') %}{{ l.pop() }}{{ l | length }}{{ l[0] }}{{ l[-1] }}",
                 serde_json::json!({}),
                 "b1aa",
@@ -350,19 +379,18 @@ mod tests {
 
     #[test]
     fn only_the_set_idiom_is_rewritten() {
-        assert_eq!(
-            prepare("{%- set x = [] -%}"),
-            "{%- set x = _grove_list() -%}"
-        );
-        assert_eq!(prepare("{% set x={} %}"), "{% set x=_grove_dict() %}");
-        assert_eq!(
-            prepare("{{ [] }} {% if x == [] %}"),
-            "{{ [] }} {% if x == [] %}"
-        );
-        assert_eq!(
-            prepare("text {% set y = [1] %} {%"),
-            "text {% set y = [1] %} {%"
-        );
+        for (template, expected) in [
+            ("{%- set x = [] -%}", "{%- set x = _grove_mutable([]) -%}"),
+            ("{% set x={} %}", "{% set x=_grove_mutable({}) %}"),
+            (
+                "{% set y = ['a', 'b'] %}",
+                "{% set y = _grove_mutable(['a', 'b']) %}",
+            ),
+            ("{{ [] }} {% if x == [] %}", "{{ [] }} {% if x == [] %}"),
+            ("{% set z = f([1]) %} {%", "{% set z = f([1]) %} {%"),
+        ] {
+            assert_eq!(prepare(template), expected, "{template}");
+        }
         let error =
             render("{% set l = [] %}{% do l.pop() %}", serde_json::json!({})).expect_err("empty");
         assert!(error.contains("pop from an empty list"), "{error}");
