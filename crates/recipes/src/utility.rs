@@ -1,5 +1,6 @@
 //! Small instance-side recipes SlapOS's catalogue uses: `collective.recipe.template`,
-//! `cns.recipe.symlink`, `slapos.cookbook:urlparse` and `slapos.cookbook:userinfo`.
+//! `cns.recipe.symlink`, `slapos.cookbook:urlparse`, `slapos.cookbook:userinfo`,
+//! `slapos.cookbook:random.time` and `slapos.cookbook:simplelogger`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.add("cns.recipe.symlink", Box::new(Symlink));
     registry.add("slapos.cookbook:urlparse", Box::new(UrlParse));
     registry.add("slapos.cookbook:userinfo", Box::new(UserInfo));
+    registry.add("slapos.cookbook:random.time", Box::new(RandomTime));
+    registry.add("slapos.cookbook:simplelogger", Box::new(SimpleLogger));
 }
 
 /// `collective.recipe.template`: `input` (a file) or `inline`, its `${...}` filled in from
@@ -248,5 +251,71 @@ impl Recipe for UserInfo {
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
         Ok(Vec::new())
+    }
+}
+
+/// `slapos.cookbook:random.time`: a time of day, `H:MM`, unless `time` is given. SlapOS
+/// draws it again at every run; Grove derives it from the partition's directory and the
+/// part's name, so that it stays the same from run to run (a daily job does not move) and
+/// differs between partitions (their jobs do not all start at once).
+struct RandomTime;
+
+impl Recipe for RandomTime {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        if options.contains_key("time") {
+            return Ok(());
+        }
+        let seed = format!("random.time:{}:{part}", ctx.directory.display());
+        let digest = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+        let bytes = digest.as_ref();
+        let minutes = u32::from(u16::from_be_bytes([bytes[0], bytes[1]])) % (24 * 60);
+        options.insert(
+            "time".to_owned(),
+            Value::Text(format!("{}:{:02}", minutes / 60, minutes % 60)),
+        );
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// `slapos.cookbook:simplelogger`: `wrapper`, an executable that appends what it reads on
+/// its standard input to `log`, each line prefixed with the time, then a separator line.
+struct SimpleLogger;
+
+impl Recipe for SimpleLogger {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let wrapper = ctx.inside(Path::new(options.required("wrapper")?.trim()))?;
+        let log = options.required("log")?.trim().to_owned();
+        let script = format!(
+            "#!/bin/sh\n# Written by Grove for slapos.cookbook:simplelogger.\n\
+             prefix=$(date +%Y-%m-%d.%H:%M.%s:)\n\
+             {{\n  while IFS= read -r line || [ -n \"$line\" ]; do printf '%s %s\\n' \"$prefix\" \"$line\"; done\n\
+             \x20 printf '%s %s\\n' \"$prefix\" '------------------------'\n}} >> {}\n",
+            crate::builtin::shell_quote(&log)
+        );
+        write_file(&wrapper, script.as_bytes(), 0o755)?;
+        Ok(vec![wrapper])
     }
 }

@@ -103,3 +103,53 @@ fn urls_are_split_and_the_user_is_known() {
     .to_string();
     assert!(error.contains("url \"not a url alice"), "{error}");
 }
+
+#[test]
+fn a_random_time_stays_and_a_simple_logger_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = "[buildout]\nparts = logger out\n\
+                   [when]\nrecipe = slapos.cookbook:random.time\n\
+                   [fixed]\nrecipe = slapos.cookbook:random.time\ntime = 3:15\n\
+                   [logger]\nrecipe = slapos.cookbook:simplelogger\n\
+                   wrapper = ${buildout:directory}/bin/log-it\nlog = ${buildout:directory}/var/it's.log\n\
+                   [out]\nrecipe = collective.recipe.template\ninline = ${when:time} ${fixed:time}\n\
+                   output = ${buildout:directory}/times.txt\n";
+    std::fs::create_dir_all(dir.path().join("var")).expect("mkdir");
+    run(dir.path(), profile).expect("runs");
+    let times = std::fs::read_to_string(dir.path().join("times.txt")).expect("output");
+    let (when, fixed) = times.split_once(' ').expect("two times");
+    assert_eq!(fixed, "3:15");
+    let (hour, minute) = when.split_once(':').expect("H:MM");
+    assert!(hour.parse::<u32>().is_ok_and(|h| h < 24), "{when}");
+    assert!(
+        minute.len() == 2 && minute.parse::<u32>().is_ok_and(|m| m < 60),
+        "{when}"
+    );
+    run(dir.path(), profile).expect("runs again");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("times.txt")).expect("output"),
+        times,
+        "the same time on every run"
+    );
+
+    let mut child = std::process::Command::new(dir.path().join("bin/log-it"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("the wrapper runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"first\nsecond")
+        .expect("write");
+    assert!(child.wait().expect("waits").success());
+    let log = std::fs::read_to_string(dir.path().join("var/it's.log")).expect("logged");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[0].ends_with(": first") && lines[1].ends_with(": second"),
+        "{log}"
+    );
+    assert!(lines[2].ends_with(": ------------------------"), "{log}");
+}
