@@ -78,7 +78,7 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), 
     std::fs::rename(&temporary, path).map_err(failed("write", path))
 }
 
-fn parse_mode(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = text.trim().trim_start_matches("0o");
     u32::from_str_radix(digits, 8).map_err(|_| format!("mode {text:?} is not an octal number"))
 }
@@ -216,11 +216,6 @@ impl Recipe for Wrapper {
 
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/// Where recipes keep what must outlive a run (`buildout:parts-directory`).
-fn parts_directory(ctx: &Context<'_>) -> PathBuf {
-    ctx.directory.join("parts")
-}
-
 /// `slapos.cookbook:generate.password`: a random password, kept in `storage-path` so that
 /// it is the same on every run.
 struct GeneratePassword;
@@ -238,7 +233,7 @@ impl Recipe for GeneratePassword {
     ) -> Result<(), String> {
         let storage = match options.get("storage-path") {
             Some(path) => PathBuf::from(&*path.as_text()),
-            None => parts_directory(ctx).join(part),
+            None => ctx.parts_directory().join(part),
         };
         let storage = ctx.inside(&storage)?;
         let password = match std::fs::read_to_string(&storage) {
@@ -318,7 +313,7 @@ impl Recipe for FreePort {
             }
         };
         let (minimum, maximum) = (number("minimum", 1024)?, number("maximum", 65535)?);
-        let storage = ctx.inside(&parts_directory(ctx).join(format!("{part}.port")))?;
+        let storage = ctx.inside(&ctx.parts_directory().join(format!("{part}.port")))?;
         let kept: Option<u16> = std::fs::read_to_string(&storage)
             .ok()
             .and_then(|t| t.trim().parse().ok());
@@ -510,19 +505,25 @@ enum Source {
     File { url: String, text: String },
 }
 
+/// A template's text from a URL, an absolute path, or a path relative to the profile's
+/// directory.
+pub(crate) fn read_template(ctx: &Context<'_>, given: &str) -> Result<String, String> {
+    let location = if grove_profile::is_url(given) || given.starts_with('/') {
+        given.to_owned()
+    } else {
+        ctx.directory.join(given).display().to_string()
+    };
+    grove_profile::Loader::load(ctx.fetcher, &location)
+        .map_err(|e| format!("cannot read {given}: {e:?}"))
+}
+
 /// The template of `slapos.recipe.template` and its jinja2 variant: `inline`, or the file at
 /// `url` checked against `md5sum`.
 fn template_source(ctx: &Context<'_>, options: &Options<'_>) -> Result<Source, String> {
     match (options.get("inline"), options.get("url")) {
         (Some(inline), None) => Ok(Source::Inline(inline)),
         (None, Some(url)) => {
-            let location = if grove_profile::is_url(&url) || url.starts_with('/') {
-                url.clone()
-            } else {
-                ctx.directory.join(&url).display().to_string()
-            };
-            let text = grove_profile::Loader::load(ctx.fetcher, &location)
-                .map_err(|e| format!("cannot read {url}: {e:?}"))?;
+            let text = read_template(ctx, &url)?;
             if let Some(expected) = options.get("md5sum") {
                 let actual = md5_hex(text.as_bytes());
                 if !actual.eq_ignore_ascii_case(expected.trim()) {
@@ -794,12 +795,6 @@ fn run_shell(ctx: &Context<'_>, command: &str, stop_on_error: bool) -> Result<()
     Ok(())
 }
 
-fn stop_on_error(options: &Options<'_>) -> bool {
-    options
-        .get("stop-on-error")
-        .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"))
-}
-
 impl Recipe for Command {
     fn install(
         &self,
@@ -808,7 +803,7 @@ impl Recipe for Command {
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
         let command = options.required("command")?;
-        run_shell(ctx, &command, stop_on_error(options))?;
+        run_shell(ctx, &command, options.flag("stop-on-error"))?;
         options
             .get("location")
             .unwrap_or_default()
@@ -819,7 +814,7 @@ impl Recipe for Command {
 
     fn update(&self, ctx: &Context<'_>, options: &Options<'_>, _: &Resolved) -> Result<(), String> {
         match options.get("update-command") {
-            Some(command) => run_shell(ctx, &command, stop_on_error(options)),
+            Some(command) => run_shell(ctx, &command, options.flag("stop-on-error")),
             None => Ok(()),
         }
     }

@@ -19,10 +19,6 @@ struct Cmmi;
 /// How many lines of a failing build's output go into the error.
 const LOG_TAIL_LINES: usize = 30;
 
-fn truthy(value: Option<String>) -> bool {
-    value.is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"))
-}
-
 /// `environment` lines, `KEY=VALUE` each.
 fn environment(options: &Options<'_>, location: &Path) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
@@ -168,16 +164,7 @@ impl Recipe for Cmmi {
         part: &str,
         options: &mut BTreeMap<String, Value>,
     ) -> Result<(), String> {
-        let location = match options.get("location") {
-            Some(l) => PathBuf::from(l.as_text().trim()),
-            None => ctx.directory.join("parts").join(part),
-        };
-        let location = ctx.inside(&location)?;
-        options.insert(
-            "location".to_owned(),
-            Value::Text(location.display().to_string()),
-        );
-        Ok(())
+        crate::init_location(ctx, part, options)
     }
 
     fn install(
@@ -187,7 +174,7 @@ impl Recipe for Cmmi {
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
         options.refuse(&["promises", "autogen"])?;
-        if truthy(options.get("shared")) {
+        if options.flag("shared") {
             return Err("option shared is not implemented by Grove".to_owned());
         }
         let location = ctx.inside(Path::new(&options.required("location")?))?;
@@ -267,7 +254,7 @@ impl Recipe for Cmmi {
             )?;
             hook("post-install")
         })();
-        if !truthy(options.get("keep-compile-dir")) {
+        if !options.flag("keep-compile-dir") {
             let _ = std::fs::remove_dir_all(&build);
         }
         match result {

@@ -48,7 +48,7 @@ fn destination(
 ) -> Result<PathBuf, String> {
     let path = match options.get("destination") {
         Some(d) => PathBuf::from(&*d.as_text()),
-        None => ctx.directory.join("parts").join(part),
+        None => ctx.parts_directory().join(part),
     };
     ctx.inside(&path)
 }

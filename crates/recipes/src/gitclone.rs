@@ -16,10 +16,6 @@ pub(crate) fn register(registry: &mut Registry) {
 
 struct GitClone;
 
-fn truthy(value: Option<String>) -> bool {
-    value.is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"))
-}
-
 /// Runs `git ARGS`; its error output in the error.
 fn git(executable: &str, args: &[&str], dir: Option<&Path>, insecure: bool) -> Result<(), String> {
     let mut command = Command::new(executable);
@@ -61,7 +57,7 @@ struct Checkout {
 impl Checkout {
     fn read(ctx: &Context<'_>, options: &Options<'_>) -> Result<Checkout, String> {
         options.refuse(&["sparse-checkout"])?;
-        if truthy(options.get("shared")) {
+        if options.flag("shared") {
             return Err("shared = true is not implemented by Grove for gitclone".to_owned());
         }
         Ok(Checkout {
@@ -76,7 +72,7 @@ impl Checkout {
                 .get("revision")
                 .map(|r| r.trim().to_owned())
                 .filter(|r| !r.is_empty()),
-            insecure: truthy(options.get("ignore-ssl-certificate")),
+            insecure: options.flag("ignore-ssl-certificate"),
             location: ctx.inside(Path::new(&options.required("location")?))?,
         })
     }
@@ -138,16 +134,7 @@ impl Recipe for GitClone {
         part: &str,
         options: &mut BTreeMap<String, Value>,
     ) -> Result<(), String> {
-        let location = match options.get("location") {
-            Some(l) => PathBuf::from(l.as_text().trim()),
-            None => ctx.directory.join("parts").join(part),
-        };
-        let location = ctx.inside(&location)?;
-        options.insert(
-            "location".to_owned(),
-            Value::Text(location.display().to_string()),
-        );
-        Ok(())
+        crate::init_location(ctx, part, options)
     }
 
     fn install(
@@ -162,7 +149,7 @@ impl Recipe for GitClone {
             if checkout.location.is_dir() {
                 let _ = std::fs::remove_dir_all(&checkout.location);
             }
-            if truthy(options.get("ignore-cloning-errors")) {
+            if options.flag("ignore-cloning-errors") {
                 tracing::warn!(%error, "gitclone failed, ignored as the part asks");
                 std::fs::create_dir_all(&checkout.location)
                     .map_err(|e| format!("cannot create {}: {e}", checkout.location.display()))?;
@@ -175,7 +162,7 @@ impl Recipe for GitClone {
 
     fn update(&self, ctx: &Context<'_>, options: &Options<'_>, _: &Resolved) -> Result<(), String> {
         // `develop`: the checkout is someone's work in progress, left as it is.
-        if truthy(options.get("develop")) {
+        if options.flag("develop") {
             return Ok(());
         }
         Checkout::read(ctx, options)?.update()

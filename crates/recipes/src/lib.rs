@@ -65,6 +65,11 @@ impl std::fmt::Debug for Context<'_> {
 }
 
 impl Context<'_> {
+    /// Where parts go by default (`buildout:parts-directory`), and what must outlive a run.
+    pub(crate) fn parts_directory(&self) -> PathBuf {
+        self.directory.join("parts")
+    }
+
     /// `path` if it lies below the profile's directory (lexically, and through the links
     /// of its existing parents), else an error.
     pub fn inside(&self, path: &Path) -> Result<PathBuf, String> {
@@ -121,6 +126,12 @@ pub struct Options<'a> {
 impl Options<'_> {
     pub fn get(&self, name: &str) -> Option<String> {
         self.values.get(name).map(|v| v.as_text().into_owned())
+    }
+
+    /// A boolean option as buildout writes them (`true`, `yes`, `on`, `1`); absent is false.
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"))
     }
 
     pub fn required(&self, name: &str) -> Result<String, String> {
@@ -221,4 +232,23 @@ impl Registry {
     pub fn names(&self) -> Vec<&'static str> {
         self.recipes.keys().copied().collect()
     }
+}
+
+/// The `init` of recipes that build into a directory of their own: `location` as given,
+/// or the part's directory under `parts`, below the profile's directory in any case.
+pub(crate) fn init_location(
+    ctx: &Context<'_>,
+    part: &str,
+    options: &mut BTreeMap<String, Value>,
+) -> Result<(), String> {
+    let location = match options.get("location") {
+        Some(l) => PathBuf::from(l.as_text().trim()),
+        None => ctx.parts_directory().join(part),
+    };
+    let location = ctx.inside(&location)?;
+    options.insert(
+        "location".to_owned(),
+        Value::Text(location.display().to_string()),
+    );
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use grove_profile::{Resolved, Value};
 
-use crate::builtin::write_file;
+use crate::builtin::{parse_mode, read_template, write_file};
 use crate::{Context, Options, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
@@ -32,23 +32,17 @@ impl Recipe for CollectiveTemplate {
     ) -> Result<Vec<PathBuf>, String> {
         options.refuse(&["url", "timestamp-template"])?;
         let output = ctx.inside(Path::new(options.required("output")?.trim()))?;
-        let mode = match options.get("mode") {
-            Some(m) => u32::from_str_radix(m.trim().trim_start_matches("0o"), 8)
-                .map_err(|_| format!("mode {m:?} is not an octal number"))?,
-            None => 0o644,
-        };
+        let mode = options
+            .get("mode")
+            .map(|m| parse_mode(&m))
+            .transpose()?
+            .unwrap_or(0o644);
         let text = match (options.get("input"), options.get("inline")) {
             // The profile engine has already filled in an inline template.
             (None, Some(inline)) => inline,
             (Some(input), None) => {
                 let input = input.trim();
-                let location = if grove_profile::is_url(input) || input.starts_with('/') {
-                    input.to_owned()
-                } else {
-                    ctx.directory.join(input).display().to_string()
-                };
-                let text = grove_profile::Loader::load(ctx.fetcher, &location)
-                    .map_err(|e| format!("cannot read {input}: {e:?}"))?;
+                let text = read_template(ctx, input)?;
                 resolved
                     .render(&text, options.part)
                     .map_err(|e| format!("{input}: {e}"))?
@@ -87,9 +81,7 @@ impl Recipe for Symlink {
         let target_dir = options
             .get("symlink_target")
             .map(|t| PathBuf::from(t.trim()));
-        let autocreate = options
-            .get("autocreate")
-            .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"));
+        let autocreate = options.flag("autocreate");
         let mut made = Vec::new();
         for line in options.required("symlink")?.lines() {
             let line = line.trim();
