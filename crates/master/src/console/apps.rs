@@ -48,7 +48,11 @@ pub(crate) async fn show<S: Store>(
             .get::<api::Instance>(&format!("/v1/instances/{}", s.instance))
             .await
         {
-            Ok(manager) => super::services::may_act(&console, &viewer, &manager).await,
+            Ok(manager) => {
+                super::services::rights(&console, &viewer, &manager)
+                    .await
+                    .act
+            }
             Err(_) => false,
         };
         services.push(context! {

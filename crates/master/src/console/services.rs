@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::api::Refusal;
 use super::charts::{self, Point};
 use super::{Console, Shared, Viewer};
-use crate::auth::Principal;
 
 /// Rows on a page of the list.
 pub(crate) const PAGE: usize = 50;
@@ -129,53 +128,52 @@ pub(crate) async fn list<S: Store>(
     }
 }
 
-/// Whether the viewer may change this instance's requested state: the API decides again
-/// when the form comes back, this only keeps buttons away from those it would refuse. A
-/// child is its parent's to request; another user's instance, even for the admin, would
-/// be a new request of the admin's own.
-pub(crate) async fn may_change<S: Store>(
-    console: &Console<S>,
-    viewer: &Viewer,
-    instance: &api::Instance,
-) -> bool {
-    instance.parent.is_none() && acts_for(console, viewer, instance, false).await
+/// What the viewer may do with an instance, as far as buttons go: the API decides again
+/// when a form comes back.
+pub(crate) struct Rights {
+    /// Change its requested state: not a child's (its parent's to request), nor another
+    /// user's own instance, even for the admin (that would be a new request of the
+    /// admin's own).
+    pub(crate) change: bool,
+    /// Run its actions (its logs among them): the admin, its owner, its project's members
+    /// but readers.
+    pub(crate) act: bool,
 }
 
-/// Whether the viewer may run the instance's actions (its logs among them): the admin,
-/// its owner, its project's members but readers.
-pub(crate) async fn may_act<S: Store>(
+pub(crate) async fn rights<S: Store>(
     console: &Console<S>,
     viewer: &Viewer,
     instance: &api::Instance,
-) -> bool {
-    acts_for(console, viewer, instance, true).await
-}
-
-async fn acts_for<S: Store>(
-    console: &Console<S>,
-    viewer: &Viewer,
-    instance: &api::Instance,
-    admin_may: bool,
-) -> bool {
-    match &instance.project {
+) -> Rights {
+    let (holds, admin_acts) = match &instance.project {
         Some(name) => {
-            viewer.admin
+            let member = viewer.admin
                 || console
                     .api(viewer)
                     .get::<api::Project>(&format!("/v1/projects/{name}"))
                     .await
-                    .is_ok_and(|project| {
-                        project
-                            .members
-                            .iter()
-                            .any(|m| m.user == viewer.name && m.role >= api::Role::Member)
-                    })
+                    .is_ok_and(|project| requests_in(viewer, &project));
+            (member, false)
         }
-        None => {
-            (admin_may && viewer.admin)
-                || matches!(console.master.store.instance_owner(instance.id).await, Ok(Some(owner)) if owner == viewer.id)
-        }
+        None => (
+            matches!(console.master.store.instance_owner(instance.id).await, Ok(Some(owner)) if owner == viewer.id),
+            viewer.admin,
+        ),
+    };
+    Rights {
+        change: instance.parent.is_none() && holds,
+        act: holds || admin_acts,
     }
+}
+
+/// Whether the viewer may request instances in the project (the admin, members but
+/// readers).
+fn requests_in(viewer: &Viewer, project: &api::Project) -> bool {
+    viewer.admin
+        || project
+            .members
+            .iter()
+            .any(|m| m.user == viewer.name && m.role >= api::Role::Member)
 }
 
 pub(crate) async fn show<S: Store>(
@@ -229,8 +227,10 @@ pub(crate) async fn show<S: Store>(
             }),
         _ => None,
     };
-    let changeable = may_change(&console, &viewer, &instance).await;
-    let acts = may_act(&console, &viewer, &instance).await;
+    let Rights {
+        change: changeable,
+        act: acts,
+    } = rights(&console, &viewer, &instance).await;
     let (log_actions, actions): (Vec<_>, Vec<_>) = actions
         .into_iter()
         .partition(|a| a.name == api::actions::LOGS_ACTION);
@@ -463,12 +463,7 @@ pub(crate) async fn form<S: Store>(State(console): Shared<S>, viewer: Viewer) ->
         .await
         .map(|p| {
             p.into_iter()
-                .filter(|p| {
-                    viewer.admin
-                        || p.members
-                            .iter()
-                            .any(|m| m.user == viewer.name && m.role >= api::Role::Member)
-                })
+                .filter(|p| requests_in(&viewer, p))
                 .map(|p| p.name)
                 .collect()
         })
@@ -496,7 +491,22 @@ async fn supplied_releases<S: Store>(console: &Console<S>, viewer: &Viewer) -> V
 
 /// The request form as sent: repeated `param_key`/`param_value` and `sla_key`/`sla_value`
 /// rows, or parameters as one JSON object.
-pub(crate) fn read_request(fields: &[(String, String)]) -> Result<api::InstanceRequest, String> {
+/// What is wrong with a request form as sent.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FormError {
+    #[error("give the service a title")]
+    NoTitle,
+    #[error("give the software release's URL")]
+    NoRelease,
+    #[error("parameters as JSON: one object, {{\"name\": \"value\"}}")]
+    NotAnObject,
+    #[error("parameters as JSON, line {} column {}: {source}", .source.line(), .source.column())]
+    Json { source: serde_json::Error },
+    #[error("state {0:?}: started or stopped")]
+    State(String),
+}
+
+pub(crate) fn read_request(fields: &[(String, String)]) -> Result<api::InstanceRequest, FormError> {
     let one = |name: &str| {
         fields
             .iter()
@@ -513,11 +523,11 @@ pub(crate) fn read_request(fields: &[(String, String)]) -> Result<api::InstanceR
     };
     let title = one("title");
     if title.is_empty() {
-        return Err("give the service a title".to_owned());
+        return Err(FormError::NoTitle);
     }
     let release = one("software_release");
     if release.is_empty() {
-        return Err("give the software release's URL".to_owned());
+        return Err(FormError::NoRelease);
     }
     let mut request = api::InstanceRequest::new(title, release);
     let software_type = one("software_type");
@@ -537,14 +547,8 @@ pub(crate) fn read_request(fields: &[(String, String)]) -> Result<api::InstanceR
     } else {
         request.parameters = match serde_json::from_str::<serde_json::Value>(&json) {
             Ok(serde_json::Value::Object(map)) => map,
-            Ok(_) => return Err("parameters as JSON: one object, {\"name\": \"value\"}".to_owned()),
-            Err(e) => {
-                return Err(format!(
-                    "parameters as JSON, line {} column {}: {e}",
-                    e.line(),
-                    e.column()
-                ));
-            }
+            Ok(_) => return Err(FormError::NotAnObject),
+            Err(source) => return Err(FormError::Json { source }),
         };
     }
     for (key, value) in all("sla_key").into_iter().zip(all("sla_value")) {
@@ -558,8 +562,8 @@ pub(crate) fn read_request(fields: &[(String, String)]) -> Result<api::InstanceR
     request.project = (!project.is_empty()).then_some(project);
     let state = one("state");
     if !state.is_empty() {
-        request.state = api::RequestedState::parse(&state)
-            .ok_or_else(|| format!("state {state:?}: started or stopped"))?;
+        request.state =
+            api::RequestedState::parse(&state).ok_or_else(|| FormError::State(state.clone()))?;
     }
     Ok(request)
 }
@@ -588,15 +592,8 @@ pub(crate) async fn request<S: Store>(
     };
     let request = match read_request(&fields) {
         Ok(request) => request,
-        Err(message) => return again(message),
+        Err(error) => return again(error.to_string()),
     };
-    let principal_may = matches!(
-        viewer.principal,
-        Principal::Admin { .. } | Principal::User { .. }
-    );
-    if !principal_may {
-        return again("only users request services".to_owned());
-    }
     match console
         .api(&viewer)
         .send::<_, api::Instance>(Method::POST, "/v1/instances", &request)
@@ -689,7 +686,9 @@ mod tests {
                 "paused",
             ),
         ] {
-            let error = read_request(&fields(&pairs)).expect_err("refused");
+            let error = read_request(&fields(&pairs))
+                .expect_err("refused")
+                .to_string();
             assert!(
                 error.contains(expected),
                 "{error:?} should say {expected:?}"
