@@ -11,6 +11,7 @@ mod app;
 mod billing;
 mod client;
 mod conpaas;
+mod cron;
 mod master;
 mod node;
 mod profile;
@@ -73,6 +74,8 @@ enum Command {
     App(app::AppCommand),
     /// Run an instance's action (an executable its release declares) and print its result.
     Action(action::ActionArgs),
+    /// Run a partition's periodic jobs: the daemon `slapos.cookbook:cron` starts.
+    Cron(cron::CronArgs),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -120,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Size(command) => size::run(command),
         Command::App(command) => app::run(command),
         Command::Action(args) => action::run(args),
+        Command::Cron(args) => cron::run(args),
     }
 }
 

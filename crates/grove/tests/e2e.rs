@@ -614,6 +614,50 @@ fn partition_user(place: &Place, partition: u8) -> (u32, u32) {
 }
 
 #[test]
+fn cron_jobs_run_every_minute_as_the_partition_user() {
+    let place = Place::new(26);
+    let sr = place.release(
+        "cron.cfg",
+        "[buildout]\nparts = instance\n\n[instance]\nrecipe = slapos.recipe.template\n\
+         output = ${buildout:directory}/instance.cfg\ninline =\n  [buildout]\n  parts = cron-service cron-tick\n  \
+         [directory]\n  recipe = slapos.cookbook:mkdirectory\n  etc = $${buildout:directory}/etc\n  \
+         cron-entries = $${:etc}/cron.d\n  bin = $${buildout:directory}/bin\n  \
+         log = $${buildout:directory}/var/log\n  service = $${:etc}/service\n  \
+         [cron]\n  recipe = slapos.cookbook:cron\n  cron-entries = $${directory:cron-entries}\n  \
+         log-file = $${directory:log}/cron.log\n  binary = $${directory:bin}/crond\n  \
+         dcrond-binary = /nonexistent/crond\n  \
+         [cron-service]\n  recipe = slapos.cookbook:wrapper\n  command-line = $${cron:binary}\n  \
+         wrapper-path = $${directory:service}/crond\n  \
+         [cron-tick]\n  <= cron\n  recipe = slapos.cookbook:cron.d\n  name = tick\n  \
+         time = minutely\n  command = id -u >> $${buildout:directory}/ticks\n",
+    );
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    place.client(&["request", "ticking", &sr]);
+    eventually("the instance to start", || {
+        (place.instance("ticking")["reported_state"] == "started").then_some(())
+    });
+    let partition = place.path().join("up/instance/slappart0");
+    assert_eq!(
+        std::fs::read_to_string(partition.join("etc/cron.d/tick")).expect("entry"),
+        format!("* * * * * id -u >> {}/ticks\n", partition.display())
+    );
+    // The first minute boundary after the service started runs it.
+    let ticks = eventually_within("a cron job to run", Duration::from_secs(130), || {
+        std::fs::read_to_string(partition.join("ticks")).ok()
+    });
+    let expected = if is_root() {
+        partition_user(&place, 0).0
+    } else {
+        nix::unistd::getuid().as_raw()
+    };
+    assert_eq!(ticks.lines().next(), Some(expected.to_string().as_str()));
+    let log = std::fs::read_to_string(partition.join("var/log/cron.log")).expect("log");
+    assert!(log.contains("etc/cron.d/tick:1: id -u"), "{log}");
+    daemon.stop();
+}
+
+#[test]
 fn as_root_partitions_are_isolated_from_each_other() {
     assert!(
         is_root(),

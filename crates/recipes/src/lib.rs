@@ -16,6 +16,7 @@ mod builtin;
 mod cmmi;
 pub mod conpaas;
 mod cookbook;
+pub mod cron;
 mod download;
 mod gitclone;
 mod install;
@@ -213,6 +214,7 @@ impl Registry {
         builtin::register(&mut registry);
         cmmi::register(&mut registry);
         cookbook::register(&mut registry);
+        cron::register(&mut registry);
         download::register(&mut registry);
         gitclone::register(&mut registry);
         utility::register(&mut registry);
