@@ -338,3 +338,36 @@ fn resolve_shows_the_options_recipes_compute() {
         "{said}"
     );
 }
+
+#[test]
+fn cron_check_lists_jobs_and_bad_lines_with_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        &[
+            ("cron.d/backup", "0 3 * * * backup --all\n"),
+            ("cron.d/broken", "# comment\n* * 32 * * never\n"),
+        ],
+    );
+    let out = grove(
+        dir.path(),
+        &[
+            "cron",
+            "--entries",
+            "cron.d",
+            "--log",
+            "cron.log",
+            "--check",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(report["jobs"][0]["command"], "backup --all");
+    assert_eq!(report["jobs"].as_array().map(Vec::len), Some(1));
+    let error = report["errors"][0].as_str().expect("an error");
+    assert!(
+        error.starts_with("cron.d/broken:2: invalid schedule"),
+        "{error}"
+    );
+}
