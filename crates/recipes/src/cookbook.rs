@@ -87,7 +87,7 @@ fn serialise(parameters: &api::Parameters) -> api::Parameters {
     packed
 }
 
-fn as_text(value: &serde_json::Value) -> String {
+pub(crate) fn as_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -96,8 +96,8 @@ fn as_text(value: &serde_json::Value) -> String {
 
 /// `slapos.cookbook:slapconfiguration`: the instance's parameters as `configuration.<key>`
 /// (and `configuration` whole), its addresses, title, type and shared instances.
-struct SlapConfiguration {
-    serialised: bool,
+pub(crate) struct SlapConfiguration {
+    pub(crate) serialised: bool,
 }
 
 impl Recipe for SlapConfiguration {

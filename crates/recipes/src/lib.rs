@@ -21,6 +21,7 @@ mod download;
 mod gitclone;
 mod install;
 mod jinja;
+mod jsonschema;
 pub mod roboconf;
 pub mod slap;
 mod utility;
@@ -217,6 +218,7 @@ impl Registry {
         cron::register(&mut registry);
         download::register(&mut registry);
         gitclone::register(&mut registry);
+        jsonschema::register(&mut registry);
         utility::register(&mut registry);
         roboconf::register(&mut registry);
         conpaas::register(&mut registry);

@@ -317,3 +317,176 @@ fn switch_softwaretype_runs_the_profile_of_the_instance_type() {
         "part switch (recipe slapos.cookbook:switch-softwaretype): no profile for software type missing"
     );
 }
+
+/// A release's description and schemas, as SlapOS lays them out: `software.cfg.json`
+/// naming each software type's schema, which refers to a shared file.
+fn describe_release(dir: &std::path::Path) -> std::path::PathBuf {
+    let files = [
+        (
+            "software.cfg.json",
+            json!({"serialisation": "json-in-xml", "software-type": {
+                "default": {"software-type": "default", "request": "schema/input.json"},
+                "shared": {"software-type": "default", "shared": true,
+                           "request": "schema/shared.json"}}}),
+        ),
+        (
+            "schema/input.json",
+            json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                   "type": "object", "additionalProperties": false,
+                   "properties": {
+                       "colour": {"$ref": "common.json#/$defs/colour"},
+                       "port": {"type": "integer", "default": 80},
+                       "tls": {"type": "boolean"},
+                       "limits": {"type": "object",
+                                  "properties": {"cpu": {"type": "integer", "default": 2}}}}}),
+        ),
+        (
+            "schema/common.json",
+            json!({"$defs": {"colour": {"type": "string", "enum": ["green", "blue"],
+                                        "default": "green"}}}),
+        ),
+        (
+            "schema/shared.json",
+            json!({"type": "object", "required": ["domain"],
+                   "properties": {"domain": {"type": "string"}}}),
+        ),
+    ];
+    for (name, json) in files {
+        let path = dir.join("release").join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, json.to_string()).expect("write");
+    }
+    dir.join("release/software.cfg.json")
+}
+
+fn with_parameters<'a>(
+    recorder: &'a Recorder,
+    parameters: Value,
+    shared: Vec<Value>,
+) -> Partition<'a> {
+    let serialised = |p: Value| -> api::Parameters {
+        [("_".to_owned(), json!(p.to_string()))]
+            .into_iter()
+            .collect()
+    };
+    let mut partition = partition(recorder, "default");
+    partition.instance.parameters = serialised(parameters);
+    partition.instance.shared_instances = shared
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| api::SharedInstance {
+            id: 10 + i as i64,
+            title: format!("shared{i}"),
+            software_type: "default".to_owned(),
+            parameters: serialised(p),
+            requested_state: api::RequestedState::Started,
+            timestamp: 1,
+        })
+        .collect();
+    partition
+}
+
+fn schema_profile(description: &std::path::Path, scopes: &str) -> String {
+    format!(
+        "[buildout]\nparts = out\n\n[config]\nrecipe = slapos.cookbook:slapconfiguration.jsonschema\n\
+         jsonschema = {}\n{scopes}\n\n[out]\nrecipe = collective.recipe.template\n\
+         output = ${{buildout:directory}}/out\ninline =\n  ${{config:configuration}}\n",
+        description.display()
+    )
+}
+
+#[test]
+fn parameters_are_checked_against_the_release_schema_with_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let description = describe_release(dir.path());
+    let recorder = Recorder::default();
+    let scopes = "validate-parameters = main\nset-default = main\nunstringify = main";
+    let partition = with_parameters(
+        &recorder,
+        json!({"port": "8080", "tls": "True", "limits": {}}),
+        vec![],
+    );
+    run_in(
+        dir.path(),
+        &schema_profile(&description, scopes),
+        Some(&partition),
+    )
+    .expect("valid parameters install");
+    let out: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out")).expect("out"))
+            .expect("json");
+    assert_eq!(
+        out,
+        json!({"colour": "green", "port": 8080, "tls": true, "limits": {"cpu": 2}})
+    );
+
+    // Without unstringify, a string where the schema wants an integer is an error; every
+    // mismatch is named by its parameter.
+    let partition = with_parameters(
+        &recorder,
+        json!({"port": "8080", "colour": "red", "size": 3}),
+        vec![],
+    );
+    let strict = "validate-parameters = main\nset-default = main";
+    let error = run_in(
+        dir.path(),
+        &schema_profile(&description, strict),
+        Some(&partition),
+    )
+    .expect_err("invalid parameters")
+    .to_string();
+    assert!(
+        error.contains(
+            "buildout.cfg:5: [config]: recipe slapos.cookbook:slapconfiguration.jsonschema: invalid parameters:"
+        ),
+        "{error}"
+    );
+    for expected in [
+        "parameter /port: want integer, but got string",
+        "parameter /colour: value must be one of 'green', 'blue'",
+        "additionalProperties 'size' not allowed",
+    ] {
+        assert!(error.contains(expected), "{expected} in {error}");
+    }
+
+    let partition = with_parameters(&recorder, json!({}), vec![]);
+    let error = run_in(
+        dir.path(),
+        &schema_profile(&description, "validate-parameters = everything"),
+        Some(&partition),
+    )
+    .expect_err("bad option")
+    .to_string();
+    assert!(
+        error.contains("\"everything\" is not a valid value for option validate-parameters"),
+        "{error}"
+    );
+}
+
+#[test]
+fn shared_instances_that_do_not_match_are_set_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let description = describe_release(dir.path());
+    let recorder = Recorder::default();
+    let partition = with_parameters(
+        &recorder,
+        json!({}),
+        vec![json!({"domain": "a.example"}), json!({"domian": "typo"})],
+    );
+    let profile = format!(
+        "[buildout]\nparts = out\n\n[config]\nrecipe = slapos.cookbook:slapconfiguration.jsonschema\n\
+         jsonschema = {}\nvalidate-parameters = shared\n\n[out]\nrecipe = collective.recipe.template\n\
+         output = ${{buildout:directory}}/out\ninline =\n  {{\"valid\": ${{config:valid-shared-instance-list}}, \"invalid\": ${{config:invalid-shared-instance-list}}}}\n",
+        description.display()
+    );
+    run_in(dir.path(), &profile, Some(&partition)).expect("installs");
+    let out: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out")).expect("out"))
+            .expect("json");
+    assert_eq!(out["valid"][0]["reference"], "10");
+    assert_eq!(out["valid"][0]["parameters"]["domain"], "a.example");
+    assert_eq!(out["valid"].as_array().map(Vec::len), Some(1));
+    assert_eq!(out["invalid"][0]["reference"], "11");
+    let errors = out["invalid"][0]["errors"].as_str().expect("errors");
+    assert!(errors.contains("missing properties 'domain'"), "{errors}");
+}
