@@ -25,5 +25,5 @@ pub use error::{Diagnostic, ErrorKind, Severity};
 pub use load::{Assignment, FileInfo, LoadError, LoadOptions, Loader, Profile, is_url, load};
 pub use merge::{HistoryItem, Origin, Section, SectionKey, Sections, Step};
 pub use parse::{Op, OptKey, ParseError, ParsedFile, parse, parse_with};
-pub use resolve::{Initializer, Resolved};
+pub use resolve::{Early, Initializer, Resolved};
 pub use value::Value;

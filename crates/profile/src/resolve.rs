@@ -100,6 +100,27 @@ pub trait Initializer {
         None
     }
 
+    /// Whether sections with this recipe may initialize others first
+    /// ([`Initializer::early`]): they are resolved before the other sections no part
+    /// reaches, so that they find theirs untouched.
+    fn initializes_early(&self, recipe: &str) -> bool {
+        let _ = recipe;
+        false
+    }
+
+    /// Sections this section's recipe initializes before itself, each with options set
+    /// before its own recipe runs, and options taken from it once it is initialized
+    /// (SlapOS's `publish-early`). `options` are the section's substituted values.
+    fn early(
+        &mut self,
+        section: &str,
+        recipe: &str,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<Vec<Early>, String> {
+        let _ = (section, recipe, options);
+        Ok(Vec::new())
+    }
+
     /// `options` holds the section's substituted values; what the recipe adds or changes
     /// there is what other sections see. An error fails the section.
     fn initialize(
@@ -108,6 +129,17 @@ pub trait Initializer {
         recipe: &str,
         options: &mut BTreeMap<String, Value>,
     ) -> Result<(), String>;
+}
+
+/// A section another section's recipe initializes first ([`Initializer::early`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Early {
+    pub section: String,
+    /// Options set in the section before its recipe runs, in place of what it says.
+    pub preset: BTreeMap<String, Value>,
+    /// `(option of that section, option of the asking one)`: moved from the section to
+    /// the one asking once it is initialized, so that only the asking one has it.
+    pub taken: Vec<(String, String)>,
 }
 
 /// Resolves without running any recipe.
@@ -180,6 +212,8 @@ struct Resolver<'p, 'i> {
     parts: Vec<String>,
     /// Sections with their macros expanded.
     expanded: HashMap<String, Section>,
+    /// Options set before a section is initialized ([`Early::preset`]).
+    presets: HashMap<String, BTreeMap<String, Value>>,
 }
 
 const SIMPLE: fn(char) -> bool = |c| c.is_ascii_alphanumeric() || "-._ ".contains(c);
@@ -199,6 +233,7 @@ impl Profile {
             states: HashMap::default(),
             parts: Vec::new(),
             expanded: HashMap::default(),
+            presets: HashMap::default(),
         };
         let mut diagnostics = self.diagnostics.clone();
         let mut record = |mut d: Diagnostic, phase: Option<&str>| {
@@ -254,7 +289,12 @@ impl Profile {
         // recipes that read them), and what is wrong there is a warning (a macro template
         // whose references only make sense in its users, `${:port}` in `[server]`; a recipe
         // Grove lacks in a section nothing uses).
-        for name in self.sections.keys() {
+        let (first, rest): (Vec<&String>, Vec<&String>) = self.sections.keys().partition(|name| {
+            self.sections[*name]
+                .get(&OptKey::set("recipe"))
+                .is_some_and(|r| resolver.initializer.initializes_early(r.value.trim()))
+        });
+        for name in first.into_iter().chain(rest) {
             if resolver.states.contains_key(name) {
                 continue;
             }
@@ -404,6 +444,10 @@ impl Resolver<'_, '_> {
         if name == "buildout" {
             self.absolutize_raw_directories(&mut plain);
         }
+        let preset = self.presets.remove(name).unwrap_or_default();
+        for option in preset.keys() {
+            plain.remove(option);
+        }
         let to_substitute: Vec<String> = plain
             .iter()
             .filter(|(_, v)| needs_substitution(&v.value))
@@ -413,7 +457,10 @@ impl Resolver<'_, '_> {
             name.to_owned(),
             SectionState {
                 raw: plain,
-                values: HashMap::default(),
+                values: preset
+                    .into_iter()
+                    .map(|(k, v)| (k, Slot::Done(Rc::new(v))))
+                    .collect(),
                 failed: false,
             },
         );
@@ -463,27 +510,73 @@ impl Resolver<'_, '_> {
         if !self.initializer.handles(recipe) {
             return Ok(());
         }
-        let mut options: BTreeMap<String, Value> = state
-            .raw
-            .keys()
-            .chain(state.values.keys())
-            .filter_map(|k| Some((k.clone(), self.final_value(state, k)?)))
-            .collect();
+        let mut options = self.options(state);
         let origin = state.raw.get("recipe").and_then(|r| r.origin);
-        if let Err(message) = self.initializer.initialize(name, recipe, &mut options) {
+        let failed = |resolver: &Self, message: String| {
             let kind = ErrorKind::Recipe {
                 recipe: recipe.to_owned(),
                 message,
             };
-            let mut d = self.error(kind, origin);
+            let mut d = resolver.error(kind, origin);
             d.section = Some(name.to_owned());
-            return Err(d);
+            d
+        };
+        let early = self
+            .initializer
+            .early(name, recipe, &options)
+            .map_err(|message| failed(self, message))?;
+        if !early.is_empty() {
+            for early in early {
+                if self.states.contains_key(&early.section) {
+                    let message = format!(
+                        "section {} was already initialized: nothing may refer to it before [{name}]",
+                        early.section
+                    );
+                    return Err(failed(self, message));
+                }
+                self.initialize_early(name, early)?;
+            }
+            if let Some(state) = self.states.get(name) {
+                options = self.options(state);
+            }
+        }
+        if let Err(message) = self.initializer.initialize(name, recipe, &mut options) {
+            return Err(failed(self, message));
         }
         if let Some(state) = self.states.get_mut(name) {
             state.values = options
                 .into_iter()
                 .map(|(k, v)| (k, Slot::Done(Rc::new(v))))
                 .collect();
+        }
+        Ok(())
+    }
+
+    /// A section's options as they stand, for its recipe.
+    fn options(&self, state: &SectionState) -> BTreeMap<String, Value> {
+        state
+            .raw
+            .keys()
+            .chain(state.values.keys())
+            .filter_map(|k| Some((k.clone(), self.final_value(state, k)?)))
+            .collect()
+    }
+
+    /// Initializes `early.section` for `asking`, with its presets, and moves the options
+    /// `asking` takes from it.
+    fn initialize_early(&mut self, asking: &str, early: Early) -> Result<(), Diagnostic> {
+        self.presets.insert(early.section.clone(), early.preset);
+        self.section(&early.section)?;
+        for (option, key) in early.taken {
+            let value = self.get(&early.section, &option)?;
+            if let Some(state) = self.states.get_mut(&early.section) {
+                state.raw.remove(&option);
+                state.values.remove(&option);
+            }
+            if let (Some(value), Some(state)) = (value, self.states.get_mut(asking)) {
+                state.raw.remove(&key);
+                state.values.insert(key, Slot::Done(value));
+            }
         }
         Ok(())
     }

@@ -236,8 +236,20 @@ impl Recipe for GeneratePassword {
             None => ctx.parts_directory().join(part),
         };
         let storage = ctx.inside(&storage)?;
-        let password = match std::fs::read_to_string(&storage) {
-            Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
+        let stored = std::fs::read_to_string(&storage).ok();
+        let given = options
+            .get("passwd")
+            .map(|p| p.as_text().trim().to_owned())
+            .filter(|p| !p.is_empty());
+        let password = match (given, stored) {
+            // A password given (what `publish-early` published before) wins and is kept.
+            (Some(given), stored) => {
+                if stored.as_deref().map(str::trim) != Some(given.as_str()) {
+                    write_file(&storage, given.as_bytes(), 0o600)?;
+                }
+                given
+            }
+            (None, Some(text)) if !text.trim().is_empty() => text.trim().to_owned(),
             _ => {
                 let length: usize = match options.get("bytes") {
                     Some(b) => b

@@ -35,6 +35,7 @@ pub(crate) fn register(registry: &mut Registry) {
         "slapos.cookbook:publish.serialised",
         Box::new(Publish { serialised: true }),
     );
+    registry.add("slapos.cookbook:publish-early", Box::new(PublishEarly));
     registry.add(
         "slapos.cookbook:request",
         Box::new(Request {
@@ -216,6 +217,128 @@ impl Recipe for SlapConfiguration {
     }
 }
 
+/// `slapos.cookbook:publish-early`: values other sections compute (a generated password)
+/// published before anything else runs, and kept from run to run through what was
+/// published. `-init` lines `KEY SECTION:OPTION`: before `SECTION` is initialized, its
+/// `OPTION` is set to the published `KEY` if there is one; once initialized, `OPTION` moves
+/// to this section as `KEY` (only `${publish-early:KEY}` gives it), and what changed is
+/// published, serialised. A `KEY` this section sets itself is not taken from anywhere.
+struct PublishEarly;
+
+/// The `-init` lines: `(key, section, option)`, in order.
+fn early_lines(options: &BTreeMap<String, Value>) -> Result<Vec<(String, String, String)>, String> {
+    let text = options
+        .get("-init")
+        .map(|v| v.as_text().into_owned())
+        .ok_or("missing option -init")?;
+    let mut lines = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let parsed = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [key, target] => target.split_once(':').map(|(section, option)| {
+                ((*key).to_owned(), section.to_owned(), option.to_owned())
+            }),
+            _ => None,
+        };
+        lines.push(parsed.ok_or_else(|| format!("-init line {line:?} is not KEY SECTION:OPTION"))?);
+    }
+    Ok(lines)
+}
+
+/// What the partition published before, unpacked if it was serialised.
+fn published(ctx: &Context<'_>) -> Result<api::Parameters, String> {
+    let connection = &partition(ctx)?.instance.connection;
+    if connection.contains_key(SERIALISED) {
+        unserialise(connection)
+    } else {
+        Ok(connection.clone())
+    }
+}
+
+impl Recipe for PublishEarly {
+    fn computes_options(&self) -> bool {
+        true
+    }
+
+    fn initializes_others(&self) -> bool {
+        true
+    }
+
+    fn early(
+        &self,
+        ctx: &Context<'_>,
+        _: &str,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<Vec<grove_profile::Early>, String> {
+        let published = published(ctx)?;
+        let mut early: Vec<grove_profile::Early> = Vec::new();
+        for (key, section, option) in early_lines(options)? {
+            if options.contains_key(&key) {
+                continue;
+            }
+            let index = match early.iter().position(|e| e.section == section) {
+                Some(index) => index,
+                None => {
+                    early.push(grove_profile::Early {
+                        section: section.clone(),
+                        ..Default::default()
+                    });
+                    early.len() - 1
+                }
+            };
+            if let Some(value) = published.get(&key) {
+                early[index]
+                    .preset
+                    .insert(option.clone(), Value::Text(as_text(value)));
+            }
+            early[index].taken.push((option, key));
+        }
+        Ok(early)
+    }
+
+    fn init(
+        &self,
+        ctx: &Context<'_>,
+        _: &str,
+        options: &mut BTreeMap<String, Value>,
+    ) -> Result<(), String> {
+        let before = published(ctx)?;
+        let mut now = api::Parameters::new();
+        for (key, _, _) in early_lines(options)? {
+            if let Some(value) = options.get(&key) {
+                now.insert(key, serde_json::Value::String(value.as_text().into_owned()));
+            }
+        }
+        let changed = now
+            .iter()
+            .any(|(key, value)| before.get(key).map(as_text) != Some(as_text(value)));
+        if changed {
+            let partition = partition(ctx)?;
+            let mut parameters = before;
+            parameters.extend(now);
+            partition
+                .master
+                .publish(
+                    partition.instance.id,
+                    &api::Publish {
+                        parameters: serialise(&parameters),
+                        shared_instance: None,
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        _: &Context<'_>,
+        _: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+}
+
 /// `slapos.cookbook:publish`: every option but `recipe` and those starting with `-`
 /// becomes a connection parameter; `-slave-reference` publishes for a shared instance.
 struct Publish {
@@ -238,10 +361,16 @@ impl Publish {
             .unwrap_or_default()
             .split_whitespace()
         {
-            let values = resolved
-                .sections
-                .get(section)
-                .ok_or_else(|| format!("-extends names section {section}, which does not exist"))?;
+            let values = resolved.sections.get(section).ok_or_else(|| {
+                match resolved
+                    .diagnostics
+                    .iter()
+                    .find(|d| d.section.as_deref() == Some(section))
+                {
+                    Some(d) => format!("-extends names section {section}, which failed: {d}"),
+                    None => format!("-extends names section {section}, which does not exist"),
+                }
+            })?;
             sources.push(values);
         }
         sources.push(options.values);

@@ -133,6 +133,24 @@ impl Initializer for Init<'_, '_> {
             .is_none_or(|r| r.computes_options())
     }
 
+    fn initializes_early(&self, recipe: &str) -> bool {
+        self.registry
+            .get(recipe)
+            .is_some_and(|r| r.initializes_others())
+    }
+
+    fn early(
+        &mut self,
+        section: &str,
+        recipe: &str,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<Vec<grove_profile::Early>, String> {
+        match self.registry.get(recipe) {
+            Some(r) => r.early(self.ctx, section, options),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn initialize(
         &mut self,
         section: &str,

@@ -164,6 +164,23 @@ pub trait Recipe: Send + Sync {
         false
     }
 
+    /// Whether [`Recipe::early`] may name sections.
+    fn initializes_others(&self) -> bool {
+        false
+    }
+
+    /// Sections to initialize before this one, with options set first (see
+    /// [`grove_profile::Initializer::early`]).
+    fn early(
+        &self,
+        ctx: &Context<'_>,
+        part: &str,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<Vec<grove_profile::Early>, String> {
+        let _ = (ctx, part, options);
+        Ok(Vec::new())
+    }
+
     /// Computes options when the section is initialized; other sections see them.
     fn init(
         &self,

@@ -490,3 +490,72 @@ fn shared_instances_that_do_not_match_are_set_apart() {
     let errors = out["invalid"][0]["errors"].as_str().expect("errors");
     assert!(errors.contains("missing properties 'domain'"), "{errors}");
 }
+
+const PUBLISH_EARLY: &str = "[buildout]\nparts = publish\n\n\
+    [publish-early]\nrecipe = slapos.cookbook:publish-early\n-init =\n  password gen:passwd\n  \
+    colour gen-colour:value\ncolour = set-here\n\n\
+    [gen]\nrecipe = slapos.cookbook:generate.password\nstorage-path = ${buildout:directory}/.password\n\n\
+    [gen-colour]\nvalue = never taken\n\n\
+    [publish]\nrecipe = slapos.cookbook:publish.serialised\n-extends = publish-early\nurl = http://x\n";
+
+fn serialised_parameters(publish: &api::Publish) -> Value {
+    let text = publish.parameters["_"].as_str().expect("serialised");
+    serde_json::from_str(text).expect("json")
+}
+
+#[test]
+fn publish_early_publishes_a_generated_value_first_and_keeps_the_published_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recorder = Recorder::default();
+    let first = partition(&recorder, "default");
+    run_in(dir.path(), PUBLISH_EARLY, Some(&first)).expect("installs");
+    let published = recorder.published.lock().expect("lock").clone();
+    assert_eq!(published.len(), 2, "{published:?}");
+    let early = serialised_parameters(&published[0]);
+    let password = early["password"].as_str().expect("a password").to_owned();
+    assert_eq!(password.len(), 16);
+    // The `-init` keys are published early, not the section's other options.
+    assert_eq!(early, json!({"password": password, "colour": "set-here"}));
+    assert_eq!(
+        serialised_parameters(&published[1]),
+        json!({"password": password, "colour": "set-here", "url": "http://x"})
+    );
+
+    // On another run (a new partition, say), what was published wins over what the
+    // section would compute, and nothing changed means nothing published early.
+    let other = tempfile::tempdir().expect("tempdir");
+    let recorder = Recorder::default();
+    let mut second = partition(&recorder, "default");
+    second.instance.connection = [(
+        "_".to_owned(),
+        json!(
+            json!({"password": "kept-secret", "colour": "set-here", "url": "http://x"}).to_string()
+        ),
+    )]
+    .into_iter()
+    .collect();
+    run_in(other.path(), PUBLISH_EARLY, Some(&second)).expect("installs");
+    let published = recorder.published.lock().expect("lock").clone();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        serialised_parameters(&published[0])["password"],
+        "kept-secret"
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.path().join(".password")).expect("stored"),
+        "kept-secret"
+    );
+
+    // The value is the early section's alone: a section that took it first is an error.
+    let early_use = PUBLISH_EARLY.replace(
+        "[buildout]\nparts = publish\n",
+        "[buildout]\nparts = early-user publish\n\n[early-user]\nrecipe = plone.recipe.command\ncommand = echo ${gen:passwd}\n",
+    );
+    let error = run_in(dir.path(), &early_use, Some(&second))
+        .expect_err("gen initialized before publish-early")
+        .to_string();
+    assert!(
+        error.contains("section gen was already initialized"),
+        "{error}"
+    );
+}
