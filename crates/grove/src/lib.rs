@@ -9,6 +9,7 @@
 mod action;
 mod app;
 mod billing;
+mod ca;
 mod client;
 mod conpaas;
 mod cron;
@@ -76,6 +77,9 @@ enum Command {
     Action(action::ActionArgs),
     /// Run a partition's periodic jobs: the daemon `slapos.cookbook:cron` starts.
     Cron(cron::CronArgs),
+    /// Run a partition's certificate authority: the service
+    /// `slapos.cookbook:certificate_authority` starts.
+    CertificateAuthority(ca::CaArgs),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -124,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::App(command) => app::run(command),
         Command::Action(args) => action::run(args),
         Command::Cron(args) => cron::run(args),
+        Command::CertificateAuthority(args) => ca::run(args),
     }
 }
 

@@ -371,3 +371,49 @@ fn cron_check_lists_jobs_and_bad_lines_with_exit_1() {
         "{error}"
     );
 }
+
+#[test]
+fn certificate_authority_once_signs_the_pending_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        &[(
+            "ca/requests/one",
+            r#"{"name": "db.internal", "key_file": "unused", "certificate_file": "unused"}"#,
+        )],
+    );
+    let args = [
+        "certificate-authority",
+        "--ca-dir",
+        "ca",
+        "--ca-private",
+        "ca/private",
+        "--ca-certs",
+        "ca/certs",
+        "--requests",
+        "ca/requests",
+        "--once",
+        "--json",
+    ];
+    let out = grove(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(report["issued"], 1);
+    let certs: Vec<_> = std::fs::read_dir(dir.path().join("ca/certs"))
+        .expect("certs")
+        .collect();
+    assert_eq!(certs.len(), 1);
+    // Signed requests are not signed again.
+    let again: serde_json::Value =
+        serde_json::from_str(&stdout(&grove(dir.path(), &args))).expect("json");
+    assert_eq!(again["issued"], 0);
+
+    write(dir.path(), &[("ca/requests/bad", "not json")]);
+    let out = grove(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("request ca/requests/bad:"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -370,6 +370,32 @@ impl Ca {
         self.sign_with_new_key(params, &key, now, lifetime, rng)
     }
 
+    /// A key and a certificate named `name` (its common name, and its subject
+    /// alternative name when it is a host name or an address), for serving and for
+    /// client authentication: what a partition's own CA gives its services.
+    pub fn issue_named(
+        &self,
+        name: &str,
+        now: SystemTime,
+        lifetime: Duration,
+        rng: &dyn SecureRandom,
+    ) -> Result<Issued> {
+        let key = KeyPair::generate().map_err(rcgen_error("cannot make a key"))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let alternative = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(SanType::IpAddress(ip)),
+            Err(_) => name.try_into().ok().map(SanType::DnsName),
+        };
+        params.subject_alt_names = alternative.into_iter().collect();
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.sign_with_new_key(params, &key, now, lifetime, rng)
+    }
+
     /// Signs `params` for a key made here; the certificate and that key.
     fn sign_with_new_key(
         &self,

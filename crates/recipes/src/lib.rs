@@ -13,6 +13,7 @@
 //! directory.
 
 mod builtin;
+pub mod certificate_authority;
 mod cmmi;
 pub mod conpaas;
 mod cookbook;
@@ -230,6 +231,7 @@ impl Registry {
             recipes: BTreeMap::new(),
         };
         builtin::register(&mut registry);
+        certificate_authority::register(&mut registry);
         cmmi::register(&mut registry);
         cookbook::register(&mut registry);
         cron::register(&mut registry);
