@@ -13,6 +13,7 @@ mod ca;
 mod client;
 mod conpaas;
 mod cron;
+mod http_server;
 mod master;
 mod node;
 mod profile;
@@ -80,6 +81,9 @@ enum Command {
     /// Run a partition's certificate authority: the service
     /// `slapos.cookbook:certificate_authority` starts.
     CertificateAuthority(ca::CaArgs),
+    /// Serve a directory over HTTP(S): the service `slapos.cookbook:simplehttpserver`
+    /// starts.
+    SimpleHttpServer(http_server::HttpServerArgs),
 }
 
 /// Logs of the daemons go to stderr, filtered by `GROVE_LOG` (default `info`).
@@ -129,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Action(args) => action::run(args),
         Command::Cron(args) => cron::run(args),
         Command::CertificateAuthority(args) => ca::run(args),
+        Command::SimpleHttpServer(args) => http_server::run(args),
     }
 }
 

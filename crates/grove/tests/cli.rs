@@ -417,3 +417,78 @@ fn certificate_authority_once_signs_the_pending_requests() {
         stderr(&out)
     );
 }
+
+#[test]
+fn simple_http_server_on_a_socket_writes_posts_below_its_directory_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        &[("www/index.html", "<p>home</p>"), ("secret", "canary")],
+    );
+    let socket = dir.path().join("web.sock");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_grove"))
+        .args([
+            "simple-http-server",
+            "--base-path",
+            "www",
+            "--log-file",
+            "web.log",
+        ])
+        .arg("--socket-path")
+        .arg(&socket)
+        .arg("--allow-write")
+        .current_dir(dir.path())
+        .spawn()
+        .expect("starts");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-w",
+                "\n%{http_code}",
+                "--unix-socket",
+            ])
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("curl runs (CI installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(curl(&["http://x/"]), "<p>home</p>\n200");
+    assert_eq!(
+        curl(&["-d", "path=notes/a.txt&content=one", "http://x/"]),
+        "Content written to notes/a.txt\n200"
+    );
+    assert_eq!(
+        curl(&["-d", "path=notes/a.txt&content=+two&clear=0", "http://x/"]),
+        "Content written to notes/a.txt\n200"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("www/notes/a.txt")).expect("written"),
+        "one two"
+    );
+    assert_eq!(
+        curl(&["-d", "path=../secret&content=overwritten", "http://x/"]),
+        "Forbidden\n403"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("secret")).expect("canary"),
+        "canary"
+    );
+    assert_eq!(curl(&["http://x/notes"]).lines().last(), Some("301"));
+    assert!(curl(&["http://x/notes/"]).contains("<a href=\"a.txt\">a.txt</a>"));
+    server.kill().expect("kill");
+    server.wait().expect("reaped");
+    let log = std::fs::read_to_string(dir.path().join("web.log")).expect("log");
+    assert!(log.contains("\"POST /\" 403"), "{log}");
+}

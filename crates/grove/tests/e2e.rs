@@ -657,6 +657,116 @@ fn cron_jobs_run_every_minute_as_the_partition_user() {
     daemon.stop();
 }
 
+/// A release whose instance serves files over HTTPS with a certificate of its own CA.
+const HTTPS_FILES: &str = "[buildout]
+parts = instance
+
+[instance]
+recipe = slapos.recipe.template
+output = ${buildout:directory}/instance.cfg
+inline =
+  [buildout]
+  parts = www-index ca ca-web publish
+  [slap-configuration]
+  recipe = slapos.cookbook:slapconfiguration
+  [dirs]
+  recipe = slapos.cookbook:mkdirectory
+  ca-dir = $${buildout:directory}/srv/ca
+  requests = $${:ca-dir}/requests
+  private = $${:ca-dir}/private
+  certs = $${:ca-dir}/certs
+  www = $${buildout:directory}/srv/www
+  services = $${buildout:directory}/etc/service
+  log = $${buildout:directory}/var/log
+  etc = $${buildout:directory}/etc
+  [www-index]
+  recipe = plone.recipe.command
+  command = echo served > $${dirs:www}/hello.txt
+  [ca]
+  recipe = slapos.cookbook:certificate_authority
+  ca-dir = $${dirs:ca-dir}
+  requests-directory = $${dirs:requests}
+  wrapper = $${dirs:services}/ca
+  ca-private = $${dirs:private}
+  ca-certs = $${dirs:certs}
+  [web]
+  recipe = slapos.cookbook:simplehttpserver
+  host = $${slap-configuration:ipv4-random}
+  port = PORT
+  base-path = $${dirs:www}
+  log-file = $${dirs:log}/web.log
+  wrapper = $${dirs:etc}/web-server
+  cert-file = $${dirs:etc}/web.crt
+  key-file = $${dirs:etc}/web.key
+  [ca-web]
+  <= ca
+  recipe = slapos.cookbook:certificate_authority.request
+  name = $${slap-configuration:ipv4-random}
+  executable = $${web:wrapper}
+  wrapper = $${dirs:services}/web
+  key-file = $${web:key-file}
+  cert-file = $${web:cert-file}
+  [publish]
+  recipe = slapos.cookbook:publish
+  url = https://$${web:host}:$${web:port}
+  ca = $${dirs:ca-dir}/cacert.pem
+";
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs (CI installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (body.to_owned(), code.to_owned())
+}
+
+#[test]
+fn an_instance_serves_files_over_https_with_its_own_ca() {
+    let place = Place::new(27);
+    let port = free_port().to_string();
+    let sr = place.release("https-files.cfg", &HTTPS_FILES.replace("PORT", &port));
+    let (daemon, _) = up(&place, None);
+    place.client(&["supply", &sr, "local"]);
+    let connection = place.client_json(&["request", "files", &sr, "--wait"]);
+    let url = text(&connection, "url");
+    assert_eq!(url, format!("https://{}:{port}", place.address(0)));
+    let ca = text(&connection, "ca");
+    let (body, code) = eventually("the file to be served", || {
+        let (body, code) = curl(&["--cacert", &ca, &format!("{url}/hello.txt")]);
+        (code != "000").then_some((body, code))
+    });
+    assert_eq!((body.as_str(), code.as_str()), ("served\n", "200"));
+    // Nothing outside the directory, no writing without allow-write.
+    let (_, code) = curl(&[
+        "--cacert",
+        &ca,
+        "--path-as-is",
+        &format!("{url}/../../etc/web.key"),
+    ]);
+    assert_eq!(code, "403");
+    let (_, code) = curl(&[
+        "--cacert",
+        &ca,
+        "-d",
+        "path=x&content=y",
+        &format!("{url}/"),
+    ]);
+    assert_eq!(code, "403");
+    assert!(
+        !place
+            .path()
+            .join("up/instance/slappart0/srv/www/x")
+            .exists()
+    );
+    // Without the partition's CA, the certificate is not trusted.
+    let (_, code) = curl(&[&format!("{url}/hello.txt")]);
+    assert_eq!(code, "000");
+    daemon.stop();
+}
+
 #[test]
 fn as_root_partitions_are_isolated_from_each_other() {
     assert!(

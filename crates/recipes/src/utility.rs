@@ -1,13 +1,14 @@
 //! Small instance-side recipes SlapOS's catalogue uses: `collective.recipe.template`,
 //! `cns.recipe.symlink`, `slapos.cookbook:urlparse`, `slapos.cookbook:userinfo`,
-//! `slapos.cookbook:random.time` and `slapos.cookbook:simplelogger`.
+//! `slapos.cookbook:random.time`, `slapos.cookbook:simplelogger` and
+//! `slapos.cookbook:simplehttpserver`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use grove_profile::{Resolved, Value};
 
-use crate::builtin::{parse_mode, read_template, write_file};
+use crate::builtin::{parse_mode, read_template, shell_quote, write_file};
 use crate::{Context, Options, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
@@ -17,6 +18,77 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.add("slapos.cookbook:userinfo", Box::new(UserInfo));
     registry.add("slapos.cookbook:random.time", Box::new(RandomTime));
     registry.add("slapos.cookbook:simplelogger", Box::new(SimpleLogger));
+    registry.add(
+        "slapos.cookbook:simplehttpserver",
+        Box::new(SimpleHttpServer),
+    );
+}
+
+/// `slapos.cookbook:simplehttpserver`: `wrapper`, a service serving `base-path` (with
+/// `grove simple-http-server`) on `host` and `port`, `socketpath` or `abstract`, over
+/// HTTPS with `cert-file` and `key-file`, writable by POST with `allow-write`.
+struct SimpleHttpServer;
+
+impl Recipe for SimpleHttpServer {
+    fn install(
+        &self,
+        ctx: &Context<'_>,
+        options: &Options<'_>,
+        _: &Resolved,
+    ) -> Result<Vec<PathBuf>, String> {
+        let given = |name: &str| {
+            options
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let quote = |p: &Path| shell_quote(&p.display().to_string());
+        let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
+        let base = ctx.inside(Path::new(options.required("base-path")?.trim()))?;
+        let log = ctx.inside(Path::new(options.required("log-file")?.trim()))?;
+        let mut line = format!(
+            "exec {} simple-http-server --base-path {} --log-file {}",
+            quote(&grove),
+            quote(&base),
+            quote(&log)
+        );
+        match (
+            given("host"),
+            given("port"),
+            given("socketpath"),
+            given("abstract"),
+        ) {
+            (Some(host), Some(port), None, None) => {
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| format!("port {port:?} is not a port number"))?;
+                line.push_str(&format!(" --host {} --port {port}", shell_quote(&host)));
+            }
+            (None, None, Some(socket), None) => {
+                let socket = ctx.inside(Path::new(&socket))?;
+                line.push_str(&format!(" --socket-path {}", quote(&socket)));
+            }
+            (None, None, None, Some(name)) => {
+                line.push_str(&format!(" --abstract {}", shell_quote(&name)));
+            }
+            _ => return Err("give one of host and port, socketpath or abstract".to_owned()),
+        }
+        match (given("cert-file"), given("key-file")) {
+            (Some(cert), Some(key)) => line.push_str(&format!(
+                " --cert-file {} --key-file {}",
+                quote(&ctx.inside(Path::new(&cert))?),
+                quote(&ctx.inside(Path::new(&key))?)
+            )),
+            (None, None) => {}
+            _ => return Err("give cert-file and key-file together".to_owned()),
+        }
+        if options.flag("allow-write") {
+            line.push_str(" --allow-write");
+        }
+        let wrapper = ctx.inside(Path::new(options.required("wrapper")?.trim()))?;
+        write_file(&wrapper, format!("#!/bin/sh\n{line}\n").as_bytes(), 0o755)?;
+        Ok(vec![wrapper])
+    }
 }
 
 /// `collective.recipe.template`: `input` (a file) or `inline`, its `${...}` filled in from
