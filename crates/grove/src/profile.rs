@@ -182,6 +182,7 @@ fn plan(file: &str, profile: &Profile) -> anyhow::Result<grove_profile::Resolved
         directory,
         fetcher: &fetcher,
         partition: None,
+        shared_parts: Vec::new(),
     };
     Ok(grove_recipes::plan(
         profile,

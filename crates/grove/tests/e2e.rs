@@ -768,6 +768,73 @@ fn an_instance_serves_files_over_https_with_its_own_ca() {
 }
 
 #[test]
+fn releases_of_a_node_share_a_shared_part() {
+    let place = Place::new(28);
+    let src = place.path().join("tool-src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(
+        src.join("configure"),
+        "#!/bin/sh\nfor a; do case $a in --prefix=*) echo \"PREFIX=${a#--prefix=}\" > config.mk;; esac; done\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        src.join("configure"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::fs::write(
+        src.join("Makefile"),
+        "include config.mk\nall:\n\ttrue\ninstall:\n\tmkdir -p $(PREFIX) && date +%s%N > $(PREFIX)/built\n",
+    )
+    .expect("write");
+    let archive = place.path().join("tool.tar.gz");
+    tar_gz(&src, &archive);
+    let release = |name: &str, extra: &str| {
+        place.release(
+            name,
+            &format!(
+                "[buildout]\nparts = tool where\n\n[tool]\nrecipe = slapos.recipe.cmmi\n\
+                 shared = true\nurl = {}\n\n[where]\nrecipe = plone.recipe.command\n\
+                 command = echo ${{tool:location}} > where\n{extra}",
+                archive.display()
+            ),
+        )
+    };
+    let first = release("first.cfg", "");
+    let second = release("second.cfg", "# another release\n");
+    let (daemon, _) = up(&place, None);
+    for sr in [&first, &second] {
+        place.client(&["supply", sr, "local"]);
+    }
+    let software = place.path().join("up/software");
+    let locations: Vec<String> = eventually("both releases to be built", || {
+        let read = |sr: &str| {
+            let dir = grove_node::software::software_path(&software, sr);
+            dir.join(".completed").exists().then(|| {
+                std::fs::read_to_string(dir.join("where"))
+                    .expect("where")
+                    .trim()
+                    .to_owned()
+            })
+        };
+        Some(vec![read(&first)?, read(&second)?])
+    });
+    assert_eq!(locations[0], locations[1]);
+    assert!(
+        locations[0].starts_with(&software.join("shared/tool/").display().to_string()),
+        "{}",
+        locations[0]
+    );
+    let built: Vec<_> = std::fs::read_dir(software.join("shared/tool"))
+        .expect("shared parts")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(built.len(), 1, "built once: {built:?}");
+    daemon.stop();
+}
+
+#[test]
 fn as_root_partitions_are_isolated_from_each_other() {
     assert!(
         is_root(),

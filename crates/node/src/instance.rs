@@ -161,6 +161,7 @@ pub fn run(job: &Job, fetcher: &Fetcher, registry: &Registry) -> Result<Outcome,
         directory: job.path.clone(),
         fetcher,
         partition: Some(&partition),
+        shared_parts: Vec::new(),
     };
     install(&profile, registry, &ctx).map_err(|e| e.to_string())?;
     let children = partition

@@ -24,6 +24,12 @@ pub fn software_path(root: &Path, url: &str) -> PathBuf {
     root.join(md5_hex(url.as_bytes()))
 }
 
+/// Where the releases of a node build and find SlapOS's shared parts (`shared = true`):
+/// one directory for all of them, beside their own.
+pub fn shared_parts_path(root: &Path) -> PathBuf {
+    root.join("shared")
+}
+
 pub fn is_installed(root: &Path, url: &str) -> bool {
     software_path(root, url).join(COMPLETED).is_file()
 }
@@ -88,6 +94,20 @@ pub fn build_as(
         .map_err(|e| format!("cannot give {} to the build user: {e}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+    // The shared parts are the build user's too: every release builds as that user.
+    let shared = shared_parts_path(root);
+    match std::fs::create_dir(&shared) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create {}: {e}", shared.display())),
+    }
+    let meta =
+        std::fs::symlink_metadata(&shared).map_err(|e| format!("{}: {e}", shared.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", shared.display()));
+    }
+    std::os::unix::fs::lchown(&shared, Some(user.0), Some(user.1))
+        .map_err(|e| format!("cannot give {} to the build user: {e}", shared.display()))?;
     let job = BuildJob {
         root: root.to_owned(),
         url: url.to_owned(),
@@ -118,8 +138,13 @@ pub fn install_software(
         }
         extends = dir.join("software.cfg").display().to_string();
     }
+    let shared = shared_parts_path(root);
+    std::fs::create_dir_all(&shared)
+        .map_err(|e| format!("cannot create {}: {e}", shared.display()))?;
     let text = format!(
-        "# Written by grove: the software release {url}\n[buildout]\nextends = {extends}\n"
+        "# Written by grove: the software release {url}\n[buildout]\nextends = {extends}\n\
+         shared-part-list = {}\n",
+        shared.display()
     );
     std::fs::write(&main, text).map_err(|e| format!("cannot write {}: {e}", main.display()))?;
     let profile = load_profile(&main, fetcher)?;
@@ -127,6 +152,7 @@ pub fn install_software(
         directory: dir.clone(),
         fetcher,
         partition: None,
+        shared_parts: vec![shared],
     };
     let report = install(&profile, registry, &ctx).map_err(|e| e.to_string())?;
     tracing::info!(software = url, installed = ?report.installed, "software release installed");

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use grove_profile::{Resolved, Value};
 
 use crate::download::{beside, fetch_unpacked};
-use crate::{Context, Options, Recipe, Registry};
+use crate::{Context, Options, Recipe, Registry, shared};
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.add("slapos.recipe.cmmi", Box::new(Cmmi));
@@ -174,99 +174,109 @@ impl Recipe for Cmmi {
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
         options.refuse(&["promises", "autogen"])?;
-        if options.flag("shared") {
-            return Err("option shared is not implemented by Grove".to_owned());
+        let location = ctx.part_location(Path::new(&options.required("location")?))?;
+        if shared::is_shared(ctx, &location) {
+            let signature = shared::signature(options.values);
+            shared::build_once(&location, &signature, || build(ctx, options, &location))?;
+            // Other releases use it: it outlives this one.
+            return Ok(Vec::new());
         }
-        let location = ctx.inside(Path::new(&options.required("location")?))?;
-        let prefix = match options.get("prefix") {
-            Some(p) => ctx.inside(Path::new(p.trim()))?,
-            None => location.clone(),
+        build(ctx, options, &location)?;
+        Ok(vec![location])
+    }
+}
+
+/// Configures, builds and installs into `location`; on failure nothing stays there.
+fn build(ctx: &Context<'_>, options: &Options<'_>, location: &Path) -> Result<(), String> {
+    let location = location.to_owned();
+    let prefix = match options.get("prefix") {
+        Some(p) => ctx.inside(Path::new(p.trim()))?,
+        None => location.clone(),
+    };
+    let env = environment(options, &location)?;
+    let build = beside(&location, "grove-build")?;
+    let log = beside(&location, "build.log")?;
+    let _ = std::fs::remove_dir_all(&build);
+    let _ = std::fs::remove_file(&log);
+    let result = (|| {
+        let source = match (options.get("path"), options.get("url")) {
+            (Some(path), None) => ctx.inside(Path::new(path.trim()))?,
+            (None, Some(_)) => fetch_unpacked(ctx, options, &location, &build, true)?,
+            (Some(_), Some(_)) => return Err("give url or path, not both".to_owned()),
+            (None, None) => return Err("missing option url (or path)".to_owned()),
         };
-        let env = environment(options, &location)?;
-        let build = beside(&location, "grove-build")?;
-        let log = beside(&location, "build.log")?;
-        let _ = std::fs::remove_dir_all(&build);
-        let _ = std::fs::remove_file(&log);
-        let result = (|| {
-            let source = match (options.get("path"), options.get("url")) {
-                (Some(path), None) => ctx.inside(Path::new(path.trim()))?,
-                (None, Some(_)) => fetch_unpacked(ctx, options, &location, &build, true)?,
-                (Some(_), Some(_)) => return Err("give url or path, not both".to_owned()),
-                (None, None) => return Err("missing option url (or path)".to_owned()),
-            };
-            std::fs::create_dir_all(&location)
-                .map_err(|e| format!("cannot create {}: {e}", location.display()))?;
-            let make = options
-                .get("make-binary")
-                .unwrap_or_else(|| "make".to_owned());
-            let make_options = located(options, "make-options", &location).unwrap_or_default();
-            let make_options = make_options
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let targets =
-                located(options, "make-targets", &location).unwrap_or_else(|| "install".to_owned());
-            let targets = targets.split_whitespace().collect::<Vec<_>>().join(" ");
-            let configure = located(options, "configure-command", &location)
-                .unwrap_or_else(|| "./configure".to_owned());
-            let configure_options =
-                located(options, "configure-options", &location).unwrap_or_default();
-            let configure_options = configure_options
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let hook = |name: &str| -> Result<(), String> {
-                match located(options, name, &location) {
-                    Some(command) if !command.trim().is_empty() => {
-                        step(name, command.trim(), &source, &env, &log)
-                    }
-                    _ => Ok(()),
+        std::fs::create_dir_all(&location)
+            .map_err(|e| format!("cannot create {}: {e}", location.display()))?;
+        let make = options
+            .get("make-binary")
+            .unwrap_or_else(|| "make".to_owned());
+        let make_options = located(options, "make-options", &location).unwrap_or_default();
+        let make_options = make_options
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let targets =
+            located(options, "make-targets", &location).unwrap_or_else(|| "install".to_owned());
+        let targets = targets.split_whitespace().collect::<Vec<_>>().join(" ");
+        let configure = located(options, "configure-command", &location)
+            .unwrap_or_else(|| "./configure".to_owned());
+        let configure_options =
+            located(options, "configure-options", &location).unwrap_or_default();
+        let configure_options = configure_options
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let hook = |name: &str| -> Result<(), String> {
+            match located(options, name, &location) {
+                Some(command) if !command.trim().is_empty() => {
+                    step(name, command.trim(), &source, &env, &log)
                 }
-            };
-            apply_patches(ctx, options, &source, &build, &env, &log)?;
-            hook("pre-configure")?;
-            step(
-                "configure",
-                &format!(
-                    "{} --prefix={} {configure_options}",
-                    configure.trim(),
-                    prefix.display()
-                ),
-                &source,
-                &env,
-                &log,
-            )?;
-            hook("pre-build")?;
-            step(
-                "make",
-                &format!("{make} {make_options}"),
-                &source,
-                &env,
-                &log,
-            )?;
-            hook("pre-install")?;
-            step(
-                "make install",
-                &format!("{make} {make_options} {targets}"),
-                &source,
-                &env,
-                &log,
-            )?;
-            hook("post-install")
-        })();
-        if !options.flag("keep-compile-dir") {
-            let _ = std::fs::remove_dir_all(&build);
+                _ => Ok(()),
+            }
+        };
+        apply_patches(ctx, options, &source, &build, &env, &log)?;
+        hook("pre-configure")?;
+        step(
+            "configure",
+            &format!(
+                "{} --prefix={} {configure_options}",
+                configure.trim(),
+                prefix.display()
+            ),
+            &source,
+            &env,
+            &log,
+        )?;
+        hook("pre-build")?;
+        step(
+            "make",
+            &format!("{make} {make_options}"),
+            &source,
+            &env,
+            &log,
+        )?;
+        hook("pre-install")?;
+        step(
+            "make install",
+            &format!("{make} {make_options} {targets}"),
+            &source,
+            &env,
+            &log,
+        )?;
+        hook("post-install")
+    })();
+    if !options.flag("keep-compile-dir") {
+        let _ = std::fs::remove_dir_all(&build);
+    }
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&log);
+            Ok(())
         }
-        match result {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&log);
-                Ok(vec![location])
-            }
-            Err(message) => {
-                // Nothing half-installed stays behind.
-                let _ = std::fs::remove_dir_all(&location);
-                Err(message)
-            }
+        Err(message) => {
+            // Nothing half-installed stays behind.
+            let _ = std::fs::remove_dir_all(&location);
+            Err(message)
         }
     }
 }

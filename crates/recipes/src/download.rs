@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use grove_profile::{Resolved, Value};
 
-use crate::{Context, Options, Recipe, Registry};
+use crate::{Context, Options, Recipe, Registry, shared};
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.add("slapos.recipe.build:download", Box::new(Download));
@@ -46,6 +46,9 @@ fn destination(
     part: &str,
     options: &BTreeMap<String, Value>,
 ) -> Result<PathBuf, String> {
+    if let Some(shared) = shared::location(ctx, part, options) {
+        return Ok(shared);
+    }
     let path = match options.get("destination") {
         Some(d) => PathBuf::from(&*d.as_text()),
         None => ctx.parts_directory().join(part),
@@ -137,7 +140,7 @@ impl Recipe for Download {
         options: &mut BTreeMap<String, Value>,
     ) -> Result<(), String> {
         let location = destination(ctx, part, options)?;
-        let target = ctx.inside(&location.join(file_name(options)?))?;
+        let target = ctx.part_location(&location.join(file_name(options)?))?;
         options.insert(
             "location".to_owned(),
             Value::Text(location.display().to_string()),
@@ -155,22 +158,30 @@ impl Recipe for Download {
         options: &Options<'_>,
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
-        options.refuse(&["alternate-url", "shared"])?;
-        let location = ctx.inside(Path::new(&options.required("location")?))?;
-        let target = ctx.inside(Path::new(&options.required("target")?))?;
-        std::fs::create_dir_all(&location)
-            .map_err(|e| format!("cannot create {}: {e}", location.display()))?;
-        let partial = target.with_extension("grove-download");
-        fetch_checked(ctx, options, &partial)?;
-        if let Some(mode) = options.get("mode") {
-            let mode = u32::from_str_radix(mode.trim().trim_start_matches("0o"), 8)
-                .map_err(|_| format!("mode {mode:?} is not octal"))?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("cannot set the mode of {}: {e}", partial.display()))?;
+        options.refuse(&["alternate-url"])?;
+        let location = ctx.part_location(Path::new(&options.required("location")?))?;
+        let target = ctx.part_location(Path::new(&options.required("target")?))?;
+        let fetch = || -> Result<(), String> {
+            std::fs::create_dir_all(&location)
+                .map_err(|e| format!("cannot create {}: {e}", location.display()))?;
+            let partial = target.with_extension("grove-download");
+            fetch_checked(ctx, options, &partial)?;
+            if let Some(mode) = options.get("mode") {
+                let mode = u32::from_str_radix(mode.trim().trim_start_matches("0o"), 8)
+                    .map_err(|_| format!("mode {mode:?} is not octal"))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| format!("cannot set the mode of {}: {e}", partial.display()))?;
+            }
+            std::fs::rename(&partial, &target)
+                .map_err(|e| format!("cannot write {}: {e}", target.display()))
+        };
+        if shared::is_shared(ctx, &location) {
+            let signature = shared::signature(options.values);
+            shared::build_once(&location, &signature, fetch)?;
+            return Ok(Vec::new());
         }
-        std::fs::rename(&partial, &target)
-            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        fetch()?;
         Ok(vec![location])
     }
 }
@@ -356,20 +367,29 @@ impl Recipe for DownloadUnpacked {
         options: &Options<'_>,
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
-        options.refuse(&["alternate-url", "shared", "format"])?;
-        let location = ctx.inside(Path::new(&options.required("location")?))?;
+        options.refuse(&["alternate-url", "format"])?;
+        let location = ctx.part_location(Path::new(&options.required("location")?))?;
         let strip = options
             .get("strip-top-level-dir")
             .is_none_or(|v| !matches!(v.trim(), "false" | "no" | "off" | "0"));
-        let staging = beside(&location, "grove-unpack")?;
-        let _ = std::fs::remove_dir_all(&staging);
-        let result = (|| {
-            let top = fetch_unpacked(ctx, options, &location, &staging, strip)?;
-            let _ = std::fs::remove_dir_all(&location);
-            std::fs::rename(&top, &location)
-                .map_err(|e| format!("cannot move into {}: {e}", location.display()))
-        })();
-        let _ = std::fs::remove_dir_all(&staging);
-        result.map(|()| vec![location])
+        let unpack = || -> Result<(), String> {
+            let staging = beside(&location, "grove-unpack")?;
+            let _ = std::fs::remove_dir_all(&staging);
+            let result = (|| {
+                let top = fetch_unpacked(ctx, options, &location, &staging, strip)?;
+                let _ = std::fs::remove_dir_all(&location);
+                std::fs::rename(&top, &location)
+                    .map_err(|e| format!("cannot move into {}: {e}", location.display()))
+            })();
+            let _ = std::fs::remove_dir_all(&staging);
+            result
+        };
+        if shared::is_shared(ctx, &location) {
+            let signature = shared::signature(options.values);
+            shared::build_once(&location, &signature, unpack)?;
+            return Ok(Vec::new());
+        }
+        unpack()?;
+        Ok(vec![location])
     }
 }

@@ -83,7 +83,7 @@ const UNNEEDED_EXTENSIONS: &[(&str, &str)] = &[
     ),
     (
         "slapos.extension.shared",
-        "a part asking for `shared = true` is refused by name instead",
+        "Grove's recipes share parts themselves, in the node's shared-part-list",
     ),
 ];
 

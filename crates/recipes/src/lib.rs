@@ -24,6 +24,7 @@ mod install;
 mod jinja;
 mod jsonschema;
 pub mod roboconf;
+mod shared;
 pub mod slap;
 mod utility;
 
@@ -57,6 +58,9 @@ pub struct Context<'a> {
     pub fetcher: &'a grove_fetch::Fetcher,
     /// For an instance profile: the partition it runs in and the master it talks to.
     pub partition: Option<&'a slap::Partition<'a>>,
+    /// The node's directories of shared parts (SlapOS's `shared-part-list`), the last
+    /// one where new ones are built; empty: parts are not shared.
+    pub shared_parts: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -71,6 +75,15 @@ impl Context<'_> {
     /// Where parts go by default (`buildout:parts-directory`), and what must outlive a run.
     pub(crate) fn parts_directory(&self) -> PathBuf {
         self.directory.join("parts")
+    }
+
+    /// A part's location: below the profile's directory, or a shared part's place.
+    pub(crate) fn part_location(&self, path: &Path) -> Result<PathBuf, String> {
+        if shared::is_shared(self, path) {
+            Ok(path.to_owned())
+        } else {
+            self.inside(path)
+        }
     }
 
     /// `path` if it lies below the profile's directory (lexically, and through the links
@@ -257,18 +270,22 @@ impl Registry {
     }
 }
 
-/// The `init` of recipes that build into a directory of their own: `location` as given,
-/// or the part's directory under `parts`, below the profile's directory in any case.
+/// The `init` of recipes that build into a directory of their own: a shared part's place
+/// (`shared = true` where the node shares parts), else `location` as given or the part's
+/// directory under `parts`, below the profile's directory.
 pub(crate) fn init_location(
     ctx: &Context<'_>,
     part: &str,
     options: &mut BTreeMap<String, Value>,
 ) -> Result<(), String> {
-    let location = match options.get("location") {
-        Some(l) => PathBuf::from(l.as_text().trim()),
-        None => ctx.parts_directory().join(part),
+    let location = match (
+        shared::location(ctx, part, options),
+        options.get("location"),
+    ) {
+        (Some(shared), _) => shared,
+        (None, Some(l)) => ctx.inside(&PathBuf::from(l.as_text().trim()))?,
+        (None, None) => ctx.inside(&ctx.parts_directory().join(part))?,
     };
-    let location = ctx.inside(&location)?;
     options.insert(
         "location".to_owned(),
         Value::Text(location.display().to_string()),

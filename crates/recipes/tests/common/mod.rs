@@ -21,6 +21,20 @@ pub(crate) fn run_in(
     profile: &str,
     partition: Option<&Partition<'_>>,
 ) -> Result<Report, InstallError> {
+    run_with(dir, profile, partition, Vec::new())
+}
+
+/// The same, as a release of a node whose shared parts are in `shared`.
+pub(crate) fn run_shared(dir: &Path, profile: &str, shared: &Path) -> Result<Report, InstallError> {
+    run_with(dir, profile, None, vec![shared.to_owned()])
+}
+
+fn run_with(
+    dir: &Path,
+    profile: &str,
+    partition: Option<&Partition<'_>>,
+    shared_parts: Vec<std::path::PathBuf>,
+) -> Result<Report, InstallError> {
     std::fs::write(dir.join("buildout.cfg"), profile).expect("write profile");
     let fetcher = Fetcher::default();
     let main = dir.join("buildout.cfg");
@@ -34,6 +48,7 @@ pub(crate) fn run_in(
         directory: dir.to_owned(),
         fetcher: &fetcher,
         partition,
+        shared_parts,
     };
     install(&profile, &Registry::builtin(), &ctx)
 }
