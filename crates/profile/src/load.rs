@@ -231,6 +231,10 @@ struct Opener<'a> {
     /// Each file read, parsed and summed up once, by location: a release reaches the same
     /// component through many `extends`, and zc.buildout applies it once per path.
     summaries: std::collections::HashMap<String, Summary>,
+    /// The delta section each section of the accumulated configuration was last made by,
+    /// while nothing else changed it: applying that same section again (a diamond) is
+    /// skipped without looking.
+    applied: std::cell::RefCell<std::collections::HashMap<std::rc::Rc<str>, std::rc::Rc<Section>>>,
 }
 
 /// What applying a file with its bases does, computed the first time it is applied.
@@ -314,13 +318,38 @@ impl Opener<'_> {
             return;
         };
         if let Some(delta) = &summary.delta {
-            merge::update_from(acc, delta);
+            self.apply_delta(acc, delta);
             return;
         }
         for base in &summary.bases {
             self.apply(acc, base);
         }
-        merge::update(acc, summary.sections.clone());
+        self.apply_sections(acc, summary.sections.clone());
+    }
+
+    fn apply_delta(&self, acc: &mut Sections, delta: &merge::Delta) {
+        let mut applied = self.applied.borrow_mut();
+        for (name, section) in delta {
+            if applied
+                .get(name)
+                .is_some_and(|a| std::rc::Rc::ptr_eq(a, section))
+            {
+                continue;
+            }
+            if merge::update_from_one(acc, name, section) {
+                applied.insert(std::rc::Rc::clone(name), std::rc::Rc::clone(section));
+            } else {
+                applied.remove(name);
+            }
+        }
+    }
+
+    fn apply_sections(&self, acc: &mut Sections, sections: Sections) {
+        let mut applied = self.applied.borrow_mut();
+        for name in sections.keys() {
+            applied.remove(name.as_str());
+        }
+        merge::update(acc, sections);
     }
 
     /// Reads a file, applies its bases and it on top of `acc`, and sums it up.
@@ -368,15 +397,17 @@ impl Opener<'_> {
             }
         }
         seen.pop();
-        merge::update(acc, parsed.sections.clone());
+        self.apply_sections(acc, parsed.sections.clone());
         // Closed when every base is, and each increment of the file adds to a value the
         // file itself sets (in the same section, conditional parts included).
         let mut delta = merge::Delta::new();
-        for base in &bases {
+        for (index, base) in bases.iter().enumerate() {
             match self.summaries.get(base).and_then(|s| s.delta.as_ref()) {
+                // The first base's delta as it is: its sections are shared.
+                Some(base_delta) if closed && index == 0 => delta = (**base_delta).clone(),
                 Some(base_delta) if closed => {
                     for (name, section) in base_delta.iter() {
-                        merge::update_delta(&mut delta, name, std::rc::Rc::clone(section));
+                        merge::update_delta(&mut delta, name, std::rc::Rc::clone(section), true);
                     }
                 }
                 _ => closed = false,
@@ -385,14 +416,15 @@ impl Opener<'_> {
         for section in parsed.sections.values() {
             // A macro user keeps its increments until the macro is expanded: applied on
             // nothing or on something, it differs.
-            let macro_user = section.contains_key(&OptKey::set("<"));
+            let macro_user = merge::macro_user(section);
             for key in section.keys().filter(|k| k.op != Op::Set) {
                 closed &= !macro_user && section.contains_key(&OptKey::set(key.name.clone()));
             }
         }
         let delta = closed.then(|| {
             for (name, section) in &parsed.sections {
-                merge::update_delta(&mut delta, name, std::rc::Rc::new(section.clone()));
+                let name: std::rc::Rc<str> = name.as_str().into();
+                merge::update_delta(&mut delta, &name, std::rc::Rc::new(section.clone()), false);
             }
             std::rc::Rc::new(delta)
         });
@@ -490,6 +522,7 @@ impl Opener<'_> {
     /// Opens a file and merges it with its bases, later ones winning.
     fn open_root(&mut self, base: &str, name: &str) -> Result<Sections, LoadError> {
         let mut merged = Sections::new();
+        self.applied.borrow_mut().clear();
         self.open(&mut merged, base, name, &mut Vec::new(), None)?;
         Ok(merged)
     }
@@ -515,6 +548,7 @@ pub fn load(main: &str, loader: &dyn Loader, options: &LoadOptions) -> Result<Pr
         files: Vec::new(),
         diagnostics: Vec::new(),
         summaries: std::collections::HashMap::new(),
+        applied: Default::default(),
     };
 
     let mut buildout: Section = BUILDOUT_DEFAULTS

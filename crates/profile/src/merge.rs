@@ -91,12 +91,37 @@ impl SectionKey {
             self.later = other.later;
         } else {
             let origin = other.origin();
+            if self.same_assignment(&other) {
+                return;
+            }
+            // Only the last assignment and the increments after it are shown
+            // (`annotate`), and errors point at the last line of a file that changed the
+            // value (`file_origin`): what came before the override is dropped but for
+            // that line, so that re-applied bases do not grow histories without end.
+            let last_file = self
+                .later
+                .iter()
+                .rev()
+                .find(|h| matches!(h.origin, Origin::File { .. }))
+                .copied();
+            self.later.clear();
+            self.later.extend(last_file);
             self.later.push(HistoryItem {
                 step: Step::Override,
                 origin,
             });
             self.value = other.value;
         }
+    }
+
+    /// Whether overriding this value with `other` would change nothing anyone reads: the
+    /// same value assigned on the same line (a base applied again on a diamond).
+    fn same_assignment(&self, other: &SectionKey) -> bool {
+        let assigned = |k: &SectionKey| !matches!(k.last().step, Step::Add | Step::Remove);
+        self.value == other.value
+            && assigned(self)
+            && assigned(other)
+            && self.origin() == other.origin()
     }
 
     pub fn set_directory(&mut self, value: String) {
@@ -181,7 +206,7 @@ pub(crate) fn update(d1: &mut Sections, d2: Sections) {
     for (name, section) in d2 {
         if let Some(existing) = d1.get_mut(&name) {
             update_section(existing, section);
-        } else if section.contains_key(&OptKey::set("<")) {
+        } else if macro_user(&section) {
             // A macro user keeps its increments until the macro is expanded, when the
             // values they apply to are known.
             d1.insert(name, section);
@@ -193,7 +218,7 @@ pub(crate) fn update(d1: &mut Sections, d2: Sections) {
 
 /// Sections merged once and shared: a file's bases and the file, applied again wherever
 /// the file is reached (sections are shared between the deltas that hold them unchanged).
-pub(crate) type Delta = BTreeMap<String, std::rc::Rc<Section>>;
+pub(crate) type Delta = BTreeMap<std::rc::Rc<str>, std::rc::Rc<Section>>;
 
 /// Applies one section on top of `d1[name]` as [`update`] does.
 fn update_one(d1: &mut Sections, name: &str, section: Section) {
@@ -202,34 +227,86 @@ fn update_one(d1: &mut Sections, name: &str, section: Section) {
     update(d1, one);
 }
 
-/// Applies a delta on top of `d1` as [`update`] would; a section `d1` already holds as
-/// it is in the delta is left alone (a base applied again on a diamond).
-pub(crate) fn update_from(d1: &mut Sections, delta: &Delta) {
-    for (name, section) in delta {
-        if d1.get(name) == Some(&**section) {
-            continue;
+/// The key of a section's macros (`<=`), made once: looked up in every section applied.
+fn macro_key() -> &'static OptKey {
+    static KEY: std::sync::OnceLock<OptKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| OptKey::set("<"))
+}
+
+/// Whether `section` uses macros.
+pub(crate) fn macro_user(section: &Section) -> bool {
+    section.contains_key(macro_key())
+}
+
+/// Whether applying `section` is only assigning values: no increment, no macro.
+fn plain(section: &Section) -> bool {
+    !macro_user(section) && section.keys().all(|k| k.op == Op::Set)
+}
+
+/// [`plain`] for a section of a delta, which has increments only if it uses macros (a
+/// delta's sections are merged from nothing, increments applied but in macro users).
+fn plain_in_delta(section: &Section) -> bool {
+    debug_assert!(macro_user(section) || plain(section));
+    !macro_user(section)
+}
+
+/// Applies a plain section (see [`plain`]) on top of `s1` as [`update_section`] would,
+/// copying only the values that change.
+fn update_section_from(s1: &mut Section, s2: &Section) {
+    for (key, value) in s2 {
+        match s1.get_mut(key) {
+            Some(existing) if existing.same_assignment(value) => {}
+            Some(existing) => existing.override_with(value.clone()),
+            None => {
+                s1.insert(key.clone(), value.clone());
+            }
         }
-        update_one(d1, name, (**section).clone());
     }
 }
 
-/// Applies `section` on top of the delta's section `name`, sharing what does not change.
-pub(crate) fn update_delta(delta: &mut Delta, name: &str, section: std::rc::Rc<Section>) {
-    match delta.get(name) {
-        None if section.keys().all(|k| k.op == Op::Set)
-            && !section.contains_key(&OptKey::set("<")) =>
-        {
-            delta.insert(name.to_owned(), section);
+/// Applies one section of a delta on top of `d1` as [`update`] would; returns whether applying it again right
+/// after would change nothing (true of a plain section, not of a macro user's increments).
+pub(crate) fn update_from_one(d1: &mut Sections, name: &str, section: &Section) -> bool {
+    let plain = plain_in_delta(section);
+    match d1.get_mut(name) {
+        Some(existing) if plain => update_section_from(existing, section),
+        _ => update_one(d1, name, section.clone()),
+    }
+    plain
+}
+
+/// Applies `section` on top of the delta's section `name`, sharing what does not change
+/// and changing in place what no other delta holds.
+pub(crate) fn update_delta(
+    delta: &mut Delta,
+    name: &std::rc::Rc<str>,
+    section: std::rc::Rc<Section>,
+    in_delta: bool,
+) {
+    let plain = if in_delta {
+        plain_in_delta(&section)
+    } else {
+        plain(&section)
+    };
+    match delta.get_mut(name) {
+        None if plain => {
+            delta.insert(std::rc::Rc::clone(name), section);
         }
-        Some(existing) if std::rc::Rc::ptr_eq(existing, &section) || **existing == *section => {}
-        existing => {
-            let mut one = Sections::new();
-            if let Some(existing) = existing {
-                one.insert(name.to_owned(), (**existing).clone());
+        Some(existing) if std::rc::Rc::ptr_eq(existing, &section) => {}
+        Some(existing) if plain => {
+            if **existing != *section {
+                update_section_from(std::rc::Rc::make_mut(existing), &section);
             }
-            update_one(&mut one, name, (*section).clone());
-            if let Some(merged) = one.remove(name) {
-                delta.insert(name.to_owned(), std::rc::Rc::new(merged));
+        }
+        Some(existing) => {
+            let section = std::rc::Rc::unwrap_or_clone(section);
+            update_section(std::rc::Rc::make_mut(existing), section);
+        }
+        None => {
+            let mut one = Sections::new();
+            update_one(&mut one, name, std::rc::Rc::unwrap_or_clone(section));
+            if let Some(merged) = one.remove(&**name) {
+                delta.insert(std::rc::Rc::clone(name), std::rc::Rc::new(merged));
             }
         }
     }
