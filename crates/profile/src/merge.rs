@@ -178,10 +178,11 @@ pub(crate) fn update_section(s1: &mut Section, mut s2: Section) {
             continue;
         };
         let plain = OptKey::set(key.name.clone());
+        // The value the increment applies to is taken, not copied: what it becomes
+        // replaces it (a value a diamond adds to many times grows long).
         let mut base = s2
-            .get(&plain)
-            .or_else(|| s1.get(&plain))
-            .cloned()
+            .remove(&plain)
+            .or_else(|| s1.remove(&plain))
             .unwrap_or_else(|| SectionKey::new("", Origin::Implicit));
         let origin = change.origin();
         match key.op {
