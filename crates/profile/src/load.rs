@@ -324,7 +324,17 @@ impl Opener<'_> {
         for base in &summary.bases {
             self.apply(acc, base);
         }
-        self.apply_sections(acc, summary.sections.clone());
+        self.forget(&summary.sections);
+        merge::update_from_ref(acc, &summary.sections);
+    }
+
+    /// Sections changed otherwise than by a delta are no longer known to be as a delta
+    /// left them.
+    fn forget(&self, sections: &Sections) {
+        let mut applied = self.applied.borrow_mut();
+        for name in sections.keys() {
+            applied.remove(name.as_str());
+        }
     }
 
     fn apply_delta(&self, acc: &mut Sections, delta: &merge::Delta) {
@@ -342,14 +352,6 @@ impl Opener<'_> {
                 applied.remove(name);
             }
         }
-    }
-
-    fn apply_sections(&self, acc: &mut Sections, sections: Sections) {
-        let mut applied = self.applied.borrow_mut();
-        for name in sections.keys() {
-            applied.remove(name.as_str());
-        }
-        merge::update(acc, sections);
     }
 
     /// Reads a file, applies its bases and it on top of `acc`, and sums it up.
@@ -397,7 +399,8 @@ impl Opener<'_> {
             }
         }
         seen.pop();
-        self.apply_sections(acc, parsed.sections.clone());
+        self.forget(&parsed.sections);
+        merge::update_from_ref(acc, &parsed.sections);
         // Closed when every base is, and each increment of the file adds to a value the
         // file itself sets (in the same section, conditional parts included).
         let mut delta = merge::Delta::new();

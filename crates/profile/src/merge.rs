@@ -217,6 +217,25 @@ pub(crate) fn update(d1: &mut Sections, d2: Sections) {
     }
 }
 
+/// Applies every section of `d2` on top of `d1` as [`update`] does, copying only what
+/// it needs of `d2` (a file applied again wherever it is reached).
+pub(crate) fn update_from_ref(d1: &mut Sections, d2: &Sections) {
+    for (name, section) in d2 {
+        match d1.get_mut(name) {
+            Some(existing) if section.keys().all(|k| k.op == Op::Set) => {
+                update_section_from(existing, section);
+            }
+            Some(existing) => update_section(existing, section.clone()),
+            None if macro_user(section) => {
+                d1.insert(name.clone(), section.clone());
+            }
+            None => {
+                d1.insert(name.clone(), new_section(section.clone()));
+            }
+        }
+    }
+}
+
 /// Sections merged once and shared: a file's bases and the file, applied again wherever
 /// the file is reached (sections are shared between the deltas that hold them unchanged).
 pub(crate) type Delta = BTreeMap<std::rc::Rc<str>, std::rc::Rc<Section>>;
