@@ -133,6 +133,28 @@ pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// A shell script that runs `grove` with `args` (each quoted): the binary running this
+/// profile, the agent or `grove node run-instance` as the partition's user. What recipes
+/// make services and actions of (`grove cron`, `grove app agent`...).
+pub(crate) fn grove_script<S: AsRef<str>>(args: &[S]) -> Result<String, String> {
+    let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
+    let mut line = format!(
+        "#!/bin/sh\nexec {}",
+        shell_quote(&grove.display().to_string())
+    );
+    for arg in args {
+        line.push(' ');
+        line.push_str(&shell_quote(arg.as_ref()));
+    }
+    line.push('\n');
+    Ok(line)
+}
+
+/// A path as a command-line argument.
+pub(crate) fn arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
 /// `slapos.cookbook:wrapper`: an executable script running `command-line` with an
 /// environment. `hash-files` (and `hash-existing-files`, which skips missing ones) put a
 /// digest of those files in the script, so that the service is restarted when they change;

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use grove_profile::Resolved;
 use serde::{Deserialize, Serialize};
 
-use crate::builtin::{shell_quote, write_file};
+use crate::builtin::{arg, grove_script, shell_quote, write_file};
 use crate::{Context, Options, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
@@ -221,16 +221,17 @@ impl Recipe for CertificateAuthority {
         let layout = layout(ctx, options, true)?;
         layout.issue_pending().map_err(|e| e.to_string())?;
         let wrapper = ctx.inside(Path::new(options.required("wrapper")?.trim()))?;
-        let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
-        let quote = |p: &Path| shell_quote(&p.display().to_string());
-        let script = format!(
-            "#!/bin/sh\nexec {} certificate-authority --ca-dir {} --ca-private {} --ca-certs {} --requests {}\n",
-            quote(&grove),
-            quote(&layout.ca_dir),
-            quote(&layout.ca_private),
-            quote(&layout.ca_certs),
-            quote(&layout.requests),
-        );
+        let script = grove_script(&[
+            "certificate-authority",
+            "--ca-dir",
+            &arg(&layout.ca_dir),
+            "--ca-private",
+            &arg(&layout.ca_private),
+            "--ca-certs",
+            &arg(&layout.ca_certs),
+            "--requests",
+            &arg(&layout.requests),
+        ])?;
         write_file(&wrapper, script.as_bytes(), 0o755)?;
         // The CA itself stays when the part goes: certificates it signed are in use.
         Ok(vec![wrapper])

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Local, TimeZone, Timelike};
 use grove_profile::Resolved;
 
-use crate::builtin::{shell_quote, write_file};
+use crate::builtin::{arg, grove_script, write_file};
 use crate::{Context, Options, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
@@ -484,23 +484,20 @@ impl Recipe for Daemon {
         let binary = ctx.inside(Path::new(options.required("binary")?.trim()))?;
         let entries = ctx.inside(Path::new(options.required("cron-entries")?.trim()))?;
         let log = ctx.inside(Path::new(options.required("log-file")?.trim()))?;
-        let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
-        let mut line = format!(
-            "exec {} cron --entries {} --log {}",
-            shell_quote(&grove.display().to_string()),
-            shell_quote(&entries.display().to_string()),
-            shell_quote(&log.display().to_string()),
-        );
+        let mut args = vec![
+            "cron".to_owned(),
+            "--entries".to_owned(),
+            arg(&entries),
+            "--log".to_owned(),
+            arg(&log),
+        ];
         if let Some(catcher) = options.get("catcher") {
-            let catcher = ctx.inside(Path::new(catcher.trim()))?;
-            line.push_str(&format!(
-                " --catcher {}",
-                shell_quote(&catcher.display().to_string())
-            ));
+            args.push("--catcher".to_owned());
+            args.push(arg(&ctx.inside(Path::new(catcher.trim()))?));
         }
         std::fs::create_dir_all(&entries)
             .map_err(|e| format!("cannot create {}: {e}", entries.display()))?;
-        write_file(&binary, format!("#!/bin/sh\n{line}\n").as_bytes(), 0o755)?;
+        write_file(&binary, grove_script(&args)?.as_bytes(), 0o755)?;
         Ok(vec![binary])
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use grove_profile::Resolved;
 use serde::{Deserialize, Serialize};
 
-use crate::builtin::{shell_quote, write_file};
+use crate::builtin::{arg, grove_script, write_file};
 use crate::slap::Connection;
 use crate::{Context, Options, Recipe, Registry};
 
@@ -48,16 +48,15 @@ impl Recipe for RoboconfAgent {
         let text = serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?;
         let config_path = ctx.inside(Path::new(CONFIG))?;
         write_file(&config_path, &text, 0o600)?;
-        // The binary running this profile is `grove` (the agent, or `grove node
-        // run-instance` as the partition's user).
-        let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
         let service = ctx.inside(Path::new(SERVICE))?;
-        let script = format!(
-            "#!/bin/sh\nexec {} app agent --config {} --dir {}\n",
-            shell_quote(&grove.display().to_string()),
-            shell_quote(&config_path.display().to_string()),
-            shell_quote(&ctx.directory.display().to_string()),
-        );
+        let script = grove_script(&[
+            "app",
+            "agent",
+            "--config",
+            &arg(&config_path),
+            "--dir",
+            &arg(&ctx.directory),
+        ])?;
         write_file(&service, script.as_bytes(), 0o700)?;
         Ok(vec![config_path, service])
     }

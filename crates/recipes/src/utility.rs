@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use grove_profile::{Resolved, Value};
 
-use crate::builtin::{parse_mode, read_template, shell_quote, write_file};
+use crate::builtin::{arg, grove_script, parse_mode, read_template, write_file};
 use crate::{Context, Options, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
@@ -42,51 +42,57 @@ impl Recipe for SimpleHttpServer {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let quote = |p: &Path| shell_quote(&p.display().to_string());
-        let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
         let base = ctx.inside(Path::new(options.required("base-path")?.trim()))?;
         let log = ctx.inside(Path::new(options.required("log-file")?.trim()))?;
-        let mut line = format!(
-            "exec {} simple-http-server --base-path {} --log-file {}",
-            quote(&grove),
-            quote(&base),
-            quote(&log)
-        );
-        match (
+        let mut args = vec![
+            "simple-http-server".to_owned(),
+            "--base-path".to_owned(),
+            arg(&base),
+            "--log-file".to_owned(),
+            arg(&log),
+        ];
+        let listen = (
             given("host"),
             given("port"),
             given("socketpath"),
             given("abstract"),
-        ) {
+        );
+        match listen {
             (Some(host), Some(port), None, None) => {
                 let port: u16 = port
                     .parse()
                     .map_err(|_| format!("port {port:?} is not a port number"))?;
-                line.push_str(&format!(" --host {} --port {port}", shell_quote(&host)));
+                args.extend([
+                    "--host".to_owned(),
+                    host,
+                    "--port".to_owned(),
+                    port.to_string(),
+                ]);
             }
             (None, None, Some(socket), None) => {
-                let socket = ctx.inside(Path::new(&socket))?;
-                line.push_str(&format!(" --socket-path {}", quote(&socket)));
+                args.extend([
+                    "--socket-path".to_owned(),
+                    arg(&ctx.inside(Path::new(&socket))?),
+                ]);
             }
-            (None, None, None, Some(name)) => {
-                line.push_str(&format!(" --abstract {}", shell_quote(&name)));
-            }
+            (None, None, None, Some(name)) => args.extend(["--abstract".to_owned(), name]),
             _ => return Err("give one of host and port, socketpath or abstract".to_owned()),
         }
         match (given("cert-file"), given("key-file")) {
-            (Some(cert), Some(key)) => line.push_str(&format!(
-                " --cert-file {} --key-file {}",
-                quote(&ctx.inside(Path::new(&cert))?),
-                quote(&ctx.inside(Path::new(&key))?)
-            )),
+            (Some(cert), Some(key)) => args.extend([
+                "--cert-file".to_owned(),
+                arg(&ctx.inside(Path::new(&cert))?),
+                "--key-file".to_owned(),
+                arg(&ctx.inside(Path::new(&key))?),
+            ]),
             (None, None) => {}
             _ => return Err("give cert-file and key-file together".to_owned()),
         }
         if options.flag("allow-write") {
-            line.push_str(" --allow-write");
+            args.push("--allow-write".to_owned());
         }
         let wrapper = ctx.inside(Path::new(options.required("wrapper")?.trim()))?;
-        write_file(&wrapper, format!("#!/bin/sh\n{line}\n").as_bytes(), 0o755)?;
+        write_file(&wrapper, grove_script(&args)?.as_bytes(), 0o755)?;
         Ok(vec![wrapper])
     }
 }

@@ -73,7 +73,7 @@ fn a_request_gets_a_certificate_of_the_partition_ca_at_once() {
     );
     let ca_service = std::fs::read_to_string(root.join("etc/service/ca")).expect("service");
     assert!(
-        ca_service.contains(" certificate-authority --ca-dir "),
+        ca_service.contains(" 'certificate-authority' '--ca-dir' "),
         "{ca_service}"
     );
 

@@ -9,7 +9,7 @@ use grove_conpaas::php::Dirs;
 use crate::Context;
 
 use super::text;
-use crate::builtin::{shell_quote, write_file};
+use crate::builtin::{arg, grove_script, shell_quote, write_file};
 use crate::slap::Partition;
 
 /// The logs an agent's `get_logs` gives: the end of each.
@@ -17,13 +17,8 @@ pub(super) const LOG_TAIL: u64 = 4000;
 
 /// An agent's actions (its manager's only): `get_logs`.
 pub(super) fn agent_actions(ctx: &Context<'_>) -> Result<(), String> {
-    let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
     let path = ctx.inside(&Path::new(api::actions::ACTION_DIR).join("get_logs"))?;
-    let script = format!(
-        "#!/bin/sh\nexec {} app conpaas-logs --dir {}\n",
-        shell_quote(&grove.display().to_string()),
-        shell_quote(&ctx.directory.display().to_string()),
-    );
+    let script = grove_script(&["app", "conpaas-logs", "--dir", &arg(&ctx.directory)])?;
     write_changed(&path, &script, 0o700)?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use grove_conpaas::service::{self, Agent, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::Context;
-use crate::builtin::{shell_quote, write_file};
+use crate::builtin::{arg, grove_script, write_file};
 use crate::slap::{Master, Partition};
 
 use super::agents::write_changed;
@@ -166,15 +166,15 @@ pub(super) fn deploy(ctx: &Context<'_>, partition: &Partition<'_>) -> Result<(),
     let config_path = ctx.inside(Path::new(MANAGER_CONFIG))?;
     let text = serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?;
     write_file(&config_path, &text, 0o600)?;
-    // The binary running this profile is `grove`.
-    let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
     for name in ACTIONS {
         let path = ctx.inside(&Path::new(api::actions::ACTION_DIR).join(name))?;
-        let script = format!(
-            "#!/bin/sh\nexec {} app conpaas-action --config {} {name}\n",
-            shell_quote(&grove.display().to_string()),
-            shell_quote(&config_path.display().to_string()),
-        );
+        let script = grove_script(&[
+            "app",
+            "conpaas-action",
+            "--config",
+            &arg(&config_path),
+            name,
+        ])?;
         write_file(&path, script.as_bytes(), 0o700)?;
     }
     let state = instance.requested_state;
