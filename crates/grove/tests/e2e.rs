@@ -469,10 +469,13 @@ fn users_see_their_own_and_removed_software_is_deleted() {
             .expect("software")
             .iter()
             .any(|s| s["software_release"] == sr.as_str());
-        // What is left are the built-in releases (Roboconf root instances, ConPaaS).
+        // What is left are the built-in releases (Roboconf root instances, ConPaaS),
+        // and the node's shared parts.
+        let shared = grove_node::software::shared_parts_path(&software_root);
         let empty = std::fs::read_dir(&software_root)
             .expect("root")
             .filter_map(Result::ok)
+            .filter(|entry| entry.path() != shared)
             .all(|entry| {
                 std::fs::read_to_string(entry.path().join("buildout.cfg")).is_ok_and(|text| {
                     grove_api::apps::BUILTIN_RELEASES
