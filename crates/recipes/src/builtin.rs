@@ -366,15 +366,6 @@ impl Recipe for FreePort {
         options.insert("port".to_owned(), Value::Text(port.to_string()));
         Ok(())
     }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
-    }
 }
 
 /// `slapos.cookbook:symbolic.link`: links to each of `link-binary` in `target-directory`.

@@ -206,15 +206,6 @@ impl Recipe for SlapConfiguration {
         );
         Ok(())
     }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
-    }
 }
 
 /// `slapos.cookbook:publish-early`: values other sections compute (a generated password)
@@ -327,15 +318,6 @@ impl Recipe for PublishEarly {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
-    }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
     }
 }
 
@@ -545,15 +527,6 @@ impl Recipe for Request {
             .unwrap_or_default();
         options.insert("instance-state".to_owned(), Value::Text(reported));
         Ok(())
-    }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
     }
 }
 

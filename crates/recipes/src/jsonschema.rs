@@ -10,12 +10,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use grove_profile::{Resolved, Value};
+use grove_profile::Value;
 use serde_json::Value as Json;
 use url::Url;
 
 use crate::cookbook::{SlapConfiguration, as_text};
-use crate::{Context, Options, Recipe, Registry};
+use crate::{Context, Recipe, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.add(
@@ -377,14 +377,5 @@ impl Recipe for JsonSchemaConfiguration {
             );
         }
         Ok(())
-    }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
     }
 }

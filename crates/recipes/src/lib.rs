@@ -207,12 +207,16 @@ pub trait Recipe: Send + Sync {
     }
 
     /// Creates what the part provides; returns the paths to remove when it is uninstalled.
+    /// Nothing, for a recipe whose work is the options it computes ([`Recipe::init`]).
     fn install(
         &self,
         ctx: &Context<'_>,
         options: &Options<'_>,
         resolved: &Resolved,
-    ) -> Result<Vec<PathBuf>, String>;
+    ) -> Result<Vec<PathBuf>, String> {
+        let _ = (ctx, options, resolved);
+        Ok(Vec::new())
+    }
 
     /// Runs instead of `install` when the part did not change.
     fn update(

@@ -267,15 +267,6 @@ impl Recipe for UrlParse {
         }
         Ok(())
     }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
-    }
 }
 
 /// `slapos.cookbook:userinfo`: who runs the profile (the partition's user), as `pw-name`,
@@ -313,15 +304,6 @@ impl Recipe for UserInfo {
         }
         Ok(())
     }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
-    }
 }
 
 /// `slapos.cookbook:random.time`: a time of day, `H:MM`, unless `time` is given. SlapOS
@@ -353,15 +335,6 @@ impl Recipe for RandomTime {
             Value::Text(format!("{}:{:02}", minutes / 60, minutes % 60)),
         );
         Ok(())
-    }
-
-    fn install(
-        &self,
-        _: &Context<'_>,
-        _: &Options<'_>,
-        _: &Resolved,
-    ) -> Result<Vec<PathBuf>, String> {
-        Ok(Vec::new())
     }
 }
 
