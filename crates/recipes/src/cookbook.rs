@@ -442,8 +442,7 @@ impl Recipe for Request {
         let title = text("name").ok_or("missing option name")?;
         let software_release = text("software-url").ok_or("missing option software-url")?;
         let software_type = text("software-type").unwrap_or_else(|| "default".to_owned());
-        let shared =
-            text("shared").is_some_and(|v| matches!(v.as_str(), "true" | "yes" | "on" | "1"));
+        let shared = text("shared").is_some_and(|v| crate::truthy(&v));
         let state = match text("state") {
             Some(s) => api::RequestedState::parse(&s)
                 .ok_or_else(|| format!("state {s:?} is not one of started, stopped, destroyed"))?,

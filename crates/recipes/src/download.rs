@@ -167,8 +167,7 @@ impl Recipe for Download {
             let partial = target.with_extension("grove-download");
             fetch_checked(ctx, options, &partial)?;
             if let Some(mode) = options.get("mode") {
-                let mode = u32::from_str_radix(mode.trim().trim_start_matches("0o"), 8)
-                    .map_err(|_| format!("mode {mode:?} is not octal"))?;
+                let mode = crate::builtin::parse_mode(&mode)?;
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode))
                     .map_err(|e| format!("cannot set the mode of {}: {e}", partial.display()))?;

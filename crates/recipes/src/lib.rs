@@ -146,8 +146,7 @@ impl Options<'_> {
 
     /// A boolean option as buildout writes them (`true`, `yes`, `on`, `1`); absent is false.
     pub(crate) fn flag(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "on" | "1"))
+        self.get(name).is_some_and(|v| truthy(&v))
     }
 
     pub fn required(&self, name: &str) -> Result<String, String> {
@@ -228,6 +227,11 @@ pub trait Recipe: Send + Sync {
         let _ = (ctx, options, resolved);
         Ok(())
     }
+}
+
+/// Whether an option's text says yes, as buildout writes it (`true`, `yes`, `on`, `1`).
+pub(crate) fn truthy(text: &str) -> bool {
+    matches!(text.trim(), "true" | "yes" | "on" | "1")
 }
 
 /// Recipes by name.

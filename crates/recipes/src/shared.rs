@@ -56,7 +56,7 @@ pub(crate) fn location(
 ) -> Option<PathBuf> {
     let asked = options
         .get("shared")
-        .is_some_and(|v| matches!(v.as_text().trim(), "true" | "yes" | "on" | "1"));
+        .is_some_and(|v| crate::truthy(&v.as_text()));
     if !asked || ctx.shared_parts.is_empty() {
         return None;
     }
