@@ -38,21 +38,51 @@ fn io(what: &str, path: &Path, e: &std::io::Error) -> String {
     format!("cannot {what} {}: {e}", path.display())
 }
 
-/// A file a recipe could not write: what it was doing, where.
+/// A file a recipe could not write: what it was doing, where. Public for the errors that
+/// carry it (`certificate_authority::CaError`); this module is not.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {what} {}: {source}", path.display())]
-pub(crate) struct WriteError {
+pub struct WriteError {
     what: &'static str,
     path: PathBuf,
     source: std::io::Error,
 }
 
-impl From<WriteError> for String {
-    /// Recipes answer their errors as messages (`Recipe::install`).
-    fn from(e: WriteError) -> String {
-        e.to_string()
-    }
+/// A `mode` option that is not an octal number.
+#[derive(Debug, thiserror::Error)]
+#[error("mode {text:?} is not an octal number")]
+pub(crate) struct ModeError {
+    text: String,
 }
+
+/// The `grove` binary running this profile could not be found (to write a script that
+/// runs it again).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot find grove: {source}")]
+pub(crate) struct GroveNotFound {
+    source: std::io::Error,
+}
+
+/// A template a recipe could not read, as the profile names it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {given}: {error:?}")]
+pub(crate) struct TemplateError {
+    given: String,
+    error: grove_profile::LoadError,
+}
+
+/// Recipes answer their errors as messages (`Recipe::install`).
+macro_rules! into_message {
+    ($($error:ty),*) => {$(
+        impl From<$error> for String {
+            fn from(e: $error) -> String {
+                e.to_string()
+            }
+        }
+    )*};
+}
+
+into_message!(WriteError, ModeError, GroveNotFound, TemplateError);
 
 /// Writes a file in one step (temporary file, then rename) with the given mode.
 pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
@@ -78,9 +108,11 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), 
     std::fs::rename(&temporary, path).map_err(failed("write", path))
 }
 
-pub(crate) fn parse_mode(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode(text: &str) -> Result<u32, ModeError> {
     let digits = text.trim().trim_start_matches("0o");
-    u32::from_str_radix(digits, 8).map_err(|_| format!("mode {text:?} is not an octal number"))
+    u32::from_str_radix(digits, 8).map_err(|_| ModeError {
+        text: text.to_owned(),
+    })
 }
 
 /// Options that only feed substitutions, never what a recipe does.
@@ -136,8 +168,8 @@ pub(crate) fn shell_quote(text: &str) -> String {
 /// A shell script that runs `grove` with `args` (each quoted): the binary running this
 /// profile, the agent or `grove node run-instance` as the partition's user. What recipes
 /// make services and actions of (`grove cron`, `grove app agent`...).
-pub(crate) fn grove_script<S: AsRef<str>>(args: &[S]) -> Result<String, String> {
-    let grove = std::env::current_exe().map_err(|e| format!("cannot find grove: {e}"))?;
+pub(crate) fn grove_script<S: AsRef<str>>(args: &[S]) -> Result<String, GroveNotFound> {
+    let grove = std::env::current_exe().map_err(|source| GroveNotFound { source })?;
     let mut line = format!(
         "#!/bin/sh\nexec {}",
         shell_quote(&grove.display().to_string())
@@ -532,14 +564,16 @@ enum Source {
 
 /// A template's text from a URL, an absolute path, or a path relative to the profile's
 /// directory.
-pub(crate) fn read_template(ctx: &Context<'_>, given: &str) -> Result<String, String> {
+pub(crate) fn read_template(ctx: &Context<'_>, given: &str) -> Result<String, TemplateError> {
     let location = if grove_profile::is_url(given) || given.starts_with('/') {
         given.to_owned()
     } else {
         ctx.directory.join(given).display().to_string()
     };
-    grove_profile::Loader::load(ctx.fetcher, &location)
-        .map_err(|e| format!("cannot read {given}: {e:?}"))
+    grove_profile::Loader::load(ctx.fetcher, &location).map_err(|error| TemplateError {
+        given: given.to_owned(),
+        error,
+    })
 }
 
 /// The template of `slapos.recipe.template` and its jinja2 variant: `inline`, or the file at

@@ -69,6 +69,8 @@ pub enum CaError {
     },
     #[error("request {}: {message}", path.display())]
     Request { path: PathBuf, message: String },
+    #[error(transparent)]
+    Write(#[from] crate::builtin::WriteError),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CaError {
@@ -130,10 +132,8 @@ impl Layout {
         }
         let rng = ring::rand::SystemRandom::new();
         let ca = grove_pki::Ca::create("partition CA", SystemTime::now(), &rng).map_err(pki)?;
-        write_file(&key_path, ca.key_pem().as_bytes(), 0o600)
-            .map_err(|e| io("write", &key_path)(std::io::Error::other(e.to_string())))?;
-        write_file(&cert_path, ca.certificate_pem().as_bytes(), 0o644)
-            .map_err(|e| io("write", &cert_path)(std::io::Error::other(e.to_string())))?;
+        write_file(&key_path, ca.key_pem().as_bytes(), 0o600)?;
+        write_file(&cert_path, ca.certificate_pem().as_bytes(), 0o644)?;
         Ok(ca)
     }
 
@@ -151,10 +151,8 @@ impl Layout {
                 source,
             })?;
         // The key first: whoever waits for the certificate finds both.
-        write_file(&key, issued.key_pem.as_bytes(), 0o600)
-            .map_err(|e| io("write", &key)(std::io::Error::other(e.to_string())))?;
-        write_file(&certificate, issued.certificate_pem.as_bytes(), 0o644)
-            .map_err(|e| io("write", &certificate)(std::io::Error::other(e.to_string())))?;
+        write_file(&key, issued.key_pem.as_bytes(), 0o600)?;
+        write_file(&certificate, issued.certificate_pem.as_bytes(), 0o644)?;
         Ok((key, certificate))
     }
 
