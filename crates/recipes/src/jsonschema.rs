@@ -197,11 +197,19 @@ struct Validator {
 }
 
 impl Validator {
-    fn new(ctx: &Context<'_>, url: &Url) -> Result<Validator, String> {
+    /// The schema at `url`, compiled with the documents already read (each file is read
+    /// once, for defaults and for validation); what it refers to beyond them is loaded.
+    fn new(documents: &mut Documents<'_>, url: &Url) -> Result<Validator, String> {
+        documents.get(url)?;
         let mut compiler = boon::Compiler::new();
+        for (location, json) in &documents.read {
+            compiler
+                .add_resource(location.as_str(), json.clone())
+                .map_err(|e| format!("the schema {location} cannot be used: {e}"))?;
+        }
         let mut loaders = boon::SchemeUrlLoader::new();
         for scheme in ["file", "http", "https"] {
-            loaders.register(scheme, Box::new(Loader(ctx.fetcher.clone())));
+            loaders.register(scheme, Box::new(Loader(documents.ctx.fetcher.clone())));
         }
         compiler.use_loader(Box::new(loaders));
         let mut schemas = boon::Schemas::new();
@@ -318,7 +326,7 @@ impl Recipe for JsonSchemaConfiguration {
                     unstringify.main,
                 )?;
             }
-            let errors = Validator::new(ctx, &url)?.errors(&parameters);
+            let errors = Validator::new(&mut documents, &url)?.errors(&parameters);
             if !errors.is_empty() {
                 return Err(format!("invalid parameters:\n  {}", errors.join("\n  ")));
             }
@@ -339,7 +347,7 @@ impl Recipe for JsonSchemaConfiguration {
             if !shared.is_empty() {
                 let url = request_schema(&description, &description_url, &software_type, true)?;
                 let schema = documents.get(&url)?.clone();
-                let validator = Validator::new(ctx, &url)?;
+                let validator = Validator::new(&mut documents, &url)?;
                 for mut instance in shared {
                     let reference = instance
                         .as_object_mut()
