@@ -40,6 +40,7 @@ pub(crate) fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
         ca_certs: args.ca_certs,
         requests: args.requests,
     };
+    layout.open_or_create()?;
     if args.once {
         let issued = layout.issue_pending()?;
         if args.json {

@@ -157,8 +157,10 @@ impl Layout {
     }
 
     /// Signs every request of the requests directory not signed yet; returns how many.
+    /// The CA is read only when there is something to sign: the service calls this every
+    /// second. [`Layout::open_or_create`] makes the directories first.
     pub fn issue_pending(&self) -> Result<usize, CaError> {
-        let ca = self.open_or_create()?;
+        let mut ca = None;
         let mut issued = 0;
         let list = std::fs::read_dir(&self.requests).map_err(io("read", &self.requests))?;
         let mut paths: Vec<PathBuf> = list.flatten().map(|e| e.path()).collect();
@@ -176,7 +178,11 @@ impl Layout {
             if key.exists() && certificate.exists() {
                 continue;
             }
-            self.issue(&ca, &pending.name)?;
+            let ca = match &mut ca {
+                Some(ca) => ca,
+                None => ca.insert(self.open_or_create()?),
+            };
+            self.issue(ca, &pending.name)?;
             issued += 1;
         }
         Ok(issued)
@@ -217,6 +223,7 @@ impl Recipe for CertificateAuthority {
         _: &Resolved,
     ) -> Result<Vec<PathBuf>, String> {
         let layout = layout(ctx, options, true)?;
+        layout.open_or_create().map_err(|e| e.to_string())?;
         layout.issue_pending().map_err(|e| e.to_string())?;
         let wrapper = ctx.inside(Path::new(options.required("wrapper")?.trim()))?;
         let script = grove_script(&[
