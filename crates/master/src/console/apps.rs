@@ -16,6 +16,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::api::Refusal;
+use super::charts::escape;
 use super::{Shared, Viewer, percent_encode};
 
 pub(crate) async fn list<S: Store>(State(console): Shared<S>, viewer: Viewer) -> Response {
@@ -193,13 +194,6 @@ fn state_class(state: &str) -> &'static str {
         s if s.contains("error") || s == "problem" => "failed",
         _ => "moving",
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[derive(Debug, Deserialize)]

@@ -119,7 +119,8 @@ fn number(value: f64) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe inside SVG or HTML drawn by hand (text and attribute values).
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
