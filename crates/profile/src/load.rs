@@ -324,17 +324,16 @@ impl Opener<'_> {
         for base in &summary.bases {
             self.apply(acc, base);
         }
-        self.forget(&summary.sections);
-        merge::update_from_ref(acc, &summary.sections);
+        self.apply_sections(acc, &summary.sections);
     }
 
-    /// Sections changed otherwise than by a delta are no longer known to be as a delta
-    /// left them.
-    fn forget(&self, sections: &Sections) {
+    /// Applies a file's own sections; those are no longer as a delta left them.
+    fn apply_sections(&self, acc: &mut Sections, sections: &Sections) {
         let mut applied = self.applied.borrow_mut();
         for name in sections.keys() {
             applied.remove(name.as_str());
         }
+        merge::update_from_ref(acc, sections);
     }
 
     fn apply_delta(&self, acc: &mut Sections, delta: &merge::Delta) {
@@ -399,8 +398,7 @@ impl Opener<'_> {
             }
         }
         seen.pop();
-        self.forget(&parsed.sections);
-        merge::update_from_ref(acc, &parsed.sections);
+        self.apply_sections(acc, &parsed.sections);
         // Closed when every base is, and each increment of the file adds to a value the
         // file itself sets (in the same section, conditional parts included).
         let mut delta = merge::Delta::new();
